@@ -1,0 +1,10 @@
+"""bb-jax: Bucket Brigade in pure JAX, jitted PPO over populations, and an Optuna tuner."""
+
+from bb_jax.opponents import OPPONENT_KINDS
+from bb_jax.scenarios import Scenario, get_scenario, list_scenarios
+from bb_jax.view import BucketBrigadeEnv, EnvState, make_env
+
+__all__ = [
+    "OPPONENT_KINDS", "Scenario", "get_scenario", "list_scenarios",
+    "BucketBrigadeEnv", "EnvState", "make_env",
+]

@@ -1,0 +1,183 @@
+"""The rules of Bucket Brigade for N agents (GAME_SPEC.md "rules v1"), as pure JAX functions.
+
+Randomness is explicit: every random decision consumes one float32 uniform in [0, 1) from a
+fixed-shape block (`ResetDraws`, `StepDraws`), so the plain-Python reference can replay a JAX
+trajectory exactly by consuming the same block. `reset(key, ...)` / `step(key, ...)` draw the
+block from a key; `reset_with_draws` / `step_with_draws` take it ready-made.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from bb_jax.scenarios import Scenario
+
+NUM_HOUSES = 10
+SAFE, BURNING, RUINED = 0, 1, 2
+REST, WORK = 0, 1
+REST_REWARD = 0.5
+EXTINGUISH_BONUS = 1.0
+RUINED_OWN_PENALTY = 2.0
+
+
+@struct.dataclass
+class GameState:
+    """houses int32[10] in {SAFE, BURNING, RUINED}; night int32 (0-based index of the next
+    night); signals, locations int32[N]; last_actions int32[N, 2] as (house, mode)."""
+
+    houses: jnp.ndarray
+    night: jnp.ndarray
+    signals: jnp.ndarray
+    locations: jnp.ndarray
+    last_actions: jnp.ndarray
+
+
+@struct.dataclass
+class ResetDraws:
+    """ignite float32[10]: house h starts BURNING iff ignite[h] < p_fire."""
+
+    ignite: jnp.ndarray
+
+
+@struct.dataclass
+class StepDraws:
+    """Uniforms for one night, consumed in phase order.
+
+    extinguish float32[10]: burning house h with k workers becomes SAFE iff
+        extinguish[h] < 1 - (1 - p_ext)^k.
+    spread float32[10, 2]: burning house h sets SAFE neighbour h-1 (column 0) / h+1
+        (column 1) BURNING iff spread[h, col] < p_spread.
+    ignite float32[10]: SAFE house h becomes BURNING iff ignite[h] < p_fire.
+    """
+
+    extinguish: jnp.ndarray
+    spread: jnp.ndarray
+    ignite: jnp.ndarray
+
+
+def sample_reset_draws(key: chex.PRNGKey) -> ResetDraws:
+    return ResetDraws(ignite=jax.random.uniform(key, (NUM_HOUSES,)))
+
+
+def sample_step_draws(key: chex.PRNGKey) -> StepDraws:
+    u = jax.random.uniform(key, (4 * NUM_HOUSES,))
+    return StepDraws(
+        extinguish=u[:NUM_HOUSES],
+        spread=u[NUM_HOUSES : 3 * NUM_HOUSES].reshape(NUM_HOUSES, 2),
+        ignite=u[3 * NUM_HOUSES :],
+    )
+
+
+def reset_with_draws(draws: ResetDraws, scenario: Scenario, num_agents: int) -> GameState:
+    """A fresh town (all SAFE, fix), each house then BURNING with probability p_fire."""
+    houses = jnp.where(draws.ignite < scenario.p_fire, BURNING, SAFE).astype(jnp.int32)
+    zeros = jnp.zeros((num_agents,), jnp.int32)
+    return GameState(
+        houses=houses,
+        night=jnp.int32(0),
+        signals=zeros,
+        locations=zeros,
+        last_actions=jnp.zeros((num_agents, 2), jnp.int32),
+    )
+
+
+def reset(key: chex.PRNGKey, scenario: Scenario, num_agents: int) -> GameState:
+    return reset_with_draws(sample_reset_draws(key), scenario, num_agents)
+
+
+def ownership(num_agents: int) -> jnp.ndarray:
+    """bool[N, 10]: agent i owns house h iff h mod N == i."""
+    return (jnp.arange(NUM_HOUSES) % num_agents)[None, :] == jnp.arange(num_agents)[:, None]
+
+
+def _powers(base: jnp.ndarray, max_exponent: int) -> jnp.ndarray:
+    """float32[max_exponent + 1]: base**k by k sequential float32 products (exactly
+    reproducible by the reference, unlike pow)."""
+    powers = [jnp.float32(1.0)]
+    for _ in range(max_exponent):
+        powers.append(powers[-1] * base)
+    return jnp.stack(powers)
+
+
+def step_with_draws(
+    state: GameState, actions: jnp.ndarray, draws: StepDraws, scenario: Scenario
+) -> tuple[GameState, jnp.ndarray, jnp.ndarray]:
+    """One night. actions int32[N, 2] as (house 0..9, mode REST/WORK).
+
+    Returns (next state, rewards float32[N], done bool[]).
+    """
+    num_agents = state.signals.shape[0]
+    chex.assert_shape(actions, (num_agents, 2))
+    actions = actions.astype(jnp.int32)
+    house_of, mode_of = actions[:, 0], actions[:, 1]
+    prev = state.houses
+
+    # 1. Signals are the modes; locations and last actions are this night's action.
+    # 2. Extinguish: k workers on a burning house put it out with prob 1 - (1 - p_ext)^k.
+    at_house = house_of[:, None] == jnp.arange(NUM_HOUSES)[None, :]
+    workers = jnp.sum(at_house & (mode_of == WORK)[:, None], axis=0)
+    p_out = 1.0 - jnp.take(_powers(1.0 - scenario.p_ext, num_agents), workers)
+    houses = jnp.where((prev == BURNING) & (draws.extinguish < p_out), SAFE, prev)
+    # 3. Burn-out: whatever still burns is ruined.
+    houses = jnp.where(houses == BURNING, RUINED, houses)
+    # 4. Spread (quirk: nothing burns after burn-out, so this never changes the town).
+    burning = houses == BURNING
+    to_left = burning & (draws.spread[:, 0] < scenario.p_spread)
+    to_right = burning & (draws.spread[:, 1] < scenario.p_spread)
+    caught = jnp.roll(to_left, -1) | jnp.roll(to_right, 1)
+    houses = jnp.where((houses == SAFE) & caught, BURNING, houses)
+    # 5. Spontaneous ignition of SAFE houses.
+    houses = jnp.where((houses == SAFE) & (draws.ignite < scenario.p_fire), BURNING, houses)
+    houses = houses.astype(jnp.int32)
+
+    # 6. Rewards on the town after phase 5.
+    owned = ownership(num_agents)
+    saved = jnp.sum(owned & ((prev != SAFE) & (houses == SAFE))[None, :], axis=1)
+    ruined_own = jnp.sum(owned & (houses == RUINED)[None, :], axis=1)
+    num_safe = jnp.sum(houses == SAFE).astype(jnp.float32)
+    num_ruined = jnp.sum(houses == RUINED).astype(jnp.float32)
+    rewards = (
+        jnp.where(mode_of == WORK, -scenario.c, REST_REWARD)
+        + EXTINGUISH_BONUS * saved
+        - RUINED_OWN_PENALTY * ruined_own
+        + scenario.A * num_safe / NUM_HOUSES
+        - scenario.L * num_ruined / NUM_HOUSES
+    ).astype(jnp.float32)
+
+    # 7. Termination, 8. next night.
+    done = (state.night.astype(jnp.float32) >= scenario.min_nights) & ~jnp.any(houses == BURNING)
+    next_state = GameState(
+        houses=houses,
+        night=state.night + 1,
+        signals=mode_of,
+        locations=house_of,
+        last_actions=actions,
+    )
+    return next_state, rewards, done
+
+
+def step(
+    key: chex.PRNGKey, state: GameState, actions: jnp.ndarray, scenario: Scenario
+) -> tuple[GameState, jnp.ndarray, jnp.ndarray]:
+    return step_with_draws(state, actions, sample_step_draws(key), scenario)
+
+
+def observation(state: GameState, scenario: Scenario) -> jnp.ndarray:
+    """float32[22 + 4N]: houses, signals, locations, last actions (h0, m0, h1, m1, ...),
+    scenario info; the same for every agent."""
+    return jnp.concatenate(
+        [
+            state.houses.astype(jnp.float32),
+            state.signals.astype(jnp.float32),
+            state.locations.astype(jnp.float32),
+            state.last_actions.reshape(-1).astype(jnp.float32),
+            scenario.info_vector(),
+        ]
+    )
+
+
+def observation_size(num_agents: int) -> int:
+    return 22 + 4 * num_agents
