@@ -181,3 +181,13 @@ def observation(state: GameState, scenario: Scenario) -> jnp.ndarray:
 
 def observation_size(num_agents: int) -> int:
     return 22 + 4 * num_agents
+
+
+def observation_high(num_agents: int) -> jnp.ndarray:
+    """float32[22 + 4N]: a typical upper bound of each observation feature (for scaling
+    inputs to about [0, 1]; not a hard limit of the scenario block)."""
+    n = num_agents
+    info = [1.0, 1.0, 1.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 1.0, 20.0, 10.0]
+    return jnp.asarray(
+        [2.0] * NUM_HOUSES + [1.0] * n + [9.0] * n + [9.0, 1.0] * n + info, jnp.float32
+    )

@@ -1,0 +1,77 @@
+"""The actor-critic network: two shared ReLU layers, a categorical head per action dimension
+(house: 10, mode: 2) and a value head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def _scaled(gain: float):
+    # QR-free stand-in for orthogonal(gain): same variance, no LAPACK call (see JAX_CPU_NOTES).
+    return nn.initializers.variance_scaling(gain**2, "fan_avg", "uniform")
+
+
+class ActorCritic(nn.Module):
+    """obs float32[..., D] -> (house logits [..., 10], mode logits [..., 2], value [...]).
+
+    The 10 house states enter one-hot (SAFE/BURNING/RUINED); `obs_high` float32[D] scales the
+    other features to about [0, 1]."""
+
+    hidden_size: int
+    obs_high: Sequence[float]
+    action_dims: tuple[int, int] = (10, 2)
+
+    @nn.compact
+    def __call__(self, obs: jnp.ndarray):
+        num_houses = self.action_dims[0]
+        houses = jax.nn.one_hot(obs[..., :num_houses].astype(jnp.int32), 3)
+        rest = obs[..., num_houses:] / jnp.asarray(self.obs_high[num_houses:], jnp.float32)
+        x = jnp.concatenate([houses.reshape(*obs.shape[:-1], 3 * num_houses), rest], axis=-1)
+        for _ in range(2):
+            x = nn.relu(nn.Dense(self.hidden_size, kernel_init=_scaled(2**0.5))(x))
+        house_logits = nn.Dense(self.action_dims[0], kernel_init=_scaled(0.01))(x)
+        mode_logits = nn.Dense(self.action_dims[1], kernel_init=_scaled(0.01))(x)
+        value = nn.Dense(1, kernel_init=_scaled(1.0))(x)[..., 0]
+        return house_logits, mode_logits, value
+
+
+def log_prob(house_logits, mode_logits, actions: jnp.ndarray) -> jnp.ndarray:
+    """Sum of the two heads' log-probabilities; actions int32[..., 2] -> float32[...]."""
+    lp_house = jax.nn.log_softmax(house_logits)
+    lp_mode = jax.nn.log_softmax(mode_logits)
+    return (
+        jnp.take_along_axis(lp_house, actions[..., :1], axis=-1)[..., 0]
+        + jnp.take_along_axis(lp_mode, actions[..., 1:], axis=-1)[..., 0]
+    )
+
+
+def entropy(house_logits, mode_logits) -> jnp.ndarray:
+    """Sum of the two heads' entropies, float32[...]."""
+
+    def one(logits):
+        lp = jax.nn.log_softmax(logits)
+        return -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+
+    return one(house_logits) + one(mode_logits)
+
+
+def sample(key, house_logits, mode_logits) -> jnp.ndarray:
+    """Sample actions int32[..., 2]."""
+    k_house, k_mode = jax.random.split(key)
+    return jnp.stack(
+        [
+            jax.random.categorical(k_house, house_logits),
+            jax.random.categorical(k_mode, mode_logits),
+        ],
+        axis=-1,
+    ).astype(jnp.int32)
+
+
+def greedy(house_logits, mode_logits) -> jnp.ndarray:
+    return jnp.stack(
+        [jnp.argmax(house_logits, -1), jnp.argmax(mode_logits, -1)], axis=-1
+    ).astype(jnp.int32)

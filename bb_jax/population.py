@@ -1,0 +1,138 @@
+"""Populations: P PPO runs (seeds x hyperparameters x scenarios) trained in lockstep.
+
+One compiled program per (static config, population size, chunk length) serves every member;
+hyperparameters and scenarios are traced rows. Training runs in chunks of updates so the host
+can report progress, read intermediate values and drop members (`keep`) between chunks.
+Knows nothing about Optuna. With several local devices the population axis is sharded across
+them (members split between devices) when the size divides evenly.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bb_jax.ppo import PPO, PPOConfig, PPOHyperparams
+from bb_jax.scenarios import Scenario
+
+
+@dataclass(frozen=True)
+class CompiledPPO:
+    """Jitted, vmapped entry points for one static config (cached per config)."""
+
+    ppo: PPO
+    init: object
+    run_updates: object
+    evaluate: object
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(config: PPOConfig) -> CompiledPPO:
+    ppo = PPO(config)
+    return CompiledPPO(
+        ppo=ppo,
+        init=jax.jit(jax.vmap(ppo.init)),
+        run_updates=jax.jit(
+            jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0)), static_argnums=2
+        ),
+        evaluate=jax.jit(
+            jax.vmap(ppo.evaluate, in_axes=(0, 0, None, None, 0)), static_argnums=(2, 3)
+        ),
+    )
+
+
+def population_sharding(size: int):
+    """NamedSharding of a leading population axis over all local devices, or None."""
+    devices = jax.local_devices()
+    if len(devices) < 2 or size % len(devices):
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices), ("population",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("population"))
+
+
+def _place(tree, size: int):
+    sharding = population_sharding(size)
+    return tree if sharding is None else jax.device_put(tree, sharding)
+
+
+def broadcast_scenario(scenario: Scenario, size: int) -> Scenario:
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (size,)), scenario)
+
+
+def take(tree, positions):
+    idx = jnp.asarray(positions)
+    return jax.tree.map(lambda x: x[idx], tree)
+
+
+class Population:
+    """P members of one static config training together.
+
+    hyperparams: PPOHyperparams with leading axis P; keys: PRNG keys [P, 2];
+    scenarios: Scenario with leading axis P (default: the config's scenario for all).
+    `members[i]` is the caller's id of the member at position i (-1 for padding).
+    """
+
+    def __init__(self, config: PPOConfig, hyperparams: PPOHyperparams, keys,
+                 scenarios: Scenario | None = None, members=None):
+        self.fns = compiled(config)
+        size = int(jnp.shape(keys)[0])
+        if scenarios is None:
+            scenarios = broadcast_scenario(self.fns.ppo.default_scenario, size)
+        self.hyperparams = _place(hyperparams, size)
+        self.scenarios = _place(scenarios, size)
+        self.members = np.arange(size) if members is None else np.asarray(members)
+        self.state = self.fns.init(_place(jnp.asarray(keys), size), self.hyperparams,
+                                   self.scenarios)
+
+    @property
+    def config(self) -> PPOConfig:
+        return self.fns.ppo.config
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def updates_done(self) -> int:
+        return int(self.state.update[0])
+
+    def run(self, num_updates: int) -> dict[str, np.ndarray]:
+        """Train every member `num_updates` more updates; metrics as numpy [P, num_updates]."""
+        self.state, metrics = self.fns.run_updates(
+            self.state, self.hyperparams, int(num_updates), self.scenarios
+        )
+        return {k: np.asarray(v) for k, v in metrics.items()}
+
+    def keep(self, positions, pad_to: int | None = None) -> None:
+        """Keep only the members at `positions` (in that order), dropping the rest so they
+        cost no compute. With `pad_to`, repeat the last kept member up to that size (marked -1
+        in `members`) so a few sizes serve every repack."""
+        positions = list(positions)
+        if not positions:
+            raise ValueError("a population must keep at least one member")
+        members = list(self.members[positions])
+        if pad_to is not None and pad_to > len(positions):
+            extra = pad_to - len(positions)
+            positions += [positions[-1]] * extra
+            members += [-1] * extra
+        size = len(positions)
+        self.state = _place(take(self.state, positions), size)
+        self.hyperparams = _place(take(self.hyperparams, positions), size)
+        self.scenarios = _place(take(self.scenarios, positions), size)
+        self.members = np.asarray(members)
+
+    def evaluate(self, key, num_episodes: int = 100, greedy: bool = False) -> np.ndarray:
+        """Returns float32[P, num_episodes] of fresh episodes per member."""
+        keys = jax.random.split(key, self.size)
+        return np.asarray(
+            self.fns.evaluate(self.state.params, keys, int(num_episodes), bool(greedy),
+                              self.scenarios)
+        )
+
+    def member_params(self, position: int):
+        """The network parameters of the member at `position` (host numpy pytree)."""
+        return jax.tree.map(lambda x: np.asarray(x[position]), self.state.params)

@@ -1,0 +1,436 @@
+"""End-to-end jitted PPO for the single-learner view (PureJaxRL's shape, rejax's split).
+
+Static config (`PPOConfig`: shapes and loop lengths) decides what is compiled; traced
+hyperparameters (`PPOHyperparams`, one row per population member) do not, so trials that differ
+only in them share one compile. All functions here are pure and un-jitted; `bb_jax.population`
+jits and vmaps them.
+
+    ppo = PPO(PPOConfig(scenario="easy", total_steps=100_000))
+    state, metrics = jax.jit(ppo.train)(jax.random.PRNGKey(0), default_hyperparams())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from bb_jax import game, networks
+from bb_jax.scenarios import Scenario
+from bb_jax.view import BucketBrigadeEnv, make_env
+
+RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Static settings: changing any of them compiles a new program.
+
+    batch_size: env steps per update (= num_envs x rollout length); total_steps: env steps of
+    the whole run; reward_scale multiplies rewards seen by the learner (returns are reported
+    unscaled)."""
+
+    scenario: str = "default"
+    num_opponents: int = 2
+    opponents: tuple[str, ...] | None = None
+    max_steps: int = 50
+    hidden_size: int = 128
+    batch_size: int = 2048
+    num_envs: int = 16
+    num_minibatches: int = 4
+    max_epochs: int = 10
+    total_steps: int = 500_000
+    reward_scale: float = 0.01
+
+    def __post_init__(self):
+        for name in ("hidden_size", "batch_size", "num_envs", "num_minibatches", "max_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.batch_size % self.num_envs:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_envs ({self.num_envs})"
+            )
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_minibatches "
+                f"({self.num_minibatches})"
+            )
+        if self.total_steps < self.batch_size:
+            raise ValueError(
+                f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size})"
+            )
+        if self.opponents is not None:
+            object.__setattr__(self, "opponents", tuple(self.opponents))
+
+    @property
+    def rollout_length(self) -> int:
+        """Steps each environment takes per update."""
+        return self.batch_size // self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_steps // self.batch_size
+
+    def replace(self, **changes) -> PPOConfig:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return PPOConfig(**values)
+
+
+@struct.dataclass
+class PPOHyperparams:
+    """Traced hyperparameters: float32 scalars (num_epochs int32, at most max_epochs)."""
+
+    learning_rate: jnp.ndarray
+    clip_epsilon: jnp.ndarray
+    entropy_coef: jnp.ndarray
+    value_coef: jnp.ndarray
+    gamma: jnp.ndarray
+    gae_lambda: jnp.ndarray
+    max_grad_norm: jnp.ndarray
+    num_epochs: jnp.ndarray
+
+
+# Defaults chosen on this game (docs/PPO.md): faster learning than the usual 3e-4 / 0.01 /
+# 0.99 / 0.95, which on `easy` barely leaves the random policy within 3M steps.
+DEFAULT_HYPERPARAMS = {
+    "learning_rate": 1e-3,
+    "clip_epsilon": 0.2,
+    "entropy_coef": 0.003,
+    "value_coef": 0.5,
+    "gamma": 0.95,
+    "gae_lambda": 0.9,
+    "max_grad_norm": 0.5,
+    "num_epochs": 4,
+}
+HYPERPARAM_NAMES = tuple(DEFAULT_HYPERPARAMS)
+
+
+def make_hyperparams(**values) -> PPOHyperparams:
+    """Defaults overridden by `values`; each value a scalar or an array with a population axis."""
+    unknown = set(values) - set(HYPERPARAM_NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameters {sorted(unknown)}; valid: {', '.join(HYPERPARAM_NAMES)}"
+        )
+    merged = {**DEFAULT_HYPERPARAMS, **values}
+    return PPOHyperparams(
+        **{
+            k: jnp.asarray(v, jnp.int32 if k == "num_epochs" else jnp.float32)
+            for k, v in merged.items()
+        }
+    )
+
+
+def stack_hyperparams(rows: list[dict]) -> PPOHyperparams:
+    """One PPOHyperparams with a leading population axis from a list of dicts."""
+    return make_hyperparams(
+        **{k: [row.get(k, DEFAULT_HYPERPARAMS[k]) for row in rows] for k in HYPERPARAM_NAMES}
+    )
+
+
+class Transition(NamedTuple):
+    """One rollout step of E envs (a leading time axis T in a rollout)."""
+
+    obs: jnp.ndarray  # float32[E, D]
+    action: jnp.ndarray  # int32[E, 2]
+    log_prob: jnp.ndarray  # float32[E]
+    value: jnp.ndarray  # float32[E]
+    reward: jnp.ndarray  # float32[E], unscaled
+    terminated: jnp.ndarray  # bool[E]
+    done: jnp.ndarray  # bool[E]: terminated or truncated
+    final_obs: jnp.ndarray  # float32[E, D], the step's result before auto-reset
+    episode_return: jnp.ndarray  # float32[E], valid where done
+
+
+class Batch(NamedTuple):
+    """Flat training batch, leading axis B."""
+
+    obs: jnp.ndarray
+    action: jnp.ndarray
+    log_prob: jnp.ndarray
+    advantage: jnp.ndarray
+    target: jnp.ndarray
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a run carries between updates and between chunks."""
+
+    params: dict
+    opt_state: optax.OptState
+    env_state: object  # EnvState with leading axis num_envs
+    obs: jnp.ndarray  # float32[num_envs, D]
+    key: jnp.ndarray
+    update: jnp.ndarray  # int32, updates done
+    recent_returns: jnp.ndarray  # float32[100], ring buffer of completed episode returns
+    num_episodes: jnp.ndarray  # int32, episodes completed
+
+
+def make_optimizer(hp: PPOHyperparams) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(hp.max_grad_norm),
+        optax.adam(hp.learning_rate, eps=1e-5),
+    )
+
+
+def compute_gae(
+    reward: jnp.ndarray, value: jnp.ndarray, next_value: jnp.ndarray,
+    terminated: jnp.ndarray, done: jnp.ndarray, gamma, gae_lambda,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """GAE over a time-major rollout, all float32[T, E] (bool for the masks).
+
+    next_value[t] is the value of the step's result (its final observation), so truncated
+    steps bootstrap from it while terminated steps do not; the advantage recursion stops at
+    every episode end. Returns (advantages, value targets)."""
+    delta = reward + gamma * next_value * (1.0 - terminated) - value
+
+    def backward(carry, xs):
+        d, stop = xs
+        adv = d + gamma * gae_lambda * (1.0 - stop) * carry
+        return adv, adv
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros_like(delta[0]), (delta, done.astype(jnp.float32)), reverse=True
+    )
+    return advantages, advantages + value
+
+
+def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams):
+    """Clipped-surrogate PPO loss on a (mini)batch with already normalised advantages.
+
+    Returns (total, metrics dict)."""
+    house_logits, mode_logits, value = apply_fn(params, batch.obs)
+    log_prob = networks.log_prob(house_logits, mode_logits, batch.action)
+    chex.assert_equal_shape([log_prob, batch.log_prob, batch.advantage, value, batch.target])
+    log_ratio = log_prob - batch.log_prob
+    ratio = jnp.exp(log_ratio)
+    clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage))
+    value_loss = 0.5 * jnp.mean((value - batch.target) ** 2)
+    entropy = jnp.mean(networks.entropy(house_logits, mode_logits))
+    total = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * entropy
+    metrics = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > hp.clip_epsilon).astype(jnp.float32)),
+    }
+    return total, metrics
+
+
+def record_returns(recent, num_episodes, episode_return, done):
+    """Push the returns of finished episodes (time-major [T, E]) into the ring buffer."""
+    ret = episode_return.reshape(-1)
+    fin = done.reshape(-1)
+    rank = jnp.cumsum(fin) - 1
+    total = jnp.sum(fin)
+    keep = fin & (rank >= total - RETURN_WINDOW)
+    slot = jnp.where(keep, (num_episodes + rank) % RETURN_WINDOW, RETURN_WINDOW)
+    return recent.at[slot].set(ret, mode="drop"), num_episodes + total.astype(jnp.int32)
+
+
+def mean_recent_return(recent, num_episodes):
+    """Mean of the last min(100, num_episodes) completed returns (NaN before the first)."""
+    count = jnp.minimum(num_episodes, RETURN_WINDOW)
+    valid = jnp.arange(RETURN_WINDOW) < count
+    return jnp.where(count > 0, jnp.sum(jnp.where(valid, recent, 0.0)) / jnp.maximum(count, 1),
+                     jnp.nan)
+
+
+def _explained_variance(value, target):
+    var = jnp.var(target)
+    return jnp.where(var > 0, 1.0 - jnp.var(target - value) / var, 0.0)
+
+
+@dataclass(frozen=True)
+class PPO:
+    """The algorithm for one static config. Methods are pure; jit/vmap them from outside."""
+
+    config: PPOConfig
+    env: BucketBrigadeEnv = field(init=False)
+    network: networks.ActorCritic = field(init=False)
+
+    def __post_init__(self):
+        c = self.config
+        env = make_env(c.scenario, c.num_opponents, c.opponents, c.max_steps)
+        object.__setattr__(self, "env", env)
+        high = tuple(float(x) for x in game.observation_high(env.num_agents))
+        object.__setattr__(
+            self, "network", networks.ActorCritic(c.hidden_size, high, env.action_dims)
+        )
+
+    @property
+    def default_scenario(self) -> Scenario:
+        return self.env.scenario
+
+    def init(self, key, hp: PPOHyperparams, scenario: Scenario | None = None) -> TrainState:
+        scenario = self.default_scenario if scenario is None else scenario
+        k_params, k_env, k_run = jax.random.split(key, 3)
+        num_envs = self.config.num_envs
+        params = self.network.init(k_params, jnp.zeros((self.env.observation_size,)))
+        reset_blocks = jax.random.uniform(k_env, (num_envs, self.env.num_reset_draws))
+        obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
+            reset_blocks, scenario
+        )
+        return TrainState(
+            params=params,
+            opt_state=make_optimizer(hp).init(params),
+            env_state=env_state,
+            obs=obs,
+            key=k_run,
+            update=jnp.int32(0),
+            recent_returns=jnp.zeros((RETURN_WINDOW,), jnp.float32),
+            num_episodes=jnp.int32(0),
+        )
+
+    def rollout(self, params, env_state, obs, key, scenario: Scenario):
+        """Step num_envs envs for rollout_length steps. Returns (env_state, obs, Transition[T])."""
+        step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
+
+        def one_step(carry, step_key):
+            env_state, obs = carry
+            k_act, k_env = jax.random.split(step_key)
+            house_logits, mode_logits, value = self.network.apply(params, obs)
+            action = networks.sample(k_act, house_logits, mode_logits)
+            blocks = self.env.sample_draws(k_env, (self.config.num_envs,))
+            next_obs, env_state, reward, terminated, truncated, info = step_envs(
+                env_state, action, blocks, scenario
+            )
+            transition = Transition(
+                obs=obs,
+                action=action,
+                log_prob=networks.log_prob(house_logits, mode_logits, action),
+                value=value,
+                reward=reward,
+                terminated=terminated,
+                done=terminated | truncated,
+                final_obs=info["final_observation"],
+                episode_return=info["episode_return"],
+            )
+            return (env_state, next_obs), transition
+
+        keys = jax.random.split(key, self.config.rollout_length)
+        (env_state, obs), traj = jax.lax.scan(one_step, (env_state, obs), keys)
+        return env_state, obs, traj
+
+    def _learn(self, params, opt_state, batch: Batch, key, hp: PPOHyperparams):
+        """hp.num_epochs passes of shuffled minibatch updates (a traced loop count)."""
+        c = self.config
+        tx = make_optimizer(hp)
+        grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+
+        def minibatch_step(carry, minibatch):
+            params, opt_state = carry
+            (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        def epoch(_, carry):
+            params, opt_state, key, _ = carry
+            key, k_perm = jax.random.split(key)
+            perm = jax.random.permutation(k_perm, c.batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[perm].reshape(c.num_minibatches, -1, *x.shape[1:]), batch
+            )
+            (params, opt_state), metrics = jax.lax.scan(
+                minibatch_step, (params, opt_state), minibatches
+            )
+            return params, opt_state, key, jax.tree.map(jnp.mean, metrics)
+
+        zero_metrics = {k: jnp.float32(0.0) for k in
+                        ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        num_epochs = jnp.clip(hp.num_epochs, 1, c.max_epochs)
+        params, opt_state, _, metrics = jax.lax.fori_loop(
+            0, num_epochs, epoch, (params, opt_state, key, zero_metrics)
+        )
+        return params, opt_state, metrics
+
+    def update(self, state: TrainState, hp: PPOHyperparams, scenario: Scenario):
+        """One PPO update: rollout, GAE, epochs. Returns (state, metrics of float32 scalars)."""
+        c = self.config
+        key, k_roll, k_learn = jax.random.split(state.key, 3)
+        env_state, obs, traj = self.rollout(state.params, state.env_state, state.obs, k_roll,
+                                            scenario)
+        next_value = self.network.apply(state.params, traj.final_obs)[2]
+        advantages, targets = compute_gae(
+            traj.reward * c.reward_scale, traj.value, next_value,
+            traj.terminated.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda,
+        )
+        flat = jax.tree.map(lambda x: x.reshape(c.batch_size, *x.shape[2:]),
+                            (traj.obs, traj.action, traj.log_prob, advantages, targets))
+        adv = flat[3]
+        batch = Batch(flat[0], flat[1], flat[2], (adv - adv.mean()) / (adv.std() + 1e-8), flat[4])
+        params, opt_state, metrics = self._learn(state.params, state.opt_state, batch, k_learn, hp)
+        recent, num_episodes = record_returns(
+            state.recent_returns, state.num_episodes, traj.episode_return, traj.done
+        )
+        finite = jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]
+            + [jnp.isfinite(metrics["policy_loss"]), jnp.isfinite(metrics["value_loss"])]
+        ))
+        metrics = {
+            **metrics,
+            "explained_variance": _explained_variance(traj.value.reshape(-1), targets.reshape(-1)),
+            "mean_return": mean_recent_return(recent, num_episodes),
+            "episodes": num_episodes,
+            "env_steps": (state.update + 1) * c.batch_size,
+            "finite": finite,
+        }
+        new_state = TrainState(
+            params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=key,
+            update=state.update + 1, recent_returns=recent, num_episodes=num_episodes,
+        )
+        return new_state, metrics
+
+    def run_updates(self, state: TrainState, hp: PPOHyperparams, num_updates: int,
+                    scenario: Scenario | None = None):
+        """`num_updates` (static) updates in one lax.scan. Metrics have a leading axis."""
+        scenario = self.default_scenario if scenario is None else scenario
+        return jax.lax.scan(
+            lambda s, _: self.update(s, hp, scenario), state, None, length=num_updates
+        )
+
+    def train(self, key, hp: PPOHyperparams, scenario: Scenario | None = None):
+        """The whole run: init, then config.num_updates updates. Returns (state, metrics)."""
+        state = self.init(key, hp, scenario)
+        return self.run_updates(state, hp, self.config.num_updates, scenario)
+
+    def evaluate(self, params, key, num_episodes: int = 100, greedy: bool = False,
+                 scenario: Scenario | None = None) -> jnp.ndarray:
+        """float32[num_episodes]: returns of fresh episodes played in parallel."""
+        scenario = self.default_scenario if scenario is None else scenario
+        k_reset, k_run = jax.random.split(key)
+        blocks = jax.random.uniform(k_reset, (num_episodes, self.env.num_reset_draws))
+        obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(blocks, scenario)
+        step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
+
+        def one_step(carry, step_key):
+            env_state, obs, alive, total = carry
+            k_act, k_env = jax.random.split(step_key)
+            house_logits, mode_logits, _ = self.network.apply(params, obs)
+            if greedy:
+                action = networks.greedy(house_logits, mode_logits)
+            else:
+                action = networks.sample(k_act, house_logits, mode_logits)
+            obs, env_state, reward, terminated, truncated, _ = step_envs(
+                env_state, action, self.env.sample_draws(k_env, (num_episodes,)), scenario
+            )
+            total = total + jnp.where(alive, reward, 0.0)
+            return (env_state, obs, alive & ~(terminated | truncated), total), None
+
+        init = (env_state, obs, jnp.ones((num_episodes,), bool), jnp.zeros((num_episodes,)))
+        keys = jax.random.split(k_run, self.env.max_steps)
+        (_, _, _, total), _ = jax.lax.scan(one_step, init, keys)
+        return total
+
+
+def make_train(config: PPOConfig):
+    """PureJaxRL-style entry point: a pure `train(key, hp, scenario=None)` for this config."""
+    return PPO(config).train

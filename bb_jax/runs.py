@@ -1,0 +1,171 @@
+"""Train one configuration over several seeds in one population call, and save the run:
+parameters (flax serialization), config JSON, metrics JSONL, learning-curve PNG, results JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import serialization
+
+from bb_jax.population import Population
+from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
+from bb_jax.stats import mean_ci95
+
+
+def plan_chunks(num_updates: int, target: int) -> list[int]:
+    """Chunk lengths (updates) summing to num_updates, close to `target` each, with at most
+    two distinct lengths (each distinct length is one compile)."""
+    target = max(1, min(int(target), num_updates))
+    for length in range(target, max(1, target // 2) - 1, -1):
+        if num_updates % length == 0:
+            return [length] * (num_updates // length)
+    full, rest = divmod(num_updates, target)
+    return [target] * full + ([rest] if rest else [])
+
+
+def final_figures(metrics_rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Last-update values per member from metrics [P, T]."""
+    return {k: v[:, -1] for k, v in metrics_rows.items()}
+
+
+@dataclasses.dataclass
+class SeedRun:
+    """Result of `train_seeds`: per-seed curves [S, num_updates] and final figures."""
+
+    config: PPOConfig
+    hyperparams: dict
+    seeds: list[int]
+    curves: dict[str, np.ndarray]
+    eval_sampled: np.ndarray  # float32[S, M]
+    eval_greedy: np.ndarray
+    wall_time_s: float
+    population: Population
+
+    @property
+    def final_returns(self) -> np.ndarray:
+        return self.curves["mean_return"][:, -1]
+
+    def summary(self) -> dict:
+        mean, ci = mean_ci95(self.final_returns)
+        s_mean, s_ci = mean_ci95(self.eval_sampled.mean(axis=1))
+        g_mean, g_ci = mean_ci95(self.eval_greedy.mean(axis=1))
+        steps = int(self.curves["env_steps"][0, -1]) * len(self.seeds)
+        return {
+            "scenario": self.config.scenario,
+            "num_opponents": self.config.num_opponents,
+            "seeds": self.seeds,
+            "final_return": {"mean": mean, "ci95": ci, "per_seed": self.final_returns.tolist()},
+            "eval_return_sampled": {"mean": s_mean, "ci95": s_ci},
+            "eval_return_greedy": {"mean": g_mean, "ci95": g_ci},
+            "env_steps_total": steps,
+            "wall_time_s": self.wall_time_s,
+            "env_steps_per_s": steps / self.wall_time_s if self.wall_time_s > 0 else None,
+        }
+
+
+def train_seeds(
+    config: PPOConfig,
+    hyperparams: dict,
+    seeds: list[int],
+    chunk_updates: int = 10,
+    eval_episodes: int = 200,
+    progress: Callable[[str], None] | None = print,
+) -> SeedRun:
+    """Train every seed of one configuration as one vmapped population, in chunks."""
+    hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
+    keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
+    start = time.perf_counter()
+    population = Population(config, stack_hyperparams([hp_row] * len(seeds)), keys)
+    chunks = []
+    for length in plan_chunks(config.num_updates, chunk_updates):
+        chunks.append(population.run(length))
+        if progress is not None:
+            last = chunks[-1]
+            steps = int(last["env_steps"][0, -1])
+            elapsed = time.perf_counter() - start
+            ret = np.nanmean(last["mean_return"][:, -1])
+            progress(
+                f"steps {steps:>9,}/{config.num_updates * config.batch_size:,}  "
+                f"{steps * len(seeds) / elapsed:>9,.0f} steps/s  return {ret:8.2f}"
+            )
+    curves = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+    eval_key = jax.random.PRNGKey(int(seeds[0]) + 1_000_003)
+    eval_sampled = population.evaluate(eval_key, eval_episodes, greedy=False)
+    eval_greedy = population.evaluate(eval_key, eval_episodes, greedy=True)
+    return SeedRun(config, hp_row, list(seeds), curves, eval_sampled, eval_greedy,
+                   time.perf_counter() - start, population)
+
+
+def config_json(config: PPOConfig, hyperparams: dict) -> dict:
+    return {"config": dataclasses.asdict(config), "hyperparameters": hyperparams}
+
+
+def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
+    """Write the run's artifacts into `save_dir`; returns their paths by kind."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"config": save_dir / "config.json", "metrics": save_dir / "metrics.jsonl",
+             "curve": save_dir / "learning_curve.png"}
+    paths["config"].write_text(json.dumps(
+        {"run_name": run_name, "seeds": run.seeds, **config_json(run.config, run.hyperparams)},
+        indent=2))
+    with paths["metrics"].open("w") as f:
+        for i, seed in enumerate(run.seeds):
+            for t in range(run.curves["env_steps"].shape[1]):
+                row = {"seed": seed, "update": t + 1}
+                row.update({k: _json_number(v[i, t]) for k, v in run.curves.items()})
+                f.write(json.dumps(row) + "\n")
+    for i, seed in enumerate(run.seeds):
+        path = save_dir / f"params_seed{seed}.msgpack"
+        path.write_bytes(serialization.to_bytes(run.population.member_params(i)))
+        paths[f"params_seed{seed}"] = path
+    plot_curves(run, paths["curve"], run_name)
+    return paths
+
+
+def _json_number(x):
+    x = x.item()
+    return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
+def plot_curves(run: SeedRun, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = run.curves["env_steps"][0]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, seed in enumerate(run.seeds):
+        ax.plot(steps, run.curves["mean_return"][i], alpha=0.4, label=f"seed {seed}")
+    ax.plot(steps, np.nanmean(run.curves["mean_return"], axis=0), color="black", label="mean")
+    ax.set_xlabel("env steps (per seed)")
+    ax.set_ylabel("mean of last 100 episode returns")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def load_params(path: Path, config: PPOConfig):
+    """Parameters saved by `save_run`, checked against the network of `config`."""
+    template = PPO(config).network.init(
+        jax.random.PRNGKey(0), np.zeros((PPO(config).env.observation_size,), np.float32)
+    )
+    try:
+        params = serialization.from_bytes(template, Path(path).read_bytes())
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"checkpoint {path} does not match the network of this config: {err}")
+    shapes = jax.tree.map(np.shape, template)
+    if jax.tree.map(np.shape, params) != shapes:
+        raise ValueError(
+            f"checkpoint {path} does not match the network of this config "
+            f"(hidden_size={config.hidden_size}, num_opponents={config.num_opponents})"
+        )
+    return params

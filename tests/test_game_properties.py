@@ -1,0 +1,170 @@
+"""Property tests of the JAX game (hypothesis), on the fixed replay shapes of bbref_helpers so
+that every example reuses an already-compiled function."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bb_jax import get_scenario, list_scenarios, make_env
+from bb_jax.scenarios import SCENARIO_FIELDS
+from bbref_helpers import (
+    CONFIGS, EDGE_ROWS, ENV_SCENARIOS, STEPS, as_numpy, jax_env, make_inputs, replay_fn,
+    reward_bounds, scenario_batch,
+)
+
+SETTINGS = settings(
+    max_examples=6, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+case = st.fixed_dictionaries({
+    "config": st.integers(0, len(CONFIGS) - 1),
+    "seed": st.integers(0, 2**31 - 1),
+    "edge_fraction": st.sampled_from([0.0, 0.3, 0.9]),
+    "action": st.one_of(
+        st.none(), st.tuples(st.integers(0, 9), st.integers(0, 1))
+    ),
+})
+
+
+def rollout(c):
+    kinds, max_steps = CONFIGS[c["config"]]
+    n = len(kinds) + 1
+    env = jax_env(kinds, max_steps)
+    reset_blocks, blocks, actions = make_inputs(
+        env, len(ENV_SCENARIOS), STEPS, c["seed"], edge_rows=EDGE_ROWS,
+        edge_fraction=c["edge_fraction"], action=c["action"],
+    )
+    traj = as_numpy(replay_fn(kinds, max_steps)(
+        scenario_batch(ENV_SCENARIOS, n), reset_blocks, blocks, actions
+    ))
+    return n, max_steps, traj
+
+
+def start_houses(traj):
+    """[T, B, 10]: the houses at the start of each step (reset obs, then previous obs)."""
+    return np.concatenate([traj["obs0"][None, :, :10], traj["obs"][:-1, :, :10]], axis=0)
+
+
+@SETTINGS
+@given(case)
+def test_house_states_valid_and_ruin_permanent(c):
+    n, _, traj = rollout(c)
+    before = start_houses(traj)
+    after = traj["final_obs"][..., :10]
+    for houses in (before, after, traj["houses"]):
+        assert np.isin(houses, (0, 1, 2)).all()
+    # RUINED stays RUINED within an episode (never SAFE, never BURNING)
+    assert np.all(after[before == 2] == 2)
+    # a fresh town has no RUINED house: the reset and every auto-reset observation
+    done = traj["terminated"] | traj["truncated"]
+    assert np.all(traj["obs0"][:, :10] != 2)
+    assert np.all(traj["obs"][done][:, :10] != 2)
+    # a BURNING house at the start of the night ends SAFE or RUINED (burn-out), never BURNING
+    # unless it is re-ignited, which needs SAFE first: so BURNING -> {SAFE, BURNING, RUINED};
+    # a SAFE house never becomes RUINED in one night (only BURNING burns out)
+    assert np.all(after[before == 0] != 2)
+
+
+@SETTINGS
+@given(case)
+def test_reward_within_formula_bounds(c):
+    n, _, traj = rollout(c)
+    for b, name in enumerate(ENV_SCENARIOS):
+        low, high = reward_bounds(name, n)
+        r = traj["reward"][:, b]
+        assert np.all(r >= low - 1e-4) and np.all(r <= high + 1e-4), (name, n, r.min(), r.max())
+
+
+@SETTINGS
+@given(case)
+def test_termination_truncation_and_reset(c):
+    n, max_steps, traj = rollout(c)
+    term, trunc = traj["terminated"], traj["truncated"]
+    length = traj["episode_length"]
+    done = term | trunc
+    for b, name in enumerate(ENV_SCENARIOS):
+        min_nights = int(get_scenario(name, n).min_nights)
+        # terminated: night index >= min_nights and nothing BURNING after the night
+        assert np.all(length[term[:, b], b] >= min_nights + 1)
+        assert np.all(traj["final_obs"][term[:, b], b, :10] != 1)
+        # not terminated although allowed by the night count: something is BURNING
+        allowed = (length[:, b] >= min_nights + 1) & ~term[:, b]
+        assert np.all((traj["final_obs"][allowed, b, :10] == 1).any(axis=-1))
+    # truncated exactly when the episode reaches max_steps
+    np.testing.assert_array_equal(trunc, length == max_steps)
+    # episode_length counts 1, 2, 3, ... and restarts after each end
+    expected = np.ones_like(length)
+    for t in range(1, length.shape[0]):
+        expected[t] = np.where(done[t - 1], 1, expected[t - 1] + 1)
+    np.testing.assert_array_equal(length, expected)
+    # after an end the observation is a fresh episode: agents' blocks are zero
+    fresh = traj["obs"][done]
+    assert np.all(fresh[:, 10:10 + 4 * n] == 0)
+    # otherwise the returned observation is the step's result
+    np.testing.assert_array_equal(traj["obs"][~done], traj["final_obs"][~done])
+
+
+@SETTINGS
+@given(case)
+def test_observation_layout(c):
+    n, _, traj = rollout(c)
+    obs = traj["final_obs"]
+    signals = obs[..., 10:10 + n]
+    locations = obs[..., 10 + n:10 + 2 * n]
+    last = obs[..., 10 + 2 * n:10 + 4 * n].reshape(*obs.shape[:-1], n, 2)
+    # the published signal is the mode; the location is the chosen house
+    np.testing.assert_array_equal(signals, last[..., 1])
+    np.testing.assert_array_equal(locations, last[..., 0])
+    assert np.isin(last[..., 1], (0, 1)).all() and np.isin(last[..., 0], np.arange(10)).all()
+    if c["action"] is not None:
+        assert np.all(last[..., 0, 0] == c["action"][0]) and np.all(last[..., 0, 1] == c["action"][1])
+    # scenario info block
+    for b, name in enumerate(ENV_SCENARIOS):
+        scn = get_scenario(name, n)
+        info = np.asarray([float(getattr(scn, f)) for f in SCENARIO_FIELDS] + [n], np.float32)
+        np.testing.assert_array_equal(obs[:, b, 10 + 4 * n:], np.broadcast_to(info, (STEPS, 12)))
+
+
+@pytest.mark.parametrize("num_opponents", [1, 2, 3, 9])
+def test_dtypes_and_shapes(num_opponents):
+    """Shapes and dtypes by abstract evaluation (traces the real functions, compiles nothing)."""
+    env = make_env("hard", num_opponents=num_opponents)
+    n = num_opponents + 1
+    obs, state = jax.eval_shape(env.reset, jax.random.key(0))
+    out = jax.eval_shape(env.step, jax.random.key(1), state, jnp.array([3, 1], jnp.int32))
+    obs2, state2, reward, term, trunc, info = out
+    for o in (obs, obs2, info["final_observation"]):
+        assert o.shape == (22 + 4 * n,) and o.dtype == jnp.float32
+    assert reward.shape == () and reward.dtype == jnp.float32
+    assert term.shape == () and term.dtype == jnp.bool_
+    assert trunc.shape == () and trunc.dtype == jnp.bool_
+    for s in (state, state2):
+        g = s.game
+        assert g.houses.shape == (10,) and g.houses.dtype == jnp.int32
+        assert g.night.shape == () and g.night.dtype == jnp.int32
+        assert g.signals.shape == (n,) and g.signals.dtype == jnp.int32
+        assert g.locations.shape == (n,) and g.locations.dtype == jnp.int32
+        assert g.last_actions.shape == (n, 2) and g.last_actions.dtype == jnp.int32
+        assert s.opponent_params.shape == (num_opponents, 10)
+        assert s.opponent_params.dtype == jnp.float32
+        assert s.step_count.shape == () and s.step_count.dtype == jnp.int32
+        assert s.episode_return.shape == () and s.episode_return.dtype == jnp.float32
+    assert info["episode_length"].dtype == jnp.int32
+    assert info["episode_return"].dtype == jnp.float32
+
+
+def test_reward_bounds_are_reachable_in_formula():
+    """Sanity of the bounds helper itself: they follow from the formula's parameters."""
+    for name in list_scenarios():
+        for n in (2, 3, 4, 10):
+            low, high = reward_bounds(name, n)
+            scn = get_scenario(name, n)
+            owned = len(range(0, 10, n))
+            assert low == pytest.approx(-float(scn.c) - 2 * owned - float(scn.L))
+            assert high == pytest.approx(0.5 + owned + float(scn.A))
