@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -130,3 +131,234 @@ def _train(args) -> int:
         Path(args.results_json).write_text(json.dumps(summary, indent=2))
         print(f"results: {args.results_json}")
     return 0
+
+
+def enable_compile_cache() -> Path:
+    """Turn on JAX's persistent compilation cache (BB_JAX_CACHE_DIR, default
+    ~/.cache/bb_jax/xla) so a second run with the same shapes starts without compiling."""
+    import jax
+
+    path = Path(os.environ.get("BB_JAX_CACHE_DIR", Path.home() / ".cache" / "bb_jax" / "xla"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return path
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def _tune_parser() -> argparse.ArgumentParser:
+    from bb_jax.tune import OBJECTIVES, PRUNERS
+
+    p = argparse.ArgumentParser(
+        prog="tune_hyperparameters.py",
+        description="Tune PPO hyperparameters with Optuna; trials train as vectorised cohorts.",
+    )
+    p.add_argument("--scenario", default="default",
+                   help="a scenario, a comma-separated list, or 'all' (objective = mean)")
+    p.add_argument("--num-opponents", type=int, default=2)
+    p.add_argument("--num-steps", type=int, default=50_000, help="env steps per trial")
+    p.add_argument("--n-trials", type=int, default=100, help="new trials to run")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--n-jobs", type=int, default=1,
+                   help="worker processes sharing the study (-1: one per CPU core)")
+    p.add_argument("--eval-interval", type=int, default=5_000,
+                   help="env steps between intermediate values (pruning checks)")
+    p.add_argument("--pruner", choices=PRUNERS, default="median")
+    p.add_argument("--study-name", default=None)
+    p.add_argument("--storage", default=None,
+                   help="sqlite:///PATH, postgresql://..., journal:///PATH (default in-memory)")
+    p.add_argument("--population-size", type=int, default=16,
+                   help="trials asked and trained together per batch")
+    p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
+    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--enqueue", default=None, help="JSON file: a list of parameter dicts to try first")
+    p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"))
+    p.add_argument("--max-population", type=int, default=1024,
+                   help="members per compiled population; larger cohorts run in rounds")
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def parse_scenarios(text: str) -> tuple[str, ...]:
+    names = list_scenarios() if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise UsageError(f"no scenario given; valid scenarios: {', '.join(list_scenarios())}")
+    for name in names:
+        check_scenario(name)
+    return tuple(dict.fromkeys(names))
+
+
+def read_enqueue(path: str) -> tuple[dict, ...]:
+    from bb_jax.tune import SEARCH_SPACE
+
+    try:
+        rows = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise UsageError(f"cannot read --enqueue file {path}: {err.strerror or err}")
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--enqueue file {path} is not valid JSON: {err.msg} (line {err.lineno})")
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UsageError(f"--enqueue file {path} must hold a JSON list of parameter objects")
+    for row in rows:
+        unknown = set(row) - set(SEARCH_SPACE)
+        if unknown:
+            raise UsageError(f"--enqueue file {path}: unknown parameters {sorted(unknown)}; "
+                             f"valid: {', '.join(SEARCH_SPACE)}")
+        for name, value in row.items():
+            if not SEARCH_SPACE[name]._contains(SEARCH_SPACE[name].to_internal_repr(value)):
+                raise UsageError(f"--enqueue file {path}: {name}={value!r} is outside the "
+                                 "search space")
+    return tuple(rows)
+
+
+def tune_settings(args):
+    """Check the command line and build TuneSettings (raises UsageError)."""
+    from bb_jax.storage import StorageError, validate_url
+    from bb_jax.tune import LARGEST_BATCH, TuneSettings
+
+    scenarios = parse_scenarios(args.scenario)
+    if not 1 <= args.num_opponents <= 9:
+        raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
+    if args.num_steps < LARGEST_BATCH:
+        raise UsageError(f"--num-steps must be at least {LARGEST_BATCH} (the largest batch size "
+                         f"in the search space), got {args.num_steps}")
+    if args.n_trials <= 0:
+        raise UsageError(f"--n-trials must be > 0, got {args.n_trials}")
+    if not 0 < args.eval_interval <= args.num_steps:
+        raise UsageError(f"--eval-interval must be in 1..{args.num_steps}, got {args.eval_interval}")
+    if args.population_size <= 0:
+        raise UsageError(f"--population-size must be > 0, got {args.population_size}")
+    if args.n_jobs == 0 or args.n_jobs < -1:
+        raise UsageError(f"--n-jobs must be -1 or >= 1, got {args.n_jobs}")
+    try:
+        validate_url(args.storage)
+    except StorageError as err:
+        raise UsageError(str(err))
+    enqueue = read_enqueue(args.enqueue) if args.enqueue else ()
+    output_dir = check_writable_dir(Path(args.output_dir))
+    return TuneSettings(
+        scenarios=scenarios, num_opponents=args.num_opponents, num_steps=args.num_steps,
+        n_trials=args.n_trials, seed=args.seed, eval_interval=args.eval_interval,
+        pruner=args.pruner, study_name=args.study_name, storage=args.storage,
+        population_size=args.population_size, objective=args.objective,
+        eval_episodes=args.eval_episodes, enqueue=enqueue, output_dir=output_dir,
+        scenario_arg=args.scenario, max_population=args.max_population,
+        worker_index=args.worker_index,
+    )
+
+
+def tune_main(argv: list[str] | None = None) -> int:
+    args = _tune_parser().parse_args(argv)
+    prog = "tune_hyperparameters.py"
+    try:
+        settings = tune_settings(args)
+    except UsageError as err:
+        return _fail(prog, str(err))
+    from bb_jax.storage import StorageError, redact
+
+    try:
+        return _tune(settings, args.n_jobs)
+    except StorageError as err:
+        return _fail(prog, str(err))
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are stored", file=sys.stderr)
+        return 130
+    except Exception as err:  # never echo a storage password in a traceback line
+        print(f"{prog}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
+        return 1
+
+
+def _tune(settings, n_jobs: int) -> int:
+    import time
+
+    from bb_jax.storage import redact
+    from bb_jax.tune import Tuner, open_study, write_outputs
+
+    enable_compile_cache()
+    started = time.perf_counter()
+    jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    jobs = min(jobs, settings.n_trials)
+    if settings.worker_index == 0 and jobs > 1 and settings.storage is None:
+        journal = settings.output_dir.resolve() / f"{settings.resolved_study_name()}.journal"
+        settings.study_name = settings.resolved_study_name()
+        settings.storage = f"journal://{journal}"
+        print(f"--n-jobs {jobs} needs a shared storage: using {settings.storage}")
+    if settings.worker_index > 0:
+        _pin_to_core(settings.worker_index)
+    shares = [settings.n_trials // jobs + (i < settings.n_trials % jobs) for i in range(jobs)]
+    settings.n_trials = shares[0]
+    tuner = Tuner(settings)  # opens (or creates) the study before any worker starts
+    workers = [_start_worker(settings, i, share) for i, share in enumerate(shares) if i > 0]
+    if settings.worker_index > 0:
+        tuner.run()
+        return 0
+    print(f"study {settings.study_name} | storage "
+          f"{redact(settings.storage) if settings.storage else 'in-memory'} | scenarios "
+          f"{','.join(settings.scenarios)} | {sum(shares)} trials x "
+          f"{settings.num_steps:,} steps | population {settings.population_size}"
+          f" | {jobs} job(s)", flush=True)
+    failed_workers = 0
+    try:
+        if jobs > 1:
+            _pin_to_core(0)
+        tuner.run()
+    finally:
+        for worker in workers:
+            failed_workers += worker.wait() != 0
+        study = tuner.study if settings.storage is None else open_study(settings)
+        paths = write_outputs(study, settings.storage, settings.output_dir)
+        print(f"results: {paths['results']}", flush=True)
+    _print_best(study, time.perf_counter() - started)
+    if failed_workers:
+        print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _start_worker(settings, index: int, n_trials: int):
+    """Another process running `n_trials` trials of the same study (its sampler seeded apart)."""
+    import subprocess
+
+    args = [sys.executable, "-c", "import sys; from bb_jax.cli import tune_main; "
+            "sys.exit(tune_main())",
+            "--scenario", settings.scenario_arg, "--num-opponents", str(settings.num_opponents),
+            "--num-steps", str(settings.num_steps), "--n-trials", str(n_trials),
+            "--seed", str(settings.seed), "--eval-interval", str(settings.eval_interval),
+            "--pruner", settings.pruner, "--study-name", settings.study_name,
+            "--storage", settings.storage, "--population-size", str(settings.population_size),
+            "--objective", settings.objective, "--eval-episodes", str(settings.eval_episodes),
+            "--output-dir", str(settings.output_dir),
+            "--max-population", str(settings.max_population), "--worker-index", str(index)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL)
+
+
+def _pin_to_core(index: int) -> None:
+    """On a CPU backend, keep worker `index` on one core (processes beat threads there)."""
+    import jax
+
+    if jax.default_backend() == "cpu" and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[index % len(cores)]})
+
+
+def _print_best(study, wall_s: float) -> None:
+    from bb_jax.tune import results_dict
+
+    summary = results_dict(study, None)
+    print(f"finished in {wall_s:.1f} s: {summary['n_complete']} complete, "
+          f"{summary['n_pruned']} pruned, {summary['n_failed']} failed "
+          f"({summary['n_trials']} trials in the study)")
+    if summary["best_value"] is None:
+        print("no complete trial yet")
+        return
+    print(f"best value {summary['best_value']:.3f} (trial {summary['best_trial']})")
+    for name, value in summary["best_params"].items():
+        print(f"  {name}: {value}")
+    print("train the best configuration with:")
+    print(f"  {summary['train_command']}")

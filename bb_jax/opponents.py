@@ -152,14 +152,19 @@ def act(
     last_actions: jnp.ndarray,
     has_last: jnp.ndarray,
     draws: ActDraws,
+    seats: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
-    """Actions int32[M, 2] of opponents at seats 1..M.
+    """Actions int32[M, 2] of M heuristic agents, by default the opponents at seats 1..M.
 
     params float32[M, 10]; houses int32[10]; locations int32[N] (all agents, as observed);
-    last_actions int32[M, 2] (their own); has_last bool[].
+    last_actions int32[M, 2] (their own); has_last bool[]; seats int32[M] (default 1..M):
+    the agents' indices, whose "own" house is `seat mod 10` (so a heuristic in the learner's
+    seat, `seats=[0]`, guards house 0; see `bb_jax.baselines`).
     """
     num_opponents = params.shape[0]
-    seats = jnp.arange(1, num_opponents + 1)
+    if seats is None:
+        seats = jnp.arange(1, num_opponents + 1)
+    seats = jnp.broadcast_to(jnp.asarray(seats, jnp.int32), (num_opponents,))
     return jax.vmap(_act_one, in_axes=(0, 0, None, None, 0, None, 0, 0, 0, 0, 0, 0, 0))(
         params, seats, houses, locations, last_actions, has_last,
         draws.signal, draws.house, draws.mode, draws.explore,

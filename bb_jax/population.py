@@ -30,12 +30,16 @@ class CompiledPPO:
     evaluate: object
 
 
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 @functools.lru_cache(maxsize=None)
 def compiled(config: PPOConfig) -> CompiledPPO:
     ppo = PPO(config)
     return CompiledPPO(
         ppo=ppo,
-        init=jax.jit(jax.vmap(ppo.init)),
+        # Init runs once per population: compile it fast rather than make it fast.
+        init=jax.jit(jax.vmap(ppo.init), compiler_options=_FAST_COMPILE),
         run_updates=jax.jit(
             jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0)), static_argnums=2
         ),
@@ -100,12 +104,13 @@ class Population:
     def updates_done(self) -> int:
         return int(self.state.update[0])
 
-    def run(self, num_updates: int) -> dict[str, np.ndarray]:
-        """Train every member `num_updates` more updates; metrics as numpy [P, num_updates]."""
+    def run(self, num_updates: int) -> dict[str, jax.Array]:
+        """Train every member `num_updates` more updates. Metrics [P, num_updates] stay on the
+        device (dispatch is asynchronous until the caller reads them)."""
         self.state, metrics = self.fns.run_updates(
             self.state, self.hyperparams, int(num_updates), self.scenarios
         )
-        return {k: np.asarray(v) for k, v in metrics.items()}
+        return metrics
 
     def keep(self, positions, pad_to: int | None = None) -> None:
         """Keep only the members at `positions` (in that order), dropping the rest so they

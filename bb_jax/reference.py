@@ -22,8 +22,8 @@ opponent's house is drawn by inverse CDF over a sequential float32 cumulative su
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -19,19 +19,11 @@ from bb_jax.stats import mean_ci95
 
 
 def plan_chunks(num_updates: int, target: int) -> list[int]:
-    """Chunk lengths (updates) summing to num_updates, close to `target` each, with at most
-    two distinct lengths (each distinct length is one compile)."""
+    """Equal chunk lengths (updates) summing to num_updates: the largest divisor of
+    num_updates that is <= target, so one compiled chunk serves the whole run."""
     target = max(1, min(int(target), num_updates))
-    for length in range(target, max(1, target // 2) - 1, -1):
-        if num_updates % length == 0:
-            return [length] * (num_updates // length)
-    full, rest = divmod(num_updates, target)
-    return [target] * full + ([rest] if rest else [])
-
-
-def final_figures(metrics_rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Last-update values per member from metrics [P, T]."""
-    return {k: v[:, -1] for k, v in metrics_rows.items()}
+    length = next(n for n in range(target, 0, -1) if num_updates % n == 0)
+    return [length] * (num_updates // length)
 
 
 @dataclasses.dataclass
@@ -84,7 +76,7 @@ def train_seeds(
     population = Population(config, stack_hyperparams([hp_row] * len(seeds)), keys)
     chunks = []
     for length in plan_chunks(config.num_updates, chunk_updates):
-        chunks.append(population.run(length))
+        chunks.append({k: np.asarray(v) for k, v in population.run(length).items()})
         if progress is not None:
             last = chunks[-1]
             steps = int(last["env_steps"][0, -1])

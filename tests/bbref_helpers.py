@@ -36,11 +36,7 @@ CONFIGS = [
 CONFIG_IDS = [f"N{len(k) + 1}-{'-'.join(k)}-T{m}" for k, m in CONFIGS]
 
 
-def num_opponents_of(kinds: tuple[str, ...]) -> int:
-    return len(kinds)
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jax_env(kinds: tuple[str, ...], max_steps: int = 50):
     return make_env("default", num_opponents=len(kinds), opponents=list(kinds),
                     max_steps=max_steps)
@@ -54,7 +50,7 @@ def scenario_batch(names, num_agents: int):
     return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[index]), table)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def replay_fn(kinds: tuple[str, ...], max_steps: int = 50):
     """Jitted (scenarios[B], reset_blocks[B, R], blocks[T, B, D], actions[T, B, 2]) -> trajectory.
 
@@ -73,13 +69,13 @@ def replay_fn(kinds: tuple[str, ...], max_steps: int = 50):
             obs, state, reward, term, trunc, info = jax.vmap(env.step_with_draws)(
                 state, action, block, scenarios
             )
-            out = dict(
-                obs=obs, reward=reward, terminated=term, truncated=trunc,
-                final_obs=info["final_observation"],
-                episode_return=info["episode_return"],
-                episode_length=info["episode_length"],
-                houses=state.game.houses,
-            )
+            out = {
+                "obs": obs, "reward": reward, "terminated": term, "truncated": trunc,
+                "final_obs": info["final_observation"],
+                "episode_return": info["episode_return"],
+                "episode_length": info["episode_length"],
+                "houses": state.game.houses,
+            }
             return state, out
 
         _, traj = jax.lax.scan(body, state0, (blocks, actions))
@@ -174,9 +170,3 @@ def reward_bounds(scenario_name: str, num_agents: int, agent: int = 0):
 
 def as_numpy(tree):
     return jax.tree.map(np.asarray, tree)
-
-
-__all__ = [
-    "SCENARIOS", "STEPS", "ENV_SCENARIOS", "EDGE_ROWS", "CONFIGS", "CONFIG_IDS", "jax_env", "scenario_batch", "replay_fn", "make_inputs",
-    "last_actions_from_obs", "reference_rollout", "reward_bounds", "as_numpy", "jnp",
-]

@@ -7,15 +7,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bbref_helpers import (
+    CONFIGS,
+    EDGE_ROWS,
+    ENV_SCENARIOS,
+    STEPS,
+    as_numpy,
+    jax_env,
+    make_inputs,
+    replay_fn,
+    reward_bounds,
+    scenario_batch,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bb_jax import get_scenario, list_scenarios, make_env
 from bb_jax.scenarios import SCENARIO_FIELDS
-from bbref_helpers import (
-    CONFIGS, EDGE_ROWS, ENV_SCENARIOS, STEPS, as_numpy, jax_env, make_inputs, replay_fn,
-    reward_bounds, scenario_batch,
-)
 
 SETTINGS = settings(
     max_examples=6, deadline=None, database=None,
@@ -54,7 +62,7 @@ def start_houses(traj):
 @SETTINGS
 @given(case)
 def test_house_states_valid_and_ruin_permanent(c):
-    n, _, traj = rollout(c)
+    _, _, traj = rollout(c)
     before = start_houses(traj)
     after = traj["final_obs"][..., :10]
     for houses in (before, after, traj["houses"]):
@@ -159,7 +167,7 @@ def test_dtypes_and_shapes(num_opponents):
     assert info["episode_return"].dtype == jnp.float32
 
 
-def test_reward_bounds_are_reachable_in_formula():
+def test_reward_bounds_follow_the_formula_parameters():
     """Sanity of the bounds helper itself: they follow from the formula's parameters."""
     for name in list_scenarios():
         for n in (2, 3, 4, 10):

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bbref_helpers import scenario_batch
 
 from bb_jax import make_env
-from bbref_helpers import scenario_batch
 
 STATS_PATH = Path(__file__).resolve().parents[2] / "shared" / "reference_stats.json"
 ENVS_PER_SCENARIO = 2560

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from bb_jax.reference import ReferenceEnv
 from bbref_helpers import (
-    CONFIG_IDS, CONFIGS, EDGE_ROWS, ENV_SCENARIOS, STEPS, as_numpy, jax_env,
-    last_actions_from_obs, make_inputs, reference_rollout, replay_fn, scenario_batch,
+    CONFIG_IDS,
+    CONFIGS,
+    EDGE_ROWS,
+    ENV_SCENARIOS,
+    STEPS,
+    as_numpy,
+    jax_env,
+    last_actions_from_obs,
+    make_inputs,
+    reference_rollout,
+    replay_fn,
+    scenario_batch,
 )
+
+from bb_jax.reference import ReferenceEnv, scenario_values
 
 # Rewards: the JAX code may add the reward terms in another order; the terms reach |A|+|L| =
 # 200, where one float32 ulp is ~1.5e-5, so allow a few ulps at that scale.
@@ -157,11 +167,7 @@ def test_p_spread_never_changes_a_trajectory():
             np.testing.assert_array_equal(a, b, err_msg=field)
             assert np.all(other[field][..., p_spread_index] == np.float32(p_spread))
     # the reference agrees: spread draws of 0 with p_spread = 1 change nothing either
-    scenario = dict(zip(
-        ("p_spread", "p_ext", "p_fire", "A", "L", "r_own", "r_other", "pen_own", "pen_other",
-         "c", "min_nights"),
-        ReferenceEnv("hard").scn.values(),
-    ))
+    scenario = dict(scenario_values("hard"))
     scenario["p_spread"] = 1.0
     base = ReferenceEnv("hard", num_opponents=2)
     spready = ReferenceEnv(scenario, num_opponents=2)

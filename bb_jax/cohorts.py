@@ -1,0 +1,173 @@
+"""Train many configurations as a few vectorised populations ("cohorts").
+
+Members that share every static (shape-changing) setting — hidden size and batch size — form
+one cohort and train as one `Population`; everything else (hyperparameters, scenario, seed) is
+a traced row. Between chunks of about `eval_interval` env steps the caller sees every member's
+intermediate value and may stop members; stopped or diverged members are dropped and the
+survivors repacked into the next power-of-two size, so dropping costs at most log2(P) extra
+compiles per cohort and stopped members cost no compute. Knows nothing about Optuna.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bb_jax.population import Population
+from bb_jax.ppo import PPOConfig, stack_hyperparams
+from bb_jax.runs import plan_chunks
+from bb_jax.scenarios import get_scenario, stack_scenarios
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberSpec:
+    """One training run: hyperparams holds the 8 traced values; seed makes its PRNG key."""
+
+    member_id: int
+    hidden_size: int
+    batch_size: int
+    hyperparams: dict
+    scenario: str
+    seed: int
+
+
+@dataclasses.dataclass
+class Report:
+    """An intermediate value: mean of the last 100 episode returns after `env_steps`."""
+
+    member_id: int
+    env_steps: int
+    value: float
+
+
+@dataclasses.dataclass
+class MemberResult:
+    member_id: int
+    state: str  # "complete", "stopped" or "failed"
+    value: float | None = None  # final objective for complete members
+    reason: str = ""
+    env_steps: int = 0
+    eval_returns: np.ndarray | None = None
+
+
+def next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(1, n))))
+
+
+def cohort_key(spec: MemberSpec) -> tuple[int, int]:
+    return (spec.hidden_size, spec.batch_size)
+
+
+def group_cohorts(specs: Sequence[MemberSpec]) -> dict[tuple[int, int], list[MemberSpec]]:
+    """Group by static shape, in order of first appearance."""
+    cohorts: dict[tuple[int, int], list[MemberSpec]] = {}
+    for spec in specs:
+        cohorts.setdefault(cohort_key(spec), []).append(spec)
+    return cohorts
+
+
+@dataclasses.dataclass
+class CohortTrainer:
+    """Static settings shared by all cohorts: the base config's fields other than hidden size
+    and batch size, the env steps per member and the report interval."""
+
+    base_config: PPOConfig
+    num_steps: int
+    eval_interval: int
+    eval_episodes: int = 0  # > 0: final value = mean return over this many fresh episodes
+    max_population: int = 1024  # larger cohorts train in several rounds (memory bound)
+    progress: Callable[[str], None] | None = None
+
+    def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
+        return self.base_config.replace(
+            hidden_size=hidden_size, batch_size=batch_size, total_steps=self.num_steps
+        )
+
+    def run(
+        self,
+        specs: Sequence[MemberSpec],
+        on_reports: Callable[[list[Report]], set[int]] = lambda reports: set(),
+    ) -> dict[int, MemberResult]:
+        """Train every member; `on_reports` receives each round of intermediate values and
+        returns the ids of members to stop. Returns a result per member id."""
+        results: dict[int, MemberResult] = {}
+        for (hidden, batch), members in group_cohorts(specs).items():
+            config = self.config_for(hidden, batch)
+            for start in range(0, len(members), self.max_population):
+                group = members[start : start + self.max_population]
+                results.update(self._run_cohort(config, group, on_reports))
+        return results
+
+    def _run_cohort(self, config, members, on_reports) -> dict[int, MemberResult]:
+        size = next_power_of_two(len(members))
+        padded = list(members) + [members[-1]] * (size - len(members))
+        ids = [m.member_id for m in members] + [-1] * (size - len(members))
+        population = Population(
+            config,
+            stack_hyperparams([m.hyperparams for m in padded]),
+            jnp.stack([jax.random.PRNGKey(m.seed) for m in padded]),
+            stack_scenarios([get_scenario(m.scenario, config.num_opponents + 1) for m in padded]),
+            members=ids,
+        )
+        chunks = plan_chunks(config.num_updates, round(self.eval_interval / config.batch_size))
+        report_every = max(1, round(self.eval_interval / (chunks[0] * config.batch_size)))
+        results: dict[int, MemberResult] = {}
+        last_values: dict[int, float] = {}
+        started = time.perf_counter()
+        for index, length in enumerate(chunks, start=1):
+            device_metrics = population.run(length)
+            if index % report_every and index != len(chunks):
+                continue  # no host sync between reports: dispatch stays asynchronous
+            metrics = {k: np.asarray(v) for k, v in device_metrics.items()}
+            steps = int(metrics["env_steps"][0, -1])
+            reports = []
+            for pos, member in enumerate(population.members):
+                if member < 0 or member in results:
+                    continue
+                if not bool(metrics["finite"][pos, -1]):
+                    results[member] = MemberResult(
+                        member, "failed", reason="loss or parameters became NaN/inf "
+                        f"by env step {steps}", env_steps=steps)
+                    continue
+                value = float(metrics["mean_return"][pos, -1])
+                if np.isfinite(value):
+                    last_values[member] = value
+                    reports.append(Report(member, steps, value))
+            stop = on_reports(reports) if reports else set()
+            for member in stop:
+                results[member] = MemberResult(member, "stopped", value=last_values.get(member),
+                                               env_steps=steps)
+            if self.progress is not None:
+                live = sum(1 for m in population.members if m >= 0 and m not in results)
+                rate = steps * len(population.members) / (time.perf_counter() - started)
+                self.progress(f"cohort hidden={config.hidden_size} batch={config.batch_size}: "
+                              f"step {steps:,}/{config.num_updates * config.batch_size:,}, "
+                              f"{live} live, {rate:,.0f} env-steps/s")
+            keep = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
+            if not keep:
+                return results
+            if len(keep) <= population.size // 2:
+                population.keep(keep, pad_to=next_power_of_two(len(keep)))
+        final_eval = None
+        if self.eval_episodes > 0:
+            final_eval = population.evaluate(jax.random.PRNGKey(members[0].seed),
+                                             self.eval_episodes)
+        steps = config.num_updates * config.batch_size
+        for pos, member in enumerate(population.members):
+            if member < 0 or member in results:
+                continue
+            evals = None if final_eval is None else final_eval[pos]
+            value = float(evals.mean()) if evals is not None else last_values.get(member)
+            if value is None or not np.isfinite(value):
+                results[member] = MemberResult(member, "failed", reason="no episode completed",
+                                               env_steps=steps)
+            else:
+                results[member] = MemberResult(member, "complete", value, env_steps=steps,
+                                               eval_returns=evals)
+        return results

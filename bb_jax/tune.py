@@ -1,0 +1,429 @@
+"""The Optuna side of tuning: ask trials in batches, train each batch as vectorised cohorts
+(`bb_jax.cohorts`), report intermediate values, prune inside populations, tell results, and
+write the outputs (results JSON, plots, the command that trains the best configuration).
+
+This module is the only one that talks to Optuna's study (ask/tell/report/should_prune).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import shlex
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from bb_jax.cohorts import CohortTrainer, MemberSpec, Report
+from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.stats import mean_ci95
+from bb_jax.storage import make_storage, redact
+
+SEARCH_SPACE = {
+    "hidden_size": CategoricalDistribution([64, 128, 256, 512]),
+    "learning_rate": FloatDistribution(1e-5, 1e-3, log=True),
+    "batch_size": CategoricalDistribution([512, 1024, 2048, 4096]),
+    "num_epochs": IntDistribution(3, 10),
+    "clip_epsilon": FloatDistribution(0.1, 0.3),
+    "entropy_coef": FloatDistribution(0.001, 0.05, log=True),
+    "value_coef": FloatDistribution(0.3, 0.7),
+    "gamma": FloatDistribution(0.95, 0.999),
+    "gae_lambda": FloatDistribution(0.9, 0.99),
+}
+STATIC_PARAMS = ("hidden_size", "batch_size")
+LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
+PRUNERS = ("median", "none")
+OBJECTIVES = ("train_return", "eval_return")
+OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
+# train_simple.py flag for each tuned parameter
+TRAIN_FLAGS = {
+    "hidden_size": "--hidden-size", "batch_size": "--batch-size", "learning_rate": "--lr",
+    "num_epochs": "--num-epochs", "clip_epsilon": "--clip-epsilon",
+    "entropy_coef": "--entropy-coef", "value_coef": "--value-coef", "gamma": "--gamma",
+    "gae_lambda": "--gae-lambda",
+}
+
+
+class PopulationMedianPruner(optuna.pruners.BasePruner):
+    """Median pruning that works inside a batch of trials training together.
+
+    Optuna's MedianPruner compares a trial only with COMPLETE trials, so in the first batch
+    (all trials RUNNING) it never prunes. This pruner compares a trial's latest intermediate
+    value with the median over every other trial (running, complete or pruned) at the same
+    stage: each peer contributes its latest value reported at a step <= this step and within
+    `window` steps of it. Prunes below the median once `n_warmup_steps` have passed and at
+    least `n_min_peers` peers are comparable (successive-halving-like inside a population).
+    """
+
+    def __init__(self, n_warmup_steps: int = 0, n_min_peers: int = 4, window: int = 10_000):
+        self.n_warmup_steps = n_warmup_steps
+        self.n_min_peers = n_min_peers
+        self.window = window
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.n_warmup_steps:
+            return False
+        value = trial.intermediate_values[step]
+        peers = []
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        for other in study.get_trials(deepcopy=False, states=states):
+            if other.number == trial.number:
+                continue
+            steps = [s for s in other.intermediate_values if step - self.window < s <= step]
+            if steps:
+                peers.append(other.intermediate_values[max(steps)])
+        if len(peers) < self.n_min_peers:
+            return False
+        median = statistics.median(peers)
+        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return value < median
+        return value > median
+
+
+@dataclasses.dataclass
+class TuneSettings:
+    scenarios: tuple[str, ...] = ("default",)
+    num_opponents: int = 2
+    num_steps: int = 50_000
+    n_trials: int = 100
+    seed: int = 42
+    eval_interval: int = 5_000
+    pruner: str = "median"
+    study_name: str | None = None
+    storage: str | None = None
+    population_size: int = 16
+    objective: str = "train_return"
+    eval_episodes: int = 200
+    enqueue: tuple[dict, ...] = ()
+    output_dir: Path = OUTPUT_DIR
+    scenario_arg: str = "default"  # as the user wrote it (for the outputs)
+    max_population: int = 1024
+    worker_index: int = 0  # > 0: an extra process of --n-jobs; its sampler is seeded apart
+
+    def resolved_study_name(self) -> str:
+        if self.study_name:
+            return self.study_name
+        self.study_name = self._auto_name()
+        return self.study_name
+
+    def _auto_name(self) -> str:
+        stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+        label = self.scenario_arg.replace(",", "+")
+        return f"bb_{label}_{stamp}"
+
+
+def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
+    if settings.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return PopulationMedianPruner(
+        n_warmup_steps=2 * settings.eval_interval, n_min_peers=4,
+        window=settings.eval_interval + LARGEST_BATCH,
+    )
+
+
+def trial_seed(seed: int, trial_number: int) -> int:
+    """The PRNG seed of a trial's training run (stored as the trial's user attr `seed`)."""
+    return (seed * 1_000_003 + trial_number) % (2**31 - 1)
+
+
+def hyperparams_of(params: dict) -> dict:
+    return {k: params.get(k, DEFAULT_HYPERPARAMS[k]) for k in DEFAULT_HYPERPARAMS}
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker process (on this host) no longer exists, and
+    those whose heartbeat went stale (RDB storages with heartbeats). Returns their numbers."""
+    failed = []
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.system_attrs
+        if attrs.get("bb_host") == host and not _pid_alive(attrs.get("bb_pid")):
+            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason",
+                                                 "worker process died (stale RUNNING trial)")
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+    if isinstance(study._storage, optuna.storages.RDBStorage):
+        optuna.storages.fail_stale_trials(study)
+    return failed
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return pid == os.getpid()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_study(settings: TuneSettings) -> optuna.Study:
+    storage = make_storage(settings.storage)
+    study = optuna.create_study(
+        study_name=settings.resolved_study_name(),
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=settings.seed + settings.worker_index),
+        pruner=make_pruner(settings),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if "scenario" not in study.user_attrs:
+        study.set_user_attr("scenario", settings.scenario_arg)
+        study.set_user_attr("scenarios", list(settings.scenarios))
+        study.set_user_attr("num_opponents", settings.num_opponents)
+        study.set_user_attr("num_steps", settings.num_steps)
+        study.set_user_attr("objective", settings.objective)
+    return study
+
+
+class Tuner:
+    """Runs `settings.n_trials` new trials of a study in batches of `population_size`."""
+
+    def __init__(self, settings: TuneSettings, log: Callable[[str], None] = print):
+        self.settings = settings
+        self.log = log
+        self.study = open_study(settings)
+        self.trainer = CohortTrainer(
+            base_config=PPOConfig(scenario=settings.scenarios[0],
+                                  num_opponents=settings.num_opponents,
+                                  total_steps=settings.num_steps, batch_size=LARGEST_BATCH),
+            num_steps=settings.num_steps,
+            eval_interval=settings.eval_interval,
+            eval_episodes=settings.eval_episodes if settings.objective == "eval_return" else 0,
+            max_population=settings.max_population,
+            progress=self._progress_line,
+        )
+        self.finished = 0
+        self.env_steps = 0
+        self.started = time.perf_counter()
+
+    def _progress_line(self, text: str) -> None:
+        n = self.settings.n_trials
+        width = 20
+        filled = int(width * self.finished / max(1, n))
+        self.log(f"[{'#' * filled}{'.' * (width - filled)}] {self.finished}/{n} trials | {text}")
+
+    def run(self) -> optuna.Study:
+        stale = fail_stale_trials(self.study)
+        if stale:
+            self.log(f"marked stale RUNNING trials as FAIL: {stale}")
+        for params in self.settings.enqueue:
+            self.study.enqueue_trial(params, skip_if_exists=True)
+        while self.finished < self.settings.n_trials:
+            batch = min(self.settings.population_size, self.settings.n_trials - self.finished)
+            trials = [self.study.ask(SEARCH_SPACE) for _ in range(batch)]
+            try:
+                self._run_batch(trials)
+            except BaseException:
+                # Ctrl-C or a crash: close this batch's unfinished trials as FAIL, then stop.
+                for trial in trials:
+                    state = self.study._storage.get_trial(trial._trial_id).state
+                    if state == TrialState.RUNNING:
+                        trial.set_user_attr("fail_reason", "interrupted")
+                        self.study.tell(trial, state=TrialState.FAIL)
+                raise
+        return self.study
+
+    def _run_batch(self, trials: list[optuna.Trial]) -> None:
+        scenarios = self.settings.scenarios
+        specs, owner = [], {}
+        for i, trial in enumerate(trials):
+            seed = trial_seed(self.settings.seed, trial.number)
+            trial.set_user_attr("seed", seed)
+            trial.storage.set_trial_system_attr(trial._trial_id, "bb_host", socket.gethostname())
+            trial.storage.set_trial_system_attr(trial._trial_id, "bb_pid", os.getpid())
+            for j, scenario in enumerate(scenarios):
+                member = i * len(scenarios) + j
+                owner[member] = trial
+                specs.append(MemberSpec(
+                    member_id=member,
+                    hidden_size=int(trial.params["hidden_size"]),
+                    batch_size=int(trial.params["batch_size"]),
+                    hyperparams=hyperparams_of(trial.params),
+                    scenario=scenario,
+                    seed=seed,
+                ))
+        pruned: set[int] = set()
+
+        def on_reports(reports: list[Report]) -> set[int]:
+            by_trial: dict[int, list[Report]] = {}
+            for r in reports:
+                by_trial.setdefault(owner[r.member_id].number, []).append(r)
+            stop_trials = []
+            for rows in by_trial.values():
+                trial = owner[rows[0].member_id]
+                trial.report(float(np.mean([r.value for r in rows])), rows[0].env_steps)
+            for rows in by_trial.values():
+                trial = owner[rows[0].member_id]
+                if trial.should_prune():
+                    stop_trials.append(trial.number)
+            pruned.update(stop_trials)
+            return {m for m, t in owner.items() if t.number in stop_trials}
+
+        results = self.trainer.run(specs, on_reports)
+        for i, trial in enumerate(trials):
+            rows = [results[i * len(scenarios) + j] for j in range(len(scenarios))]
+            self.env_steps += sum(r.env_steps for r in rows)
+            failed = [r for r in rows if r.state == "failed"]
+            if failed:
+                trial.set_user_attr("fail_reason", failed[0].reason)
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.log(f"trial {trial.number} failed: {failed[0].reason}")
+            elif trial.number in pruned:
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                self.study.tell(trial, float(np.mean([r.value for r in rows])))
+            self.finished += 1
+        best = self._best_value()
+        rate = self.env_steps / (time.perf_counter() - self.started)
+        self._progress_line(f"best {best:.2f} | {rate:,.0f} env-steps/s overall"
+                            if best is not None else f"{rate:,.0f} env-steps/s overall")
+
+    def _best_value(self) -> float | None:
+        try:
+            return self.study.best_value
+        except ValueError:
+            return None
+
+
+def train_command(study: optuna.Study, trial: FrozenTrial) -> str:
+    """A ready-to-run scripts/train_simple.py command carrying every tuned hyperparameter."""
+    attrs = study.user_attrs
+    scenarios = attrs.get("scenarios", ["default"])
+    args = ["python", "scripts/train_simple.py", "--scenario", scenarios[0],
+            "--num-opponents", str(attrs.get("num_opponents", 2)),
+            "--num-steps", str(attrs.get("num_steps", 50_000))]
+    for name, flag in TRAIN_FLAGS.items():
+        value = trial.params[name]
+        args += [flag, repr(float(value)) if isinstance(value, float) else str(value)]
+    args += ["--seed", str(trial.user_attrs.get("seed", 0)),
+             "--run-name", f"{study.study_name}_best"]
+    return shlex.join(args)
+
+
+def trial_record(trial: FrozenTrial) -> dict:
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "value": trial.value,
+        "params": trial.params,
+        "intermediate_values": {str(k): v for k, v in sorted(trial.intermediate_values.items())},
+        "user_attrs": trial.user_attrs,
+        "duration_s": trial.duration.total_seconds() if trial.duration else None,
+    }
+
+
+def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    attrs = study.user_attrs
+    return {
+        "study_name": study.study_name,
+        "scenario": attrs.get("scenario"),
+        "scenarios": attrs.get("scenarios"),
+        "num_opponents": attrs.get("num_opponents"),
+        "num_steps": attrs.get("num_steps"),
+        "objective": attrs.get("objective"),
+        "storage": redact(storage_url) if storage_url else "in-memory",
+        "best_value": best.value if best else None,
+        "best_params": best.params if best else None,
+        "best_trial": best.number if best else None,
+        "train_command": train_command(study, best) if best else None,
+        "n_trials": len(trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "trials": [trial_record(t) for t in trials],
+    }
+
+
+def _write_plot(make_figure, path: Path) -> None:
+    try:
+        make_figure().write_html(str(path), include_plotlyjs="cdn")
+    except (ValueError, RuntimeError, ZeroDivisionError) as err:
+        path.write_text(f"<html><body><p>plot not available: {err}</p></body></html>\n")
+
+
+def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path) -> dict:
+    """Write {study}_results.json and the three HTML plots; returns their paths."""
+    from optuna import visualization
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    name = study.study_name
+    paths = {
+        "results": output_dir / f"{name}_results.json",
+        "history": output_dir / f"{name}_history.html",
+        "importances": output_dir / f"{name}_importances.html",
+        "parallel": output_dir / f"{name}_parallel.html",
+    }
+    paths["results"].write_text(json.dumps(results_dict(study, storage_url), indent=2,
+                                           default=_json_default))
+    _write_plot(lambda: visualization.plot_optimization_history(study), paths["history"])
+    _write_plot(lambda: visualization.plot_param_importances(study), paths["importances"])
+    _write_plot(lambda: visualization.plot_parallel_coordinate(study), paths["parallel"])
+    return paths
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def validate_top(study: optuna.Study, top_k: int, seeds: list[int], num_steps: int | None = None,
+                 eval_episodes: int = 200, log: Callable[[str], None] = print) -> list[dict]:
+    """Retrain the top-k complete trials on every seed in one population call per shape;
+    returns rows ranked by mean final return, each with a 95% CI over seeds."""
+    complete = sorted((t for t in study.get_trials(deepcopy=False)
+                       if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
+    top = complete[:top_k]
+    if not top:
+        raise ValueError(f"study {study.study_name!r} has no complete trial to validate")
+    attrs = study.user_attrs
+    scenarios = attrs.get("scenarios", ["default"])
+    steps = int(num_steps or attrs.get("num_steps", 50_000))
+    specs, owner = [], {}
+    for i, trial in enumerate(top):
+        for j, seed in enumerate(seeds):
+            for k, scenario in enumerate(scenarios):
+                member = (i * len(seeds) + j) * len(scenarios) + k
+                owner[member] = (i, j)
+                specs.append(MemberSpec(member, int(trial.params["hidden_size"]),
+                                        int(trial.params["batch_size"]),
+                                        hyperparams_of(trial.params), scenario, seed))
+    trainer = CohortTrainer(
+        PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
+                  total_steps=steps, batch_size=LARGEST_BATCH),
+        num_steps=steps, eval_interval=steps, eval_episodes=eval_episodes,
+        progress=log,
+    )
+    results = trainer.run(specs)
+    rows = []
+    for i, trial in enumerate(top):
+        per_seed = []
+        for j in range(len(seeds)):
+            values = [results[(i * len(seeds) + j) * len(scenarios) + k].value
+                      for k in range(len(scenarios))]
+            per_seed.append(float(np.mean([v for v in values if v is not None]))
+                            if any(v is not None for v in values) else float("nan"))
+        mean, ci = mean_ci95([v for v in per_seed if math.isfinite(v)])
+        rows.append({"trial": trial.number, "tuning_value": trial.value, "mean": mean,
+                     "ci95": ci, "per_seed": per_seed, "params": trial.params})
+    rows.sort(key=lambda r: -r["mean"] if math.isfinite(r["mean"]) else math.inf)
+    return rows
