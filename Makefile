@@ -5,7 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: tune test demo lint clean
+TUNE_DIR := experiments/hyperparameter_tuning
+
+.PHONY: tune test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(PY) scripts/play_demo.py
+# The main job: a small real sweep (12 trials x 20k steps, default scenario) into an embedded
+# SQLite study; two worker processes, one per core. Running it again adds 12 more trials.
+tune: $(STAMP)
+	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 12 --num-steps 20000 \
+		--eval-interval 4096 --population-size 6 --n-jobs 2 --study-name quickstart \
+		--storage sqlite:///$(TUNE_DIR)/quickstart.db --output-dir $(TUNE_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest tests

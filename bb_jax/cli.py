@@ -362,3 +362,56 @@ def _print_best(study, wall_s: float) -> None:
         print(f"  {name}: {value}")
     print("train the best configuration with:")
     print(f"  {summary['train_command']}")
+
+
+def _validate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="validate_best.py",
+        description="Retrain the top-k configurations of a study on many seeds in one "
+                    "population call; print mean +/- 95%% CI and the ranking.",
+    )
+    p.add_argument("--study-name", required=True)
+    p.add_argument("--storage", required=True, help="the study's storage URL")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds per configuration")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--num-steps", type=int, default=None, help="default: the study's")
+    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--results-json", default=None)
+    return p
+
+
+def validate_main(argv: list[str] | None = None) -> int:
+    args = _validate_parser().parse_args(argv)
+    prog = "validate_best.py"
+    from bb_jax.storage import StorageError, make_storage
+
+    if args.top_k <= 0 or args.seeds <= 0:
+        return _fail(prog, "--top-k and --seeds must be > 0")
+    try:
+        import optuna
+
+        storage = make_storage(args.storage)
+        try:
+            study = optuna.load_study(study_name=args.study_name, storage=storage)
+        except KeyError:
+            names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+            raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
+                             f"{', '.join(names) or 'none'}")
+        from bb_jax.tune import validate_top
+
+        enable_compile_cache()
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        rows = validate_top(study, args.top_k, seeds, args.num_steps, args.eval_episodes,
+                            log=lambda line: print(line, flush=True))
+    except (UsageError, StorageError, ValueError) as err:
+        return _fail(prog, str(err))
+    print(f"validation of the top {len(rows)} trials of {args.study_name} over {len(seeds)} "
+          "seeds (mean return on fresh episodes, 95% CI):")
+    for rank, row in enumerate(rows, start=1):
+        print(f"  #{rank} trial {row['trial']}: {row['mean']:.2f} +/- {row['ci95']:.2f} "
+              f"(tuning value {row['tuning_value']:.2f})")
+    if args.results_json:
+        Path(args.results_json).write_text(json.dumps(
+            {"study_name": args.study_name, "seeds": seeds, "ranking": rows}, indent=2))
+    return 0

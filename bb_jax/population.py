@@ -9,7 +9,6 @@ them (members split between devices) when the size divides evenly.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import jax
@@ -33,8 +32,22 @@ class CompiledPPO:
 _FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-@functools.lru_cache(maxsize=None)
+_COMPILED: dict[PPOConfig, CompiledPPO] = {}
+
+
+def compiled_configs() -> list[PPOConfig]:
+    """The static configs compiled so far in this process."""
+    return list(_COMPILED)
+
+
 def compiled(config: PPOConfig) -> CompiledPPO:
+    """The jitted entry points of `config`, created once per process and config."""
+    if config not in _COMPILED:
+        _COMPILED[config] = _make_compiled(config)
+    return _COMPILED[config]
+
+
+def _make_compiled(config: PPOConfig) -> CompiledPPO:
     ppo = PPO(config)
     return CompiledPPO(
         ppo=ppo,

@@ -5,9 +5,15 @@ Passwords in URLs are redacted before anything is printed or written."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import optuna
+
+# Heartbeats are used on purpose with ask-and-tell (bb_jax.tune records them itself).
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                        message=".*heartbeat_interval.*")
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 STORAGE_FORMS = "sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql",

@@ -15,6 +15,7 @@ import os
 import shlex
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -273,7 +274,8 @@ class Tuner:
             pruned.update(stop_trials)
             return {m for m, t in owner.items() if t.number in stop_trials}
 
-        results = self.trainer.run(specs, on_reports)
+        with _Heartbeat(self.study, trials):
+            results = self.trainer.run(specs, on_reports)
         for i, trial in enumerate(trials):
             rows = [results[i * len(scenarios) + j] for j in range(len(scenarios))]
             self.env_steps += sum(r.env_steps for r in rows)
@@ -297,6 +299,35 @@ class Tuner:
             return self.study.best_value
         except ValueError:
             return None
+
+
+class _Heartbeat:
+    """While a batch trains, record its trials' heartbeats every interval (RDB storages with
+    heartbeats; ask-and-tell does not do it), so other workers fail only dead workers' trials."""
+
+    def __init__(self, study: optuna.Study, trials: list[optuna.Trial]):
+        storage = study._storage
+        self.interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        self.storage, self.trial_ids = storage, [t._trial_id for t in trials]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            for trial_id in self.trial_ids:
+                self.storage.record_heartbeat(trial_id)
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        if self.interval:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.interval:
+            self.stop.set()
+            self.thread.join()
 
 
 def train_command(study: optuna.Study, trial: FrozenTrial) -> str:

@@ -15,7 +15,7 @@ from bb_jax.ppo import (
     RETURN_WINDOW, Batch, compute_gae, make_hyperparams, mean_recent_return, ppo_loss,
     record_returns,
 )
-from ppo_helpers import LEARN_CONFIG, single, train_single
+from ppo_helpers import CHUNK, LEARN_CONFIG, single, train_single
 
 # ---------------------------------------------------------------- ppo_loss
 
@@ -286,10 +286,10 @@ LEARN_MARGIN = 15.0
 def test_short_run_beats_uniform_random():
     ppo, _, _, evaluate = single(LEARN_CONFIG)
     hp = make_hyperparams()
-    num_chunks = LEARN_CONFIG.num_updates // 8
+    num_chunks = LEARN_CONFIG.num_updates // CHUNK
     state, metrics = train_single(jax.random.PRNGKey(0), hp, num_chunks)
     assert bool(np.all(metrics["finite"]))
-    assert int(state.update) == num_chunks * 8
+    assert int(state.update) == num_chunks * CHUNK == LEARN_CONFIG.num_updates
     key = jax.random.PRNGKey(2024)  # the same episodes (env draws) for every policy
     zeros = jax.tree.map(jnp.zeros_like, state.params)
     random_mean = float(jnp.mean(evaluate(zeros, key, LEARN_EPISODES, False)))
