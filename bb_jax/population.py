@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.ppo import PPO, PPOConfig, PPOHyperparams
-from bb_jax.scenarios import Scenario
+from bb_jax.scenarios import Scenario, get_scenario
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,13 @@ def compiled_configs() -> list[PPOConfig]:
 
 
 def compiled(config: PPOConfig) -> CompiledPPO:
-    """The jitted entry points of `config`, created once per process and config."""
-    if config not in _COMPILED:
-        _COMPILED[config] = _make_compiled(config)
-    return _COMPILED[config]
+    """The jitted entry points of `config`, created once per process and program: configs
+    that differ only in total steps or default scenario share them (populations always pass
+    their scenarios, and the number of updates is the host's loop)."""
+    key = config.replace(total_steps=config.batch_size, scenario="default")
+    if key not in _COMPILED:
+        _COMPILED[key] = _make_compiled(key)
+    return _COMPILED[key]
 
 
 def _make_compiled(config: PPOConfig) -> CompiledPPO:
@@ -95,19 +98,17 @@ class Population:
 
     def __init__(self, config: PPOConfig, hyperparams: PPOHyperparams, keys,
                  scenarios: Scenario | None = None, members=None):
+        self.config = config
         self.fns = compiled(config)
         size = int(jnp.shape(keys)[0])
         if scenarios is None:
-            scenarios = broadcast_scenario(self.fns.ppo.default_scenario, size)
+            scenario = get_scenario(config.scenario, config.num_opponents + 1)
+            scenarios = broadcast_scenario(scenario, size)
         self.hyperparams = _place(hyperparams, size)
         self.scenarios = _place(scenarios, size)
         self.members = np.arange(size) if members is None else np.asarray(members)
         self.state = self.fns.init(_place(jnp.asarray(keys), size), self.hyperparams,
                                    self.scenarios)
-
-    @property
-    def config(self) -> PPOConfig:
-        return self.fns.ppo.config
 
     @property
     def size(self) -> int:

@@ -28,15 +28,23 @@ def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
     return json.loads((tmp / f"{name}_results.json").read_text())
 
 
+def compile_counts() -> dict:
+    return {c: compiled(c).run_updates._cache_size() for c in compiled_configs()}
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     storage = f"sqlite:///{tmp / 'study.db'}"
-    return tmp, storage, run_sweep(tmp, "quick", "--storage", storage)
+    before = compile_counts()
+    results = run_sweep(tmp, "quick", "--storage", storage)
+    after = compile_counts()
+    new = {c: n - before.get(c, 0) for c, n in after.items() if n > before.get(c, 0)}
+    return tmp, storage, results, new
 
 
 def test_sweep_writes_every_output(sweep):
-    tmp, _, results = sweep
+    tmp, _, results, _ = sweep
     for suffix in ("results.json", "history.html", "importances.html", "parallel.html"):
         assert (tmp / f"quick_{suffix}").stat().st_size > 0
     assert results["study_name"] == "quick"
@@ -55,7 +63,7 @@ def test_sweep_writes_every_output(sweep):
 
 
 def test_pruning_prunes_inside_the_first_batch(sweep):
-    _, _, results = sweep
+    _, _, results, _ = sweep
     states = [t["state"] for t in results["trials"]]
     assert "PRUNED" in states, states
     pruned = [t for t in results["trials"] if t["state"] == "PRUNED"]
@@ -66,7 +74,7 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
 
 
 def test_same_seed_gives_identical_trials(sweep, tmp_path):
-    _, _, first = sweep
+    _, _, first, _ = sweep
     again = run_sweep(tmp_path, "again")  # fresh in-memory study, same seed
     for a, b in zip(first["trials"], again["trials"], strict=True):
         assert a["params"] == b["params"]
@@ -76,17 +84,16 @@ def test_same_seed_gives_identical_trials(sweep, tmp_path):
 
 
 def test_compiles_are_bounded_by_cohort_shapes(sweep):
-    _, _, results = sweep
+    _, _, results, new_compiles = sweep
     shapes = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
-    configs = [c for c in compiled_configs() if c.total_steps == 4096 and c.scenario == "default"]
-    assert {(c.hidden_size, c.batch_size) for c in configs} == shapes
-    for config in configs:
-        # population sizes are powers of two: at most log2(6)+1 = 3 sizes, one chunk length
-        assert compiled(config).run_updates._cache_size() <= 3
+    assert {(c.hidden_size, c.batch_size) for c in new_compiles} <= shapes
+    for count in new_compiles.values():
+        # population sizes are powers of two: at most log2(8)+1 = 4 sizes, one chunk length
+        assert count <= 4
 
 
 def test_resume_adds_trials(sweep):
-    tmp, storage, _ = sweep
+    tmp, storage, _, _ = sweep
     results = run_sweep(tmp, "quick", "--storage", storage, "--n-trials", "2",
                         "--population-size", "2")
     assert results["n_trials"] == 8
@@ -95,7 +102,7 @@ def test_resume_adds_trials(sweep):
 
 
 def test_printed_command_trains_the_best_config(sweep, tmp_path):
-    _, _, results = sweep
+    _, _, results, _ = sweep
     command = shlex.split(results["train_command"])
     assert command[:2] == ["python", "scripts/train_simple.py"]
     for flag in ("--hidden-size", "--batch-size", "--lr", "--num-epochs", "--clip-epsilon",
