@@ -5,7 +5,8 @@ one cohort and train as one `Population`; everything else (hyperparameters, scen
 a traced row. Between chunks of about `eval_interval` env steps the caller sees every member's
 intermediate value and may stop members; stopped or diverged members are dropped and the
 survivors repacked into the next power-of-two size, so dropping costs at most log2(P) extra
-compiles per cohort and stopped members cost no compute. Knows nothing about Optuna.
+compiles per cohort and stopped members cost no compute. Population sizes are chosen to keep compiles few
+(`CompileAwareSizing`). Knows nothing about Optuna.
 """
 
 from __future__ import annotations
@@ -73,6 +74,52 @@ def group_cohorts(specs: Sequence[MemberSpec]) -> dict[tuple[int, int], list[Mem
 
 
 @dataclasses.dataclass
+class CompileAwareSizing:
+    """Chooses population sizes so a study compiles few programs.
+
+    Each (shape, population size) is one compile (~10-20 s on a 2-core CPU). For a cohort of n
+    members it compares: compiling the next power of two >= n, or running in rounds of a size
+    already compiled for that shape (padding the last round). Costs use measured seconds per
+    member-env-step of the shape and a measured compile time; before any measurement it
+    compiles. The same rule decides whether to repack survivors after pruning."""
+
+    compile_s: float = 15.0
+    step_cost: dict = dataclasses.field(default_factory=dict)  # shape -> s per member-step
+    sizes: dict = dataclasses.field(default_factory=dict)  # shape -> compiled sizes
+
+    def known(self, shape) -> set[int]:
+        return self.sizes.setdefault(shape, set())
+
+    def choose(self, shape, n: int, steps: int, limit: int, rounds: bool = True) -> int:
+        """Population size (<= limit) for n members that still need `steps` env steps each;
+        with rounds=False (members mid-training) the size must hold all n."""
+        fresh = min(next_power_of_two(n), max(1, limit))
+        options = {fresh: self.cost(shape, n, fresh, steps, new=fresh not in self.known(shape))}
+        for size in self.known(shape):
+            if size <= limit and (rounds or size >= n):
+                options[size] = self.cost(shape, n, size, steps, new=False)
+        return min(options, key=lambda size: (options[size], -size))
+
+    def cost(self, shape, n: int, size: int, steps: int, new: bool) -> float:
+        per_step = self.step_cost.get(shape)
+        rounds = -(-n // size)
+        run = 0.0 if per_step is None else rounds * size * steps * per_step
+        return run + (self.compile_s if new else 0.0)
+
+    def observe(self, shape, size: int, seconds: float, member_steps: int, new: bool) -> None:
+        """A timed stretch of training (a new program's first stretch includes its compile)."""
+        per_step = self.step_cost.get(shape)
+        if new:
+            if per_step is not None:
+                self.compile_s = 0.5 * self.compile_s + 0.5 * max(
+                    0.0, seconds - per_step * member_steps)
+            self.known(shape).add(size)
+        else:
+            measured = seconds / max(1, member_steps)
+            self.step_cost[shape] = measured if per_step is None else 0.5 * (per_step + measured)
+
+
+@dataclasses.dataclass
 class CohortTrainer:
     """Static settings shared by all cohorts: the base config's fields other than hidden size
     and batch size, the env steps per member and the report interval."""
@@ -83,6 +130,7 @@ class CohortTrainer:
     eval_episodes: int = 0  # > 0: final value = mean return over this many fresh episodes
     max_population: int = 1024  # larger cohorts train in several rounds (memory bound)
     progress: Callable[[str], None] | None = None
+    sizing: CompileAwareSizing = dataclasses.field(default_factory=CompileAwareSizing)
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
         return self.base_config.replace(
@@ -97,15 +145,17 @@ class CohortTrainer:
         """Train every member; `on_reports` receives each round of intermediate values and
         returns the ids of members to stop. Returns a result per member id."""
         results: dict[int, MemberResult] = {}
-        for (hidden, batch), members in group_cohorts(specs).items():
-            config = self.config_for(hidden, batch)
-            for start in range(0, len(members), self.max_population):
-                group = members[start : start + self.max_population]
-                results.update(self._run_cohort(config, group, on_reports))
+        for shape, members in group_cohorts(specs).items():
+            config = self.config_for(*shape)
+            steps = config.num_updates * config.batch_size
+            size = self.sizing.choose(shape, len(members), steps, self.max_population)
+            for start in range(0, len(members), size):
+                group = members[start : start + size]
+                results.update(self._run_cohort(config, group, size, on_reports))
         return results
 
-    def _run_cohort(self, config, members, on_reports) -> dict[int, MemberResult]:
-        size = next_power_of_two(len(members))
+    def _run_cohort(self, config, members, size, on_reports) -> dict[int, MemberResult]:
+        shape = cohort_key(members[0])
         padded = list(members) + [members[-1]] * (size - len(members))
         ids = [m.member_id for m in members] + [-1] * (size - len(members))
         population = Population(
@@ -119,12 +169,18 @@ class CohortTrainer:
         report_every = max(1, round(self.eval_interval / (chunks[0] * config.batch_size)))
         results: dict[int, MemberResult] = {}
         last_values: dict[int, float] = {}
-        started = time.perf_counter()
+        started = stretch_start = time.perf_counter()
+        stretch_steps = 0
         for index, length in enumerate(chunks, start=1):
             device_metrics = population.run(length)
+            stretch_steps += length * config.batch_size
             if index % report_every and index != len(chunks):
                 continue  # no host sync between reports: dispatch stays asynchronous
             metrics = {k: np.asarray(v) for k, v in device_metrics.items()}
+            now = time.perf_counter()
+            self.sizing.observe(shape, population.size, now - stretch_start,
+                                stretch_steps * population.size,
+                                new=population.size not in self.sizing.known(shape))
             steps = int(metrics["env_steps"][0, -1])
             reports = []
             for pos, member in enumerate(population.members):
@@ -152,8 +208,12 @@ class CohortTrainer:
             keep = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
             if not keep:
                 return results
-            if len(keep) <= population.size // 2:
-                population.keep(keep, pad_to=next_power_of_two(len(keep)))
+            remaining = config.num_updates * config.batch_size - steps
+            new_size = self.sizing.choose(shape, len(keep), remaining, population.size,
+                                          rounds=False)
+            if new_size < population.size:
+                population.keep(keep, pad_to=new_size)
+            stretch_start, stretch_steps = time.perf_counter(), 0
         final_eval = None
         if self.eval_episodes > 0:
             final_eval = population.evaluate(jax.random.PRNGKey(members[0].seed),

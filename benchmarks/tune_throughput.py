@@ -1,0 +1,100 @@
+"""Wall time of tuning sweeps on the default scenario, compile included, and its compile share.
+
+Sweeps: quick (30 trials x 20k steps) and standard (100 trials x 50k steps), each with a cold
+compilation cache (a fresh temporary cache folder, so "compile included" means it), in-memory
+study, seed 42, population 16, median pruning. Compile time is the sum of XLA backend compile
+durations reported by `jax.monitoring` during the sweep. Writes JSON.
+
+    python benchmarks/tune_throughput.py              # quick + standard (CPU: ~15 min)
+    python benchmarks/tune_throughput.py --quick      # a tiny smoke sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.monitoring
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tune_throughput_cpu.json"
+SWEEPS = {"quick": (30, 20_000), "standard": (100, 50_000)}
+SMOKE = {"smoke": (4, 4096)}
+
+_compile_seconds = [0.0]
+
+
+def _on_event(name: str, seconds: float, **_) -> None:
+    if name == "/jax/core/compile/backend_compile_duration":
+        _compile_seconds[0] += seconds
+
+
+def run_sweep(name: str, n_trials: int, num_steps: int, population: int, n_jobs: int) -> dict:
+    """Run one sweep in this process (n_jobs 1) or through the CLI's workers (n_jobs > 1)."""
+    from bb_jax.cli import tune_main
+
+    out_dir = Path(tempfile.mkdtemp(prefix=f"bb_tune_{name}_"))
+    eval_interval = max(1024, min(5_000, num_steps // 4))
+    args = ["--scenario", "default", "--n-trials", str(n_trials), "--num-steps", str(num_steps),
+            "--eval-interval", str(eval_interval), "--population-size", str(population),
+            "--seed", "42", "--study-name", f"bench_{name}", "--output-dir", str(out_dir),
+            "--n-jobs", str(n_jobs)]
+    compile_before = _compile_seconds[0]
+    start = time.perf_counter()
+    code = tune_main(args)
+    wall = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"sweep {name} failed with exit code {code}")
+    results = json.loads((out_dir / f"bench_{name}_results.json").read_text())
+    compile_s = _compile_seconds[0] - compile_before
+    steps = sum(max((int(s) for s in t["intermediate_values"]), default=0)
+                for t in results["trials"])
+    return {
+        "sweep": name, "n_trials": n_trials, "num_steps": num_steps,
+        "population_size": population, "n_jobs": n_jobs, "wall_s": wall,
+        "compile_s": compile_s if n_jobs == 1 else None,
+        "compile_share": compile_s / wall if n_jobs == 1 else None,
+        "trials_per_hour": n_trials / wall * 3600,
+        "env_steps_trained": steps, "env_steps_per_s": steps / wall,
+        "n_complete": results["n_complete"], "n_pruned": results["n_pruned"],
+        "n_failed": results["n_failed"], "best_value": results["best_value"],
+    }
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one tiny sweep (smoke test)")
+    parser.add_argument("--population-size", type=int, default=16)
+    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--sweeps", nargs="+", choices=sorted(SWEEPS), default=None)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    # A cold cache of our own: the figures include every compile.
+    os.environ["BB_JAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="bb_jax_cold_cache_")
+    jax.monitoring.register_event_duration_secs_listener(_on_event)
+    plan = SMOKE if args.quick else {k: SWEEPS[k] for k in (args.sweeps or SWEEPS)}
+    rows = []
+    for name, (n_trials, num_steps) in plan.items():
+        row = run_sweep(name, n_trials, num_steps, args.population_size, args.n_jobs)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "sweeps": rows}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

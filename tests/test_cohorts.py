@@ -1,0 +1,57 @@
+"""Compile-aware population sizing and cohort grouping (no training here)."""
+
+from bb_jax.cohorts import CompileAwareSizing, MemberSpec, group_cohorts, next_power_of_two
+
+SHAPE = (128, 2048)
+
+
+def spec(member_id, hidden=128, batch=2048):
+    return MemberSpec(member_id, hidden, batch, {}, "default", member_id)
+
+
+def test_groups_by_static_shape_in_order_of_appearance():
+    specs = [spec(0, 64), spec(1, 128), spec(2, 64, 512), spec(3, 64)]
+    cohorts = group_cohorts(specs)
+    assert list(cohorts) == [(64, 2048), (128, 2048), (64, 512)]
+    assert [s.member_id for s in cohorts[(64, 2048)]] == [0, 3]
+
+
+def test_next_power_of_two():
+    assert [next_power_of_two(n) for n in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
+
+
+def test_without_measurements_it_compiles_the_next_power_of_two():
+    sizing = CompileAwareSizing()
+    assert sizing.choose(SHAPE, 3, 50_000, limit=1024) == 4
+    assert sizing.choose(SHAPE, 3, 50_000, limit=2) == 2  # memory bound: rounds of 2
+
+
+def test_reuses_a_compiled_size_when_compiling_costs_more():
+    sizing = CompileAwareSizing(compile_s=15.0)
+    sizing.observe(SHAPE, 4, seconds=20.0, member_steps=4 * 10_000, new=True)
+    sizing.observe(SHAPE, 4, seconds=1.0, member_steps=4 * 10_000, new=False)  # 25 us/step
+    assert sizing.known(SHAPE) == {4}
+    # 3 members: pad to the compiled 4 (free) rather than compile 4 again - same size anyway
+    assert sizing.choose(SHAPE, 3, 50_000, limit=1024) == 4
+    # 5 members: two rounds of 4 cost 8 x 50k x 25us = 10 s < compile (about 15 s) + 10 s
+    assert sizing.choose(SHAPE, 5, 50_000, limit=1024) == 4
+    # 1 member: padding to 4 wastes 3 x 50k x 25us = 3.75 s < compile: reuse
+    assert sizing.choose(SHAPE, 1, 50_000, limit=1024) == 4
+
+
+def test_compiles_when_padding_would_waste_more_than_a_compile():
+    sizing = CompileAwareSizing(compile_s=5.0)
+    sizing.observe(SHAPE, 64, seconds=30.0, member_steps=64 * 1000, new=True)
+    sizing.observe(SHAPE, 64, seconds=64.0, member_steps=64 * 1000, new=False)  # 1 ms/step
+    # one member padded to 64 would train 63 useless copies for 50k steps
+    assert sizing.choose(SHAPE, 1, 50_000, limit=1024) == 1
+    # survivors mid-training cannot be split into rounds
+    assert sizing.choose(SHAPE, 40, 50_000, limit=64, rounds=False) == 64
+
+
+def test_observed_compile_time_updates_the_estimate():
+    sizing = CompileAwareSizing(compile_s=15.0)
+    sizing.observe(SHAPE, 1, seconds=1.0, member_steps=1000, new=False)  # 1 ms/step
+    sizing.observe(SHAPE, 2, seconds=2.0 + 5.0, member_steps=2000, new=True)  # 5 s compile
+    assert sizing.compile_s == 10.0
+    assert sizing.known(SHAPE) == {2}
