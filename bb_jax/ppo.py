@@ -352,13 +352,11 @@ class PPO:
         )
         return params, opt_state, metrics
 
-    def update(self, state: TrainState, hp: PPOHyperparams, scenario: Scenario):
-        """One PPO update: rollout, GAE, epochs. Returns (state, metrics of float32 scalars)."""
+    def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams):
+        """Learn from a time-major rollout [T, E] (T x E = batch_size): GAE, advantage
+        normalisation, hp.num_epochs epochs. Returns (params, opt_state, metrics)."""
         c = self.config
-        key, k_roll, k_learn = jax.random.split(state.key, 3)
-        env_state, obs, traj = self.rollout(state.params, state.env_state, state.obs, k_roll,
-                                            scenario)
-        next_value = self.network.apply(state.params, traj.final_obs)[2]
+        next_value = self.network.apply(params, traj.final_obs)[2]
         advantages, targets = compute_gae(
             traj.reward * c.reward_scale, traj.value, next_value,
             traj.terminated.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda,
@@ -367,7 +365,18 @@ class PPO:
                             (traj.obs, traj.action, traj.log_prob, advantages, targets))
         adv = flat[3]
         batch = Batch(flat[0], flat[1], flat[2], (adv - adv.mean()) / (adv.std() + 1e-8), flat[4])
-        params, opt_state, metrics = self._learn(state.params, state.opt_state, batch, k_learn, hp)
+        params, opt_state, metrics = self._learn(params, opt_state, batch, key, hp)
+        metrics["explained_variance"] = _explained_variance(
+            traj.value.reshape(-1), targets.reshape(-1))
+        return params, opt_state, metrics
+
+    def update(self, state: TrainState, hp: PPOHyperparams, scenario: Scenario):
+        """One PPO update: rollout, then `learn`. Returns (state, metrics of float32 scalars)."""
+        c = self.config
+        key, k_roll, k_learn = jax.random.split(state.key, 3)
+        env_state, obs, traj = self.rollout(state.params, state.env_state, state.obs, k_roll,
+                                            scenario)
+        params, opt_state, metrics = self.learn(state.params, state.opt_state, traj, k_learn, hp)
         recent, num_episodes = record_returns(
             state.recent_returns, state.num_episodes, traj.episode_return, traj.done
         )
@@ -377,7 +386,6 @@ class PPO:
         ))
         metrics = {
             **metrics,
-            "explained_variance": _explained_variance(traj.value.reshape(-1), targets.reshape(-1)),
             "mean_return": mean_recent_return(recent, num_episodes),
             "episodes": num_episodes,
             "env_steps": (state.update + 1) * c.batch_size,
