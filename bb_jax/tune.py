@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from bb_jax.cohorts import CohortTrainer, MemberSpec, Report
@@ -144,34 +145,94 @@ def hyperparams_of(params: dict) -> dict:
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker process (on this host) no longer exists, and
-    those whose heartbeat went stale (RDB storages with heartbeats). Returns their numbers."""
-    failed = []
+    those whose heartbeat went stale (RDB storages with heartbeats). The reason goes into the
+    trial's user attribute `fail_reason`. Returns their numbers."""
+    storage = study._storage
     host = socket.gethostname()
+    stale: dict[int, tuple[int, str]] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.system_attrs
-        if attrs.get("bb_host") == host and not _pid_alive(attrs.get("bb_pid")):
-            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason",
-                                                 "worker process died (stale RUNNING trial)")
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            failed.append(trial.number)
-    if isinstance(study._storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)
-    return failed
+        if attrs.get("bb_host") == host and not _process_alive(attrs.get("bb_pid"),
+                                                               attrs.get("bb_pid_start")):
+            stale[trial._trial_id] = (trial.number, "worker process died (stale RUNNING trial)")
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        numbers = {t._trial_id: t.number for t in study.get_trials(deepcopy=False)}
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            stale.setdefault(trial_id, (numbers.get(trial_id, -1),
+                                        "worker stopped sending heartbeats (stale RUNNING trial)"))
+    failed = []
+    for trial_id, (number, reason) in stale.items():
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                failed.append(number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker finished or failed it meanwhile
+    return sorted(failed)
 
 
-def _pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return pid == os.getpid()
+def process_start_time(pid: int) -> str | None:
+    """The start time of process `pid` (Linux /proc, clock ticks since boot), or None. A pid
+    with another start time is a new process that reused the number."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _process_alive(pid, start=None) -> bool:
+    if not isinstance(pid, int):
+        return True  # not ours to judge
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if start is not None:
+        now = process_start_time(pid)
+        return now is None or now == start
     return True
 
 
+_START_TIME = process_start_time(os.getpid())
+
+
+class StudyMismatchError(ValueError):
+    """An existing study was created with other settings than this run asks for."""
+
+
+# study user attribute -> (TuneSettings field, command-line flag)
+_STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
+                   "num_opponents": ("num_opponents", "--num-opponents"),
+                   "num_steps": ("num_steps", "--num-steps"),
+                   "objective": ("objective", "--objective")}
+
+
+def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
+    """Raise StudyMismatchError when resuming `study` with settings that would make its trials
+    incomparable (another scenario, opponent count, training budget or objective)."""
+    attrs = study.user_attrs
+    for attr, (field, flag) in _STUDY_SETTINGS.items():
+        if attr not in attrs:
+            continue
+        stored, wanted = attrs[attr], getattr(settings, field)
+        if attr == "scenarios":
+            stored, wanted = list(stored), list(wanted)
+        if stored != wanted:
+            shown = (lambda v: ",".join(v)) if attr == "scenarios" else str
+            raise StudyMismatchError(
+                f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
+                f"asks for {shown(wanted)}; resume it with the same settings or use another "
+                "--study-name")
+
+
 def open_study(settings: TuneSettings) -> optuna.Study:
+    """Create the study, or load it (checking that it matches `settings`) when it exists."""
     storage = make_storage(settings.storage)
     study = optuna.create_study(
         study_name=settings.resolved_study_name(),
@@ -181,6 +242,7 @@ def open_study(settings: TuneSettings) -> optuna.Study:
         direction="maximize",
         load_if_exists=True,
     )
+    check_study_matches(study, settings)
     if "scenario" not in study.user_attrs:
         study.set_user_attr("scenario", settings.scenario_arg)
         study.set_user_attr("scenarios", list(settings.scenarios))
@@ -225,18 +287,32 @@ class Tuner:
             self.study.enqueue_trial(params, skip_if_exists=True)
         while self.finished < self.settings.n_trials:
             batch = min(self.settings.population_size, self.settings.n_trials - self.finished)
-            trials = [self.study.ask(SEARCH_SPACE) for _ in range(batch)]
+            trials: list[optuna.Trial] = []
             try:
+                for _ in range(batch):
+                    trials.append(self.study.ask(SEARCH_SPACE))
                 self._run_batch(trials)
-            except BaseException:
-                # Ctrl-C or a crash: close this batch's unfinished trials as FAIL, then stop.
-                for trial in trials:
-                    state = self.study._storage.get_trial(trial._trial_id).state
-                    if state == TrialState.RUNNING:
-                        trial.set_user_attr("fail_reason", "interrupted")
-                        self.study.tell(trial, state=TrialState.FAIL)
+            except BaseException as err:
+                # Ctrl-C, SIGTERM or a crash: close this batch's unfinished trials as FAIL
+                # (finished ones stay as told), then stop.
+                self._close_unfinished(trials, "interrupted" if isinstance(
+                    err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
                 raise
         return self.study
+
+    def _close_unfinished(self, trials: list[optuna.Trial], reason: str) -> None:
+        closed = []
+        for trial in trials:
+            try:
+                if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                    continue
+                trial.set_user_attr("fail_reason", reason)
+                self.study.tell(trial, state=TrialState.FAIL)
+                closed.append(trial.number)
+            except Exception:  # the storage may be what failed; stale-trial checks catch it
+                continue
+        if closed:
+            self.log(f"closed unfinished trials as FAIL ({reason}): {closed}")
 
     def _run_batch(self, trials: list[optuna.Trial]) -> None:
         scenarios = self.settings.scenarios
@@ -246,6 +322,7 @@ class Tuner:
             trial.set_user_attr("seed", seed)
             trial.storage.set_trial_system_attr(trial._trial_id, "bb_host", socket.gethostname())
             trial.storage.set_trial_system_attr(trial._trial_id, "bb_pid", os.getpid())
+            trial.storage.set_trial_system_attr(trial._trial_id, "bb_pid_start", _START_TIME)
             for j, scenario in enumerate(scenarios):
                 member = i * len(scenarios) + j
                 owner[member] = trial
@@ -315,7 +392,10 @@ class _Heartbeat:
     def _beat(self) -> None:
         while True:
             for trial_id in self.trial_ids:
-                self.storage.record_heartbeat(trial_id)
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # a transient database error: try again next interval
+                    pass
             if self.stop.wait(self.interval):
                 return
 
@@ -382,15 +462,28 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
     }
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader (or another worker writing the same
+    outputs at the same moment) never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_plot(make_figure, path: Path) -> None:
     try:
-        make_figure().write_html(str(path), include_plotlyjs="cdn")
+        html = make_figure().to_html(include_plotlyjs="cdn")
     except (ValueError, RuntimeError, ZeroDivisionError) as err:
-        path.write_text(f"<html><body><p>plot not available: {err}</p></body></html>\n")
+        html = f"<html><body><p>plot not available: {err}</p></body></html>\n"
+    _write_atomic(path, html)
 
 
 def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path) -> dict:
-    """Write {study}_results.json and the three HTML plots; returns their paths."""
+    """Write {study}_results.json and the three HTML plots; returns their paths. Each file is
+    replaced atomically; several workers of one study may write them concurrently."""
     from optuna import visualization
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -401,12 +494,23 @@ def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path
         "importances": output_dir / f"{name}_importances.html",
         "parallel": output_dir / f"{name}_parallel.html",
     }
-    paths["results"].write_text(json.dumps(results_dict(study, storage_url), indent=2,
-                                           default=_json_default))
+    _write_atomic(paths["results"], json.dumps(_finite(results_dict(study, storage_url)),
+                                               indent=2, default=_json_default, allow_nan=False))
     _write_plot(lambda: visualization.plot_optimization_history(study), paths["history"])
     _write_plot(lambda: visualization.plot_param_importances(study), paths["importances"])
     _write_plot(lambda: visualization.plot_parallel_coordinate(study), paths["parallel"])
     return paths
+
+
+def _finite(x):
+    """Non-finite floats become None (JSON has no NaN or infinity)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+        return None
+    return x
 
 
 def _json_default(x):

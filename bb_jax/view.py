@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from bb_jax import game, opponents
+from bb_jax.opponents import check_kinds, default_opponents
 from bb_jax.scenarios import Scenario, get_scenario
 
 STEP_DRAWS = 4 * game.NUM_HOUSES
@@ -195,13 +196,11 @@ def make_env(
     max_steps: int = 50,
 ) -> BucketBrigadeEnv:
     """The single-learner view. `opponents`: list of kinds (default per GAME_SPEC.md)."""
-    from bb_jax import opponents as opp
-
     m = check_num_opponents(num_opponents)
-    kinds = opp.default_opponents(m) if opponents is None else tuple(opponents)
+    kinds = default_opponents(m) if opponents is None else tuple(opponents)
     if len(kinds) != m:
         raise ValueError(f"got {len(kinds)} opponent kinds for num_opponents={m}")
-    opp.check_kinds(kinds)
+    check_kinds(kinds)
     if int(max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
     if isinstance(scenario, str):
