@@ -88,7 +88,7 @@ def mixed_act(key, obs, state: EnvState, policy) -> jnp.ndarray:
                      heuristic_act(k_heuristic, obs, state, params))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(num_opponents: int, opponent_kinds: tuple[str, ...] | None, max_steps: int,
               num_episodes: int):
     """Jitted evaluation vmapped over (keys, scenarios, policies): one compile per view

@@ -107,8 +107,10 @@ class Population:
         self.hyperparams = _place(hyperparams, size)
         self.scenarios = _place(scenarios, size)
         self.members = np.arange(size) if members is None else np.asarray(members)
-        self.state = self.fns.init(_place(jnp.asarray(keys), size), self.hyperparams,
-                                   self.scenarios)
+        # Placed again: init leaves that do not depend on the key (zeros) come out
+        # replicated, and a first chunk on those shardings would compile a second program.
+        self.state = _place(self.fns.init(_place(jnp.asarray(keys), size), self.hyperparams,
+                                          self.scenarios), size)
 
     @property
     def size(self) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import msgpack
 import numpy as np
 from flax import serialization
 
@@ -146,16 +147,23 @@ def plot_curves(run: SeedRun, path: Path, title: str) -> None:
 
 
 def load_params(path: Path, config: PPOConfig):
-    """Parameters saved by `save_run`, checked against the network of `config`."""
-    template = PPO(config).network.init(
-        jax.random.PRNGKey(0), np.zeros((PPO(config).env.observation_size,), np.float32)
+    """Parameters saved by `save_run`, checked against the network of `config`.
+
+    The network's parameter shapes come from `jax.eval_shape` (no initialisation is run, so
+    loading costs no compile); any difference in structure, shape or dtype raises ValueError.
+    """
+    ppo = PPO(config)
+    template = jax.eval_shape(
+        ppo.network.init, jax.random.PRNGKey(0),
+        jax.ShapeDtypeStruct((ppo.env.observation_size,), np.float32),
     )
     try:
-        params = serialization.from_bytes(template, Path(path).read_bytes())
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"checkpoint {path} does not match the network of this config: {err}")
-    shapes = jax.tree.map(np.shape, template)
-    if jax.tree.map(np.shape, params) != shapes:
+        params = serialization.msgpack_restore(Path(path).read_bytes())
+    except (ValueError, TypeError, msgpack.UnpackException) as err:  # a damaged file
+        raise ValueError(f"checkpoint {path} is not a saved parameter file: {err}") from None
+    expected = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), template)
+    found = jax.tree.map(lambda x: (np.shape(x), np.asarray(x).dtype), params)
+    if found != expected:
         raise ValueError(
             f"checkpoint {path} does not match the network of this config "
             f"(hidden_size={config.hidden_size}, num_opponents={config.num_opponents})"

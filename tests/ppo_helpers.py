@@ -24,7 +24,7 @@ LEARN_CONFIG = PPOConfig(scenario="easy", hidden_size=64, total_steps=1_000_000)
 CHUNK = 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def single(config: PPOConfig = LEARN_CONFIG):
     """(ppo, init, run_chunk, evaluate): jitted, un-vmapped functions of one run.
 

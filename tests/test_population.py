@@ -5,13 +5,13 @@ compiled population program and the single-run programs of test_ppo.py serve all
 
 How close is "the same"? Batched (vmapped) and single kernels sum in different orders, so one
 update from the same state gives parameters that differ by float rounding (measured max
-|diff| 7e-8 after an update; Adam moments 3e-8; losses 1.3e-6) while the rollout, environments, keys and
-returns are bit-identical. Over many updates this is not a usable tolerance: the sampled
-actions are a discontinuous function of the parameters, and a 1e-7 change flips one of the
-~16k samples per update now and then (seen once in 32 member-updates), after which the runs
-drift apart like any two seeds. So a member is compared with a single run update by update,
-each single update starting from the member's own state, and end to end for the first update
-(initial states are bit-identical).
+|diff| 7e-8 after an update; Adam moments 3e-8; losses 1.3e-6) while the rollout,
+environments, keys and returns are bit-identical (on CPU). Over many updates this is not a
+usable tolerance: the sampled actions are a discontinuous function of the parameters, and a
+1e-7 change flips one of the ~16k samples per update now and then (seen once in 32
+member-updates), after which the runs drift apart like any two seeds. So a member is compared
+with a single run update by update, each single update starting from the member's own state,
+and end to end for the first update (initial states are bit-identical).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import copy
 import jax
 import numpy as np
 import pytest
+from ppo_helpers import CHUNK, LEARN_CONFIG, keys, single
 
 from bb_jax.population import Population, compiled
 from bb_jax.ppo import make_hyperparams, stack_hyperparams
 from bb_jax.scenarios import get_scenario, stack_scenarios
-from ppo_helpers import CHUNK, LEARN_CONFIG, keys, single
 
 SIZE = 4
 NUM_UPDATES = 3

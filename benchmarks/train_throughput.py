@@ -1,0 +1,279 @@
+"""Env-steps/s of end-to-end PPO training (rollout, GAE, epochs, all in one program).
+
+Every case is a `bb_jax.population.Population` (population 1 = one run) of the default
+scenario with default hyperparameters (4 epochs x 4 minibatches), batch 2048 env steps per
+update. For each case the population's chunk program (`updates` updates in one `lax.scan`) is
+lowered and compiled explicitly (`jax.jit(...).lower(...).compile()`), so compile time is
+reported apart; then the compiled chunk is run once to warm up and timed `--repeats` times
+with `block_until_ready` (min / median / max).
+
+Cases: hidden 64 / 128 / 256 / 512 with one member; populations of 1, 8, 32, 128 members at
+hidden 128 (aggregate and per-member env-steps/s); and, in a subprocess with
+XLA_FLAGS=--xla_force_host_platform_device_count=2, the same populations sharded over two
+virtual CPU devices (Population shards its member axis over local devices automatically).
+
+    python benchmarks/train_throughput.py            # full run, a few minutes
+    python benchmarks/train_throughput.py --quick    # tiny smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from bb_jax.population import Population
+from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train_throughput_cpu.json"
+QUICK_OUT = Path(tempfile.gettempdir()) / "train_throughput_cpu_quick.json"  # not a result
+SHARD_FLAG = "--xla_force_host_platform_device_count=2"
+# Rough env-steps/s of one member on a 2-core CPU (docs: JAX_CPU_NOTES.md), used only to size
+# the timing window (updates per timed call); populations are assumed ~20% faster in total.
+EXPECTED_RATE = {32: 80_000, 64: 60_000, 128: 45_000, 256: 22_000, 512: 8_000}
+TARGETS = {"one_member_hidden128_env_steps_per_s": 40_000, "population_aggregate_over_one": 2.0}
+
+
+def machine_info() -> dict:
+    dev = jax.devices()[0]
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "jax_version": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', str(dev))}",
+        "num_devices": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def updates_per_call(hidden: int, population: int, batch: int, target_s: float) -> int:
+    rate = EXPECTED_RATE.get(hidden, 45_000 * (128 / hidden))
+    if population > 1:
+        rate *= 1.2
+    return max(1, round(target_s * rate / (population * batch)))
+
+
+def bench_case(hidden: int, population: int, batch: int, repeats: int, target_s: float,
+               updates: int | None = None, scenario: str = "default") -> dict:
+    """Compile and time one population chunk program."""
+    config = PPOConfig(scenario=scenario, hidden_size=hidden, batch_size=batch,
+                       total_steps=batch)
+    updates = updates or updates_per_call(hidden, population, batch, target_s)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    t0 = time.perf_counter()
+    pop = Population(config, stack_hyperparams([{}] * population),
+                     jnp.stack([jax.random.PRNGKey(i) for i in range(population)]))
+    jax.block_until_ready(pop.state)
+    init_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    lowered = pop.fns.run_updates.lower(pop.state, pop.hyperparams, updates, pop.scenarios)
+    lower_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    chunk = lowered.compile()
+    compile_s = time.perf_counter() - t0
+
+    # Every call starts from the initial state (same work as carrying it on, and the
+    # compiled executable accepts exactly the input shardings it was lowered for).
+    t0 = time.perf_counter()
+    state, metrics = chunk(pop.state, pop.hyperparams, pop.scenarios)
+    jax.block_until_ready(state)
+    warmup_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, metrics = chunk(pop.state, pop.hyperparams, pop.scenarios)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - t0)
+    finite = bool(jnp.all(metrics["finite"]))
+    steps = population * updates * batch
+    rates = sorted(steps / t for t in times)
+    return {
+        "hidden_size": hidden,
+        "population": population,
+        "batch_size": batch,
+        "num_epochs": DEFAULT_HYPERPARAMS["num_epochs"],
+        "updates_per_call": updates,
+        "env_steps_per_call": steps,
+        "num_devices_used": len(state.params["params"]["Dense_0"]["kernel"].sharding.device_set),
+        "init_compile_and_run_s": init_s,
+        "lower_s": lower_s,
+        "compile_s": compile_s,
+        "warmup_call_s": warmup_s,
+        "call_s": {"min": min(times), "median": statistics.median(times), "max": max(times)},
+        "env_steps_per_s": {"min": rates[0], "median": statistics.median(rates),
+                            "max": rates[-1]},
+        "env_steps_per_s_per_member": statistics.median(rates) / population,
+        "finite": finite,
+        "load_average_before": load_before,
+    }
+
+
+def _line(case: dict) -> str:
+    r = case["env_steps_per_s"]
+    return (f"hidden {case['hidden_size']:>3}  P {case['population']:>3}  "
+            f"devices {case['num_devices_used']}  compile {case['compile_s']:5.1f} s  "
+            f"{r['median']:>9,.0f} env-steps/s (min {r['min']:,.0f}, max {r['max']:,.0f})  "
+            f"per member {case['env_steps_per_s_per_member']:>9,.0f}")
+
+
+def run_cases(cases, batch, repeats, target_s, fixed_updates, log) -> list[dict]:
+    out = []
+    for hidden, population in cases:
+        case = bench_case(hidden, population, batch, repeats, target_s, fixed_updates)
+        log(_line(case))
+        out.append(case)
+    return out
+
+
+def sharded_subprocess(populations, args, log) -> dict:
+    """The population cases again, in a fresh process with two virtual CPU devices."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {SHARD_FLAG}".strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sharded.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--out", str(out),
+               "--populations", *map(str, populations), "--repeats", str(args.repeats),
+               "--target-s", str(args.target_s), "--batch-size", str(args.batch_size),
+               "--population-hidden", str(args.population_hidden)]
+        if args.updates:
+            cmd += ["--updates", str(args.updates)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            log(f"sharded run failed: {proc.stderr.strip().splitlines()[-1:]}")
+            return {"error": proc.stderr[-2000:]}
+        for line in proc.stdout.splitlines():
+            log(f"[2 devices] {line}")
+        return json.loads(out.read_text())
+
+
+def summarize(report: dict) -> dict:
+    pops = {c["population"]: c for c in report["population_sweep"]}
+    one = pops.get(1)
+    summary = {}
+    hidden = {c["hidden_size"]: round(c["env_steps_per_s"]["median"])
+              for c in report["hidden_sweep"]}
+    summary["hidden_env_steps_per_s"] = hidden
+    summary["compile_s"] = {
+        **{f"hidden{c['hidden_size']}_P1": round(c["compile_s"], 1)
+           for c in report["hidden_sweep"]},
+        **{f"hidden{c['hidden_size']}_P{c['population']}": round(c["compile_s"], 1)
+           for c in report["population_sweep"]},
+    }
+    summary["population_env_steps_per_s"] = {
+        p: {"aggregate": round(c["env_steps_per_s"]["median"]),
+            "per_member": round(c["env_steps_per_s_per_member"])}
+        for p, c in pops.items()
+    }
+    sharded = report.get("population_sweep_2_devices")
+    if isinstance(sharded, dict) and "cases" in sharded:
+        summary["population_env_steps_per_s_2_devices"] = {
+            c["population"]: {"aggregate": round(c["env_steps_per_s"]["median"]),
+                              "per_member": round(c["env_steps_per_s_per_member"])}
+            for c in sharded["cases"]
+        }
+    if one is not None:
+        base = one["env_steps_per_s"]["median"]
+        best = max(c["env_steps_per_s"]["median"] for c in pops.values())
+        if isinstance(sharded, dict) and "cases" in sharded:
+            best = max([best] + [c["env_steps_per_s"]["median"] for c in sharded["cases"]])
+        summary["best_population_aggregate_over_one_member"] = round(best / base, 2)
+        if one["hidden_size"] == 128:
+            summary["target_one_member_hidden128_met"] = (
+                base >= TARGETS["one_member_hidden128_env_steps_per_s"])
+        summary["target_population_2x_met"] = best / base >= TARGETS[
+            "population_aggregate_over_one"]
+    return summary
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run")
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"JSON output (default {DEFAULT_OUT}; with --quick {QUICK_OUT})")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 128, 256, 512])
+    ap.add_argument("--populations", type=int, nargs="+", default=[1, 8, 32, 128])
+    ap.add_argument("--population-hidden", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=2048)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--target-s", type=float, default=2.5, help="seconds per timed call")
+    ap.add_argument("--updates", type=int, default=None, help="updates per timed call "
+                    "(default: sized from --target-s)")
+    ap.add_argument("--no-sharded", action="store_true", help="skip the 2-device subprocess")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.hidden, args.populations, args.population_hidden = [32], [1, 2], 32
+        args.batch_size, args.repeats, args.updates = 256, 1, 1
+    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    log = lambda line: print(line, flush=True)
+
+    if args.worker:  # the sharded subprocess: population cases only
+        cases = run_cases([(args.population_hidden, p) for p in args.populations
+                           if p % jax.local_device_count() == 0],
+                          args.batch_size, args.repeats, args.target_s, args.updates, log)
+        report = {"machine": machine_info(), "cases": cases}
+        out.write_text(json.dumps(report, indent=1))
+        return report
+
+    start = time.perf_counter()
+    report = {"machine": machine_info(),
+              "settings": {"batch_size": args.batch_size, "num_envs": 16,
+                           "hyperparameters": DEFAULT_HYPERPARAMS, "repeats": args.repeats,
+                           "target_s_per_call": args.target_s, "quick": args.quick,
+                           "scenario": "default", "num_opponents": 2},
+              "targets": TARGETS}
+    log(f"# {report['machine']}")
+    log("# hidden sweep (one member)")
+    report["hidden_sweep"] = run_cases([(h, 1) for h in args.hidden], args.batch_size,
+                                       args.repeats, args.target_s, args.updates, log)
+    log(f"# population sweep (hidden {args.population_hidden})")
+    reuse = {c["hidden_size"]: c for c in report["hidden_sweep"]}
+    pop_cases = []
+    for p in args.populations:
+        if p == 1 and args.population_hidden in reuse:
+            pop_cases.append(reuse[args.population_hidden])
+            log(_line(reuse[args.population_hidden]) + "  (from the hidden sweep)")
+        else:
+            pop_cases += run_cases([(args.population_hidden, p)], args.batch_size, args.repeats,
+                                   args.target_s, args.updates, log)
+    report["population_sweep"] = pop_cases
+    if not args.no_sharded:
+        log("# population sweep over 2 virtual devices (subprocess)")
+        report["population_sweep_2_devices"] = sharded_subprocess(
+            [p for p in args.populations if p % 2 == 0], args, log)
+    report["wall_s"] = time.perf_counter() - start
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["summary"] = summarize(report)
+    log(json.dumps(report["summary"], indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    log(f"wrote {out} ({report['wall_s']:.0f} s)")
+    return report
+
+
+if __name__ == "__main__":
+    main()
