@@ -158,3 +158,30 @@ def test_enqueued_configuration_runs_first(tmp_path):
     results = run_sweep(tmp_path, "warm", "--n-trials", "1", "--population-size", "1",
                         "--enqueue", str(path))
     assert results["trials"][0]["params"] == params
+
+
+def test_validate_best_ranks_top_trials_over_seeds(sweep, tmp_path, capsys):
+    from bb_jax.cli import validate_main
+
+    _, storage, _, _ = sweep
+    out = tmp_path / "validation.json"
+    code = validate_main(["--study-name", "quick", "--storage", storage, "--top-k", "2",
+                          "--seeds", "3", "--eval-episodes", "20", "--results-json", str(out)])
+    assert code == 0
+    ranking = json.loads(out.read_text())["ranking"]
+    study = optuna.load_study(study_name="quick", storage=storage)
+    complete = sorted(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)),
+                      key=lambda t: t.value, reverse=True)
+    assert {r["trial"] for r in ranking} == {t.number for t in complete[:2]}
+    assert all(len(r["per_seed"]) == 3 and r["ci95"] >= 0 for r in ranking)
+    assert [r["mean"] for r in ranking] == sorted((r["mean"] for r in ranking), reverse=True)
+    assert "#1 trial" in capsys.readouterr().out
+
+
+def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
+    from bb_jax.cli import validate_main
+
+    _, storage, _, _ = sweep
+    assert validate_main(["--study-name", "nope", "--storage", storage]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "quick" in err[0]
