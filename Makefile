@@ -9,10 +9,10 @@ TUNE_DIR := experiments/hyperparameter_tuning
 
 .PHONY: tune test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,postgres]'
 	touch $(STAMP)
 
 # The main job: a small real sweep (12 trials x 20k steps, default scenario) into an embedded

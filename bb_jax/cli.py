@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bb_jax.ppo import DEFAULT_HYPERPARAMS
 from bb_jax.scenarios import list_scenarios
 
 USAGE_ERROR = 2
+STORAGE_ENV = "BB_JAX_STORAGE"
 
 
 class UsageError(Exception):
@@ -31,15 +33,28 @@ def check_scenario(name: str) -> str:
     return name
 
 
-def check_writable_dir(path: Path) -> Path:
-    """Create `path` if needed and make sure files can be written there."""
+def check_writable_dir(path: Path, keep: bool = True) -> Path:
+    """Make sure files can be written in `path`, creating it if needed. With keep=False the
+    folders created for the check are removed again (nothing is left behind when a later
+    check fails; the outputs create them when they are written)."""
+    created = []
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".bb_jax_write_probe"
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        probe = path / f".bb_jax_write_probe.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
         raise UsageError(f"output folder {path} is not writable: {err.strerror or err}")
+    finally:
+        if not keep:
+            for folder in reversed(created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
     return path
 
 
@@ -168,8 +183,10 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="env steps between intermediate values (pruning checks)")
     p.add_argument("--pruner", choices=PRUNERS, default="median")
     p.add_argument("--study-name", default=None)
-    p.add_argument("--storage", default=None,
-                   help="sqlite:///PATH, postgresql://..., journal:///PATH (default in-memory)")
+    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None,
+                   help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH "
+                        f"(default: ${STORAGE_ENV} if set, else in-memory; the variable keeps a "
+                        "password off the command line)")
     p.add_argument("--population-size", type=int, default=16,
                    help="trials asked and trained together per batch")
     p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
@@ -210,10 +227,20 @@ def read_enqueue(path: str) -> tuple[dict, ...]:
             raise UsageError(f"--enqueue file {path}: unknown parameters {sorted(unknown)}; "
                              f"valid: {', '.join(SEARCH_SPACE)}")
         for name, value in row.items():
-            if not SEARCH_SPACE[name]._contains(SEARCH_SPACE[name].to_internal_repr(value)):
+            try:
+                inside = SEARCH_SPACE[name]._contains(SEARCH_SPACE[name].to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside or isinstance(value, bool):
                 raise UsageError(f"--enqueue file {path}: {name}={value!r} is outside the "
-                                 "search space")
+                                 f"search space ({_describe(SEARCH_SPACE[name])})")
     return tuple(rows)
+
+
+def _describe(distribution) -> str:
+    if hasattr(distribution, "choices"):
+        return "one of " + ", ".join(map(str, distribution.choices))
+    return f"{distribution.low} .. {distribution.high}"
 
 
 def tune_settings(args):
@@ -235,12 +262,20 @@ def tune_settings(args):
         raise UsageError(f"--population-size must be > 0, got {args.population_size}")
     if args.n_jobs == 0 or args.n_jobs < -1:
         raise UsageError(f"--n-jobs must be -1 or >= 1, got {args.n_jobs}")
+    if args.max_population < 1:
+        raise UsageError(f"--max-population must be >= 1, got {args.max_population}")
+    if args.eval_episodes < 1:
+        raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
     try:
         validate_url(args.storage)
     except StorageError as err:
         raise UsageError(str(err))
     enqueue = read_enqueue(args.enqueue) if args.enqueue else ()
-    output_dir = check_writable_dir(Path(args.output_dir))
+    check_memory(args.num_opponents, args.num_steps,
+                 args.eval_episodes if args.objective == "eval_return" else 0)
+    # checked, not created: a run refused later (e.g. its database is unreachable) leaves
+    # nothing behind; write_outputs creates the folder
+    output_dir = check_writable_dir(Path(args.output_dir), keep=False)
     return TuneSettings(
         scenarios=scenarios, num_opponents=args.num_opponents, num_steps=args.num_steps,
         n_trials=args.n_trials, seed=args.seed, eval_interval=args.eval_interval,
@@ -252,23 +287,64 @@ def tune_settings(args):
     )
 
 
+def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:
+    """Refuse (UsageError) a sweep whose largest member would not fit in device memory."""
+    from bb_jax.memory import PopulationMemoryError, memory_budget, population_limit
+    from bb_jax.ppo import PPOConfig
+    from bb_jax.tune import SEARCH_SPACE
+
+    largest = PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
+                        hidden_size=max(SEARCH_SPACE["hidden_size"].choices),
+                        batch_size=max(SEARCH_SPACE["batch_size"].choices))
+    try:
+        population_limit(largest, memory_budget(), 1, eval_episodes)
+    except (PopulationMemoryError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (finished trials kept, outputs written)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def tune_main(argv: list[str] | None = None) -> int:
-    args = _tune_parser().parse_args(argv)
+    """The tuner's command line. Exit codes: 0 done, 1 a failure during the run, 2 bad input
+    (nothing created), 130 / 143 interrupted by Ctrl-C / SIGTERM (finished trials stored,
+    outputs written)."""
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        return _tune_main(argv)
+    except KeyboardInterrupt as err:
+        print("interrupted: finished trials are stored", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _tune_main(argv: list[str] | None) -> int:
     prog = "tune_hyperparameters.py"
+    args = _tune_parser().parse_args(argv)
     try:
         settings = tune_settings(args)
     except UsageError as err:
         return _fail(prog, str(err))
+    from bb_jax.memory import PopulationMemoryError
     from bb_jax.storage import StorageError, redact
+    from bb_jax.tune import StudyMismatchError
 
     try:
         return _tune(settings, args.n_jobs)
-    except StorageError as err:
-        return _fail(prog, str(err))
-    except KeyboardInterrupt:
-        print("interrupted: finished trials are stored", file=sys.stderr)
-        return 130
-    except Exception as err:  # never echo a storage password in a traceback line
+    except (StorageError, StudyMismatchError, PopulationMemoryError) as err:
+        return _fail(prog, redact(str(err)))
+    except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
         print(f"{prog}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
         return 1
 
@@ -284,7 +360,7 @@ def _tune(settings, n_jobs: int) -> int:
     jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     jobs = min(jobs, settings.n_trials)
     if settings.worker_index == 0 and jobs > 1 and settings.storage is None:
-        journal = settings.output_dir.resolve() / f"{settings.resolved_study_name()}.journal"
+        journal = settings.output_dir.resolve() / f"{settings.resolved_study_name()}.journal.log"
         settings.study_name = settings.resolved_study_name()
         settings.storage = f"journal://{journal}"
         print(f"--n-jobs {jobs} needs a shared storage: using {settings.storage}")
@@ -307,6 +383,11 @@ def _tune(settings, n_jobs: int) -> int:
         if jobs > 1:
             _pin_to_core(0)
         tuner.run()
+    except KeyboardInterrupt:
+        for worker in workers:  # they close their own batches and stop
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
+        raise
     finally:
         for worker in workers:
             failed_workers += worker.wait() != 0
@@ -324,17 +405,26 @@ def _start_worker(settings, index: int, n_trials: int):
     """Another process running `n_trials` trials of the same study (its sampler seeded apart)."""
     import subprocess
 
-    args = [sys.executable, "-c", "import sys; from bb_jax.cli import tune_main; "
-            "sys.exit(tune_main())",
+    args, env = worker_command(settings, index, n_trials)
+    # its own process group: a Ctrl-C in the terminal reaches only the tuner, which passes
+    # one SIGINT on (a second one could cut short the worker's closing of its batch)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, env=env, process_group=0)
+
+
+def worker_command(settings, index: int, n_trials: int) -> tuple[list[str], dict]:
+    """The command line and environment of worker `index`. The storage URL travels in the
+    environment ($BB_JAX_STORAGE), not the command line, which any local user can read."""
+    args = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
+                                   "sys.exit(tune_main())"),
             "--scenario", settings.scenario_arg, "--num-opponents", str(settings.num_opponents),
             "--num-steps", str(settings.num_steps), "--n-trials", str(n_trials),
             "--seed", str(settings.seed), "--eval-interval", str(settings.eval_interval),
             "--pruner", settings.pruner, "--study-name", settings.study_name,
-            "--storage", settings.storage, "--population-size", str(settings.population_size),
+            "--population-size", str(settings.population_size),
             "--objective", settings.objective, "--eval-episodes", str(settings.eval_episodes),
             "--output-dir", str(settings.output_dir),
             "--max-population", str(settings.max_population), "--worker-index", str(index)]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    return args, {**os.environ, STORAGE_ENV: settings.storage}
 
 
 def _pin_to_core(index: int) -> None:

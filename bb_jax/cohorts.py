@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax.memory import memory_budget, population_limit
 from bb_jax.population import Population
 from bb_jax.ppo import PPOConfig, stack_hyperparams
 from bb_jax.runs import plan_chunks
@@ -131,6 +132,8 @@ class CohortTrainer:
     max_population: int = 1024  # larger cohorts train in several rounds (memory bound)
     progress: Callable[[str], None] | None = None
     sizing: CompileAwareSizing = dataclasses.field(default_factory=CompileAwareSizing)
+    # bytes a population may use (bb_jax.memory); None: measured when `run` starts
+    memory_budget: int | None = None
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
         return self.base_config.replace(
@@ -145,10 +148,20 @@ class CohortTrainer:
         """Train every member; `on_reports` receives each round of intermediate values and
         returns the ids of members to stop. Returns a result per member id."""
         results: dict[int, MemberResult] = {}
+        budget = self.memory_budget if self.memory_budget is not None else memory_budget()
+        cohorts = [(shape, self.config_for(*shape)) for shape in group_cohorts(specs)]
+        # members per population: --max-population, lowered to what fits in device memory;
+        # every cohort is checked before any trains (PopulationMemoryError: not even one fits)
+        limits = {shape: population_limit(config, budget, self.max_population,
+                                          self.eval_episodes) for shape, config in cohorts}
         for shape, members in group_cohorts(specs).items():
             config = self.config_for(*shape)
             steps = config.num_updates * config.batch_size
-            size = self.sizing.choose(shape, len(members), steps, self.max_population)
+            size = self.sizing.choose(shape, len(members), steps, limits[shape])
+            if len(members) > limits[shape] and self.progress is not None:
+                why = "device memory" if limits[shape] < self.max_population else "max population"
+                self.progress(f"cohort hidden={shape[0]} batch={shape[1]}: {len(members)} "
+                              f"members in rounds of {size} (limit {limits[shape]}: {why})")
             for start in range(0, len(members), size):
                 group = members[start : start + size]
                 results.update(self._run_cohort(config, group, size, on_reports))

@@ -1,10 +1,21 @@
 """Study storage from a URL: in-memory (None), SQLite, PostgreSQL / MySQL (RDB), or a journal
 file (`journal:///path/to/study.log`, several processes on one machine or a shared disk).
-Passwords in URLs are redacted before anything is printed or written."""
+
+- `postgresql://` (and `postgres://`) use psycopg 3, the driver `bb-jax[postgres]` installs
+  (SQLAlchemy would otherwise pick psycopg2); `postgresql+psycopg2://` still selects psycopg2.
+- SQLite: every transaction starts with `BEGIN IMMEDIATE` and waits up to 120 s for the lock, so
+  several processes on one file queue up instead of failing with "database is locked" or
+  racing each other for the same waiting trial.
+- Opening a database that other workers are initialising at the same moment is retried.
+- Passwords in URLs are redacted (`redact`) before anything is printed or written; a URL
+  without a password may take it from the environment (libpq's PGPASSWORD or ~/.pgpass).
+"""
 
 from __future__ import annotations
 
+import random
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -15,38 +26,85 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
                         message=".*heartbeat_interval.*")
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
-STORAGE_FORMS = "sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH"
-_RDB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql",
-                "mysql+pymysql")
+STORAGE_FORMS = "sqlite:///PATH, postgresql://USER:PASSWORD@HOST[:PORT]/DB, journal:///PATH"
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2",
+                "mysql", "mysql+pymysql")
+SQLITE_TIMEOUT_S = 120
+CONNECT_TIMEOUT_S = 10
+# Errors that mean "another process is creating the same tables / rows right now".
+_RACE_MARKERS = ("already exists", "duplicate key", "UniqueViolation", "UNIQUE constraint",
+                 "database is locked", "IntegrityError")
+_OPEN_ATTEMPTS = 6
+
+# user:password@ in any scheme://... URL; the password runs to the last '@' of the URL.
+_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]*@")
 
 
 class StorageError(ValueError):
     """A storage URL that is malformed or cannot be reached."""
 
 
+_SECRETS: set[str] = set()
+
+
 def redact(text: str) -> str:
-    """Replace the password of any URL in `text` with ***."""
-    return re.sub(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)",
-                  r"\g<head>***", text)
+    """Replace the password of any URL in `text` with ***, and any password of a storage URL
+    seen by `validate_url` wherever it appears on its own (e.g. quoted in a driver message)."""
+    text = _PASSWORD.sub(r"\g<head>***@", text)
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _remember_password(url: str) -> None:
+    from urllib.parse import unquote
+
+    match = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:(?P<pw>.*)@[^@]*$", url)
+    if match and len(match["pw"]) >= 3:  # too short to replace safely inside other text
+        _SECRETS.update({match["pw"], unquote(match["pw"])})
 
 
 def scheme_of(url: str) -> str:
     return url.split("://", 1)[0] if "://" in url else ""
 
 
+def _malformed(url: str) -> StorageError:
+    return StorageError(f"malformed storage URL {redact(url)!r}; use {STORAGE_FORMS}")
+
+
 def validate_url(url: str | None) -> None:
     """Raise StorageError for a URL of no known form (before anything is created)."""
     if url is None:
         return
+    _remember_password(url)
     scheme = scheme_of(url)
     if scheme == "journal":
         if not url[len("journal://"):]:
-            raise StorageError(f"malformed storage URL {redact(url)!r}; use {STORAGE_FORMS}")
+            raise _malformed(url)
         return
     if scheme not in _RDB_SCHEMES:
-        raise StorageError(f"malformed storage URL {redact(url)!r}; use {STORAGE_FORMS}")
-    if scheme == "sqlite" and not url.startswith("sqlite:///"):
-        raise StorageError(f"malformed storage URL {redact(url)!r}; use {STORAGE_FORMS}")
+        raise _malformed(url)
+    if scheme == "sqlite":
+        if not url.startswith("sqlite:///") or not url[len("sqlite:///"):]:
+            raise _malformed(url)
+        return
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(sqlalchemy_url(url))
+        parsed.port  # noqa: B018  (a non-numeric port raises here)
+    except Exception:
+        raise _malformed(url) from None
+    if not parsed.database:
+        raise StorageError(f"storage URL {redact(url)!r} names no database; use {STORAGE_FORMS}")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL SQLAlchemy gets: plain postgresql:// and postgres:// select psycopg 3."""
+    scheme = scheme_of(url)
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def make_storage(url: str | None, heartbeat_interval: int | None = 30):
@@ -56,32 +114,93 @@ def make_storage(url: str | None, heartbeat_interval: int | None = 30):
     if url is None:
         return None
     if scheme_of(url) == "journal":
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-        path = Path(url[len("journal://"):])
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
-        except OSError as err:
-            raise StorageError(f"cannot open journal file {path}: {err.strerror or err}")
+        return _journal_storage(Path(url[len("journal://"):]))
     engine_kwargs = {"pool_pre_ping": True}
     if scheme_of(url) == "sqlite":
-        # Several processes on one SQLite file: wait for the lock instead of failing at once.
-        engine_kwargs["connect_args"] = {"timeout": 120}
         path = Path(url[len("sqlite:///"):])
-        if str(path) and not path.parent.exists():
+        if str(path) != ":memory:" and not path.parent.is_dir():
             raise StorageError(f"folder of SQLite database {path} does not exist")
+        _install_sqlite_hooks()
+        # Autocommit at the driver level; the `begin` hook then issues BEGIN IMMEDIATE.
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S, "isolation_level": None}
+        # Deferred BEGIN while Optuna sets up the schema (its version check reads through a
+        # second connection inside a transaction), BEGIN IMMEDIATE from then on.
+        engine_kwargs["execution_options"] = {_IMMEDIATE: False}
     else:
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    for attempt in range(_OPEN_ATTEMPTS):
+        started = time.monotonic()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    sqlalchemy_url(url), engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=None if heartbeat_interval is None else 4 * heartbeat_interval,
+                )
+            if scheme_of(url) == "sqlite":
+                storage.engine.update_execution_options(**{_IMMEDIATE: True})
+            return storage
+        except ImportError as err:
+            name = getattr(err.__cause__, "name", None) or err.name or "the driver"
+            raise StorageError(f"no database driver for {scheme_of(url)} ({name} is missing); "
+                               "install bb-jax[postgres] for PostgreSQL") from None
+        except Exception as err:  # SQLAlchemy's errors vary by driver: report them in one line
+            text = f"{type(err).__name__}: {err} {err.__cause__!r}"
+            quick = time.monotonic() - started < CONNECT_TIMEOUT_S  # not a lock wait run out
+            if attempt + 1 < _OPEN_ATTEMPTS and quick and any(m in text for m in _RACE_MARKERS):
+                time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
+                continue  # another worker is creating the schema at this moment
+            raise StorageError(f"cannot use storage {redact(url)}: {_one_line(err)}") from None
+    raise AssertionError("unreachable")
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, optuna.exceptions.StorageInternalError) and err.__cause__ is not None:
+        err = err.__cause__  # Optuna's wrapper says only "An exception is raised during..."
+    text = str(err).strip()
+    if not text:
+        return type(err).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # psycopg puts the useful part ("Connection refused", "password authentication failed")
+    # on the first line or two; SQLAlchemy appends a background link.
+    line = lines[0]
+    if len(lines) > 1 and not lines[1].startswith("(Background") and len(line) < 80:
+        line += " " + lines[1]
+    return redact(line)
+
+
+def _journal_storage(path: Path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-            grace_period=None if heartbeat_interval is None else 4 * heartbeat_interval,
-        )
-    except ImportError as err:
-        raise StorageError(f"no database driver for {scheme_of(url)} ({err.name} is missing); "
-                           "install bb-jax[postgres] for PostgreSQL")
-    except Exception as err:  # SQLAlchemy's errors vary by driver: report them in one line
-        message = redact(str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
-        raise StorageError(f"cannot use storage {redact(url)}: {message}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+    except OSError as err:
+        raise StorageError(f"cannot open journal file {path}: {err.strerror or err}") from None
+
+
+_IMMEDIATE = "bb_jax_sqlite_begin_immediate"
+_hooks_installed = False
+
+
+def _install_sqlite_hooks() -> None:
+    """pysqlite opens transactions lazily (only before a write), so a read followed by a
+    write is not atomic across processes (two workers could both take the same WAITING trial)
+    and lock upgrades can fail at once with "database is locked". Engines made by
+    `make_storage` for SQLite carry an execution option that makes every transaction
+    `BEGIN IMMEDIATE` (SQLAlchemy's documented pysqlite recipe); other engines are untouched."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "begin")
+    def _begin_immediate(conn):
+        immediate = conn.engine.get_execution_options().get(_IMMEDIATE)
+        if immediate is not None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    _hooks_installed = True

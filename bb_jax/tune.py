@@ -7,16 +7,19 @@ This module is the only one that talks to Optuna's study (ask/tell/report/should
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import math
 import os
 import shlex
+import signal
 import socket
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -290,13 +293,16 @@ class Tuner:
             trials: list[optuna.Trial] = []
             try:
                 for _ in range(batch):
-                    trials.append(self.study.ask(SEARCH_SPACE))
+                    with warnings.catch_warnings():  # heartbeats are recorded by _Heartbeat
+                        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                        trials.append(self.study.ask(SEARCH_SPACE))
                 self._run_batch(trials)
             except BaseException as err:
                 # Ctrl-C, SIGTERM or a crash: close this batch's unfinished trials as FAIL
-                # (finished ones stay as told), then stop.
-                self._close_unfinished(trials, "interrupted" if isinstance(
-                    err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
+                # (finished ones stay as told), then stop. A second Ctrl-C waits until then.
+                with _signals_deferred():
+                    self._close_unfinished(trials, "interrupted" if isinstance(
+                        err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
                 raise
         return self.study
 
@@ -376,6 +382,21 @@ class Tuner:
             return self.study.best_value
         except ValueError:
             return None
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM back (main thread, POSIX) until the block is done."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Heartbeat:

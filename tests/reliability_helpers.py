@@ -1,0 +1,261 @@
+"""Shared pieces of the reliability tests: tuner processes on a small fixed-shape sweep, study
+inspection, and a throwaway PostgreSQL server.
+
+Every sweep here trains trials of one static shape (hidden 64, batch 4096, one update of
+4096 env steps) in populations of 2, queued into the study before the workers start: then a
+whole test session compiles one program, which the workers share through JAX's persistent
+compilation cache (the CLI turns it on), and each trial trains in about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from bb_jax.storage import make_storage
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "tune_hyperparameters.py"
+# 4096 steps = one update of the largest batch; one report; no pruning
+SMALL = ["--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none"]
+FIXED = {"hidden_size": 64, "batch_size": 4096, "num_epochs": 3, "clip_epsilon": 0.2,
+         "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99, "gae_lambda": 0.95}
+PROCESS_TIMEOUT = 420
+
+
+def warm_compile_cache() -> None:
+    """Compile (or load) the sweeps' one program in this process, with JAX's persistent cache
+    on, before tuner processes start: otherwise on a cold cache every worker started at the
+    same time compiles it itself."""
+    from bb_jax.cli import enable_compile_cache
+    from bb_jax.cohorts import CohortTrainer, MemberSpec
+    from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+
+    enable_compile_cache()
+    trainer = CohortTrainer(PPOConfig(total_steps=4096, batch_size=4096), num_steps=4096,
+                            eval_interval=4096)
+    trainer.run([MemberSpec(i, FIXED["hidden_size"], FIXED["batch_size"], DEFAULT_HYPERPARAMS,
+                            "default", i) for i in range(2)])
+
+
+def fixed_params(i: int) -> dict:
+    """The i-th queued configuration: the fixed shape, a distinct learning rate."""
+    return {**FIXED, "learning_rate": round(1e-4 + 1e-5 * i, 8)}
+
+
+def queue_trials(url: str, name: str, count: int, start: int = 0) -> None:
+    """Create study `name` (if needed) and queue `count` fixed-shape configurations."""
+    study = optuna.create_study(study_name=name, storage=make_storage(url, None),
+                                direction="maximize", load_if_exists=True)
+    for i in range(start, start + count):
+        study.enqueue_trial(fixed_params(i))
+
+
+def write_enqueue_file(path: Path, indices) -> Path:
+    path.write_text(json.dumps([fixed_params(i) for i in indices]))
+    return path
+
+
+def load_trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=make_storage(url, None))
+    return study.get_trials(deepcopy=False)
+
+
+def by_state(trials, state: TrialState) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state == state]
+
+
+def tune_args(name: str, storage: str | None, out: Path, n_trials: int, *extra: str) -> list:
+    args = [sys.executable, str(SCRIPT), "--study-name", name, "--output-dir", str(out),
+            "--n-trials", str(n_trials), "--population-size", "2", *SMALL, *extra]
+    if storage is not None:
+        args += ["--storage", storage]
+    return args
+
+
+class Tuner:
+    """A tuner process whose stdout/stderr go to files (no pipe can fill up and block it)."""
+
+    def __init__(self, args: list, log_dir: Path, label: str, env: dict | None = None):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = log_dir / f"{label}.stdout"
+        self.stderr_path = log_dir / f"{label}.stderr"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=err, cwd=log_dir,
+                                         env={**os.environ, **(env or {})})
+
+    def wait(self, timeout: float = PROCESS_TIMEOUT) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"tuner did not finish in {timeout} s\n{self.output()}")
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def output(self) -> str:
+        return f"--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
+
+
+def wait_for(condition, proc: Tuner, timeout: float = PROCESS_TIMEOUT, what: str = ""):
+    """Poll `condition()` until it returns a true value; fail if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc.proc.poll() is not None:
+            pytest.fail(f"tuner exited ({proc.proc.returncode}) before {what}\n{proc.output()}")
+        time.sleep(0.1)
+    proc.proc.kill()
+    pytest.fail(f"timed out waiting for {what}\n{proc.output()}")
+
+
+def mid_batch(url: str, name: str):
+    """Trials, once at least one is COMPLETE and another batch is RUNNING (training)."""
+    try:
+        trials = load_trials(url, name)
+    except (KeyError, optuna.exceptions.StorageInternalError):
+        return None
+    running = [t for t in by_state(trials, TrialState.RUNNING) if "bb_pid" in t.system_attrs]
+    return trials if by_state(trials, TrialState.COMPLETE) and running else None
+
+
+# ---------------------------------------------------------------------------------------------
+# A throwaway PostgreSQL server
+
+
+PG_USER = "bb_tuner"
+PG_PASSWORD = "s3cret-Pa55word"  # noqa: S105  (a test server's password, checked for leaks)
+REQUIRE_ENV = "BB_JAX_REQUIRE_POSTGRES"
+
+
+def postgres_bin_dir() -> Path | None:
+    """The folder holding initdb, pg_ctl and postgres ($BB_JAX_PG_BIN, Debian's
+    /usr/lib/postgresql/N/bin, newest first, or the PATH)."""
+    candidates = []
+    if os.environ.get("BB_JAX_PG_BIN"):
+        candidates.append(os.environ["BB_JAX_PG_BIN"])
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit()
+                         else 0, reverse=True)
+    if shutil.which("pg_ctl"):
+        candidates.append(str(Path(shutil.which("pg_ctl")).resolve().parent))
+    for folder in candidates:
+        if all((Path(folder) / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return Path(folder)
+    return None
+
+
+def skip_or_fail(reason: str):
+    """Skip, unless $BB_JAX_REQUIRE_POSTGRES is set (CI), where a missing server fails."""
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{reason} (and {REQUIRE_ENV} is set)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PostgresServer:
+    """initdb + pg_ctl in a temporary folder, listening on 127.0.0.1:<free port>. initdb refuses
+    to run as root, so as root the server runs as the `postgres` user (runuser)."""
+
+    def __init__(self):
+        self.bin = postgres_bin_dir()
+        if self.bin is None:
+            skip_or_fail("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; "
+                         "install the Debian package `postgresql` (.ci/run does)")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            skip_or_fail("psycopg is not installed; install bb-jax[postgres]")
+        self.run_as = None
+        if os.geteuid() == 0:
+            try:
+                self.run_as = pwd.getpwnam("postgres")
+            except KeyError:
+                skip_or_fail("running as root and there is no `postgres` user to run the server")
+        self.root = Path(tempfile.mkdtemp(prefix="bb_jax_pg_"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        if self.run_as is not None:
+            os.chown(self.root, self.run_as.pw_uid, self.run_as.pw_gid)
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 120):
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self.run_as is not None:
+            runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+            command = [runuser, "-u", "postgres", "--", *command]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              cwd=self.root)
+        if check and proc.returncode != 0:
+            log = self.root / "server.log"
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {proc.stderr.strip()}\n"
+                               f"{log.read_text()[-3000:] if log.exists() else ''}")
+        return proc
+
+    def start(self) -> PostgresServer:
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(PG_PASSWORD + "\n")
+        if self.run_as is not None:
+            os.chown(pwfile, self.run_as.pw_uid, self.run_as.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", PG_USER, f"--pwfile={pwfile}",
+                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                  "--no-sync", "--no-instructions")
+        pwfile.unlink()
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                   "-c max_connections=50")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
+                  "-t", "60", "-o", options, "start")
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop",
+                      check=False, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str, password: str | None = PG_PASSWORD,
+            scheme: str = "postgresql") -> str:
+        auth = PG_USER if password is None else f"{PG_USER}:{password}"
+        return f"{scheme}://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER,
+                             password=PG_PASSWORD, dbname="postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def kill(proc: Tuner, sig: int = signal.SIGKILL) -> None:
+    if proc.proc.poll() is None:
+        proc.proc.send_signal(sig)

@@ -1,0 +1,141 @@
+"""Distributed tuning on a real PostgreSQL 15 server started for this module: three worker
+processes on one study, redaction of the password everywhere, and clear refusals for a wrong
+password. Skips when the server binaries or psycopg are missing, except where
+$BB_JAX_REQUIRE_POSTGRES is set (CI), where it fails."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from optuna.trial import TrialState
+
+from reliability_helpers import (
+    PG_PASSWORD,
+    PostgresServer,
+    Tuner,
+    by_state,
+    load_trials,
+    tune_args,
+    warm_compile_cache,
+    write_enqueue_file,
+)
+
+from bb_jax.cli import tune_main
+from bb_jax.tune import SEARCH_SPACE
+
+WORKERS = 3
+TRIALS_PER_WORKER = 2
+
+
+@pytest.fixture(scope="module")
+def server():
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def three_workers(server, tmp_path_factory):
+    """Three tuner processes started together on a fresh database (they race to create the
+    schema and the study), each queueing and running its own two configurations."""
+    tmp = tmp_path_factory.mktemp("pg")
+    url = server.create_database("bb_study")
+    warm_compile_cache()
+    out = tmp / "out"
+    workers = []
+    for w in range(WORKERS):
+        indices = range(w * TRIALS_PER_WORKER, (w + 1) * TRIALS_PER_WORKER)
+        enqueue = write_enqueue_file(tmp / f"enqueue{w}.json", indices)
+        args = tune_args("shared", url, out, TRIALS_PER_WORKER, "--seed", str(w),
+                         "--enqueue", str(enqueue))
+        workers.append(Tuner(args, tmp / "logs", f"worker{w}"))
+    codes = [w.wait() for w in workers]
+    return url, out, workers, codes
+
+
+def test_three_workers_share_one_study(three_workers):
+    url, _, workers, codes = three_workers
+    for worker, code in zip(workers, codes, strict=True):
+        assert code == 0, worker.output()
+        assert "Traceback" not in worker.stderr and "error" not in worker.stderr.lower(), \
+            worker.output()
+    trials = load_trials(url, "shared")
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)), "trial numbers are unique"
+    complete = by_state(trials, TrialState.COMPLETE)
+    assert len(complete) == WORKERS * TRIALS_PER_WORKER  # exactly the trials asked for
+    assert not by_state(trials, TrialState.RUNNING) and not by_state(trials, TrialState.FAIL)
+    # every queued configuration ran exactly once, whichever worker took it
+    rates = sorted(t.params["learning_rate"] for t in complete)
+    assert len(set(rates)) == len(rates)
+    # each worker reports its own trials done
+    for worker in workers:
+        assert f"{TRIALS_PER_WORKER}/{TRIALS_PER_WORKER} trials" in worker.stdout
+
+
+def test_results_json_agrees_with_the_database(three_workers):
+    url, out, _, _ = three_workers
+    results = json.loads((out / "shared_results.json").read_text())
+    stored = {t.number: t for t in load_trials(url, "shared")}
+    assert results["study_name"] == "shared"
+    assert results["n_complete"] >= TRIALS_PER_WORKER  # at least the writer's own trials
+    for record in results["trials"]:
+        trial = stored[record["number"]]
+        if record["state"] in ("COMPLETE", "PRUNED", "FAIL"):
+            assert record["state"] == trial.state.name
+            assert record["value"] == trial.value
+            assert record["params"] == trial.params
+    complete = [r for r in results["trials"] if r["state"] == "COMPLETE"]
+    best = max(complete, key=lambda r: r["value"])
+    assert results["best_value"] == best["value"] and results["best_trial"] == best["number"]
+    assert set(best["params"]) == set(SEARCH_SPACE)
+
+
+def test_password_never_leaks(three_workers):
+    url, out, workers, _ = three_workers
+    assert PG_PASSWORD in url
+    texts = {f"worker {i} {stream}": getattr(w, stream)
+             for i, w in enumerate(workers) for stream in ("stdout", "stderr")}
+    texts.update({p.name: p.read_text() for p in out.iterdir() if p.is_file()})
+    assert any(name.endswith("_results.json") for name in texts)
+    assert any(name.endswith(".html") for name in texts)
+    for name, text in texts.items():
+        assert PG_PASSWORD not in text, f"password in {name}"
+    results = json.loads((out / "shared_results.json").read_text())
+    assert results["storage"] == url.replace(PG_PASSWORD, "***")
+    assert "postgresql://bb_tuner:***@127.0.0.1" in workers[0].stdout
+
+
+def test_wrong_password_is_one_clear_line(server, tmp_path, capsys):
+    url = server.url("bb_study", password="not-the-" + PG_PASSWORD)
+    code = tune_main(["--storage", url, "--study-name", "x", "--n-trials", "1",
+                      "--num-steps", "4096", "--eval-interval", "4096",
+                      "--output-dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "password authentication failed" in lines[0], captured.err
+    assert PG_PASSWORD not in captured.err + captured.out
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_database_is_one_clear_line(server, tmp_path, capsys):
+    code = tune_main(["--storage", server.url("no_such_db"), "--study-name", "x",
+                      "--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096",
+                      "--output-dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "no_such_db" in captured.err and PG_PASSWORD not in captured.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_password_from_the_environment(server, tmp_path, monkeypatch):
+    """A URL without a password takes it from libpq's PGPASSWORD (keeps it out of `ps`)."""
+    url = server.url("bb_study", password=None)
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    from bb_jax.storage import make_storage
+
+    storage = make_storage(url, None)
+    assert "shared" in [s.study_name for s in storage.get_all_studies()]
