@@ -5,6 +5,11 @@ from bb_jax.scenarios import Scenario, get_scenario, list_scenarios
 from bb_jax.view import BucketBrigadeEnv, EnvState, make_env
 
 __all__ = [
-    "OPPONENT_KINDS", "Scenario", "get_scenario", "list_scenarios",
-    "BucketBrigadeEnv", "EnvState", "make_env",
+    "OPPONENT_KINDS",
+    "BucketBrigadeEnv",
+    "EnvState",
+    "Scenario",
+    "get_scenario",
+    "list_scenarios",
+    "make_env",
 ]

@@ -22,6 +22,13 @@ class UsageError(Exception):
     """Bad input from the command line: reported as one line, exit code 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit code 2) instead of the usage."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _fail(prog: str, message: str) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return USAGE_ERROR
@@ -29,7 +36,8 @@ def _fail(prog: str, message: str) -> int:
 
 def check_scenario(name: str) -> str:
     if name not in list_scenarios():
-        raise UsageError(f"unknown scenario {name!r}; valid scenarios: {', '.join(list_scenarios())}")
+        valid = ", ".join(list_scenarios())
+        raise UsageError(f"unknown scenario {name!r}; valid scenarios: {valid}")
     return name
 
 
@@ -47,7 +55,7 @@ def check_writable_dir(path: Path, keep: bool = True) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UsageError(f"output folder {path} is not writable: {err.strerror or err}")
+        raise UsageError(f"output folder {path} is not writable: {err.strerror or err}") from None
     finally:
         if not keep:
             for folder in reversed(created):
@@ -59,7 +67,7 @@ def check_writable_dir(path: Path, keep: bool = True) -> Path:
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="train_simple.py",
         description="Train PPO on one Bucket Brigade scenario (several seeds in one vmapped call).",
     )
@@ -167,7 +175,7 @@ def enable_compile_cache() -> Path:
 def _tune_parser() -> argparse.ArgumentParser:
     from bb_jax.tune import OBJECTIVES, PRUNERS
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="tune_hyperparameters.py",
         description="Tune PPO hyperparameters with Optuna; trials train as vectorised cohorts.",
     )
@@ -191,7 +199,8 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="trials asked and trained together per batch")
     p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
     p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--enqueue", default=None, help="JSON file: a list of parameter dicts to try first")
+    p.add_argument("--enqueue", default=None,
+                   help="JSON file: a list of parameter dicts to try first")
     p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"))
     p.add_argument("--max-population", type=int, default=1024,
                    help="members per compiled population; larger cohorts run in rounds")
@@ -214,9 +223,10 @@ def read_enqueue(path: str) -> tuple[dict, ...]:
     try:
         rows = json.loads(Path(path).read_text())
     except OSError as err:
-        raise UsageError(f"cannot read --enqueue file {path}: {err.strerror or err}")
+        raise UsageError(f"cannot read --enqueue file {path}: {err.strerror or err}") from None
     except json.JSONDecodeError as err:
-        raise UsageError(f"--enqueue file {path} is not valid JSON: {err.msg} (line {err.lineno})")
+        raise UsageError(
+            f"--enqueue file {path} is not valid JSON: {err.msg} (line {err.lineno})") from None
     if isinstance(rows, dict):
         rows = [rows]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -257,7 +267,8 @@ def tune_settings(args):
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be > 0, got {args.n_trials}")
     if not 0 < args.eval_interval <= args.num_steps:
-        raise UsageError(f"--eval-interval must be in 1..{args.num_steps}, got {args.eval_interval}")
+        raise UsageError(
+            f"--eval-interval must be in 1..{args.num_steps}, got {args.eval_interval}")
     if args.population_size <= 0:
         raise UsageError(f"--population-size must be > 0, got {args.population_size}")
     if args.n_jobs == 0 or args.n_jobs < -1:
@@ -269,7 +280,7 @@ def tune_settings(args):
     try:
         validate_url(args.storage)
     except StorageError as err:
-        raise UsageError(str(err))
+        raise UsageError(str(err)) from None
     enqueue = read_enqueue(args.enqueue) if args.enqueue else ()
     check_memory(args.num_opponents, args.num_steps,
                  args.eval_episodes if args.objective == "eval_return" else 0)
@@ -455,7 +466,7 @@ def _print_best(study, wall_s: float) -> None:
 
 
 def _validate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="validate_best.py",
         description="Retrain the top-k configurations of a study on many seeds in one "
                     "population call; print mean +/- 95%% CI and the ranking.",
@@ -487,7 +498,7 @@ def validate_main(argv: list[str] | None = None) -> int:
         except KeyError:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
-                             f"{', '.join(names) or 'none'}")
+                             f"{', '.join(names) or 'none'}") from None
         from bb_jax.tune import validate_top
 
         enable_compile_cache()

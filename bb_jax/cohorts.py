@@ -5,7 +5,8 @@ one cohort and train as one `Population`; everything else (hyperparameters, scen
 a traced row. Between chunks of about `eval_interval` env steps the caller sees every member's
 intermediate value and may stop members; stopped or diverged members are dropped and the
 survivors repacked into the next power-of-two size, so dropping costs at most log2(P) extra
-compiles per cohort and stopped members cost no compute. Population sizes are chosen to keep compiles few
+compiles per cohort and stopped members cost no compute. Population sizes are chosen to keep
+compiles few
 (`CompileAwareSizing`). Knows nothing about Optuna.
 """
 

@@ -71,9 +71,10 @@ def memory_budget() -> int | None:
     if device.platform != "cpu":
         return None
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(_HOST_SHARE * int(line.split()[1]) * 1024)
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(_HOST_SHARE * int(line.split()[1]) * 1024)
     except OSError:
         pass
     try:

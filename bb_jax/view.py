@@ -205,4 +205,6 @@ def make_env(
         raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
     if isinstance(scenario, str):
         scenario = get_scenario(scenario, m + 1)
-    return BucketBrigadeEnv(scenario=scenario, opponent_kinds=tuple(kinds), max_steps=int(max_steps))
+    return BucketBrigadeEnv(
+        scenario=scenario, opponent_kinds=tuple(kinds), max_steps=int(max_steps)
+    )

@@ -229,7 +229,10 @@ def main(argv=None) -> dict:
         args.hidden, args.populations, args.population_hidden = [32], [1, 2], 32
         args.batch_size, args.repeats, args.updates = 256, 1, 1
     out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
-    log = lambda line: print(line, flush=True)
+
+    def log(line):
+        print(line, flush=True)
+
 
     if args.worker:  # the sharded subprocess: population cases only
         cases = run_cases([(args.population_hidden, p) for p in args.populations

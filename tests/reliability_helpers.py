@@ -148,7 +148,7 @@ def mid_batch(url: str, name: str):
 
 
 PG_USER = "bb_tuner"
-PG_PASSWORD = "s3cret-Pa55word"  # noqa: S105  (a test server's password, checked for leaks)
+PG_PASSWORD = "s3cret-Pa55word"
 REQUIRE_ENV = "BB_JAX_REQUIRE_POSTGRES"
 
 

@@ -131,7 +131,8 @@ def test_observation_layout(c):
     np.testing.assert_array_equal(locations, last[..., 0])
     assert np.isin(last[..., 1], (0, 1)).all() and np.isin(last[..., 0], np.arange(10)).all()
     if c["action"] is not None:
-        assert np.all(last[..., 0, 0] == c["action"][0]) and np.all(last[..., 0, 1] == c["action"][1])
+        assert np.all(last[..., 0, 0] == c["action"][0])
+        assert np.all(last[..., 0, 1] == c["action"][1])
     # scenario info block
     for b, name in enumerate(ENV_SCENARIOS):
         scn = get_scenario(name, n)

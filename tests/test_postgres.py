@@ -9,7 +9,6 @@ import json
 
 import pytest
 from optuna.trial import TrialState
-
 from reliability_helpers import (
     PG_PASSWORD,
     PostgresServer,

@@ -17,7 +17,6 @@ import optuna
 import pytest
 from flax import serialization
 from optuna.trial import TrialState
-
 from reliability_helpers import (
     FIXED,
     Tuner,
@@ -498,3 +497,18 @@ def test_cli_refuses_a_sweep_too_large_for_memory(tmp_path, capsys, monkeypatch)
     code, err = run_cli([*SWEEP, "--output-dir", str(tmp_path / "out")], capsys)
     assert code == 2 and "MiB" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("main_name, argv", [
+    ("train_main", ["--num-steps", "abc"]),
+    ("tune_main", ["--pruner", "foo"]),
+    ("validate_main", ["--top-k", "x"]),
+])
+def test_argparse_errors_are_one_line_with_exit_code_2(main_name, argv, capsys):
+    import bb_jax.cli
+
+    with pytest.raises(SystemExit) as exc:
+        getattr(bb_jax.cli, main_name)(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0]
