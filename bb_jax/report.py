@@ -15,7 +15,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from bb_jax import baselines
 from bb_jax.game import REST_REWARD
+from bb_jax.machine import machine_info
 from bb_jax.opponents import ARCHETYPES
 from bb_jax.population import Population
 from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
@@ -53,26 +53,6 @@ class ReportSettings:
         return PPOConfig(scenario=self.scenarios[0], num_opponents=self.num_opponents,
                          hidden_size=self.hidden_size, batch_size=self.batch_size,
                          total_steps=self.num_steps)
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "num_devices": jax.device_count(),
-        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def _episode_ci(x) -> tuple[float, float]:

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax import make_env
+from bb_jax.machine import machine_info
 from bb_jax.reference import ReferenceEnv
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "env_throughput_cpu.json"
@@ -144,21 +142,6 @@ def bench_reference(scenario: str, num_opponents: int, steps: int, repeats: int)
         "env_steps_per_s": {
             "min": min(rates), "median": statistics.median(rates), "max": max(rates),
         },
-    }
-
-
-def machine_info() -> dict:
-    dev = jax.devices()[0]
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "device": f"{dev.platform}:{getattr(dev, 'device_kind', str(dev))}",
-        "num_devices": jax.device_count(),
-        "load_average_1_5_15min": list(os.getloadavg()),
     }
 
 

@@ -16,12 +16,13 @@ import argparse
 import importlib.metadata
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bb_jax.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -114,14 +115,6 @@ def versions() -> dict:
     return found
 
 
-def device() -> dict:
-    import jax
-
-    dev = jax.devices()[0]
-    return {"backend": jax.default_backend(), "count": jax.device_count(),
-            "kind": getattr(dev, "device_kind", str(dev))}
-
-
 def plot(results: dict, plots_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -200,11 +193,8 @@ def main(argv=None) -> int:
             results[name] = run_benchmark(name, bench_args, Path(tmp))
     summary = {
         "suite": "quick" if args.quick else "full",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version(), "cpu_count": os.cpu_count(),
-                    "load_average_at_end": list(os.getloadavg())},
+        "machine": machine_info(),
         "versions": versions(),
-        "device": device(),
         "ratios": ratios(results),
         "benchmarks": results,
         "wall_s": time.perf_counter() - started,

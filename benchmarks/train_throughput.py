@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from bb_jax.machine import machine_info
 from bb_jax.population import Population
 from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 
@@ -42,31 +42,6 @@ SHARD_FLAG = "--xla_force_host_platform_device_count=2"
 # the timing window (updates per timed call); populations are assumed ~20% faster in total.
 EXPECTED_RATE = {32: 80_000, 64: 60_000, 128: 45_000, 256: 22_000, 512: 8_000}
 TARGETS = {"one_member_hidden128_env_steps_per_s": 40_000, "population_aggregate_over_one": 2.0}
-
-
-def machine_info() -> dict:
-    dev = jax.devices()[0]
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "device": f"{dev.platform}:{getattr(dev, 'device_kind', str(dev))}",
-        "num_devices": jax.device_count(),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def updates_per_call(hidden: int, population: int, batch: int, target_s: float) -> int:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import jax
 import jax.monitoring
+
+from bb_jax.machine import machine_info
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tune_throughput_cpu.json"
 SWEEPS = {"quick": (30, 20_000), "standard": (100, 50_000)}
@@ -67,12 +67,6 @@ def run_sweep(name: str, n_trials: int, num_steps: int, population: int, n_jobs:
     }
 
 
-def machine() -> dict:
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()]}
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one tiny sweep (smoke test)")
@@ -91,7 +85,7 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "sweeps": rows}, indent=2))
+    args.out.write_text(json.dumps({"machine": machine_info(), "sweeps": rows}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -18,7 +18,7 @@ def test_run_all_quick_writes_json_ratios_and_plots(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads(out.read_text())
     assert results["suite"] == "quick"
-    assert results["versions"]["jax"] and results["device"]["backend"]
+    assert results["versions"]["jax"] and results["machine"]["jax_backend"]
     env = results["benchmarks"]["env"]
     for row in env["jax"]:
         assert {"min", "median", "max"} <= set(row["env_steps_per_s"])
