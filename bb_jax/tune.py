@@ -293,7 +293,8 @@ class Tuner:
             trials: list[optuna.Trial] = []
             try:
                 for _ in range(batch):
-                    with warnings.catch_warnings():  # heartbeats are recorded by _Heartbeat
+                    # a signal between the trial's creation and the append would orphan it
+                    with _signals_deferred(), warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message="Heartbeat of storage")
                         trials.append(self.study.ask(SEARCH_SPACE))
                 self._run_batch(trials)
@@ -386,17 +387,23 @@ class Tuner:
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Hold SIGINT and SIGTERM back (main thread, POSIX) until the block is done."""
-    signals = {signal.SIGINT, signal.SIGTERM}
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-            signal, "pthread_sigmask"):
+    """Hold SIGINT and SIGTERM back until the block is done, then deliver them (main thread).
+
+    Python-level handlers, not a signal mask: JAX's threads would otherwise take the signal
+    and Python would still raise in the main thread mid-block."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(received):
+            signal.raise_signal(sig)
 
 
 class _Heartbeat:
