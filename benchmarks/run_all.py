@@ -53,6 +53,7 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         "train": ["train_throughput.py"],
         "baseline": ["baseline_trainer.py"],
         "tune": ["tune_throughput.py", "--n-jobs", "2"],
+        "tune_1job": ["tune_throughput.py", "--sweeps", "quick"],
         "tune_one_by_one": ["tune_throughput.py", "--sweeps", "quick", "--population-size", "1"],
     }
 
@@ -98,9 +99,9 @@ def ratios(results: dict) -> dict:
             out[f"tuner_{sweep['sweep']}_vs_per_step_trials_one_by_one_estimate"] = (
                 per_step_wall / sweep["wall_s"])
     one = {s["sweep"]: s for s in results.get("tune_one_by_one", {}).get("sweeps", [])}
-    for sweep in results.get("tune", {}).get("sweeps", []):
-        if sweep["sweep"] in one:
-            out[f"tuner_{sweep['sweep']}_batched_vs_population_1"] = (
+    for sweep in results.get("tune_1job", {}).get("sweeps", []):
+        if sweep["sweep"] in one:  # same process count: population 16 vs 1 trial at a time
+            out[f"tuner_{sweep['sweep']}_population_16_vs_1"] = (
                 one[sweep["sweep"]]["wall_s"] / sweep["wall_s"])
     return out
 
