@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The main job: a small real sweep (12 trials x 20k steps, default scenario) into an embedded
-# SQLite study; two worker processes, one per core. Running it again adds 12 more trials.
+# SQLite study, as one batch of 12 trained in shape cohorts. Running it again adds 12 trials.
 tune: $(STAMP)
 	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 12 --num-steps 20000 \
-		--eval-interval 4096 --population-size 6 --n-jobs 2 --study-name quickstart \
+		--eval-interval 4096 --population-size 12 --n-jobs 1 --study-name quickstart \
 		--storage sqlite:///$(TUNE_DIR)/quickstart.db --output-dir $(TUNE_DIR)
 
 test: $(STAMP)
