@@ -163,12 +163,16 @@ def plot(results: dict, plots_dir: Path) -> list[Path]:
                title="PPO training throughput vs population")
         ax.legend()
         save(fig, "train_steps_vs_population.png")
-    sweeps = results.get("tune", {}).get("sweeps", [])
+    sweeps = [s for name in ("tune", "tune_1job", "tune_one_by_one")
+              for s in results.get(name, {}).get("sweeps", [])]
     if sweeps:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        labels = [f"{s['sweep']}\n{s['n_trials']}x{s['num_steps'] // 1000}k" for s in sweeps]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = [f"{s['sweep']} {s['n_trials']}x{s['num_steps'] // 1000}k\n"
+                  f"pop {s['population_size']}, {s['n_jobs']} job(s)" for s in sweeps]
         ax.bar(labels, [s["wall_s"] for s in sweeps], label="wall")
-        ax.bar(labels, [s["compile_s"] or 0 for s in sweeps], label="of which compile")
+        ax.bar(labels, [s["compile_s"] or 0 for s in sweeps],
+               label="of which compile (measured with 1 job)")
+        ax.tick_params(axis="x", labelsize=8)
         ax.set(ylabel="seconds", title="Tuning sweep wall time (cold compile cache)")
         ax.legend()
         save(fig, "sweep_wall_time.png")
