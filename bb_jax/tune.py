@@ -17,6 +17,7 @@ import shlex
 import signal
 import socket
 import statistics
+import sys
 import threading
 import time
 import warnings
@@ -438,11 +439,18 @@ class _Heartbeat:
             self.thread.join()
 
 
+def _python_command() -> str:
+    """The interpreter to print: this one, relative, when it lives under the working folder
+    (e.g. the quick start's .venv/bin/python), else plain `python`."""
+    relative = os.path.relpath(sys.executable)
+    return "python" if relative.startswith("..") else relative
+
+
 def train_command(study: optuna.Study, trial: FrozenTrial) -> str:
     """A ready-to-run scripts/train_simple.py command carrying every tuned hyperparameter."""
     attrs = study.user_attrs
     scenarios = attrs.get("scenarios", ["default"])
-    args = ["python", "scripts/train_simple.py", "--scenario", scenarios[0],
+    args = [_python_command(), "scripts/train_simple.py", "--scenario", scenarios[0],
             "--num-opponents", str(attrs.get("num_opponents", 2)),
             "--num-steps", str(attrs.get("num_steps", 50_000))]
     for name, flag in TRAIN_FLAGS.items():
