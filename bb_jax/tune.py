@@ -46,7 +46,6 @@ SEARCH_SPACE = {
     "gamma": FloatDistribution(0.95, 0.999),
     "gae_lambda": FloatDistribution(0.9, 0.99),
 }
-STATIC_PARAMS = ("hidden_size", "batch_size")
 LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
 PRUNERS = ("median", "none")
 OBJECTIVES = ("train_return", "eval_return")
