@@ -315,3 +315,20 @@ def test_short_run_beats_uniform_random():
     assert sampled_mean > random_mean + LEARN_MARGIN, (sampled_mean, random_mean)
     assert greedy_mean > random_mean + LEARN_MARGIN, (greedy_mean, random_mean)
     chex.assert_trees_all_equal_shapes(state.params, zeros)
+
+
+def test_make_train_is_a_pure_function_that_jits_and_vmaps_over_seeds():
+    """PureJaxRL's entry point: make_train(config) -> train(key, hp), vmapped over seeds."""
+    import jax
+    import numpy as np
+
+    from bb_jax.ppo import PPOConfig, make_hyperparams, make_train
+
+    config = PPOConfig(hidden_size=16, batch_size=128, num_envs=8, total_steps=256)
+    keys = jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
+    state, metrics = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(
+        keys, make_hyperparams())
+    assert metrics["env_steps"].shape == (2, config.num_updates)
+    np.testing.assert_array_equal(metrics["env_steps"][0], [128, 256])
+    assert bool(np.all(metrics["finite"]))
+    assert not np.allclose(jax.tree.leaves(state.params)[0][0], jax.tree.leaves(state.params)[0][1])
