@@ -56,7 +56,6 @@ class MemberResult:
     value: float | None = None  # final objective for complete members
     reason: str = ""
     env_steps: int = 0
-    eval_returns: np.ndarray | None = None
 
 
 def next_power_of_two(n: int) -> int:
@@ -150,13 +149,14 @@ class CohortTrainer:
         returns the ids of members to stop. Returns a result per member id."""
         results: dict[int, MemberResult] = {}
         budget = self.memory_budget if self.memory_budget is not None else memory_budget()
-        cohorts = [(shape, self.config_for(*shape)) for shape in group_cohorts(specs)]
+        cohorts = group_cohorts(specs)
+        configs = {shape: self.config_for(*shape) for shape in cohorts}
         # members per population: --max-population, lowered to what fits in device memory;
         # every cohort is checked before any trains (PopulationMemoryError: not even one fits)
         limits = {shape: population_limit(config, budget, self.max_population,
-                                          self.eval_episodes) for shape, config in cohorts}
-        for shape, members in group_cohorts(specs).items():
-            config = self.config_for(*shape)
+                                          self.eval_episodes) for shape, config in configs.items()}
+        for shape, members in cohorts.items():
+            config = configs[shape]
             steps = config.num_updates * config.batch_size
             size = self.sizing.choose(shape, len(members), steps, limits[shape])
             if len(members) > limits[shape] and self.progress is not None:
@@ -236,12 +236,11 @@ class CohortTrainer:
         for pos, member in enumerate(population.members):
             if member < 0 or member in results:
                 continue
-            evals = None if final_eval is None else final_eval[pos]
-            value = float(evals.mean()) if evals is not None else last_values.get(member)
+            value = (last_values.get(member) if final_eval is None
+                     else float(final_eval[pos].mean()))
             if value is None or not np.isfinite(value):
                 results[member] = MemberResult(member, "failed", reason="no episode completed",
                                                env_steps=steps)
             else:
-                results[member] = MemberResult(member, "complete", value, env_steps=steps,
-                                               eval_returns=evals)
+                results[member] = MemberResult(member, "complete", value, env_steps=steps)
         return results

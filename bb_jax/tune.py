@@ -142,8 +142,16 @@ def trial_seed(seed: int, trial_number: int) -> int:
     return (seed * 1_000_003 + trial_number) % (2**31 - 1)
 
 
-def hyperparams_of(params: dict) -> dict:
-    return {k: params.get(k, DEFAULT_HYPERPARAMS[k]) for k in DEFAULT_HYPERPARAMS}
+def member_spec(member_id: int, params: dict, scenario: str, seed: int) -> MemberSpec:
+    """The training run of a trial's parameters (static shape + traced hyperparameters)."""
+    return MemberSpec(
+        member_id=member_id,
+        hidden_size=int(params["hidden_size"]),
+        batch_size=int(params["batch_size"]),
+        hyperparams={k: params.get(k, DEFAULT_HYPERPARAMS[k]) for k in DEFAULT_HYPERPARAMS},
+        scenario=scenario,
+        seed=seed,
+    )
 
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:
@@ -333,14 +341,7 @@ class Tuner:
             for j, scenario in enumerate(scenarios):
                 member = i * len(scenarios) + j
                 owner[member] = trial
-                specs.append(MemberSpec(
-                    member_id=member,
-                    hidden_size=int(trial.params["hidden_size"]),
-                    batch_size=int(trial.params["batch_size"]),
-                    hyperparams=hyperparams_of(trial.params),
-                    scenario=scenario,
-                    seed=seed,
-                ))
+                specs.append(member_spec(member, trial.params, scenario, seed))
         pruned: set[int] = set()
 
         def on_reports(reports: list[Report]) -> set[int]:
@@ -568,15 +569,9 @@ def validate_top(study: optuna.Study, top_k: int, seeds: list[int], num_steps: i
     attrs = study.user_attrs
     scenarios = attrs.get("scenarios", ["default"])
     steps = int(num_steps or attrs.get("num_steps", 50_000))
-    specs, owner = [], {}
-    for i, trial in enumerate(top):
-        for j, seed in enumerate(seeds):
-            for k, scenario in enumerate(scenarios):
-                member = (i * len(seeds) + j) * len(scenarios) + k
-                owner[member] = (i, j)
-                specs.append(MemberSpec(member, int(trial.params["hidden_size"]),
-                                        int(trial.params["batch_size"]),
-                                        hyperparams_of(trial.params), scenario, seed))
+    specs = [member_spec((i * len(seeds) + j) * len(scenarios) + k, trial.params, scenario, seed)
+             for i, trial in enumerate(top) for j, seed in enumerate(seeds)
+             for k, scenario in enumerate(scenarios)]
     trainer = CohortTrainer(
         PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
                   total_steps=steps, batch_size=LARGEST_BATCH),
