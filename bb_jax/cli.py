@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bb_jax import interrupts
 from bb_jax.opponents import OPPONENT_KINDS
 from bb_jax.ppo import DEFAULT_HYPERPARAMS
 from bb_jax.scenarios import list_scenarios
@@ -313,31 +314,17 @@ def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None
         raise UsageError(str(err)) from None
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C (finished trials kept, outputs written)."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def tune_main(argv: list[str] | None = None) -> int:
     """The tuner's command line. Exit codes: 0 done, 1 a failure during the run, 2 bad input
     (nothing created), 130 / 143 interrupted by Ctrl-C / SIGTERM (finished trials stored,
     outputs written)."""
-    previous = None
     try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
-    try:
-        return _tune_main(argv)
+        with interrupts.raising():
+            return _tune_main(argv)
     except KeyboardInterrupt as err:
         print("interrupted: finished trials are stored", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        return 128 + (signal.SIGTERM if isinstance(err, interrupts.Terminated)
+                      else signal.SIGINT)
 
 
 def _tune_main(argv: list[str] | None) -> int:

@@ -7,14 +7,12 @@ This module is the only one that talks to Optuna's study (ask/tell/report/should
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
 import math
 import os
 import shlex
-import signal
 import socket
 import statistics
 import sys
@@ -30,6 +28,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
+from bb_jax import interrupts
 from bb_jax.cohorts import CohortTrainer, MemberSpec, Report
 from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.stats import mean_ci95
@@ -47,6 +46,9 @@ SEARCH_SPACE = {
     "gae_lambda": FloatDistribution(0.9, 0.99),
 }
 LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
+# a bb_jax worker tags each trial within milliseconds of creating it; an untagged RUNNING
+# trial older than this lost its worker between creation and tag
+UNTAGGED_GRACE_S = 120.0
 PRUNERS = ("median", "none")
 OBJECTIVES = ("train_return", "eval_return")
 OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
@@ -154,18 +156,35 @@ def member_spec(member_id: int, params: dict, scenario: str, seed: int) -> Membe
     )
 
 
+def suggest(trial: optuna.Trial, name: str, distribution) -> object:
+    """Sample parameter `name` of `trial` from one of SEARCH_SPACE's distributions."""
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, distribution.low, distribution.high,
+                                 step=distribution.step, log=distribution.log)
+    return trial.suggest_float(name, distribution.low, distribution.high,
+                               step=distribution.step, log=distribution.log)
+
+
 def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose worker process (on this host) no longer exists, and
-    those whose heartbeat went stale (RDB storages with heartbeats). The reason goes into the
-    trial's user attribute `fail_reason`. Returns their numbers."""
+    """Mark FAIL the RUNNING trials whose worker process (on this host) no longer exists,
+    those whose heartbeat went stale (RDB storages with heartbeats), and those never tagged
+    with a worker that started over UNTAGGED_GRACE_S ago. The reason goes into the trial's
+    user attribute `fail_reason`. Returns their numbers."""
     storage = study._storage
     host = socket.gethostname()
+    now = datetime.datetime.now()
     stale: dict[int, tuple[int, str]] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.system_attrs
         if attrs.get("bb_host") == host and not _process_alive(attrs.get("bb_pid"),
                                                                attrs.get("bb_pid_start")):
             stale[trial._trial_id] = (trial.number, "worker process died (stale RUNNING trial)")
+        elif ("bb_pid" not in attrs and trial.datetime_start is not None
+              and (now - trial.datetime_start).total_seconds() > UNTAGGED_GRACE_S):
+            stale[trial._trial_id] = (trial.number, "worker process died before tagging the "
+                                                    "trial (stale RUNNING trial)")
     if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
         numbers = {t._trial_id: t.number for t in study.get_trials(deepcopy=False)}
         for trial_id in storage._get_stale_trial_ids(study._study_id):
@@ -297,23 +316,38 @@ class Tuner:
         for params in self.settings.enqueue:
             self.study.enqueue_trial(params, skip_if_exists=True)
         while self.finished < self.settings.n_trials:
+            interrupts.raise_pending()
             batch = min(self.settings.population_size, self.settings.n_trials - self.finished)
             trials: list[optuna.Trial] = []
             try:
                 for _ in range(batch):
                     # a signal between the trial's creation and the append would orphan it
-                    with _signals_deferred(), warnings.catch_warnings():
+                    with interrupts.deferred(), warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                        trials.append(self.study.ask(SEARCH_SPACE))
+                        trials.append(self._ask())
                 self._run_batch(trials)
             except BaseException as err:
                 # Ctrl-C, SIGTERM or a crash: close this batch's unfinished trials as FAIL
                 # (finished ones stay as told), then stop. A second Ctrl-C waits until then.
-                with _signals_deferred():
+                if isinstance(err, KeyboardInterrupt):
+                    interrupts.acknowledge()
+                with interrupts.deferred():
                     self._close_unfinished(trials, "interrupted" if isinstance(
                         err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
                 raise
         return self.study
+
+    def _ask(self) -> optuna.Trial:
+        """Create (or take a queued) trial, tag it with this worker at once, then sample its
+        parameters: a worker killed while TPE samples leaves a trial that others can tell
+        is orphaned."""
+        trial = self.study.ask()
+        for key, value in (("bb_host", socket.gethostname()), ("bb_pid", os.getpid()),
+                           ("bb_pid_start", _START_TIME)):
+            trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+        for name, distribution in SEARCH_SPACE.items():
+            suggest(trial, name, distribution)
+        return trial
 
     def _close_unfinished(self, trials: list[optuna.Trial], reason: str) -> None:
         closed = []
@@ -335,9 +369,6 @@ class Tuner:
         for i, trial in enumerate(trials):
             seed = trial_seed(self.settings.seed, trial.number)
             trial.set_user_attr("seed", seed)
-            trial.storage.set_trial_system_attr(trial._trial_id, "bb_host", socket.gethostname())
-            trial.storage.set_trial_system_attr(trial._trial_id, "bb_pid", os.getpid())
-            trial.storage.set_trial_system_attr(trial._trial_id, "bb_pid_start", _START_TIME)
             for j, scenario in enumerate(scenarios):
                 member = i * len(scenarios) + j
                 owner[member] = trial
@@ -345,6 +376,7 @@ class Tuner:
         pruned: set[int] = set()
 
         def on_reports(reports: list[Report]) -> set[int]:
+            interrupts.raise_pending()
             by_trial: dict[int, list[Report]] = {}
             for r in reports:
                 by_trial.setdefault(owner[r.member_id].number, []).append(r)
@@ -384,27 +416,6 @@ class Tuner:
             return self.study.best_value
         except ValueError:
             return None
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold SIGINT and SIGTERM back until the block is done, then deliver them (main thread).
-
-    Python-level handlers, not a signal mask: JAX's threads would otherwise take the signal
-    and Python would still raise in the main thread mid-block."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for sig in dict.fromkeys(received):
-            signal.raise_signal(sig)
 
 
 class _Heartbeat:

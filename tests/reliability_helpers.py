@@ -134,13 +134,46 @@ def wait_for(condition, proc: Tuner, timeout: float = PROCESS_TIMEOUT, what: str
 
 
 def mid_batch(url: str, name: str):
-    """Trials, once at least one is COMPLETE and another batch is RUNNING (training)."""
+    """Trials, once at least one is COMPLETE and another batch is RUNNING (training), every
+    running trial tagged with its worker."""
     try:
         trials = load_trials(url, name)
     except (KeyError, optuna.exceptions.StorageInternalError):
         return None
-    running = [t for t in by_state(trials, TrialState.RUNNING) if "bb_pid" in t.system_attrs]
-    return trials if by_state(trials, TrialState.COMPLETE) and running else None
+    running = by_state(trials, TrialState.RUNNING)
+    tagged = all("bb_pid" in t.system_attrs for t in running)
+    return trials if by_state(trials, TrialState.COMPLETE) and running and tagged else None
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc), parents first."""
+    tree, i = [pid], 0
+    while i < len(tree):
+        for task in glob.glob(f"/proc/{tree[i]}/task/*/children"):
+            with contextlib.suppress(OSError):
+                tree += [int(c) for c in Path(task).read_text().split()]
+        i += 1
+    return tree
+
+
+def signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def freeze_mid_batch(proc: Tuner, url: str, name: str) -> list[int]:
+    """Stop `proc` and its worker processes (SIGSTOP) at a moment when `mid_batch` holds, so
+    that a signal sent next lands there and not a few milliseconds later, when the tuner may
+    be asking new trials. Returns the stopped pids, for `signal_all(pids, SIGCONT)`."""
+    while True:
+        wait_for(lambda: mid_batch(url, name), proc, what="a complete trial and a running batch")
+        proc.proc.send_signal(signal.SIGSTOP)
+        pids = process_tree(proc.proc.pid)
+        signal_all(pids[1:], signal.SIGSTOP)
+        if mid_batch(url, name):
+            return pids
+        signal_all(pids, signal.SIGCONT)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,22 +23,22 @@ from reliability_helpers import (
     by_state,
     fixed_params,
     free_port,
+    freeze_mid_batch,
     kill,
     load_trials,
-    mid_batch,
     queue_trials,
+    signal_all,
     tune_args,
-    wait_for,
     warm_compile_cache,
 )
 
-from bb_jax import memory
+from bb_jax import interrupts, memory, tune
 from bb_jax.cli import tune_main, worker_command
 from bb_jax.cohorts import CohortTrainer, MemberSpec
 from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig
 from bb_jax.runs import load_params
 from bb_jax.storage import StorageError, make_storage, redact, validate_url
-from bb_jax.tune import SEARCH_SPACE, TuneSettings, results_dict, write_outputs
+from bb_jax.tune import SEARCH_SPACE, TuneSettings, fail_stale_trials, results_dict, write_outputs
 from bb_jax.tune import Tuner as StudyTuner
 
 
@@ -128,7 +128,7 @@ def test_sigkill_mid_batch_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     queue_trials(url, "crash", 10)
     first = Tuner(tune_args("crash", url, tmp_path / "out", 8), tmp_path, "first")
-    wait_for(lambda: mid_batch(url, "crash"), first, what="a complete trial and a running batch")
+    freeze_mid_batch(first, url, "crash")
     kill(first, signal.SIGKILL)
     first.wait()
     before = {t.number: t for t in load_trials(url, "crash")}
@@ -153,6 +153,58 @@ def test_sigkill_mid_batch_then_resume(tmp_path):
     assert results["n_failed"] == len(stale)
 
 
+def test_trial_orphaned_before_its_worker_tagged_it(tmp_path, monkeypatch):
+    """A worker killed between creating a trial and tagging it leaves an untagged RUNNING
+    trial: failed once older than the grace period, left alone before (its worker may be
+    tagging it right now)."""
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}", None))
+    orphan = study.ask()
+    assert fail_stale_trials(study) == []
+    assert study.trials[0].state == TrialState.RUNNING
+    monkeypatch.setattr(tune, "UNTAGGED_GRACE_S", -1.0)
+    assert fail_stale_trials(study) == [orphan.number]
+    assert study.trials[0].state == TrialState.FAIL
+    assert "before tagging" in study.trials[0].user_attrs["fail_reason"]
+
+
+class _SignalsWhenCollected:
+    """Sends `sig` to this process from its finalizer, where Python drops the exception."""
+
+    def __init__(self, sig: int):
+        self.sig = sig
+
+    def __del__(self):
+        signal.raise_signal(self.sig)
+
+
+class _FailsWhenCollected:
+    def __del__(self):
+        raise ValueError("not an interrupt")
+
+
+@pytest.mark.parametrize("sig, exception", [(signal.SIGINT, KeyboardInterrupt),
+                                            (signal.SIGTERM, interrupts.Terminated)])
+def test_an_interrupt_swallowed_by_a_finalizer_is_raised_again(sig, exception, monkeypatch):
+    printed = []  # what Python would print as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+    with interrupts.raising():
+        interrupts.raise_pending()  # nothing received yet
+        _SignalsWhenCollected(sig)  # collected at once: its exception is dropped there
+        assert printed == []  # ... without a traceback on the console
+        with pytest.raises(exception):
+            interrupts.raise_pending()
+        interrupts.raise_pending()  # raised once, then forgotten
+        with pytest.raises(exception):
+            signal.raise_signal(sig)
+        interrupts.acknowledge()  # the tuner handled that one
+        interrupts.raise_pending()
+        unrelated = _FailsWhenCollected()
+        del unrelated
+        assert [type(u.exc_value) for u in printed] == [ValueError]  # other errors still shown
+    assert signal.getsignal(signal.SIGTERM) is not interrupts._on_signal
+    assert sys.unraisablehook == printed.append
+
+
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 2)],
                          ids=["SIGINT", "SIGTERM-two-processes"])
 def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
@@ -162,8 +214,9 @@ def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
     queue_trials(url, "stop", 10)
     out = tmp_path / "out"
     tuner = Tuner(tune_args("stop", url, out, 8, "--n-jobs", str(jobs)), tmp_path, "tuner")
-    wait_for(lambda: mid_batch(url, "stop"), tuner, what="a complete trial and a running batch")
+    frozen = freeze_mid_batch(tuner, url, "stop")
     kill(tuner, sig)
+    signal_all(frozen, signal.SIGCONT)
     assert tuner.wait() == 128 + sig, tuner.output()
     assert "interrupted: finished trials are stored" in tuner.stderr
     assert "Traceback" not in tuner.stderr, tuner.output()
