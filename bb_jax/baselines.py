@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax import opponents
+from bb_jax import game, opponents
 from bb_jax.scenarios import Scenario, get_scenario, stack_scenarios
 from bb_jax.view import BucketBrigadeEnv, EnvState, make_env
 
@@ -42,7 +42,7 @@ def heuristic_act(key, obs, state: EnvState, policy_params: jnp.ndarray) -> jnp.
     own house 0, its last action the game's last_actions[0] (it has one iff night > 0)."""
     del obs
     num_episodes = state.step_count.shape[0]
-    blocks = jax.random.uniform(key, (num_episodes, 1, opponents.NUM_ACT_DRAWS))
+    blocks = game.uniforms(key, (num_episodes, 1, opponents.NUM_ACT_DRAWS))
 
     def one(game_state, block):
         return opponents.act(
@@ -60,7 +60,7 @@ def evaluate_policy(env: BucketBrigadeEnv, act: ActFn, key, num_episodes: int,
     and vmap it from outside; num_episodes is static)."""
     scenario = env.scenario if scenario is None else scenario
     k_reset, k_run = jax.random.split(key)
-    blocks = jax.random.uniform(k_reset, (num_episodes, env.num_reset_draws))
+    blocks = env.sample_reset_draws(k_reset, (num_episodes,))
     obs, env_state = jax.vmap(env.reset_with_draws, in_axes=(0, None))(blocks, scenario)
     step_envs = jax.vmap(env.step_with_draws, in_axes=(0, 0, 0, None))
 

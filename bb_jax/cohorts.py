@@ -42,11 +42,13 @@ class MemberSpec:
 
 @dataclasses.dataclass
 class Report:
-    """An intermediate value: mean of the last 100 episode returns after `env_steps`."""
+    """An intermediate value: mean of the last 100 episode returns after `env_steps`;
+    `final` for the report at the end of training (stopping the member then saves nothing)."""
 
     member_id: int
     env_steps: int
     value: float
+    final: bool = False
 
 
 @dataclasses.dataclass
@@ -208,7 +210,7 @@ class CohortTrainer:
                 value = float(metrics["mean_return"][pos, -1])
                 if np.isfinite(value):
                     last_values[member] = value
-                    reports.append(Report(member, steps, value))
+                    reports.append(Report(member, steps, value, final=index == len(chunks)))
             stop = on_reports(reports) if reports else set()
             for member in stop:
                 results[member] = MemberResult(member, "stopped", value=last_values.get(member),

@@ -275,7 +275,7 @@ class PPO:
         k_params, k_env, k_run = jax.random.split(key, 3)
         num_envs = self.config.num_envs
         params = self.network.init(k_params, jnp.zeros((self.env.observation_size,)))
-        reset_blocks = jax.random.uniform(k_env, (num_envs, self.env.num_reset_draws))
+        reset_blocks = self.env.sample_reset_draws(k_env, (num_envs,))
         obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
             reset_blocks, scenario
         )
@@ -415,7 +415,7 @@ class PPO:
         """float32[num_episodes]: returns of fresh episodes played in parallel."""
         scenario = self.default_scenario if scenario is None else scenario
         k_reset, k_run = jax.random.split(key)
-        blocks = jax.random.uniform(k_reset, (num_episodes, self.env.num_reset_draws))
+        blocks = self.env.sample_reset_draws(k_reset, (num_episodes,))
         obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(blocks, scenario)
         step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
 

@@ -386,7 +386,7 @@ class Tuner:
                 trial.report(float(np.mean([r.value for r in rows])), rows[0].env_steps)
             for rows in by_trial.values():
                 trial = owner[rows[0].member_id]
-                if trial.should_prune():
+                if not rows[0].final and trial.should_prune():
                     stop_trials.append(trial.number)
             pruned.update(stop_trials)
             return {m for m, t in owner.items() if t.number in stop_trials}

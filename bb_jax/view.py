@@ -103,8 +103,13 @@ class BucketBrigadeEnv:
         )
 
     def sample_draws(self, key: chex.PRNGKey, batch_shape: tuple[int, ...] = ()) -> jnp.ndarray:
-        """float32[*batch_shape, num_draws] uniforms from one key."""
-        return jax.random.uniform(key, (*batch_shape, self.num_draws))
+        """float32[*batch_shape, num_draws] step uniforms from one key."""
+        return game.uniforms(key, (*batch_shape, self.num_draws))
+
+    def sample_reset_draws(self, key: chex.PRNGKey,
+                           batch_shape: tuple[int, ...] = ()) -> jnp.ndarray:
+        """float32[*batch_shape, num_reset_draws] reset uniforms from one key."""
+        return game.uniforms(key, (*batch_shape, self.num_reset_draws))
 
     def reset_with_draws(self, block: jnp.ndarray, scenario: Scenario | None = None):
         """block float32[num_reset_draws]: ignite(10) then opponent parameters (M x 10)."""
@@ -128,7 +133,7 @@ class BucketBrigadeEnv:
     def reset(self, key: chex.PRNGKey, scenario: Scenario | None = None):
         """Returns (obs float32[22 + 4N], EnvState)."""
         return self.reset_with_draws(
-            jax.random.uniform(key, (self.num_reset_draws,)), scenario
+            self.sample_reset_draws(key), scenario
         )
 
     def step_with_draws(

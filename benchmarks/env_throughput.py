@@ -156,8 +156,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--batches", type=str, default="1,256,4096,16384")
     ap.add_argument("--ref-steps", type=int, default=3000)
     ap.add_argument("--ref-repeats", type=int, default=3)
-    ap.add_argument("--no-variant", action="store_true",
-                    help="skip the run with jax_threefry_partitionable flipped")
     args = ap.parse_args(argv)
 
     batches = [int(b) for b in args.batches.split(",")]
@@ -173,60 +171,41 @@ def main(argv=None) -> dict:
     ref_rate = ref["env_steps_per_s"]["median"]
     print(f"reference loop: {ref_rate:,.0f} env-steps/s (median of {ref_repeats})", flush=True)
 
-    default_partitionable = bool(jax.config.jax_threefry_partitionable)
-    variants = [("jax_default", default_partitionable)]
-    if not args.no_variant:
-        variants.append((f"threefry_partitionable={not default_partitionable}",
-                         not default_partitionable))
-
-    runs = {}
-    for label, partitionable in variants:
-        jax.config.update("jax_threefry_partitionable", partitionable)
-        print(f"## {label} (jax_threefry_partitionable={partitionable})", flush=True)
-        results = []
-        for batch in batches:
-            res = bench_jax(env, batch, args.steps, repeats)
-            res["ratio_vs_reference"] = res["env_steps_per_s"]["median"] / ref_rate
-            results.append(res)
-            r = res["env_steps_per_s"]
-            print(
-                f"B={batch:6d}: {r['median']:>13,.0f} env-steps/s "
-                f"(min {r['min']:,.0f}, max {r['max']:,.0f}); compile {res['compile_s']:.2f}s; "
-                f"x{res['ratio_vs_reference']:,.0f} vs reference",
-                flush=True,
-            )
-        # where the time goes, at the largest batch: random numbers vs the game itself
-        largest = max(batches)
-        rng_part = bench_jax(env, largest, args.steps, repeats, make_rng_only)
-        game_part = bench_jax(env, largest, args.steps, repeats, make_step_only)
-        t_rng = rng_part["call_s"]["median"]
-        t_game = game_part["call_s"]["median"]
-        profile = {
-            "batch": largest,
-            "rng_only_s": t_rng,
-            "step_only_s": t_game,
-            "rng_only_env_steps_per_s": rng_part["env_steps_per_s"]["median"],
-            "step_only_env_steps_per_s": game_part["env_steps_per_s"]["median"],
-            "rng_share_of_sum": t_rng / (t_rng + t_game),
-            "uniforms_per_env_step": env.num_draws,
-        }
+    results = []
+    for batch in batches:
+        res = bench_jax(env, batch, args.steps, repeats)
+        res["ratio_vs_reference"] = res["env_steps_per_s"]["median"] / ref_rate
+        results.append(res)
+        r = res["env_steps_per_s"]
         print(
-            f"profile B={largest}: random numbers alone {t_rng:.3f}s "
-            f"({profile['rng_only_env_steps_per_s']:,.0f}/s), game step alone {t_game:.3f}s "
-            f"({profile['step_only_env_steps_per_s']:,.0f}/s): RNG ~"
-            f"{100 * profile['rng_share_of_sum']:.0f}% of the sum",
+            f"B={batch:6d}: {r['median']:>13,.0f} env-steps/s "
+            f"(min {r['min']:,.0f}, max {r['max']:,.0f}); compile {res['compile_s']:.2f}s; "
+            f"x{res['ratio_vs_reference']:,.0f} vs reference",
             flush=True,
         )
-        runs[label] = {"threefry_partitionable": partitionable, "results": results,
-                       "profile": profile}
-    jax.config.update("jax_threefry_partitionable", default_partitionable)
-
-    main_results = runs["jax_default"]["results"]
-    largest = max(main_results, key=lambda r: r["batch"])
-    best_label = max(
-        runs, key=lambda k: max(r["env_steps_per_s"]["median"] for r in runs[k]["results"])
+    # where the time goes, at the largest batch: random numbers vs the game itself
+    largest = max(results, key=lambda r: r["batch"])
+    rng_part = bench_jax(env, largest["batch"], args.steps, repeats, make_rng_only)
+    game_part = bench_jax(env, largest["batch"], args.steps, repeats, make_step_only)
+    t_rng = rng_part["call_s"]["median"]
+    t_game = game_part["call_s"]["median"]
+    profile = {
+        "batch": largest["batch"],
+        "rng_only_s": t_rng,
+        "step_only_s": t_game,
+        "rng_only_env_steps_per_s": rng_part["env_steps_per_s"]["median"],
+        "step_only_env_steps_per_s": game_part["env_steps_per_s"]["median"],
+        "rng_share_of_sum": t_rng / (t_rng + t_game),
+        "uniforms_per_env_step": env.num_draws,
+    }
+    print(
+        f"profile B={largest['batch']}: random numbers alone {t_rng:.3f}s "
+        f"({profile['rng_only_env_steps_per_s']:,.0f}/s), game step alone {t_game:.3f}s "
+        f"({profile['step_only_env_steps_per_s']:,.0f}/s): RNG ~"
+        f"{100 * profile['rng_share_of_sum']:.0f}% of the sum",
+        flush=True,
     )
-    best = max(runs[best_label]["results"], key=lambda r: r["env_steps_per_s"]["median"])
+    best = max(results, key=lambda r: r["env_steps_per_s"]["median"])
     report = {
         "benchmark": "env_throughput",
         "quick": args.quick,
@@ -238,13 +217,13 @@ def main(argv=None) -> dict:
         "machine_at_start": machine_at_start,
         "note": "the 2-core CPU may be shared with other jobs; see the load averages",
         "reference": ref,
-        "jax": main_results,
-        "variants": runs,
+        "jax": results,
+        "profile": profile,
         "summary": {
             "largest_batch": largest["batch"],
             "largest_batch_env_steps_per_s": largest["env_steps_per_s"]["median"],
             "ratio_vs_reference": largest["ratio_vs_reference"],
-            "best": {"variant": best_label, "batch": best["batch"],
+            "best": {"batch": best["batch"],
                      "env_steps_per_s": best["env_steps_per_s"]["median"],
                      "ratio_vs_reference": best["ratio_vs_reference"]},
             "targets": {"env_steps_per_s": 1_000_000, "ratio_vs_reference": 300},

@@ -33,16 +33,14 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
     """Benchmark script -> its arguments for this suite."""
     if quick:
         return {
-            "env": ["env_throughput.py", "--quick", "--batches", "1,256", "--steps", "32",
-                    "--no-variant"],
+            "env": ["env_throughput.py", "--quick", "--batches", "1,256", "--steps", "32"],
             "train": ["train_throughput.py", "--quick", "--no-sharded"],
             "baseline": ["baseline_trainer.py", "--quick"],
             "tune": ["tune_throughput.py", "--quick"],
         }
     if gpu:
         return {
-            "env": ["env_throughput.py", "--batches", "1,256,4096,16384,65536,262144",
-                    "--no-variant"],
+            "env": ["env_throughput.py", "--batches", "1,256,4096,16384,65536,262144"],
             "train": ["train_throughput.py", "--populations", "1", "8", "32", "128", "512",
                       "1024", "--no-sharded"],
             "baseline": ["baseline_trainer.py"],

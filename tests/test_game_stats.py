@@ -46,7 +46,7 @@ def episode_stats(num_opponents: int, max_steps: int, names: list[str], seed: in
     @jax.jit
     def run(key, scenarios):
         key, reset_key = jax.random.split(key)
-        reset_blocks = jax.random.uniform(reset_key, (batch, env.num_reset_draws))
+        reset_blocks = env.sample_reset_draws(reset_key, (batch,))
         obs, state = jax.vmap(env.reset_with_draws)(reset_blocks, scenarios)
         stats = jnp.zeros((batch, EPISODES_PER_ENV, len(METRICS)), jnp.float32)
         stats = stats.at[:, 0, 4].set(jnp.sum(obs[:, :10] == 1, axis=-1))

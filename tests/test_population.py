@@ -4,14 +4,20 @@ Every population here has SIZE members of LEARN_CONFIG and runs one-update chunk
 compiled population program and the single-run programs of test_ppo.py serve all tests.
 
 How close is "the same"? Batched (vmapped) and single kernels sum in different orders, so one
-update from the same state gives parameters that differ by float rounding (measured max
-|diff| 7e-8 after an update; Adam moments 3e-8; losses 1.3e-6) while the rollout,
-environments, keys and returns are bit-identical (on CPU). Over many updates this is not a
-usable tolerance: the sampled actions are a discontinuous function of the parameters, and a
-1e-7 change flips one of the ~16k samples per update now and then (seen once in 32
-member-updates), after which the runs drift apart like any two seeds. So a member is compared
-with a single run update by update, each single update starting from the member's own state,
-and end to end for the first update (initial states are bit-identical).
+update from the same state gives parameters that differ by float rounding (typically 3e-8 to
+7e-8 after an update; Adam moments 1e-8 to 3e-8; losses 1.3e-6) while the rollout,
+environments, keys and returns are bit-identical (on CPU). Within an update the learning is
+piecewise smooth: a rounding difference that moves one sample's pre-activation across a ReLU
+kink (or a ratio across the clip boundary) changes that sample's gradient outright, and Adam
+carries it on through the later minibatches (seen in 1 of 12 member-updates: parameters
+2.6e-6 apart, first moments 0.3% of their scale). The tolerances therefore allow a few such
+flips and nothing more: parameters within 1% of one Adam step (the learning rate), Adam
+moments within 1% of each leaf's largest magnitude; a member trained on another member's
+data or hyperparameters is off by whole steps and whole moments. Over many updates even this
+is not usable: the sampled actions are a discontinuous function of the parameters, so after a
+flip the runs drift apart like any two seeds. So a member is compared with a single run update
+by update, each single update starting from the member's own state, and end to end for the
+first update (initial states are bit-identical).
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from bb_jax.scenarios import get_scenario, stack_scenarios
 
 SIZE = 4
 NUM_UPDATES = 3
-PARAM_ATOL = 5e-7  # ~7x the measured 7e-8
+PARAM_ATOL = 1e-5  # 1% of one Adam step at the default learning rate 1e-3
+MOMENT_RTOL = 1e-2  # of each optimizer-state leaf's largest magnitude
 # Losses are means of O(1) terms that cancel (policy loss ~ -0.005): measured absolute
 # differences up to 1.3e-6 (policy loss), 3e-7 (entropy, value loss, explained variance).
 METRIC_ATOL = 1e-5
@@ -59,9 +66,13 @@ def _assert_trees_equal(a, b, what):
 
 
 def _assert_state_matches(member_state, single_state):
-    """Parameters and optimizer state within rounding, everything else bit-identical."""
+    """Parameters and optimizer state within rounding (and a few kink flips), everything else
+    bit-identical."""
     assert _max_diff(member_state.params, single_state.params) <= PARAM_ATOL
-    assert _max_diff(member_state.opt_state, single_state.opt_state) <= PARAM_ATOL
+    for x, y in zip(jax.tree.leaves(member_state.opt_state),
+                    jax.tree.leaves(single_state.opt_state), strict=True):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        assert np.max(np.abs(x - y)) <= MOMENT_RTOL * np.max(np.abs(y)), "optimizer state"
     for name in EXACT_FIELDS:
         _assert_trees_equal(getattr(member_state, name), getattr(single_state, name), name)
 

@@ -18,7 +18,7 @@ from bb_jax.population import compiled, compiled_configs
 from bb_jax.tune import SEARCH_SPACE, PopulationMedianPruner, Tuner, TuneSettings
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "4096",
+SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
          "--eval-interval", "1024", "--seed", "7"]
 
 
