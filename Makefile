@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The main job: a small real sweep (12 trials x 20k steps, default scenario) into an embedded
-# SQLite study, as one batch of 12 trained in shape cohorts. Running it again adds 12 trials.
+# SQLite study; populations sized for the device (--population-size auto: 1 trial at a time
+# on a CPU, 16 together on a GPU). Running it again adds 12 trials.
 tune: $(STAMP)
 	mkdir -p $(TUNE_DIR)
 	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 12 --num-steps 20000 \
-		--eval-interval 4096 --population-size 12 --n-jobs 1 --study-name quickstart \
+		--eval-interval 4096 --n-jobs 1 --study-name quickstart \
 		--storage sqlite:///$(TUNE_DIR)/quickstart.db --output-dir $(TUNE_DIR)
 
 test: $(STAMP)

@@ -173,6 +173,16 @@ def enable_compile_cache() -> Path:
     return path
 
 
+def _population_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: a positive integer or 'auto'") from None
+
+
 def _tune_parser() -> argparse.ArgumentParser:
     from bb_jax.tune import OBJECTIVES, PRUNERS
 
@@ -196,8 +206,9 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH "
                         f"(default: ${STORAGE_ENV} if set, else in-memory; the variable keeps a "
                         "password off the command line)")
-    p.add_argument("--population-size", type=int, default=16,
-                   help="trials asked and trained together per batch")
+    p.add_argument("--population-size", type=_population_size, default="auto",
+                   help="trials asked and trained together per batch; auto: 1 on a CPU, 16 on "
+                        "a GPU/TPU (default: auto)")
     p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
     p.add_argument("--eval-episodes", type=int, default=200)
     p.add_argument("--enqueue", default=None,
@@ -257,7 +268,7 @@ def _describe(distribution) -> str:
 def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
     from bb_jax.storage import StorageError, validate_url
-    from bb_jax.tune import LARGEST_BATCH, TuneSettings
+    from bb_jax.tune import LARGEST_BATCH, TuneSettings, default_population_size
 
     scenarios = parse_scenarios(args.scenario)
     if not 1 <= args.num_opponents <= 9:
@@ -270,8 +281,13 @@ def tune_settings(args):
     if not 0 < args.eval_interval <= args.num_steps:
         raise UsageError(
             f"--eval-interval must be in 1..{args.num_steps}, got {args.eval_interval}")
-    if args.population_size <= 0:
-        raise UsageError(f"--population-size must be > 0, got {args.population_size}")
+    population_size = args.population_size
+    if population_size == "auto":
+        import jax
+
+        population_size = default_population_size(jax.default_backend())
+    if population_size <= 0:
+        raise UsageError(f"--population-size must be > 0, got {population_size}")
     if args.n_jobs == 0 or args.n_jobs < -1:
         raise UsageError(f"--n-jobs must be -1 or >= 1, got {args.n_jobs}")
     if args.max_population < 1:
@@ -292,7 +308,7 @@ def tune_settings(args):
         scenarios=scenarios, num_opponents=args.num_opponents, num_steps=args.num_steps,
         n_trials=args.n_trials, seed=args.seed, eval_interval=args.eval_interval,
         pruner=args.pruner, study_name=args.study_name, storage=args.storage,
-        population_size=args.population_size, objective=args.objective,
+        population_size=population_size, objective=args.objective,
         eval_episodes=args.eval_episodes, enqueue=enqueue, output_dir=output_dir,
         scenario_arg=args.scenario, max_population=args.max_population,
         worker_index=args.worker_index,

@@ -53,6 +53,9 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         "tune": ["tune_throughput.py", "--n-jobs", "2"],
         "tune_1job": ["tune_throughput.py", "--sweeps", "quick"],
         "tune_one_by_one": ["tune_throughput.py", "--sweeps", "quick", "--population-size", "1"],
+        # what `--population-size auto` picks on a CPU
+        "tune_population_1": ["tune_throughput.py", "--sweeps", "standard", "--n-jobs", "2",
+                              "--population-size", "1"],
     }
 
 
@@ -96,11 +99,13 @@ def ratios(results: dict) -> dict:
             per_step_wall = sweep["n_trials"] * sweep["num_steps"] / median(b["env_steps_per_s"])
             out[f"tuner_{sweep['sweep']}_vs_per_step_trials_one_by_one_estimate"] = (
                 per_step_wall / sweep["wall_s"])
-    one = {s["sweep"]: s for s in results.get("tune_one_by_one", {}).get("sweeps", [])}
-    for sweep in results.get("tune_1job", {}).get("sweeps", []):
-        if sweep["sweep"] in one:  # same process count: population 16 vs 1 trial at a time
-            out[f"tuner_{sweep['sweep']}_population_16_vs_1"] = (
-                one[sweep["sweep"]]["wall_s"] / sweep["wall_s"])
+    pairs = (("tune_1job", "tune_one_by_one"), ("tune", "tune_population_1"))
+    for populated, single in pairs:  # same sweep, same process count: population 16 vs 1
+        one = {s["sweep"]: s for s in results.get(single, {}).get("sweeps", [])}
+        for sweep in results.get(populated, {}).get("sweeps", []):
+            if sweep["sweep"] in one:
+                out[f"tuner_{sweep['sweep']}_{sweep['n_jobs']}job_population_16_vs_1"] = (
+                    one[sweep["sweep"]]["wall_s"] / sweep["wall_s"])
     return out
 
 
@@ -161,7 +166,7 @@ def plot(results: dict, plots_dir: Path) -> list[Path]:
                title="PPO training throughput vs population")
         ax.legend()
         save(fig, "train_steps_vs_population.png")
-    sweeps = [s for name in ("tune", "tune_1job", "tune_one_by_one")
+    sweeps = [s for name in ("tune", "tune_population_1", "tune_1job", "tune_one_by_one")
               for s in results.get(name, {}).get("sweeps", [])]
     if sweeps:
         fig, ax = plt.subplots(figsize=(7, 4))

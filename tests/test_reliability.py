@@ -555,6 +555,7 @@ def test_cli_refuses_a_sweep_too_large_for_memory(tmp_path, capsys, monkeypatch)
 @pytest.mark.parametrize("main_name, argv", [
     ("train_main", ["--num-steps", "abc"]),
     ("tune_main", ["--pruner", "foo"]),
+    ("tune_main", ["--population-size", "many"]),
     ("validate_main", ["--top-k", "x"]),
 ])
 def test_argparse_errors_are_one_line_with_exit_code_2(main_name, argv, capsys):

@@ -186,3 +186,17 @@ def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
     assert validate_main(["--study-name", "nope", "--storage", storage]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "quick" in err[0]
+
+
+@pytest.mark.parametrize("backend, expected", [("cpu", 1), ("gpu", 16), ("tpu", 16)])
+def test_population_size_auto_follows_the_backend(backend, expected, tmp_path, monkeypatch):
+    import jax
+
+    from bb_jax.cli import _tune_parser, tune_settings
+
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    args = _tune_parser().parse_args(["--output-dir", str(tmp_path)])
+    assert args.population_size == "auto"
+    assert tune_settings(args).population_size == expected
+    explicit = _tune_parser().parse_args(["--output-dir", str(tmp_path), "--population-size", "3"])
+    assert tune_settings(explicit).population_size == 3
