@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+import jax
+
 from bb_jax import interrupts
 from bb_jax.opponents import OPPONENT_KINDS
 from bb_jax.ppo import DEFAULT_HYPERPARAMS
@@ -160,8 +162,6 @@ def _train(args) -> int:
 def enable_compile_cache() -> Path:
     """Turn on JAX's persistent compilation cache (BB_JAX_CACHE_DIR, default
     ~/.cache/bb_jax/xla) so a second run with the same shapes starts without compiling."""
-    import jax
-
     path = Path(os.environ.get("BB_JAX_CACHE_DIR", Path.home() / ".cache" / "bb_jax" / "xla"))
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -283,8 +283,6 @@ def tune_settings(args):
             f"--eval-interval must be in 1..{args.num_steps}, got {args.eval_interval}")
     population_size = args.population_size
     if population_size == "auto":
-        import jax
-
         population_size = default_population_size(jax.default_backend())
     if population_size <= 0:
         raise UsageError(f"--population-size must be > 0, got {population_size}")

@@ -37,12 +37,22 @@ def _in_main_thread() -> bool:
 
 
 @contextlib.contextmanager
+def _handlers(handler):
+    """Within the block, `handler` handles SIGINT and SIGTERM; the previous ones come back."""
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
 def raising():
     """Within the block, SIGINT raises KeyboardInterrupt and SIGTERM `Terminated`."""
     if not _in_main_thread():  # signal handlers belong to the main thread
         yield
         return
-    previous = {sig: signal.signal(sig, _on_signal) for sig in SIGNALS}
     previous_hook = sys.unraisablehook
 
     def quiet_about_interrupts(unraisable) -> None:
@@ -52,10 +62,9 @@ def raising():
     sys.unraisablehook = quiet_about_interrupts
     _pending.clear()
     try:
-        yield
+        with _handlers(_on_signal):
+            yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         sys.unraisablehook = previous_hook
         _pending.clear()
 
@@ -83,12 +92,9 @@ def deferred():
         yield
         return
     received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
-                for sig in SIGNALS}
     try:
-        yield
+        with _handlers(lambda signum, _frame: received.append(signum)):
+            yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         for sig in dict.fromkeys(received):
             signal.raise_signal(sig)

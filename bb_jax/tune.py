@@ -103,7 +103,7 @@ def default_population_size(backend: str) -> int:
 
     A CPU gains no arithmetic throughput from a population (the vmapped program does P times
     the work on the same cores) and each population size is one more compile: on the 2-core
-    CPU the standard sweep (100 x 50k, 2 jobs) took 188 s with populations of 1 and 312 s with
+    CPU the standard sweep (100 x 50k, 2 jobs) took 156 s with populations of 1 and 333 s with
     16 (docs/PERFORMANCE.md). On an accelerator members are nearly free until it is full."""
     return 1 if backend == "cpu" else 16
 
