@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 
 TUNE_DIR := experiments/hyperparameter_tuning
 
-.PHONY: tune test lint clean
+.PHONY: tune test lint lock clean
 
-$(STAMP): pyproject.toml Makefile
+# Installs the exact versions of constraints.txt (same seed -> same study months from now).
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,postgres]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres]'
 	touch $(STAMP)
 
 # The main job: a small real sweep (12 trials x 20k steps, default scenario) into an embedded
@@ -29,6 +30,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bb_jax scripts benchmarks tests
+
+# Refresh constraints.txt: the newest versions pyproject.toml's ranges allow, in a scratch venv.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q '.[dev,postgres]'
+	(echo "# Exact versions that make and .ci/run install with (pip -c). Refresh: make lock."; \
+	 .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^bb-jax') > constraints.txt
+	rm -rf .lock-venv build
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import jax
 
-from bb_jax import interrupts
-from bb_jax.opponents import OPPONENT_KINDS
-from bb_jax.ppo import DEFAULT_HYPERPARAMS
-from bb_jax.scenarios import list_scenarios
+from bb_jax.game.opponents import OPPONENT_KINDS
+from bb_jax.game.scenarios import list_scenarios
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS
+from bb_jax.tuning import interrupts
 
 USAGE_ERROR = 2
 STORAGE_ENV = "BB_JAX_STORAGE"
@@ -77,7 +77,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="default")
     p.add_argument("--num-opponents", type=int, default=2)
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
-                   help="opponent kinds (default: GAME_SPEC.md's list)")
+                   help="opponent kinds (default: docs/GAME_RULES.md's list)")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
     p.add_argument("--batch-size", type=int, default=2048, help="env steps per update")
     p.add_argument("--hidden-size", type=int, default=128)
@@ -114,8 +114,8 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from bb_jax.ppo import PPOConfig
-    from bb_jax.runs import save_run, train_seeds
+    from bb_jax.train.ppo import PPOConfig
+    from bb_jax.train.runs import save_run, train_seeds
 
     check_scenario(args.scenario)
     if args.num_steps <= 0:
@@ -184,7 +184,7 @@ def _population_size(text: str) -> int | str:
 
 
 def _tune_parser() -> argparse.ArgumentParser:
-    from bb_jax.tune import OBJECTIVES, PRUNERS
+    from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS
 
     p = OneLineParser(
         prog="tune_hyperparameters.py",
@@ -230,7 +230,7 @@ def parse_scenarios(text: str) -> tuple[str, ...]:
 
 
 def read_enqueue(path: str) -> tuple[dict, ...]:
-    from bb_jax.tune import SEARCH_SPACE
+    from bb_jax.tuning.tuner import SEARCH_SPACE
 
     try:
         rows = json.loads(Path(path).read_text())
@@ -267,8 +267,8 @@ def _describe(distribution) -> str:
 
 def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
-    from bb_jax.storage import StorageError, validate_url
-    from bb_jax.tune import LARGEST_BATCH, TuneSettings, default_population_size
+    from bb_jax.tuning.storage import StorageError, validate_url
+    from bb_jax.tuning.tuner import LARGEST_BATCH, TuneSettings, default_population_size
 
     scenarios = parse_scenarios(args.scenario)
     if not 1 <= args.num_opponents <= 9:
@@ -315,9 +315,9 @@ def tune_settings(args):
 
 def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:
     """Refuse (UsageError) a sweep whose largest member would not fit in device memory."""
-    from bb_jax.memory import PopulationMemoryError, memory_budget, population_limit
-    from bb_jax.ppo import PPOConfig
-    from bb_jax.tune import SEARCH_SPACE
+    from bb_jax.train.memory import PopulationMemoryError, memory_budget, population_limit
+    from bb_jax.train.ppo import PPOConfig
+    from bb_jax.tuning.tuner import SEARCH_SPACE
 
     largest = PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
                         hidden_size=max(SEARCH_SPACE["hidden_size"].choices),
@@ -348,9 +348,9 @@ def _tune_main(argv: list[str] | None) -> int:
         settings = tune_settings(args)
     except UsageError as err:
         return _fail(prog, str(err))
-    from bb_jax.memory import PopulationMemoryError
-    from bb_jax.storage import StorageError, redact
-    from bb_jax.tune import StudyMismatchError
+    from bb_jax.train.memory import PopulationMemoryError
+    from bb_jax.tuning.storage import StorageError, redact
+    from bb_jax.tuning.tuner import StudyMismatchError
 
     try:
         return _tune(settings, args.n_jobs)
@@ -364,8 +364,8 @@ def _tune_main(argv: list[str] | None) -> int:
 def _tune(settings, n_jobs: int) -> int:
     import time
 
-    from bb_jax.storage import redact
-    from bb_jax.tune import Tuner, open_study, write_outputs
+    from bb_jax.tuning.storage import redact
+    from bb_jax.tuning.tuner import Tuner, open_study, write_outputs
 
     enable_compile_cache()
     started = time.perf_counter()
@@ -450,7 +450,7 @@ def _pin_to_core(index: int) -> None:
 
 
 def _print_best(study, wall_s: float) -> None:
-    from bb_jax.tune import results_dict
+    from bb_jax.tuning.tuner import results_dict
 
     summary = results_dict(study, None)
     print(f"finished in {wall_s:.1f} s: {summary['n_complete']} complete, "
@@ -486,7 +486,7 @@ def _validate_parser() -> argparse.ArgumentParser:
 def validate_main(argv: list[str] | None = None) -> int:
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
-    from bb_jax.storage import StorageError, make_storage
+    from bb_jax.tuning.storage import StorageError, make_storage
 
     if args.top_k <= 0 or args.seeds <= 0:
         return _fail(prog, "--top-k and --seeds must be > 0")
@@ -500,7 +500,7 @@ def validate_main(argv: list[str] | None = None) -> int:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
                              f"{', '.join(names) or 'none'}") from None
-        from bb_jax.tune import validate_top
+        from bb_jax.tuning.tuner import validate_top
 
         enable_compile_cache()
         seeds = list(range(args.seed, args.seed + args.seeds))

@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.ppo import PPO, PPOConfig, Transition, make_hyperparams, make_optimizer
-from bb_jax.reference import ReferenceEnv
+from bb_jax.game.reference import ReferenceEnv
+from bb_jax.train.ppo import PPO, PPOConfig, Transition, make_hyperparams, make_optimizer
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "baseline_trainer_cpu.json"
 

@@ -1,6 +1,6 @@
 """Env-steps/s of end-to-end PPO training (rollout, GAE, epochs, all in one program).
 
-Every case is a `bb_jax.population.Population` (population 1 = one run) of the default
+Every case is a `bb_jax.train.population.Population` (population 1 = one run) of the default
 scenario with default hyperparameters (4 epochs x 4 minibatches), batch 2048 env steps per
 update. For each case the population's chunk program (`updates` updates in one `lax.scan`) is
 lowered and compiled explicitly (`jax.jit(...).lower(...).compile()`), so compile time is
@@ -32,13 +32,13 @@ import jax
 import jax.numpy as jnp
 
 from bb_jax.machine import machine_info
-from bb_jax.population import Population
-from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
+from bb_jax.train.population import Population
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train_throughput_cpu.json"
 QUICK_OUT = Path(tempfile.gettempdir()) / "train_throughput_cpu_quick.json"  # not a result
 SHARD_FLAG = "--xla_force_host_platform_device_count=2"
-# Rough env-steps/s of one member on a 2-core CPU (docs: JAX_CPU_NOTES.md), used only to size
+# Rough env-steps/s of one member on a 2-core CPU (docs/PERFORMANCE.md), used only to size
 # the timing window (updates per timed call); populations are assumed ~20% faster in total.
 EXPECTED_RATE = {32: 80_000, 64: 60_000, 128: 45_000, 256: 22_000, 512: 8_000}
 TARGETS = {"one_member_hidden128_env_steps_per_s": 40_000, "population_aggregate_over_one": 2.0}

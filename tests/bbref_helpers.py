@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax import get_scenario, list_scenarios, make_env
-from bb_jax.reference import FIXED_KINDS, SCENARIO_TABLE, ReferenceEnv, default_opponent_kinds
-from bb_jax.scenarios import stack_scenarios
+from bb_jax.game.reference import FIXED_KINDS, SCENARIO_TABLE, ReferenceEnv, default_opponent_kinds
+from bb_jax.game.scenarios import stack_scenarios
 
 SCENARIOS = tuple(list_scenarios())
 

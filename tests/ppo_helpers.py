@@ -2,7 +2,7 @@
 
 Compiling is most of these tests' cost on a 2-core CPU, so every test uses one of two configs
 and the functions below are cached: the jitted single-run `init`, `run_updates` (CHUNK
-updates) and `evaluate` compile once per pytest session, and `bb_jax.population.compiled` is
+updates) and `evaluate` compile once per pytest session, and `bb_jax.train.population.compiled` is
 itself cached per config.
 """
 
@@ -13,7 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from bb_jax.ppo import PPO, PPOConfig
+from bb_jax.train.ppo import PPO, PPOConfig
 
 # The learning test's config (easy, hidden 64, 1M steps) doubles as the population tests'
 # config: those run a few CHUNK-update chunks of it, so they reuse its single-run compile.

@@ -27,7 +27,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bb_jax.storage import make_storage
+from bb_jax.tuning.storage import make_storage
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "tune_hyperparameters.py"
@@ -43,8 +43,8 @@ def warm_compile_cache() -> None:
     on, before tuner processes start: otherwise on a cold cache every worker started at the
     same time compiles it itself."""
     from bb_jax.cli import enable_compile_cache
-    from bb_jax.cohorts import CohortTrainer, MemberSpec
-    from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 
     enable_compile_cache()
     trainer = CohortTrainer(PPOConfig(total_steps=4096, batch_size=4096), num_steps=4096,

@@ -1,4 +1,4 @@
-"""Non-learning baselines in the learner's seat (bb_jax.baselines)."""
+"""Non-learning baselines in the learner's seat (bb_jax.train.baselines)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bb_jax import opponents
-from bb_jax.baselines import BASELINES, baseline_returns, batch_returns
+from bb_jax.game import opponents
+from bb_jax.train.baselines import BASELINES, baseline_returns, batch_returns
 
 STATS_PATH = Path(__file__).resolve().parents[2] / "shared" / "reference_stats.json"
 EPISODES = 4000

@@ -1,6 +1,6 @@
 """Compile-aware population sizing and cohort grouping (no training here)."""
 
-from bb_jax.cohorts import CompileAwareSizing, MemberSpec, group_cohorts, next_power_of_two
+from bb_jax.tuning.cohorts import CompileAwareSizing, MemberSpec, group_cohorts, next_power_of_two
 
 SHAPE = (128, 2048)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bb_jax import OPPONENT_KINDS, get_scenario, list_scenarios, make_env
-from bb_jax.reference import KINDS, SCENARIO_TABLE, default_opponent_kinds
+from bb_jax.game.reference import KINDS, SCENARIO_TABLE, default_opponent_kinds
 
 BATCH, STEPS = 8, 40
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bb_jax import get_scenario, list_scenarios, make_env
-from bb_jax.scenarios import SCENARIO_FIELDS
+from bb_jax.game.scenarios import SCENARIO_FIELDS
 
 SETTINGS = settings(
     max_examples=6, deadline=None, database=None,

@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, keys, single
 
-from bb_jax.population import Population, compiled
-from bb_jax.ppo import make_hyperparams, stack_hyperparams
-from bb_jax.scenarios import get_scenario, stack_scenarios
+from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.population import Population, compiled
+from bb_jax.train.ppo import make_hyperparams, stack_hyperparams
 
 SIZE = 4
 NUM_UPDATES = 3

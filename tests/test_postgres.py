@@ -21,7 +21,7 @@ from reliability_helpers import (
 )
 
 from bb_jax.cli import tune_main
-from bb_jax.tune import SEARCH_SPACE
+from bb_jax.tuning.tuner import SEARCH_SPACE
 
 WORKERS = 3
 TRIALS_PER_WORKER = 2
@@ -134,7 +134,7 @@ def test_password_from_the_environment(server, tmp_path, monkeypatch):
     """A URL without a password takes it from libpq's PGPASSWORD (keeps it out of `ps`)."""
     url = server.url("bb_study", password=None)
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
-    from bb_jax.storage import make_storage
+    from bb_jax.tuning.storage import make_storage
 
     storage = make_storage(url, None)
     assert "shared" in [s.study_name for s in storage.get_all_studies()]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, single, train_single
 
-from bb_jax import networks
-from bb_jax.ppo import (
+from bb_jax.train import networks
+from bb_jax.train.ppo import (
     RETURN_WINDOW,
     Batch,
     compute_gae,
@@ -322,7 +322,7 @@ def test_make_train_is_a_pure_function_that_jits_and_vmaps_over_seeds():
     import jax
     import numpy as np
 
-    from bb_jax.ppo import PPOConfig, make_hyperparams, make_train
+    from bb_jax.train.ppo import PPOConfig, make_hyperparams, make_train
 
     config = PPOConfig(hidden_size=16, batch_size=128, num_envs=8, total_steps=256)
     keys = jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])

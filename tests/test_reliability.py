@@ -32,14 +32,21 @@ from reliability_helpers import (
     warm_compile_cache,
 )
 
-from bb_jax import interrupts, memory, tune
 from bb_jax.cli import tune_main, worker_command
-from bb_jax.cohorts import CohortTrainer, MemberSpec
-from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig
-from bb_jax.runs import load_params
-from bb_jax.storage import StorageError, make_storage, redact, validate_url
-from bb_jax.tune import SEARCH_SPACE, TuneSettings, fail_stale_trials, results_dict, write_outputs
-from bb_jax.tune import Tuner as StudyTuner
+from bb_jax.train import memory
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig
+from bb_jax.train.runs import load_params
+from bb_jax.tuning import interrupts
+from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.tuning.storage import StorageError, make_storage, redact, validate_url
+from bb_jax.tuning.tuner import (
+    SEARCH_SPACE,
+    TuneSettings,
+    fail_stale_trials,
+    results_dict,
+    write_outputs,
+)
+from bb_jax.tuning.tuner import Tuner as StudyTuner
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,7 +99,7 @@ def test_sqlite_two_processes_never_locked(tmp_path):
 
 RACE = """
 import sys, optuna
-from bb_jax.storage import make_storage
+from bb_jax.tuning.storage import make_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 study = optuna.load_study(study_name="race", storage=make_storage(sys.argv[1], None))
 for _ in range(int(sys.argv[2])):
@@ -161,7 +168,7 @@ def test_trial_orphaned_before_its_worker_tagged_it(tmp_path, monkeypatch):
     orphan = study.ask()
     assert fail_stale_trials(study) == []
     assert study.trials[0].state == TrialState.RUNNING
-    monkeypatch.setattr(tune, "UNTAGGED_GRACE_S", -1.0)
+    monkeypatch.setattr("bb_jax.tuning.tuner.UNTAGGED_GRACE_S", -1.0)
     assert fail_stale_trials(study) == [orphan.number]
     assert study.trials[0].state == TrialState.FAIL
     assert "before tagging" in study.trials[0].user_attrs["fail_reason"]

@@ -1,11 +1,11 @@
-"""docs/RESULTS.md rendering and verdicts (bb_jax.report), on synthetic figures."""
+"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report), on synthetic figures."""
 
 from __future__ import annotations
 
 import json
 
-from bb_jax import baselines
-from bb_jax.report import compare, markdown, verdicts, write_outputs
+from bb_jax.train import baselines
+from bb_jax.train.report import compare, markdown, verdicts, write_outputs
 
 
 def fig(mean, ci):

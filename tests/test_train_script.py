@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from bb_jax.cli import train_main
-from bb_jax.ppo import PPOConfig
-from bb_jax.runs import load_params
-from bb_jax.scenarios import list_scenarios
+from bb_jax.game.scenarios import list_scenarios
+from bb_jax.train.ppo import PPOConfig
+from bb_jax.train.runs import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_simple.py"

@@ -14,8 +14,8 @@ import optuna
 import pytest
 
 from bb_jax.cli import tune_main
-from bb_jax.population import compiled, compiled_configs
-from bb_jax.tune import SEARCH_SPACE, PopulationMedianPruner, Tuner, TuneSettings
+from bb_jax.train.population import compiled, compiled_configs
+from bb_jax.tuning.tuner import SEARCH_SPACE, PopulationMedianPruner, Tuner, TuneSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",

@@ -14,9 +14,9 @@ import msgpack
 import numpy as np
 from flax import serialization
 
-from bb_jax.population import Population
-from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
 from bb_jax.stats import mean_ci95
+from bb_jax.train.population import Population
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
 
 
 def plan_chunks(num_updates: int, target: int) -> list[int]:

@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.memory import memory_budget, population_limit
-from bb_jax.population import Population
-from bb_jax.ppo import PPOConfig, stack_hyperparams
-from bb_jax.runs import plan_chunks
-from bb_jax.scenarios import get_scenario, stack_scenarios
+from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.memory import memory_budget, population_limit
+from bb_jax.train.population import Population
+from bb_jax.train.ppo import PPOConfig, stack_hyperparams
+from bb_jax.train.runs import plan_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +134,7 @@ class CohortTrainer:
     max_population: int = 1024  # larger cohorts train in several rounds (memory bound)
     progress: Callable[[str], None] | None = None
     sizing: CompileAwareSizing = dataclasses.field(default_factory=CompileAwareSizing)
-    # bytes a population may use (bb_jax.memory); None: measured when `run` starts
+    # bytes a population may use (bb_jax.train.memory); None: measured when `run` starts
     memory_budget: int | None = None
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:

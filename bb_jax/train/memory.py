@@ -3,7 +3,7 @@
 `member_bytes` estimates what one member needs while training; `memory_budget` is what the
 device offers (80% of an accelerator's free memory, half the host's available RAM on a CPU
 backend, or $BB_JAX_MEMORY_BUDGET); `population_limit` turns both into members per compiled
-population. `bb_jax.cohorts.CohortTrainer` trains larger cohorts in several rounds, and
+population. `bb_jax.tuning.cohorts.CohortTrainer` trains larger cohorts in several rounds, and
 refuses (`PopulationMemoryError`) a member that does not fit on its own, before any training.
 """
 
@@ -14,7 +14,7 @@ import re
 
 import jax
 
-from bb_jax.ppo import PPO, PPOConfig
+from bb_jax.train.ppo import PPO, PPOConfig
 
 MEMORY_BUDGET_ENV = "BB_JAX_MEMORY_BUDGET"
 _MEMORY_SAFETY = 3.0  # XLA temporaries, allocator fragmentation, the rest of the program

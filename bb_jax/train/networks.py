@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 
 def _scaled(gain: float):
-    # QR-free stand-in for orthogonal(gain): same variance, no LAPACK call (see JAX_CPU_NOTES).
+    # QR-free stand-in for orthogonal(gain): same variance, no LAPACK call (docs/PPO.md).
     return nn.initializers.variance_scaling(gain**2, "fan_avg", "uniform")
 
 

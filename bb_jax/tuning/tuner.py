@@ -1,5 +1,5 @@
 """The Optuna side of tuning: ask trials in batches, train each batch as vectorised cohorts
-(`bb_jax.cohorts`), report intermediate values, prune inside populations, tell results, and
+(`bb_jax.tuning.cohorts`), report intermediate values, prune inside populations, tell results, and
 write the outputs (results JSON, plots, the command that trains the best configuration).
 
 This module is the only one that talks to Optuna's study (ask/tell/report/should_prune).
@@ -28,11 +28,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from bb_jax import interrupts
-from bb_jax.cohorts import CohortTrainer, MemberSpec, Report
-from bb_jax.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.stats import mean_ci95
-from bb_jax.storage import make_storage, redact
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.tuning import interrupts
+from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec, Report
+from bb_jax.tuning.storage import make_storage, redact
 
 SEARCH_SPACE = {
     "hidden_size": CategoricalDistribution([64, 128, 256, 512]),

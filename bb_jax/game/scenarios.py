@@ -1,4 +1,4 @@
-"""The 12 Bucket Brigade scenarios (GAME_SPEC.md) as a pytree of float32 scalars.
+"""The 12 Bucket Brigade scenarios (docs/GAME_RULES.md, "Scenarios") as a pytree of float32 scalars.
 
 A `Scenario` is a `flax.struct.dataclass`, so a batch of scenarios (leading axis on every
 field) can be `vmap`ped like any array: scenario parameters are traced, never static.
@@ -15,7 +15,7 @@ SCENARIO_FIELDS = (
     "pen_own", "pen_other", "c", "min_nights",
 )
 
-# name -> values in SCENARIO_FIELDS order (GAME_SPEC.md table).
+# name -> values in SCENARIO_FIELDS order (docs/GAME_RULES.md table).
 _TABLE: dict[str, tuple[float, ...]] = {
     "default": (0.25, 0.5, 0.02, 100, 100, 100, 50, 0, 0, 0.5, 12),
     "easy": (0.1, 0.8, 0.01, 100, 100, 100, 50, 0, 0, 0.5, 10),
@@ -62,7 +62,7 @@ class Scenario:
 
 
 def list_scenarios() -> list[str]:
-    """Names of the built-in scenarios, in GAME_SPEC.md order."""
+    """Names of the built-in scenarios, in docs/GAME_RULES.md order."""
     return list(_TABLE)
 
 

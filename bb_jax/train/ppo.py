@@ -2,7 +2,7 @@
 
 Static config (`PPOConfig`: shapes and loop lengths) decides what is compiled; traced
 hyperparameters (`PPOHyperparams`, one row per population member) do not, so trials that differ
-only in them share one compile. All functions here are pure and un-jitted; `bb_jax.population`
+only in them share one compile. All functions here are pure and un-jitted; `bb_jax.train.population`
 jits and vmaps them.
 
     ppo = PPO(PPOConfig(scenario="easy", total_steps=100_000))
@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from bb_jax import game, networks
-from bb_jax.scenarios import Scenario
-from bb_jax.view import BucketBrigadeEnv, make_env
+from bb_jax.game import rules
+from bb_jax.game.env import BucketBrigadeEnv, make_env
+from bb_jax.game.scenarios import Scenario
+from bb_jax.train import networks
 
 RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
 
@@ -261,7 +262,7 @@ class PPO:
         c = self.config
         env = make_env(c.scenario, c.num_opponents, c.opponents, c.max_steps)
         object.__setattr__(self, "env", env)
-        high = tuple(float(x) for x in game.observation_high(env.num_agents))
+        high = tuple(float(x) for x in rules.observation_high(env.num_agents))
         object.__setattr__(
             self, "network", networks.ActorCritic(c.hidden_size, high, env.action_dims)
         )

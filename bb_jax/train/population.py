@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.ppo import PPO, PPOConfig, PPOHyperparams
-from bb_jax.scenarios import Scenario, get_scenario
+from bb_jax.game.scenarios import Scenario, get_scenario
+from bb_jax.train.ppo import PPO, PPOConfig, PPOHyperparams
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Non-learning policies in the learner's seat (agent 0), evaluated in pure JAX.
 
 Baselines for PPO: `random` (house uniform in 0..9, mode uniform in {REST, WORK}) and each
-heuristic archetype of GAME_SPEC.md (firefighter, coordinator, free_rider, liar, hero) playing
+heuristic archetype of docs/GAME_RULES.md (firefighter, coordinator, free_rider, liar, hero) playing
 agent 0 with the opponents' decision rule. As for every heuristic, its "own" house is its seat
 mod 10, so in seat 0 it guards house 0 (and, like an opponent, repeats its own last action).
 Episodes are fresh and played in parallel exactly like `PPO.evaluate` (same view, same
@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax import game, opponents
-from bb_jax.scenarios import Scenario, get_scenario, stack_scenarios
-from bb_jax.view import BucketBrigadeEnv, EnvState, make_env
+from bb_jax.game import opponents, rules
+from bb_jax.game.env import BucketBrigadeEnv, EnvState, make_env
+from bb_jax.game.scenarios import Scenario, get_scenario, stack_scenarios
 
 BASELINES = ("random", *opponents.ARCHETYPES)
 LEARNER_SEAT = 0
@@ -38,11 +38,11 @@ def uniform_random_act(key, obs, state: EnvState, policy_params=None) -> jnp.nda
 
 
 def heuristic_act(key, obs, state: EnvState, policy_params: jnp.ndarray) -> jnp.ndarray:
-    """A heuristic with parameters float32[10] in seat 0: GAME_SPEC.md's opponent rule with
+    """A heuristic with parameters float32[10] in seat 0: docs/GAME_RULES.md's opponent rule with
     own house 0, its last action the game's last_actions[0] (it has one iff night > 0)."""
     del obs
     num_episodes = state.step_count.shape[0]
-    blocks = game.uniforms(key, (num_episodes, 1, opponents.NUM_ACT_DRAWS))
+    blocks = rules.uniforms(key, (num_episodes, 1, opponents.NUM_ACT_DRAWS))
 
     def one(game_state, block):
         return opponents.act(

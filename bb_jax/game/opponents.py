@@ -1,4 +1,4 @@
-"""Heuristic opponents (GAME_SPEC.md): ten behaviour parameters in [0, 1] per opponent.
+"""Heuristic opponents (docs/GAME_RULES.md): ten behaviour parameters in [0, 1] per opponent.
 
 Parameter order: honesty, work_tendency, neighbor_help, own_house_priority, risk_aversion,
 coordination, exploration, fatigue_memory, rest_bias, altruism (p0..p9).
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from bb_jax.game import BURNING, NUM_HOUSES
+from bb_jax.game.rules import BURNING, NUM_HOUSES
 
 NUM_PARAMS = 10
 ARCHETYPES: dict[str, tuple[float, ...]] = {
@@ -159,7 +159,7 @@ def act(
     params float32[M, 10]; houses int32[10]; locations int32[N] (all agents, as observed);
     last_actions int32[M, 2] (their own); has_last bool[]; seats int32[M] (default 1..M):
     the agents' indices, whose "own" house is `seat mod 10` (so a heuristic in the learner's
-    seat, `seats=[0]`, guards house 0; see `bb_jax.baselines`).
+    seat, `seats=[0]`, guards house 0; see `bb_jax.train.baselines`).
     """
     num_opponents = params.shape[0]
     if seats is None:

@@ -1,10 +1,11 @@
-"""An independent, plain-Python reference of Bucket Brigade (GAME_SPEC.md "rules v1").
+"""An independent, plain-Python reference of Bucket Brigade (docs/GAME_RULES.md, "rules v1").
 
 Written from the rules text for clarity, not speed: explicit loops over houses and agents,
 NumPy float32 scalars for every piece of arithmetic. It shares nothing with the JAX code in
-`bb_jax.game` / `bb_jax.opponents` / `bb_jax.view` except the *layout of the random draws*
-(which uniform drives which decision), so that both can be fed the same uniforms and must then
-produce identical trajectories. See docs/GAME_RULES.md, section "Random-draw layout".
+`bb_jax.game.rules` / `bb_jax.game.opponents` / `bb_jax.game.env` except the *layout of the
+random draws* (which uniform drives which decision), so that both can be fed the same uniforms
+and must then produce identical trajectories. See docs/GAME_RULES.md, section "Randomness: the
+draw layout".
 
 Used only by tests and benchmarks; nothing else in `bb_jax` imports it.
 
@@ -35,7 +36,7 @@ NUM_HOUSES = 10
 MIN_AGENTS, MAX_AGENTS = 2, 10
 
 # ---------------------------------------------------------------------------------------------
-# Scenarios (GAME_SPEC.md table), kept here independently of bb_jax.scenarios.
+# Scenarios (docs/GAME_RULES.md, "Scenarios"), kept here independently of bb_jax.game.scenarios.
 # ---------------------------------------------------------------------------------------------
 
 SCENARIO_FIELDS = (
@@ -78,7 +79,7 @@ def scenario_values(scenario: str | Mapping[str, float]) -> dict[str, np.float32
 
 
 # ---------------------------------------------------------------------------------------------
-# Heuristic opponents (GAME_SPEC.md "Heuristic opponents").
+# Heuristic opponents (docs/GAME_RULES.md, "Heuristic opponents").
 # ---------------------------------------------------------------------------------------------
 
 # p0 honesty, p1 work_tendency, p2 neighbor_help, p3 own_house_priority, p4 risk_aversion,

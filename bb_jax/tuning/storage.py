@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 
-# Heartbeats are used on purpose with ask-and-tell (bb_jax.tune records them itself).
+# Heartbeats are used on purpose with ask-and-tell (bb_jax.tuning.tuner records them itself).
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
                         message=".*heartbeat_interval.*")
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")

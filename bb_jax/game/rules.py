@@ -1,4 +1,4 @@
-"""The rules of Bucket Brigade for N agents (GAME_SPEC.md "rules v1"), as pure JAX functions.
+"""The rules of Bucket Brigade for N agents (docs/GAME_RULES.md, "rules v1"), as pure JAX functions.
 
 Randomness is explicit: every random decision consumes one float32 uniform in [0, 1) from a
 fixed-shape block (`ResetDraws`, `StepDraws`), so the plain-Python reference can replay a JAX
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from bb_jax.scenarios import Scenario
+from bb_jax.game.scenarios import Scenario
 
 NUM_HOUSES = 10
 SAFE, BURNING, RUINED = 0, 1, 2

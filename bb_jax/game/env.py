@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from bb_jax import game, opponents
-from bb_jax.opponents import check_kinds, default_opponents
-from bb_jax.scenarios import Scenario, get_scenario
+from bb_jax.game import opponents, rules
+from bb_jax.game.opponents import check_kinds, default_opponents
+from bb_jax.game.scenarios import Scenario, get_scenario
 
-STEP_DRAWS = 4 * game.NUM_HOUSES
+STEP_DRAWS = 4 * rules.NUM_HOUSES
 
 
 @struct.dataclass
@@ -32,7 +32,7 @@ class EnvState:
     """game: the town and agents; opponent_params float32[M, 10] (this episode's);
     step_count int32 (steps taken in this episode); episode_return float32 (agent 0's so far)."""
 
-    game: game.GameState
+    game: rules.GameState
     opponent_params: jnp.ndarray
     step_count: jnp.ndarray
     episode_return: jnp.ndarray
@@ -43,9 +43,9 @@ class ViewDraws:
     """One step's uniforms: the night (StepDraws), the opponents' decisions (ActDraws), and a
     full reset (ResetDraws + opponent parameters float32[M, 10]) used if the episode ends."""
 
-    step: game.StepDraws
+    step: rules.StepDraws
     act: opponents.ActDraws
-    reset: game.ResetDraws
+    reset: rules.ResetDraws
     reset_params: jnp.ndarray
 
 
@@ -67,68 +67,69 @@ class BucketBrigadeEnv:
 
     @property
     def observation_size(self) -> int:
-        return game.observation_size(self.num_agents)
+        return rules.observation_size(self.num_agents)
 
     @property
     def action_dims(self) -> tuple[int, int]:
-        return (game.NUM_HOUSES, 2)
+        return (rules.NUM_HOUSES, 2)
 
     @property
     def num_draws(self) -> int:
         """Uniforms consumed per step: 40 + 7M (night, opponents) + 10 + 10M (reset)."""
         m = self.num_opponents
-        return STEP_DRAWS + opponents.NUM_ACT_DRAWS * m + game.NUM_HOUSES + opponents.NUM_PARAMS * m
+        per_step = STEP_DRAWS + opponents.NUM_ACT_DRAWS * m
+        return per_step + rules.NUM_HOUSES + opponents.NUM_PARAMS * m
 
     @property
     def num_reset_draws(self) -> int:
-        return game.NUM_HOUSES + opponents.NUM_PARAMS * self.num_opponents
+        return rules.NUM_HOUSES + opponents.NUM_PARAMS * self.num_opponents
 
     def _table(self) -> opponents.OpponentTable:
         return opponents.make_table(self.opponent_kinds)
 
     def draws_from_block(self, block: jnp.ndarray) -> ViewDraws:
         """Name the parts of float32[num_draws]: night | opponents | reset ignite | reset params."""
-        m, h = self.num_opponents, game.NUM_HOUSES
+        m, h = self.num_opponents, rules.NUM_HOUSES
         step = block[:STEP_DRAWS]
         i = STEP_DRAWS + opponents.NUM_ACT_DRAWS * m
         return ViewDraws(
-            step=game.StepDraws(
+            step=rules.StepDraws(
                 extinguish=step[:h], spread=step[h : 3 * h].reshape(h, 2), ignite=step[3 * h :]
             ),
             act=opponents.act_draws_from_block(
                 block[STEP_DRAWS:i].reshape(m, opponents.NUM_ACT_DRAWS)
             ),
-            reset=game.ResetDraws(ignite=block[i : i + h]),
+            reset=rules.ResetDraws(ignite=block[i : i + h]),
             reset_params=block[i + h :].reshape(m, opponents.NUM_PARAMS),
         )
 
     def sample_draws(self, key: chex.PRNGKey, batch_shape: tuple[int, ...] = ()) -> jnp.ndarray:
         """float32[*batch_shape, num_draws] step uniforms from one key."""
-        return game.uniforms(key, (*batch_shape, self.num_draws))
+        return rules.uniforms(key, (*batch_shape, self.num_draws))
 
     def sample_reset_draws(self, key: chex.PRNGKey,
                            batch_shape: tuple[int, ...] = ()) -> jnp.ndarray:
         """float32[*batch_shape, num_reset_draws] reset uniforms from one key."""
-        return game.uniforms(key, (*batch_shape, self.num_reset_draws))
+        return rules.uniforms(key, (*batch_shape, self.num_reset_draws))
 
     def reset_with_draws(self, block: jnp.ndarray, scenario: Scenario | None = None):
         """block float32[num_reset_draws]: ignite(10) then opponent parameters (M x 10)."""
         scenario = self.scenario if scenario is None else scenario
-        h = game.NUM_HOUSES
+        h = rules.NUM_HOUSES
         return self._reset(
-            game.ResetDraws(ignite=block[:h]),
+            rules.ResetDraws(ignite=block[:h]),
             block[h:].reshape(self.num_opponents, opponents.NUM_PARAMS),
             scenario,
         )
 
-    def _reset(self, draws: game.ResetDraws, param_uniforms: jnp.ndarray, scenario: Scenario):
+    def _reset(self, draws: rules.ResetDraws, param_uniforms: jnp.ndarray, scenario: Scenario):
         state = EnvState(
-            game=game.reset_with_draws(draws, scenario, self.num_agents),
+            game=rules.reset_with_draws(draws, scenario, self.num_agents),
             opponent_params=opponents.episode_params(self._table(), param_uniforms),
             step_count=jnp.int32(0),
             episode_return=jnp.float32(0.0),
         )
-        return game.observation(state.game, scenario), state
+        return rules.observation(state.game, scenario), state
 
     def reset(self, key: chex.PRNGKey, scenario: Scenario | None = None):
         """Returns (obs float32[22 + 4N], EnvState)."""
@@ -156,7 +157,7 @@ class BucketBrigadeEnv:
             draws.act,
         )
         actions = jnp.concatenate([action.astype(jnp.int32)[None], opponent_actions])
-        next_game, rewards, terminated = game.step_with_draws(g, actions, draws.step, scenario)
+        next_game, rewards, terminated = rules.step_with_draws(g, actions, draws.step, scenario)
         reward = rewards[0]
         step_count = state.step_count + 1
         truncated = step_count >= self.max_steps
@@ -166,7 +167,7 @@ class BucketBrigadeEnv:
             step_count=step_count,
             episode_return=state.episode_return + reward,
         )
-        final_obs = game.observation(next_game, scenario)
+        final_obs = rules.observation(next_game, scenario)
         reset_obs, reset_state = self._reset(draws.reset, draws.reset_params, scenario)
         done = terminated | truncated
         next_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
@@ -200,7 +201,7 @@ def make_env(
     opponents: list[str] | tuple[str, ...] | None = None,
     max_steps: int = 50,
 ) -> BucketBrigadeEnv:
-    """The single-learner view. `opponents`: list of kinds (default per GAME_SPEC.md)."""
+    """The single-learner view. `opponents`: list of kinds (default per docs/GAME_RULES.md)."""
     m = check_num_opponents(num_opponents)
     kinds = default_opponents(m) if opponents is None else tuple(opponents)
     if len(kinds) != m:

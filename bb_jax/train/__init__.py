@@ -1,0 +1,1 @@
+"""Learning: networks, PPO, populations, multi-seed runs, baselines, the results report, memory."""

@@ -1,0 +1,1 @@
+"""Optuna: the tuner's ask/tell loop, cohorts, storage and interrupts."""

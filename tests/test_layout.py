@@ -1,0 +1,100 @@
+"""The package's layers import only downward: game <- train <- tuning <- cli.
+
+`bb_jax.stats` and `bb_jax.machine` are shared helpers below every layer; they import no layer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bb_jax"
+LAYERS = {"game": 0, "train": 1, "tuning": 2, "cli": 3}
+HELPERS = {"stats", "machine"}
+
+
+def layer_of(module: str) -> int | None:
+    """Layer of a dotted module name inside bb_jax (None for the root and the helpers)."""
+    parts = module.split(".")
+    if parts[0] != "bb_jax" or len(parts) < 2:
+        return None
+    return LAYERS.get(parts[1])
+
+
+def imported_modules(source: str, module: str) -> list[str]:
+    """Every bb_jax module a source imports (`import a.b`, `from a.b import c` as a.b and a.b.c)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against the importing module's package
+                base = module.split(".")[: -node.level]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            found.append(name)
+            found += [f"{name}.{alias.name}" for alias in node.names]
+    return [name for name in found if name.split(".")[0] == "bb_jax"]
+
+
+def upward_imports(source: str, module: str) -> list[str]:
+    """Imports of `module` that reach a higher layer (or any layer, from a shared helper)."""
+    parts = module.split(".")
+    own = layer_of(module)
+    helper = len(parts) == 2 and parts[1] in HELPERS
+    bad = []
+    for target in imported_modules(source, module):
+        level = layer_of(target)
+        if level is None:
+            continue
+        if helper or (own is not None and level > own):
+            bad.append(target)
+    return bad
+
+
+def package_modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out.append((".".join(parts), path))
+    return out
+
+
+def test_layers_exist():
+    names = {name for name, _ in package_modules()}
+    for layer in ("game", "train", "tuning"):
+        assert f"bb_jax.{layer}" in names
+    assert "bb_jax.game.rules" in names and "bb_jax.train.ppo" in names
+    assert "bb_jax.tuning.tuner" in names and "bb_jax.cli" in names
+
+
+@pytest.mark.parametrize("name,path", package_modules(), ids=lambda v: str(v))
+def test_module_imports_only_downward(name, path):
+    assert upward_imports(path.read_text(), name) == []
+
+
+@pytest.mark.parametrize(
+    "module,source,expected",
+    [
+        ("bb_jax.game.rules", "from bb_jax.train.ppo import PPO\n", ["bb_jax.train.ppo",
+                                                                    "bb_jax.train.ppo.PPO"]),
+        ("bb_jax.game.env", "from bb_jax.tuning import tuner\n", ["bb_jax.tuning",
+                                                                  "bb_jax.tuning.tuner"]),
+        ("bb_jax.train.population", "import bb_jax.tuning.cohorts\n", ["bb_jax.tuning.cohorts"]),
+        ("bb_jax.train.ppo", "from ..tuning import storage\n", ["bb_jax.tuning",
+                                                               "bb_jax.tuning.storage"]),
+        ("bb_jax.stats", "from bb_jax.game import rules\n", ["bb_jax.game", "bb_jax.game.rules"]),
+        ("bb_jax.tuning.tuner", "from bb_jax import cli\n", ["bb_jax.cli"]),
+        ("bb_jax.tuning.tuner", "from bb_jax.train import ppo\nimport bb_jax.stats\n", []),
+        ("bb_jax.cli", "from bb_jax.tuning.tuner import Tuner\n", []),
+    ],
+)
+def test_checker_flags_upward_imports(module, source, expected):
+    """The checker itself: it must see an upward import in each of its spellings."""
+    assert upward_imports(source, module) == expected
