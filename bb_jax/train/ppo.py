@@ -385,9 +385,14 @@ class PPO:
             [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]
             + [jnp.isfinite(metrics["policy_loss"]), jnp.isfinite(metrics["value_loss"])]
         ))
+        finished = traj.done.astype(jnp.float32)
         metrics = {
             **metrics,
             "mean_return": mean_recent_return(recent, num_episodes),
+            # this update's finished episodes: their count and the sum of their returns, so a
+            # caller can average over any interval of updates (the tuner's low-noise value)
+            "episodes_finished": jnp.sum(finished),
+            "return_sum": jnp.sum(jnp.where(traj.done, traj.episode_return, 0.0)),
             "episodes": num_episodes,
             "env_steps": (state.update + 1) * c.batch_size,
             "finite": finite,
