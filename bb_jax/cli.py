@@ -152,6 +152,11 @@ def _train(args) -> int:
     print(f"final return (mean of last 100 episodes): {fr['mean']:.2f} +/- {fr['ci95']:.2f} "
           f"(95% CI over {len(seeds)} seeds)" if len(seeds) > 1 else
           f"final return (mean of last 100 episodes): {fr['mean']:.2f}")
+    ev = summary["eval_return_sampled"]
+    print(f"fresh-episode return ({args.eval_episodes} episodes per seed, sampled policy): "
+          f"{ev['mean']:.2f} +/- {ev['ci95']:.2f} (95% CI over seeds)" if len(seeds) > 1 else
+          f"fresh-episode return ({args.eval_episodes} episodes, sampled policy): "
+          f"{ev['mean']:.2f}")
     print(f"saved to {save_dir} ({', '.join(p.name for p in paths.values())})")
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(summary, indent=2))
@@ -173,7 +178,7 @@ def enable_compile_cache() -> Path:
     return path
 
 
-def _population_size(text: str) -> int | str:
+def _auto_or_int(text: str) -> int | str:
     if text == "auto":
         return text
     try:
@@ -184,7 +189,7 @@ def _population_size(text: str) -> int | str:
 
 
 def _tune_parser() -> argparse.ArgumentParser:
-    from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS
+    from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS, SAMPLERS
 
     p = OneLineParser(
         prog="tune_hyperparameters.py",
@@ -200,13 +205,41 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="worker processes sharing the study (-1: one per CPU core)")
     p.add_argument("--eval-interval", type=int, default=5_000,
                    help="env steps between intermediate values (pruning checks)")
-    p.add_argument("--pruner", choices=PRUNERS, default="median")
+    p.add_argument("--seeds-per-trial", type=_auto_or_int, default="auto",
+                   help="seeds each trial trains as population members (the same seeds for "
+                        "every trial: paired); its value is their mean. auto: 2 on a CPU, "
+                        "4 on a GPU/TPU (default: auto)")
+    p.add_argument("--pruner", choices=PRUNERS, default="median",
+                   help="median: below the peers' median by --median-margin noise SDs; sha: "
+                        "synchronous successive halving; hyperband: its brackets; none")
+    p.add_argument("--median-margin", type=float, default=1.5,
+                   help="--pruner median: noise standard deviations below the median")
+    p.add_argument("--warmup-fraction", type=float, default=0.25,
+                   help="--pruner median: share of the steps before any pruning")
+    p.add_argument("--eta", type=int, default=3,
+                   help="--pruner sha/hyperband: keep the top 1/eta at each rung")
+    p.add_argument("--min-fraction", type=float, default=None,
+                   help="--pruner sha/hyperband: first rung as a share of the steps "
+                        "(default: 1/2 for sha, 1/9 for hyperband)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+                   help="tpe (multivariate, constant liar), random, or gp (needs PyTorch)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds; no new batch is asked after it (finished trials are kept)")
+    p.add_argument("--validate-top-k", type=int, default=3,
+                   help="at the end, retrain the top-k trials and the default configuration "
+                        "on fresh seeds and recommend only what beats it")
+    p.add_argument("--validate-seeds", type=int, default=8,
+                   help="fresh seeds per validated configuration")
+    p.add_argument("--validate-steps", type=int, default=None,
+                   help="env steps per validation run (default: --num-steps)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="skip the validation (the study's best is then only a tuning value)")
     p.add_argument("--study-name", default=None)
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None,
                    help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH "
                         f"(default: ${STORAGE_ENV} if set, else in-memory; the variable keeps a "
                         "password off the command line)")
-    p.add_argument("--population-size", type=_population_size, default="auto",
+    p.add_argument("--population-size", type=_auto_or_int, default="auto",
                    help="trials asked and trained together per batch; auto: 1 on a CPU, 16 on "
                         "a GPU/TPU (default: auto)")
     p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
@@ -268,7 +301,13 @@ def _describe(distribution) -> str:
 def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
     from bb_jax.tuning.storage import StorageError, validate_url
-    from bb_jax.tuning.tuner import LARGEST_BATCH, TuneSettings, default_population_size
+    from bb_jax.tuning.tuner import (
+        LARGEST_BATCH,
+        MAX_SEEDS_PER_TRIAL,
+        TuneSettings,
+        default_population_size,
+        default_seeds_per_trial,
+    )
 
     scenarios = parse_scenarios(args.scenario)
     if not 1 <= args.num_opponents <= 9:
@@ -286,6 +325,34 @@ def tune_settings(args):
         population_size = default_population_size(jax.default_backend())
     if population_size <= 0:
         raise UsageError(f"--population-size must be > 0, got {population_size}")
+    seeds_per_trial = args.seeds_per_trial
+    if seeds_per_trial == "auto":
+        seeds_per_trial = default_seeds_per_trial(jax.default_backend())
+    if not 1 <= seeds_per_trial <= MAX_SEEDS_PER_TRIAL:
+        raise UsageError(f"--seeds-per-trial must be in 1..{MAX_SEEDS_PER_TRIAL}, got "
+                         f"{seeds_per_trial}")
+    if args.eta < 2:
+        raise UsageError(f"--eta must be >= 2, got {args.eta}")
+    if args.min_fraction is not None and not 0 < args.min_fraction < 1:
+        raise UsageError(f"--min-fraction must be in (0, 1), got {args.min_fraction}")
+    if not 0 <= args.warmup_fraction < 1:
+        raise UsageError(f"--warmup-fraction must be in [0, 1), got {args.warmup_fraction}")
+    if args.median_margin < 0:
+        raise UsageError(f"--median-margin must be >= 0, got {args.median_margin}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
+    if args.sampler == "gp":
+        check_gp_sampler()
+    if not args.no_validate:
+        if args.validate_top_k < 1:
+            raise UsageError(f"--validate-top-k must be >= 1, got {args.validate_top_k} "
+                             "(--no-validate skips the validation)")
+        if args.validate_seeds < 2:
+            raise UsageError(f"--validate-seeds must be >= 2 (a confidence interval needs "
+                             f"two), got {args.validate_seeds}")
+        if args.validate_steps is not None and args.validate_steps < LARGEST_BATCH:
+            raise UsageError(f"--validate-steps must be at least {LARGEST_BATCH}, got "
+                             f"{args.validate_steps}")
     if args.n_jobs == 0 or args.n_jobs < -1:
         raise UsageError(f"--n-jobs must be -1 or >= 1, got {args.n_jobs}")
     if args.max_population < 1:
@@ -309,8 +376,20 @@ def tune_settings(args):
         population_size=population_size, objective=args.objective,
         eval_episodes=args.eval_episodes, enqueue=enqueue, output_dir=output_dir,
         scenario_arg=args.scenario, max_population=args.max_population,
-        worker_index=args.worker_index,
+        worker_index=args.worker_index, seeds_per_trial=seeds_per_trial,
+        sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
+        warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
+        sha_min_fraction=args.min_fraction,
     )
+
+
+def check_gp_sampler() -> None:
+    """Optuna's GPSampler needs PyTorch: refuse --sampler gp up front without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("--sampler gp needs PyTorch (pip install torch); valid samplers "
+                         "without it: tpe, random")
 
 
 def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:
@@ -353,7 +432,7 @@ def _tune_main(argv: list[str] | None) -> int:
     from bb_jax.tuning.tuner import StudyMismatchError
 
     try:
-        return _tune(settings, args.n_jobs)
+        return _tune(settings, args)
     except (StorageError, StudyMismatchError, PopulationMemoryError) as err:
         return _fail(prog, redact(str(err)))
     except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
@@ -361,15 +440,15 @@ def _tune_main(argv: list[str] | None) -> int:
         return 1
 
 
-def _tune(settings, n_jobs: int) -> int:
+def _tune(settings, args) -> int:
     import time
 
     from bb_jax.tuning.storage import redact
-    from bb_jax.tuning.tuner import Tuner, open_study, write_outputs
+    from bb_jax.tuning.tuner import Tuner, open_study, validate_study, write_outputs
 
     enable_compile_cache()
     started = time.perf_counter()
-    jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    jobs = (os.cpu_count() or 1) if args.n_jobs == -1 else args.n_jobs
     jobs = min(jobs, settings.n_trials)
     if settings.worker_index == 0 and jobs > 1 and settings.storage is None:
         journal = settings.output_dir.resolve() / f"{settings.resolved_study_name()}.journal.log"
@@ -388,8 +467,9 @@ def _tune(settings, n_jobs: int) -> int:
     print(f"study {settings.study_name} | storage "
           f"{redact(settings.storage) if settings.storage else 'in-memory'} | scenarios "
           f"{','.join(settings.scenarios)} | {sum(shares)} trials x "
-          f"{settings.num_steps:,} steps | population {settings.population_size}"
-          f" | {jobs} job(s)", flush=True)
+          f"{settings.num_steps:,} steps x {settings.seeds_per_trial} seed(s) | population "
+          f"{settings.population_size} trial(s) | pruner {settings.pruner} | sampler "
+          f"{settings.sampler} | {jobs} job(s)", flush=True)
     failed_workers = 0
     try:
         if jobs > 1:
@@ -406,7 +486,14 @@ def _tune(settings, n_jobs: int) -> int:
         study = tuner.study if settings.storage is None else open_study(settings)
         paths = write_outputs(study, settings.storage, settings.output_dir)
         print(f"results: {paths['results']}", flush=True)
-    _print_best(study, time.perf_counter() - started)
+    tuned_s = time.perf_counter() - started
+    if not args.no_validate and _has_complete_trial(study):
+        validate_study(study, args.validate_top_k, args.validate_seeds, args.validate_steps,
+                       settings.eval_episodes, max_population=settings.max_population,
+                       log=lambda line: print(line, flush=True), tuner_trainer=tuner.trainer)
+        paths = write_outputs(study, settings.storage, settings.output_dir)
+        print(f"results: {paths['results']}", flush=True)
+    _print_best(study, tuned_s, time.perf_counter() - started - tuned_s)
     if failed_workers:
         print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
         return 1
@@ -433,6 +520,12 @@ def worker_command(settings, index: int, n_trials: int) -> tuple[list[str], dict
             "--seed", str(settings.seed), "--eval-interval", str(settings.eval_interval),
             "--pruner", settings.pruner, "--study-name", settings.study_name,
             "--population-size", str(settings.population_size),
+            "--seeds-per-trial", str(settings.seeds_per_trial),
+            "--median-margin", str(settings.median_margin),
+            "--warmup-fraction", str(settings.warmup_fraction), "--eta", str(settings.sha_eta),
+            *(["--min-fraction", str(settings.sha_min_fraction)]
+              if settings.sha_min_fraction is not None else []),
+            "--sampler", settings.sampler, "--no-validate",
             "--objective", settings.objective, "--eval-episodes", str(settings.eval_episodes),
             "--output-dir", str(settings.output_dir),
             "--max-population", str(settings.max_population), "--worker-index", str(index)]
@@ -449,34 +542,73 @@ def _pin_to_core(index: int) -> None:
             os.sched_setaffinity(0, {cores[index % len(cores)]})
 
 
-def _print_best(study, wall_s: float) -> None:
+def _has_complete_trial(study) -> bool:
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _print_best(study, tune_s: float, validate_s: float) -> None:
     from bb_jax.tuning.tuner import results_dict
 
     summary = results_dict(study, None)
-    print(f"finished in {wall_s:.1f} s: {summary['n_complete']} complete, "
+    print(f"finished in {tune_s:.1f} s: {summary['n_complete']} complete, "
           f"{summary['n_pruned']} pruned, {summary['n_failed']} failed "
           f"({summary['n_trials']} trials in the study)")
     if summary["best_value"] is None:
         print("no complete trial yet")
         return
-    print(f"best value {summary['best_value']:.3f} (trial {summary['best_trial']})")
-    for name, value in summary["best_params"].items():
-        print(f"  {name}: {value}")
-    print("train the best configuration with:")
-    print(f"  {summary['train_command']}")
+    print(f"best tuning value {summary['best_value']:.2f} (trial {summary['best_trial']}; the "
+          "best of many noisy values, biased upwards)")
+    rec = summary["recommendation"]
+    if rec is None:
+        print("not validated (--no-validate): run validate_best.py before trusting it")
+        return
+    print(f"validation in {validate_s:.1f} s:")
+    _print_validation(summary["validation"])
+    print(f"recommendation: {rec['summary']}")
+    if rec["beats_control"]:
+        diff = rec["vs_control"]
+        print(f"  trial {rec['trial']}: {rec['validated_mean']:.2f} +/- "
+              f"{rec['validated_ci95']:.2f} on fresh seeds, {diff['mean']:+.2f} +/- "
+              f"{diff['ci95']:.2f} over the default configuration (paired)")
+        for name, value in rec["params"].items():
+            print(f"  {name}: {value}")
+    print("train it with:" if rec["beats_control"] else "train the defaults with:")
+    print(f"  {rec['train_command']}")
+
+
+def _print_validation(outcome: dict) -> None:
+    """One line per validated configuration: tuning value, validated mean +/- 95% CI, the
+    paired difference to the control and failed seeds."""
+    for row in outcome["rows"]:
+        name = "control (defaults)" if row["trial"] == "control" else f"trial {row['trial']}"
+        line = f"  {name:>18}: validated {row['mean']:.2f} +/- {row['ci95']:.2f}"
+        if row.get("tuning_value") is not None:
+            line += f" (tuning value {row['tuning_value']:.2f})"
+        if "vs_control" in row:
+            d = row["vs_control"]
+            line += f", vs control {d['mean']:+.2f} +/- {d['ci95']:.2f}"
+            line += " *" if d["significant"] else ""
+        if row["n_failed"]:
+            line += f", {row['n_failed']} failed seed(s)"
+        print(line)
 
 
 def _validate_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="validate_best.py",
-        description="Retrain the top-k configurations of a study on many seeds in one "
-                    "population call; print mean +/- 95%% CI and the ranking.",
+        description="Retrain the top-k configurations of a study and the default "
+                    "configuration (control) on fresh seeds in one population call per shape; "
+                    "print each one's mean +/- 95%% CI, the paired difference to the control "
+                    "and the recommendation.",
     )
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", required=True, help="the study's storage URL")
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds per configuration")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seeds", type=int, default=8, help="fresh seeds per configuration (>= 2)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="first seed (default: fresh seeds derived from the study's seed)")
     p.add_argument("--num-steps", type=int, default=None, help="default: the study's")
     p.add_argument("--eval-episodes", type=int, default=200)
     p.add_argument("--results-json", default=None)
@@ -484,13 +616,23 @@ def _validate_parser() -> argparse.ArgumentParser:
 
 
 def validate_main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input (nothing written)."""
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
-    from bb_jax.tuning.storage import StorageError, make_storage
+    from bb_jax.tuning.storage import StorageError, make_storage, redact
 
-    if args.top_k <= 0 or args.seeds <= 0:
-        return _fail(prog, "--top-k and --seeds must be > 0")
     try:
+        if args.top_k < 1:
+            raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
+        if args.seeds < 2:
+            raise UsageError(f"--seeds must be >= 2 (a confidence interval needs two), got "
+                             f"{args.seeds}")
+        if args.num_steps is not None and args.num_steps < 1:
+            raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
+        if args.eval_episodes < 1:
+            raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
+        if args.results_json:
+            check_writable_dir(Path(args.results_json).resolve().parent, keep=False)
         import optuna
 
         storage = make_storage(args.storage)
@@ -500,20 +642,21 @@ def validate_main(argv: list[str] | None = None) -> int:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
                              f"{', '.join(names) or 'none'}") from None
-        from bb_jax.tuning.tuner import validate_top
+        from bb_jax.tuning.tuner import finite_json, recommendation, validate_study
 
         enable_compile_cache()
-        seeds = list(range(args.seed, args.seed + args.seeds))
-        rows = validate_top(study, args.top_k, seeds, args.num_steps, args.eval_episodes,
-                            log=lambda line: print(line, flush=True))
+        outcome = validate_study(study, args.top_k, args.seeds, args.num_steps,
+                                 args.eval_episodes, args.seed,
+                                 log=lambda line: print(line, flush=True))
     except (UsageError, StorageError, ValueError) as err:
-        return _fail(prog, str(err))
-    print(f"validation of the top {len(rows)} trials of {args.study_name} over {len(seeds)} "
-          "seeds (mean return on fresh episodes, 95% CI):")
-    for rank, row in enumerate(rows, start=1):
-        print(f"  #{rank} trial {row['trial']}: {row['mean']:.2f} +/- {row['ci95']:.2f} "
-              f"(tuning value {row['tuning_value']:.2f})")
+        return _fail(prog, redact(str(err)))
+    print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds (mean "
+          "return on fresh episodes, 95% CI; * = beats the control, paired):")
+    _print_validation(outcome)
+    rec = recommendation(study)
+    print(f"recommendation: {rec['summary']}")
+    print(f"  {rec['train_command']}")
     if args.results_json:
-        Path(args.results_json).write_text(json.dumps(
-            {"study_name": args.study_name, "seeds": seeds, "ranking": rows}, indent=2))
+        Path(args.results_json).write_text(json.dumps(finite_json(
+            {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))
     return 0

@@ -1,23 +1,13 @@
-"""Small statistics helpers (no SciPy): mean with a Student-t 95% confidence interval."""
+"""Small statistics helpers over seeds, from scipy.stats: a mean with its Student-t 95%
+confidence interval, and the paired comparison of two configurations trained on the same seeds."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
-
-# two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
-
-
-def t975(df: int) -> float:
-    if df < 1:
-        return math.nan
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+from scipy import stats
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -27,4 +17,40 @@ def mean_ci95(values) -> tuple[float, float]:
         return math.nan, math.nan
     if x.size < 2:
         return float(x.mean()), math.nan
-    return float(x.mean()), float(t975(x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    half = stats.t.ppf(0.975, x.size - 1) * stats.sem(x)
+    return float(x.mean()), float(half)
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """Mean of (a - b) over shared seeds, its 95% CI half-width and the paired t-test p-value
+    (two-sided). `significant`: the whole CI lies above zero."""
+
+    mean: float
+    ci95: float
+    p_value: float
+    n: int
+
+    @property
+    def significant(self) -> bool:
+        return self.n >= 2 and math.isfinite(self.ci95) and self.mean - self.ci95 > 0
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "ci95": self.ci95, "p_value": self.p_value, "n": self.n,
+                "significant": self.significant}
+
+
+def paired_difference(a, b) -> PairedDifference:
+    """Compare a and b (same length, one value per shared seed); pairs with a NaN are left out
+    of the figures, so callers count failed seeds themselves."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need equal lengths, got {a.size} and {b.size}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    diff = a[keep] - b[keep]
+    mean, half = mean_ci95(diff)
+    if diff.size >= 2 and np.ptp(diff) > 0:
+        p_value = float(stats.ttest_rel(a[keep], b[keep]).pvalue)
+    else:
+        p_value = math.nan
+    return PairedDifference(mean, half, p_value, int(diff.size))

@@ -44,7 +44,7 @@ def run_sweep(name: str, n_trials: int, num_steps: int, population: int, n_jobs:
     args = ["--scenario", "default", "--n-trials", str(n_trials), "--num-steps", str(num_steps),
             "--eval-interval", str(eval_interval), "--population-size", str(population),
             "--seed", "42", "--study-name", f"bench_{name}", "--output-dir", str(out_dir),
-            "--n-jobs", str(n_jobs)]
+            "--n-jobs", str(n_jobs), "--no-validate"]
     compile_before = _compile_seconds[0]
     start = time.perf_counter()
     code = tune_main(args)

@@ -32,7 +32,7 @@ from bb_jax.tuning.storage import make_storage
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "tune_hyperparameters.py"
 # 4096 steps = one update of the largest batch; one report; no pruning
-SMALL = ["--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none"]
+SMALL = ["--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none", "--no-validate"]
 FIXED = {"hidden_size": 64, "batch_size": 4096, "num_epochs": 3, "clip_epsilon": 0.2,
          "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99, "gae_lambda": 0.95}
 PROCESS_TIMEOUT = 420

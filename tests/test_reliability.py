@@ -295,7 +295,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
     return code, captured.err
 
 
-SWEEP = ["--n-trials", "2", "--num-steps", "4096", "--eval-interval", "4096"]
+SWEEP = ["--n-trials", "2", "--num-steps", "4096", "--eval-interval", "4096", "--no-validate"]
 CLOSED = free_port()
 
 
@@ -387,7 +387,8 @@ def existing_study(tmp_path):
     queue_trials(url, "kept", 2)
     code = tune_main(["--study-name", "kept", "--storage", url, "--population-size", "2",
                       "--output-dir", str(tmp_path / "out"), "--n-trials", "2",
-                      "--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none"])
+                      "--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none",
+                      "--no-validate"])
     assert code == 0
     return url, tmp_path / "study.db"
 

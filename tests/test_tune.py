@@ -1,5 +1,6 @@
-"""The tuner end to end: a small sweep into SQLite, pruning inside one batch, reproducibility,
-resume, outputs, the printed training command, and bounded compiles."""
+"""The tuner end to end: a small sweep into SQLite with seeds per trial, pruning inside one
+batch, validation against the control, reproducibility, resume, outputs, the printed training
+command, and bounded compiles."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ import pytest
 
 from bb_jax.cli import tune_main
 from bb_jax.train.population import compiled, compiled_configs
-from bb_jax.tuning.tuner import SEARCH_SPACE, PopulationMedianPruner, Tuner, TuneSettings
+from bb_jax.train.ppo import PPOConfig
+from bb_jax.tuning.tuner import SEARCH_SPACE, Tuner, TuneSettings, tuning_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
-         "--eval-interval", "1024", "--seed", "7"]
+         "--eval-interval", "1024", "--seed", "7", "--seeds-per-trial", "2",
+         "--pruner", "sha", "--min-fraction", "0.25", "--eval-episodes", "20"]
+NO_VALIDATION = ("--no-validate",)
+VALIDATION = ("--validate-top-k", "2", "--validate-seeds", "2")
 
 
 def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
@@ -37,7 +42,7 @@ def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     storage = f"sqlite:///{tmp / 'study.db'}"
     before = compile_counts()
-    results = run_sweep(tmp, "quick", "--storage", storage)
+    results = run_sweep(tmp, "quick", "--storage", storage, *VALIDATION)
     after = compile_counts()
     new = {c: n - before.get(c, 0) for c, n in after.items() if n > before.get(c, 0)}
     return tmp, storage, results, new
@@ -45,7 +50,8 @@ def sweep(tmp_path_factory):
 
 def test_sweep_writes_every_output(sweep):
     tmp, _, results, _ = sweep
-    for suffix in ("results.json", "history.html", "importances.html", "parallel.html"):
+    for suffix in ("results.json", "history.html", "importances.html", "parallel.html",
+                   "intermediate.html"):
         assert (tmp / f"quick_{suffix}").stat().st_size > 0
     assert results["study_name"] == "quick"
     assert results["scenario"] == "default"
@@ -55,8 +61,10 @@ def test_sweep_writes_every_output(sweep):
     best = max(complete, key=lambda t: t["value"])
     assert results["best_value"] == best["value"]
     assert results["best_params"] == best["params"]
+    assert results["seeds_per_trial"] == 2 and results["tuning_seeds"] == tuning_seeds(7, 2)
     for trial in results["trials"]:
         assert set(trial["params"]) == set(SEARCH_SPACE)
+        assert trial["user_attrs"]["seeds"] == tuning_seeds(7, 2)
         assert trial["intermediate_values"], "every trial reports intermediate values"
         steps = [int(s) for s in trial["intermediate_values"]]
         assert steps == sorted(steps) and steps[0] > 0
@@ -75,7 +83,7 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
 
 def test_same_seed_gives_identical_trials(sweep, tmp_path):
     _, _, first, _ = sweep
-    again = run_sweep(tmp_path, "again")  # fresh in-memory study, same seed
+    again = run_sweep(tmp_path, "again", *VALIDATION)  # fresh in-memory study, same seed
     for a, b in zip(first["trials"], again["trials"], strict=True):
         assert a["params"] == b["params"]
         assert a["state"] == b["state"]
@@ -86,7 +94,8 @@ def test_same_seed_gives_identical_trials(sweep, tmp_path):
 def test_compiles_are_bounded_by_cohort_shapes(sweep):
     _, _, results, new_compiles = sweep
     shapes = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
-    assert {(c.hidden_size, c.batch_size) for c in new_compiles} <= shapes
+    control = (PPOConfig.hidden_size, PPOConfig.batch_size)  # validated beside the trials
+    assert {(c.hidden_size, c.batch_size) for c in new_compiles} <= shapes | {control}
     for count in new_compiles.values():
         # population sizes are powers of two: at most log2(8)+1 = 4 sizes, one chunk length
         assert count <= 4
@@ -95,51 +104,70 @@ def test_compiles_are_bounded_by_cohort_shapes(sweep):
 def test_resume_adds_trials(sweep):
     tmp, storage, _, _ = sweep
     results = run_sweep(tmp, "quick", "--storage", storage, "--n-trials", "2",
-                        "--population-size", "2")
+                        "--population-size", "2", *NO_VALIDATION)
     assert results["n_trials"] == 8
     numbers = [t["number"] for t in results["trials"]]
     assert numbers == list(range(8))
 
 
-def test_printed_command_trains_the_best_config(sweep, tmp_path):
+def test_complete_trial_value_is_the_mean_over_its_seeds(sweep):
     _, _, results, _ = sweep
-    command = shlex.split(results["train_command"])
+    for trial in results["trials"]:
+        if trial["state"] == "COMPLETE":
+            per_seed = trial["user_attrs"]["per_seed_values"]
+            assert len(per_seed) == 2 and per_seed[0] != per_seed[1]
+            assert trial["value"] == pytest.approx(sum(per_seed) / 2)
+
+
+def test_sweep_ends_with_a_validated_recommendation(sweep):
+    _, _, results, _ = sweep
+    validation, rec = results["validation"], results["recommendation"]
+    assert validation["seeds"] == [7500, 7501]  # fresh: the study tuned on 7000, 7001
+    trials = {str(r["trial"]) for r in validation["rows"]}
+    complete = sorted((t for t in results["trials"] if t["state"] == "COMPLETE"),
+                      key=lambda t: t["value"], reverse=True)
+    assert trials == {str(t["number"]) for t in complete[:2]} | {"control"}
+    control = next(r for r in validation["rows"] if r["trial"] == "control")
+    for row in validation["rows"]:
+        assert len(row["per_seed"]) == 2 and row["n_failed"] == 0
+        if row["trial"] != "control":
+            diff = [a - b for a, b in zip(row["per_seed"], control["per_seed"], strict=True)]
+            assert row["vs_control"]["mean"] == pytest.approx(sum(diff) / 2)
+    if rec["beats_control"]:
+        assert rec["trial"] == validation["recommended"] != "control"
+        assert rec["vs_control"]["mean"] - rec["vs_control"]["ci95"] > 0
+    else:
+        assert validation["recommended"] is None and rec["trial"] == "control"
+        assert "no configuration beat the default configuration" in rec["summary"]
+
+
+def test_printed_command_reproduces_the_recommendation(sweep, tmp_path):
+    _, _, results, _ = sweep
+    rec = results["recommendation"]
+    command = shlex.split(rec["train_command"])
     assert Path(command[0]).name.startswith("python")
     assert command[1] == "scripts/train_simple.py"
     for flag in ("--hidden-size", "--batch-size", "--lr", "--num-epochs", "--clip-epsilon",
-                 "--entropy-coef", "--value-coef", "--gamma", "--gae-lambda", "--seed"):
+                 "--entropy-coef", "--value-coef", "--gamma", "--gae-lambda", "--seeds"):
         assert flag in command
     out = tmp_path / "best.json"
     proc = subprocess.run(
         [sys.executable, *command[1:], "--save-path", str(tmp_path / "run"),
-         "--results-json", str(out), "--eval-episodes", "10"],
+         "--results-json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stderr
     replay = json.loads(out.read_text())
-    best = next(t for t in results["trials"] if t["number"] == results["best_trial"])
-    # same config, same seed, same steps: the replay reaches the trial's value
-    assert replay["final_return"]["mean"] == pytest.approx(best["value"], rel=1e-4)
-
-
-def test_population_median_pruner_compares_running_peers():
-    study = optuna.create_study(direction="maximize", pruner=PopulationMedianPruner(
-        n_warmup_steps=0, n_min_peers=3, window=1000))
-    trials = [study.ask() for _ in range(5)]
-    for value, trial in zip([1.0, 2.0, 3.0, 4.0, 5.0], trials, strict=True):
-        trial.report(value, 1000)
-    verdicts = [t.should_prune() for t in trials]
-    assert verdicts == [True, True, False, False, False]
-    # a peer whose latest value is too old (outside the window) does not count
-    lone = study.ask()
-    lone.report(0.0, 5000)
-    assert not lone.should_prune()
+    assert replay["seeds"] == rec["seeds"]
+    # same configuration, seeds, steps and evaluation episodes: the validated figure again
+    assert replay["eval_return_sampled"]["mean"] == pytest.approx(rec["validated_mean"],
+                                                                  rel=1e-3)
 
 
 def test_multi_scenario_objective_is_the_mean(tmp_path):
     settings = TuneSettings(scenarios=("easy", "hard"), num_steps=4096, n_trials=1,
-                            population_size=1, eval_interval=4096, pruner="none",
+                            population_size=1, eval_interval=4096, pruner="none", seeds_per_trial=1,
                             study_name="multi", scenario_arg="easy,hard")
     reports = []
     tuner = Tuner(settings, log=reports.append)
@@ -157,26 +185,31 @@ def test_enqueued_configuration_runs_first(tmp_path):
     path = tmp_path / "warm.json"
     path.write_text(json.dumps([params]))
     results = run_sweep(tmp_path, "warm", "--n-trials", "1", "--population-size", "1",
-                        "--enqueue", str(path))
+                        "--enqueue", str(path), *NO_VALIDATION)
     assert results["trials"][0]["params"] == params
 
 
-def test_validate_best_ranks_top_trials_over_seeds(sweep, tmp_path, capsys):
+def test_validate_best_compares_top_trials_with_the_control(sweep, tmp_path, capsys):
     from bb_jax.cli import validate_main
 
     _, storage, _, _ = sweep
     out = tmp_path / "validation.json"
-    code = validate_main(["--study-name", "quick", "--storage", storage, "--top-k", "2",
-                          "--seeds", "3", "--eval-episodes", "20", "--results-json", str(out)])
+    code = validate_main(["--study-name", "quick", "--storage", storage, "--top-k", "1",
+                          "--seeds", "3", "--seed", "900", "--eval-episodes", "20",
+                          "--results-json", str(out)])
     assert code == 0
-    ranking = json.loads(out.read_text())["ranking"]
+    written = json.loads(out.read_text())
+    assert written["seeds"] == [900, 901, 902]
     study = optuna.load_study(study_name="quick", storage=storage)
-    complete = sorted(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)),
-                      key=lambda t: t.value, reverse=True)
-    assert {r["trial"] for r in ranking} == {t.number for t in complete[:2]}
-    assert all(len(r["per_seed"]) == 3 and r["ci95"] >= 0 for r in ranking)
-    assert [r["mean"] for r in ranking] == sorted((r["mean"] for r in ranking), reverse=True)
-    assert "#1 trial" in capsys.readouterr().out
+    best = max(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)),
+               key=lambda t: t.value)
+    assert sorted(str(r["trial"]) for r in written["rows"]) == sorted([str(best.number),
+                                                                       "control"])
+    means = [r["mean"] for r in written["rows"]]
+    assert means == sorted(means, reverse=True)
+    assert study.user_attrs["validation"]["seeds"] == [900, 901, 902]
+    printed = capsys.readouterr().out
+    assert "control (defaults)" in printed and "recommendation:" in printed
 
 
 def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
@@ -200,3 +233,14 @@ def test_population_size_auto_follows_the_backend(backend, expected, tmp_path, m
     assert tune_settings(args).population_size == expected
     explicit = _tune_parser().parse_args(["--output-dir", str(tmp_path), "--population-size", "3"])
     assert tune_settings(explicit).population_size == 3
+
+
+@pytest.mark.parametrize("backend, expected", [("cpu", 2), ("gpu", 4)])
+def test_seeds_per_trial_auto_follows_the_backend(backend, expected, tmp_path, monkeypatch):
+    import jax
+
+    from bb_jax.cli import _tune_parser, tune_settings
+
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    args = _tune_parser().parse_args(["--output-dir", str(tmp_path)])
+    assert tune_settings(args).seeds_per_trial == expected

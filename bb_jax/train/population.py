@@ -65,6 +65,15 @@ def _make_compiled(config: PPOConfig) -> CompiledPPO:
     )
 
 
+EVALUATION_STREAM = 0x0E7A1  # folded into a run's seed for its evaluation episodes
+
+
+def evaluation_key(seed: int) -> jax.Array:
+    """The PRNG key of a run's fresh evaluation episodes: a function of its seed alone, so
+    configurations trained on the same seed are judged on the same episodes (paired)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), EVALUATION_STREAM)
+
+
 def population_sharding(size: int):
     """NamedSharding of a leading population axis over all local devices, or None."""
     devices = jax.local_devices()
@@ -147,8 +156,12 @@ class Population:
         self.members = np.asarray(members)
 
     def evaluate(self, key, num_episodes: int = 100, greedy: bool = False) -> np.ndarray:
-        """Returns float32[P, num_episodes] of fresh episodes per member."""
-        keys = jax.random.split(key, self.size)
+        """Returns float32[P, num_episodes] of fresh episodes per member. `key`: one PRNG key
+        (split over the members by position) or keys [P, 2], one per member (a member's
+        episodes then do not depend on the population it sits in)."""
+        keys = jnp.asarray(key)
+        if keys.ndim == 1:
+            keys = jax.random.split(keys, self.size)
         return np.asarray(
             self.fns.evaluate(self.state.params, keys, int(num_episodes), bool(greedy),
                               self.scenarios)

@@ -15,7 +15,7 @@ import numpy as np
 from flax import serialization
 
 from bb_jax.stats import mean_ci95
-from bb_jax.train.population import Population
+from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
 
 
@@ -88,9 +88,9 @@ def train_seeds(
                 f"{steps * len(seeds) / elapsed:>9,.0f} steps/s  return {ret:8.2f}"
             )
     curves = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
-    eval_key = jax.random.PRNGKey(int(seeds[0]) + 1_000_003)
-    eval_sampled = population.evaluate(eval_key, eval_episodes, greedy=False)
-    eval_greedy = population.evaluate(eval_key, eval_episodes, greedy=True)
+    eval_keys = jax.numpy.stack([evaluation_key(int(s)) for s in seeds])
+    eval_sampled = population.evaluate(eval_keys, eval_episodes, greedy=False)
+    eval_greedy = population.evaluate(eval_keys, eval_episodes, greedy=True)
     return SeedRun(config, hp_row, list(seeds), curves, eval_sampled, eval_greedy,
                    time.perf_counter() - start, population)
 

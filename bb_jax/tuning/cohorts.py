@@ -23,7 +23,7 @@ import numpy as np
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.memory import memory_budget, population_limit
-from bb_jax.train.population import Population
+from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import PPOConfig, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
 
@@ -42,8 +42,10 @@ class MemberSpec:
 
 @dataclasses.dataclass
 class Report:
-    """An intermediate value: mean of the last 100 episode returns after `env_steps`;
-    `final` for the report at the end of training (stopping the member then saves nothing)."""
+    """An intermediate value after `env_steps`: the mean return of every episode the member
+    finished since its previous report (a few hundred episodes: much less noisy than the last
+    100); `final` for the report at the end of training (stopping the member then saves
+    nothing)."""
 
     member_id: int
     env_steps: int
@@ -55,7 +57,7 @@ class Report:
 class MemberResult:
     member_id: int
     state: str  # "complete", "stopped" or "failed"
-    value: float | None = None  # final objective for complete members
+    value: float | None = None  # final objective (complete) or last value (stopped)
     reason: str = ""
     env_steps: int = 0
 
@@ -146,9 +148,12 @@ class CohortTrainer:
         self,
         specs: Sequence[MemberSpec],
         on_reports: Callable[[list[Report]], set[int]] = lambda reports: set(),
+        on_finished: Callable[[dict[int, MemberResult]], None] = lambda results: None,
     ) -> dict[int, MemberResult]:
         """Train every member; `on_reports` receives each round of intermediate values and
-        returns the ids of members to stop. Returns a result per member id."""
+        returns the ids of members to stop; `on_finished` receives the results of each
+        population as soon as it ends (before the next one trains). Returns a result per
+        member id."""
         results: dict[int, MemberResult] = {}
         budget = self.memory_budget if self.memory_budget is not None else memory_budget()
         cohorts = group_cohorts(specs)
@@ -167,7 +172,9 @@ class CohortTrainer:
                               f"members in rounds of {size} (limit {limits[shape]}: {why})")
             for start in range(0, len(members), size):
                 group = members[start : start + size]
-                results.update(self._run_cohort(config, group, size, on_reports))
+                finished = self._run_cohort(config, group, size, on_reports)
+                results.update(finished)
+                on_finished(finished)
         return results
 
     def _run_cohort(self, config, members, size, on_reports) -> dict[int, MemberResult]:
@@ -185,19 +192,25 @@ class CohortTrainer:
         report_every = max(1, round(self.eval_interval / (chunks[0] * config.batch_size)))
         results: dict[int, MemberResult] = {}
         last_values: dict[int, float] = {}
+        pending: list[dict] = []  # device metrics of the chunks since the last report
         started = stretch_start = time.perf_counter()
         stretch_steps = 0
         for index, length in enumerate(chunks, start=1):
-            device_metrics = population.run(length)
+            pending.append(population.run(length))
             stretch_steps += length * config.batch_size
             if index % report_every and index != len(chunks):
                 continue  # no host sync between reports: dispatch stays asynchronous
-            metrics = {k: np.asarray(v) for k, v in device_metrics.items()}
+            metrics = {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
+                       for k in ("env_steps", "finite", "episodes_finished", "return_sum")}
+            pending = []
             now = time.perf_counter()
             self.sizing.observe(shape, population.size, now - stretch_start,
                                 stretch_steps * population.size,
                                 new=population.size not in self.sizing.known(shape))
             steps = int(metrics["env_steps"][0, -1])
+            episodes = metrics["episodes_finished"].sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                interval_means = metrics["return_sum"].sum(axis=1) / episodes
             reports = []
             for pos, member in enumerate(population.members):
                 if member < 0 or member in results:
@@ -207,14 +220,16 @@ class CohortTrainer:
                         member, "failed", reason="loss or parameters became NaN/inf "
                         f"by env step {steps}", env_steps=steps)
                     continue
-                value = float(metrics["mean_return"][pos, -1])
+                value = float(interval_means[pos])
                 if np.isfinite(value):
                     last_values[member] = value
                     reports.append(Report(member, steps, value, final=index == len(chunks)))
             stop = on_reports(reports) if reports else set()
             for member in stop:
-                results[member] = MemberResult(member, "stopped", value=last_values.get(member),
-                                               env_steps=steps)
+                if member not in results:  # a member that failed stays failed
+                    results[member] = MemberResult(member, "stopped",
+                                                   value=last_values.get(member),
+                                                   env_steps=steps)
             if self.progress is not None:
                 live = sum(1 for m in population.members if m >= 0 and m not in results)
                 rate = steps * len(population.members) / (time.perf_counter() - started)
@@ -232,8 +247,10 @@ class CohortTrainer:
             stretch_start, stretch_steps = time.perf_counter(), 0
         final_eval = None
         if self.eval_episodes > 0:
-            final_eval = population.evaluate(jax.random.PRNGKey(members[0].seed),
-                                             self.eval_episodes)
+            by_id = {m.member_id: m for m in members}
+            keys = jnp.stack([evaluation_key(by_id[m].seed if m >= 0 else 0)
+                              for m in population.members])
+            final_eval = population.evaluate(keys, self.eval_episodes)
         steps = config.num_updates * config.batch_size
         for pos, member in enumerate(population.members):
             if member < 0 or member in results:

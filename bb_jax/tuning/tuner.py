@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -31,8 +30,22 @@ from optuna.trial import FrozenTrial, TrialState
 from bb_jax.stats import mean_ci95
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.tuning import interrupts
-from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec, Report
+from bb_jax.tuning.cohorts import (
+    CohortTrainer,
+    CompileAwareSizing,
+    MemberResult,
+    MemberSpec,
+    Report,
+)
+from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
 from bb_jax.tuning.storage import make_storage, redact
+from bb_jax.tuning.validation import (
+    CONTROL,
+    FRESH_SEED_OFFSET,
+    top_candidates,
+    validate,
+    validation_seeds,
+)
 
 SEARCH_SPACE = {
     "hidden_size": CategoricalDistribution([64, 128, 256, 512]),
@@ -49,7 +62,9 @@ LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
 # a bb_jax worker tags each trial within milliseconds of creating it; an untagged RUNNING
 # trial older than this lost its worker between creation and tag
 UNTAGGED_GRACE_S = 120.0
-PRUNERS = ("median", "none")
+PRUNERS = ("median", "sha", "hyperband", "none")
+SAMPLERS = ("tpe", "random", "gp")
+MAX_SEEDS_PER_TRIAL = FRESH_SEED_OFFSET  # tuning seeds stay below the validation seeds
 OBJECTIVES = ("train_return", "eval_return")
 OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
 # train_simple.py flag for each tuned parameter
@@ -61,51 +76,23 @@ TRAIN_FLAGS = {
 }
 
 
-class PopulationMedianPruner(optuna.pruners.BasePruner):
-    """Median pruning that works inside a batch of trials training together.
-
-    Optuna's MedianPruner compares a trial only with COMPLETE trials, so in the first batch
-    (all trials RUNNING) it never prunes. This pruner compares a trial's latest intermediate
-    value with the median over every other trial (running, complete or pruned) at the same
-    stage: each peer contributes its latest value reported at a step <= this step and within
-    `window` steps of it. Prunes below the median once `n_warmup_steps` have passed and at
-    least `n_min_peers` peers are comparable (successive-halving-like inside a population).
-    """
-
-    def __init__(self, n_warmup_steps: int = 0, n_min_peers: int = 4, window: int = 10_000):
-        self.n_warmup_steps = n_warmup_steps
-        self.n_min_peers = n_min_peers
-        self.window = window
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
-        if step is None or step < self.n_warmup_steps:
-            return False
-        value = trial.intermediate_values[step]
-        peers = []
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        for other in study.get_trials(deepcopy=False, states=states):
-            if other.number == trial.number:
-                continue
-            steps = [s for s in other.intermediate_values if step - self.window < s <= step]
-            if steps:
-                peers.append(other.intermediate_values[max(steps)])
-        if len(peers) < self.n_min_peers:
-            return False
-        median = statistics.median(peers)
-        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
-            return value < median
-        return value > median
-
-
 def default_population_size(backend: str) -> int:
     """Trials per batch for `--population-size auto` on a JAX backend ("cpu", "gpu", "tpu").
 
     A CPU gains no arithmetic throughput from a population (the vmapped program does P times
     the work on the same cores) and each population size is one more compile: on the 2-core
     CPU the standard sweep (100 x 50k, 2 jobs) took 156 s with populations of 1 and 333 s with
-    16 (docs/PERFORMANCE.md). On an accelerator members are nearly free until it is full."""
+    16 (docs/PERFORMANCE.md). On an accelerator members are nearly free until it is full. The
+    seeds of a trial (`--seeds-per-trial`) are members too: a CPU batch of one trial is still
+    a population of K members."""
     return 1 if backend == "cpu" else 16
+
+
+def default_seeds_per_trial(backend: str) -> int:
+    """Seeds per trial for `--seeds-per-trial auto` (docs/HYPERPARAMETER_TUNING.md, "Seeds
+    per trial"): on a CPU 2 (one per core of the project's 2-core machines, halving the
+    value's variance), on an accelerator 4 (members there are nearly free)."""
+    return 2 if backend == "cpu" else 4
 
 
 @dataclasses.dataclass
@@ -120,6 +107,7 @@ class TuneSettings:
     study_name: str | None = None
     storage: str | None = None
     population_size: int = 16
+    seeds_per_trial: int = 2
     objective: str = "train_return"
     eval_episodes: int = 200
     enqueue: tuple[dict, ...] = ()
@@ -127,6 +115,12 @@ class TuneSettings:
     scenario_arg: str = "default"  # as the user wrote it (for the outputs)
     max_population: int = 1024
     worker_index: int = 0  # > 0: an extra process of --n-jobs; its sampler is seeded apart
+    sampler: str = "tpe"
+    timeout: float | None = None  # seconds; no new batch is asked after it
+    median_margin: float = 1.5  # --pruner median: noise SDs below the peers' median
+    warmup_fraction: float = 0.25  # --pruner median: no pruning before this share of steps
+    sha_eta: int = 3  # --pruner sha / hyperband: keep the top 1/eta at each rung
+    sha_min_fraction: float | None = None  # first rung (share of steps); None: per pruner
 
     def resolved_study_name(self) -> str:
         if self.study_name:
@@ -140,18 +134,43 @@ class TuneSettings:
         return f"bb_{label}_{stamp}"
 
 
+# first halving rung as a share of the budget (docs/HYPERPARAMETER_TUNING.md, "Pruners")
+DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
+
+
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
+    steps = settings.num_steps
     if settings.pruner == "none":
         return optuna.pruners.NopPruner()
-    return PopulationMedianPruner(
-        n_warmup_steps=2 * settings.eval_interval, n_min_peers=4,
-        window=settings.eval_interval + LARGEST_BATCH,
-    )
+    if settings.pruner == "median":
+        return EvidenceMedianPruner(steps, window=settings.eval_interval + LARGEST_BATCH,
+                                    warmup_fraction=settings.warmup_fraction,
+                                    margin=settings.median_margin)
+    fraction = settings.sha_min_fraction or DEFAULT_MIN_FRACTION[settings.pruner]
+    if settings.pruner == "sha":
+        return SyncHalvingPruner(steps, settings.sha_eta, fraction)
+    return BracketHalvingPruner(steps, settings.sha_eta, fraction)
 
 
-def trial_seed(seed: int, trial_number: int) -> int:
-    """The PRNG seed of a trial's training run (stored as the trial's user attr `seed`)."""
-    return (seed * 1_000_003 + trial_number) % (2**31 - 1)
+def make_sampler(settings: TuneSettings, n_existing: int) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded from --seed, the worker and the trials already in the study
+    (a resumed study does not replay the random start of its first run)."""
+    seed = (settings.seed * 1_000_003 + settings.worker_index * 7_919 + n_existing) % 2**31
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    # the batch design relies on both: joint sampling, and running trials as constant liars
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+def tuning_seeds(seed: int, k: int) -> list[int]:
+    """The K training seeds every trial of a study shares (common random numbers: differences
+    between trials are paired): seed * 1000 + 0..K-1. Validation seeds
+    (`bb_jax.tuning.validation.validation_seeds`) start at seed * 1000 + 500."""
+    if not 1 <= k <= MAX_SEEDS_PER_TRIAL:
+        raise ValueError(f"seeds per trial must be in 1..{MAX_SEEDS_PER_TRIAL}, got {k}")
+    return [seed * 1000 + j for j in range(k)]
 
 
 def member_spec(member_id: int, params: dict, scenario: str, seed: int) -> MemberSpec:
@@ -250,12 +269,14 @@ class StudyMismatchError(ValueError):
 _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
                    "num_opponents": ("num_opponents", "--num-opponents"),
                    "num_steps": ("num_steps", "--num-steps"),
-                   "objective": ("objective", "--objective")}
+                   "objective": ("objective", "--objective"),
+                   "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial")}
 
 
 def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
     """Raise StudyMismatchError when resuming `study` with settings that would make its trials
-    incomparable (another scenario, opponent count, training budget or objective)."""
+    incomparable (another scenario, opponent count, training budget, objective or number of
+    seeds per trial)."""
     attrs = study.user_attrs
     for attr, (field, flag) in _STUDY_SETTINGS.items():
         if attr not in attrs:
@@ -277,11 +298,11 @@ def open_study(settings: TuneSettings) -> optuna.Study:
     study = optuna.create_study(
         study_name=settings.resolved_study_name(),
         storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=settings.seed + settings.worker_index),
         pruner=make_pruner(settings),
         direction="maximize",
         load_if_exists=True,
     )
+    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
     check_study_matches(study, settings)
     if "scenario" not in study.user_attrs:
         study.set_user_attr("scenario", settings.scenario_arg)
@@ -289,6 +310,10 @@ def open_study(settings: TuneSettings) -> optuna.Study:
         study.set_user_attr("num_opponents", settings.num_opponents)
         study.set_user_attr("num_steps", settings.num_steps)
         study.set_user_attr("objective", settings.objective)
+        study.set_user_attr("seeds_per_trial", settings.seeds_per_trial)
+        study.set_user_attr("seed", settings.seed)
+        study.set_user_attr("tuning_seeds", tuning_seeds(settings.seed,
+                                                         settings.seeds_per_trial))
     return study
 
 
@@ -327,6 +352,10 @@ class Tuner:
             self.study.enqueue_trial(params, skip_if_exists=True)
         while self.finished < self.settings.n_trials:
             interrupts.raise_pending()
+            if self.finished and self.out_of_time():  # the first batch always runs
+                self.log(f"--timeout {self.settings.timeout:g} s reached: no new batch "
+                         f"({self.finished} of {self.settings.n_trials} trials run)")
+                break
             batch = min(self.settings.population_size, self.settings.n_trials - self.finished)
             trials: list[optuna.Trial] = []
             try:
@@ -346,6 +375,10 @@ class Tuner:
                         err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
                 raise
         return self.study
+
+    def out_of_time(self) -> bool:
+        timeout = self.settings.timeout
+        return timeout is not None and time.perf_counter() - self.started >= timeout
 
     def _ask(self) -> optuna.Trial:
         """Create (or take a queued) trial, tag it with this worker at once, then sample its
@@ -374,52 +407,74 @@ class Tuner:
             self.log(f"closed unfinished trials as FAIL ({reason}): {closed}")
 
     def _run_batch(self, trials: list[optuna.Trial]) -> None:
+        """Train a batch: every trial x seed x scenario is one member. A trial's value is the
+        mean over its members; it is told as soon as its last member finishes."""
         scenarios = self.settings.scenarios
+        seeds = tuning_seeds(self.settings.seed, self.settings.seeds_per_trial)
+        per_trial = len(seeds) * len(scenarios)
         specs, owner = [], {}
         for i, trial in enumerate(trials):
-            seed = trial_seed(self.settings.seed, trial.number)
-            trial.set_user_attr("seed", seed)
-            for j, scenario in enumerate(scenarios):
-                member = i * len(scenarios) + j
-                owner[member] = trial
-                specs.append(member_spec(member, trial.params, scenario, seed))
+            trial.set_user_attr("seeds", seeds)
+            for j, seed in enumerate(seeds):
+                for k, scenario in enumerate(scenarios):
+                    member = (i * len(seeds) + j) * len(scenarios) + k
+                    owner[member] = i
+                    specs.append(member_spec(member, trial.params, scenario, seed))
         pruned: set[int] = set()
+        done: dict[int, MemberResult] = {}
+        told: set[int] = set()
 
         def on_reports(reports: list[Report]) -> set[int]:
             interrupts.raise_pending()
             by_trial: dict[int, list[Report]] = {}
             for r in reports:
-                by_trial.setdefault(owner[r.member_id].number, []).append(r)
-            stop_trials = []
-            for rows in by_trial.values():
-                trial = owner[rows[0].member_id]
-                trial.report(float(np.mean([r.value for r in rows])), rows[0].env_steps)
-            for rows in by_trial.values():
-                trial = owner[rows[0].member_id]
-                if not rows[0].final and trial.should_prune():
-                    stop_trials.append(trial.number)
+                by_trial.setdefault(owner[r.member_id], []).append(r)
+            for i, rows in by_trial.items():
+                trials[i].report(float(np.mean([r.value for r in rows])), rows[0].env_steps)
+            stop_trials = {i for i, rows in by_trial.items()
+                           if not rows[0].final and trials[i].should_prune()}
             pruned.update(stop_trials)
-            return {m for m, t in owner.items() if t.number in stop_trials}
+            return {m for m, i in owner.items() if i in stop_trials}
+
+        def on_finished(results: dict[int, MemberResult]) -> None:
+            done.update(results)
+            for i, trial in enumerate(trials):
+                members = range(i * per_trial, (i + 1) * per_trial)
+                if i not in told and all(m in done for m in members):
+                    with interrupts.deferred():
+                        self._tell(trial, [done[m] for m in members], i in pruned, seeds)
+                    told.add(i)
 
         with _Heartbeat(self.study, trials):
-            results = self.trainer.run(specs, on_reports)
-        for i, trial in enumerate(trials):
-            rows = [results[i * len(scenarios) + j] for j in range(len(scenarios))]
-            self.env_steps += sum(r.env_steps for r in rows)
-            failed = [r for r in rows if r.state == "failed"]
-            if failed:
-                trial.set_user_attr("fail_reason", failed[0].reason)
-                self.study.tell(trial, state=TrialState.FAIL)
-                self.log(f"trial {trial.number} failed: {failed[0].reason}")
-            elif trial.number in pruned:
-                self.study.tell(trial, state=TrialState.PRUNED)
-            else:
-                self.study.tell(trial, float(np.mean([r.value for r in rows])))
-            self.finished += 1
+            self.trainer.run(specs, on_reports, on_finished)
         best = self._best_value()
         rate = self.env_steps / (time.perf_counter() - self.started)
-        self._progress_line(f"best {best:.2f} | {rate:,.0f} env-steps/s overall"
+        self._progress_line(f"best {best:.2f} (tuning value) | {rate:,.0f} env-steps/s overall"
                             if best is not None else f"{rate:,.0f} env-steps/s overall")
+
+    def _tell(self, trial: optuna.Trial, rows: list[MemberResult], pruned: bool,
+              seeds: list[int]) -> None:
+        """Tell one trial: FAIL if any member failed, else PRUNED or COMPLETE with the mean
+        over seeds (of the mean over scenarios); per-seed values go into user attrs."""
+        n_scenarios = len(rows) // len(seeds)
+        self.env_steps += sum(r.env_steps for r in rows)
+        trial.set_user_attr("env_steps", int(sum(r.env_steps for r in rows)))
+        failed = [r for r in rows if r.state == "failed"]
+        if failed:
+            trial.set_user_attr("fail_reason", failed[0].reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.log(f"trial {trial.number} failed: {failed[0].reason}")
+        elif pruned:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            per_seed = [float(np.mean([r.value for r in rows[j * n_scenarios:
+                                                                (j + 1) * n_scenarios]]))
+                        for j in range(len(seeds))]
+            mean, ci95 = mean_ci95(per_seed)
+            trial.set_user_attr("per_seed_values", per_seed)
+            trial.set_user_attr("ci95", ci95 if math.isfinite(ci95) else None)
+            self.study.tell(trial, mean)
+        self.finished += 1
 
     def _best_value(self) -> float | None:
         try:
@@ -467,19 +522,51 @@ def _python_command() -> str:
     return "python" if relative.startswith("..") else relative
 
 
-def train_command(study: optuna.Study, trial: FrozenTrial) -> str:
-    """A ready-to-run scripts/train_simple.py command carrying every tuned hyperparameter."""
+def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps: int,
+                  run_name: str, eval_episodes: int = 200) -> str:
+    """A ready-to-run scripts/train_simple.py command: every tuned hyperparameter of `params`,
+    the study's scenarios and opponents, these seeds and steps."""
     attrs = study.user_attrs
     scenarios = attrs.get("scenarios", ["default"])
-    args = [_python_command(), "scripts/train_simple.py", "--scenario", scenarios[0],
+    args = [_python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
             "--num-opponents", str(attrs.get("num_opponents", 2)),
-            "--num-steps", str(attrs.get("num_steps", 50_000))]
+            "--num-steps", str(num_steps)]
     for name, flag in TRAIN_FLAGS.items():
-        value = trial.params[name]
+        value = params[name]
         args += [flag, repr(float(value)) if isinstance(value, float) else str(value)]
-    args += ["--seed", str(trial.user_attrs.get("seed", 0)),
-             "--run-name", f"{study.study_name}_best"]
+    args += ["--seeds", *map(str, seeds), "--eval-episodes", str(eval_episodes),
+             "--run-name", run_name]
     return shlex.join(args)
+
+
+def recommendation(study: optuna.Study) -> dict | None:
+    """What the study recommends: the best validated configuration that beat the control
+    (`validation` user attribute), or a statement that none did; None before validation."""
+    outcome = study.user_attrs.get("validation")
+    if not outcome:
+        return None
+    rows = {str(r["trial"]): r for r in outcome["rows"]}
+    chosen = outcome.get("recommended")
+    row = rows[str(chosen if chosen is not None else CONTROL)]
+    beat = chosen is not None
+    return {
+        "beats_control": beat,
+        "trial": row["trial"],
+        "params": row["params"],
+        "validated_mean": row["mean"],
+        "validated_ci95": row["ci95"],
+        "tuning_value": row.get("tuning_value"),
+        "vs_control": row.get("vs_control"),
+        "seeds": outcome["seeds"],
+        "train_command": train_command(
+            study, row["params"], outcome["seeds"], outcome["num_steps"],
+            f"{study.study_name}_{'recommended' if beat else 'control'}",
+            outcome.get("eval_episodes", 200)),
+        "summary": (f"trial {row['trial']} beat the default configuration on "
+                    f"{len(outcome['seeds'])} fresh seeds" if beat else
+                    "no configuration beat the default configuration on fresh seeds "
+                    f"({len(outcome['seeds'])} seeds, paired 95% CI): keep the defaults"),
+    }
 
 
 def trial_record(trial: FrozenTrial) -> dict:
@@ -507,10 +594,15 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
         "num_steps": attrs.get("num_steps"),
         "objective": attrs.get("objective"),
         "storage": redact(storage_url) if storage_url else "in-memory",
+        "seeds_per_trial": attrs.get("seeds_per_trial", 1),
+        "tuning_seeds": attrs.get("tuning_seeds"),
+        # the highest tuning value: selected as the best of many noisy values, so biased
+        # upwards; "recommendation" holds the figure validated on fresh seeds
         "best_value": best.value if best else None,
         "best_params": best.params if best else None,
         "best_trial": best.number if best else None,
-        "train_command": train_command(study, best) if best else None,
+        "validation": attrs.get("validation"),
+        "recommendation": recommendation(study),
         "n_trials": len(trials),
         "n_complete": len(complete),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
@@ -539,7 +631,7 @@ def _write_plot(make_figure, path: Path) -> None:
 
 
 def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path) -> dict:
-    """Write {study}_results.json and the three HTML plots; returns their paths. Each file is
+    """Write {study}_results.json and four HTML plots; returns their paths. Each file is
     replaced atomically; several workers of one study may write them concurrently."""
     from optuna import visualization
 
@@ -550,21 +642,23 @@ def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path
         "history": output_dir / f"{name}_history.html",
         "importances": output_dir / f"{name}_importances.html",
         "parallel": output_dir / f"{name}_parallel.html",
+        "intermediate": output_dir / f"{name}_intermediate.html",
     }
-    _write_atomic(paths["results"], json.dumps(_finite(results_dict(study, storage_url)),
+    _write_atomic(paths["results"], json.dumps(finite_json(results_dict(study, storage_url)),
                                                indent=2, default=_json_default, allow_nan=False))
     _write_plot(lambda: visualization.plot_optimization_history(study), paths["history"])
     _write_plot(lambda: visualization.plot_param_importances(study), paths["importances"])
     _write_plot(lambda: visualization.plot_parallel_coordinate(study), paths["parallel"])
+    _write_plot(lambda: visualization.plot_intermediate_values(study), paths["intermediate"])
     return paths
 
 
-def _finite(x):
+def finite_json(x):
     """Non-finite floats become None (JSON has no NaN or infinity)."""
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: finite_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [finite_json(v) for v in x]
     if isinstance(x, (float, np.floating)) and not math.isfinite(x):
         return None
     return x
@@ -578,38 +672,37 @@ def _json_default(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def validate_top(study: optuna.Study, top_k: int, seeds: list[int], num_steps: int | None = None,
-                 eval_episodes: int = 200, log: Callable[[str], None] = print) -> list[dict]:
-    """Retrain the top-k complete trials on every seed in one population call per shape;
-    returns rows ranked by mean final return, each with a 95% CI over seeds."""
-    complete = sorted((t for t in study.get_trials(deepcopy=False)
-                       if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
-    top = complete[:top_k]
-    if not top:
-        raise ValueError(f"study {study.study_name!r} has no complete trial to validate")
+def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
+                   num_steps: int | None = None, eval_episodes: int = 200,
+                   first_seed: int | None = None, max_population: int = 1024,
+                   log: Callable[[str], None] = print,
+                   tuner_trainer: CohortTrainer | None = None) -> dict:
+    """Retrain the study's top-k complete trials and the control (default configuration) on
+    fresh seeds, paired (`bb_jax.tuning.validation`); store the outcome in the study's user
+    attribute `validation` and return it (with the steps and episodes it used).
+
+    `tuner_trainer`: the sweep's trainer in this process; validation then trains in the same
+    chunks and may reuse its compiled population sizes (rounds) instead of compiling anew."""
     attrs = study.user_attrs
-    scenarios = attrs.get("scenarios", ["default"])
+    scenarios = list(attrs.get("scenarios", ["default"]))
     steps = int(num_steps or attrs.get("num_steps", 50_000))
-    specs = [member_spec((i * len(seeds) + j) * len(scenarios) + k, trial.params, scenario, seed)
-             for i, trial in enumerate(top) for j, seed in enumerate(seeds)
-             for k, scenario in enumerate(scenarios)]
+    seeds = validation_seeds(int(attrs.get("seed", 0)), n_seeds, first_seed)
+    used = set(attrs.get("tuning_seeds", []))
+    if used & set(seeds):
+        raise ValueError(f"validation seeds {sorted(used & set(seeds))} were used for tuning "
+                         "this study; choose a --seed that gives fresh ones")
+    candidates = top_candidates(study, top_k, SEARCH_SPACE)
     trainer = CohortTrainer(
         PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
                   total_steps=steps, batch_size=LARGEST_BATCH),
-        num_steps=steps, eval_interval=steps, eval_episodes=eval_episodes,
+        num_steps=steps, eval_episodes=eval_episodes, max_population=max_population,
         progress=log,
+        eval_interval=tuner_trainer.eval_interval if tuner_trainer else steps,
+        sizing=tuner_trainer.sizing if tuner_trainer else CompileAwareSizing(),
     )
-    results = trainer.run(specs)
-    rows = []
-    for i, trial in enumerate(top):
-        per_seed = []
-        for j in range(len(seeds)):
-            values = [results[(i * len(seeds) + j) * len(scenarios) + k].value
-                      for k in range(len(scenarios))]
-            per_seed.append(float(np.mean([v for v in values if v is not None]))
-                            if any(v is not None for v in values) else float("nan"))
-        mean, ci = mean_ci95([v for v in per_seed if math.isfinite(v)])
-        rows.append({"trial": trial.number, "tuning_value": trial.value, "mean": mean,
-                     "ci95": ci, "per_seed": per_seed, "params": trial.params})
-    rows.sort(key=lambda r: -r["mean"] if math.isfinite(r["mean"]) else math.inf)
-    return rows
+    log(f"validating the top {len(candidates) - 1} trial(s) and the default configuration "
+        f"(control) on {len(seeds)} fresh seeds x {steps:,} steps")
+    outcome = validate(candidates, member_spec, trainer, scenarios, seeds)
+    outcome.update(num_steps=steps, eval_episodes=eval_episodes)
+    study.set_user_attr("validation", finite_json(outcome))
+    return outcome
