@@ -263,7 +263,7 @@ def parse_scenarios(text: str) -> tuple[str, ...]:
 
 
 def read_enqueue(path: str) -> tuple[dict, ...]:
-    from bb_jax.tuning.tuner import SEARCH_SPACE
+    from bb_jax.tuning.space import SEARCH_SPACE
 
     try:
         rows = json.loads(Path(path).read_text())
@@ -300,14 +300,9 @@ def _describe(distribution) -> str:
 
 def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
+    from bb_jax.tuning.space import LARGEST_BATCH, MAX_SEEDS_PER_TRIAL
     from bb_jax.tuning.storage import StorageError, validate_url
-    from bb_jax.tuning.tuner import (
-        LARGEST_BATCH,
-        MAX_SEEDS_PER_TRIAL,
-        TuneSettings,
-        default_population_size,
-        default_seeds_per_trial,
-    )
+    from bb_jax.tuning.tuner import TuneSettings, default_population_size, default_seeds_per_trial
 
     scenarios = parse_scenarios(args.scenario)
     if not 1 <= args.num_opponents <= 9:
@@ -396,7 +391,7 @@ def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None
     """Refuse (UsageError) a sweep whose largest member would not fit in device memory."""
     from bb_jax.train.memory import PopulationMemoryError, memory_budget, population_limit
     from bb_jax.train.ppo import PPOConfig
-    from bb_jax.tuning.tuner import SEARCH_SPACE
+    from bb_jax.tuning.space import SEARCH_SPACE
 
     largest = PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
                         hidden_size=max(SEARCH_SPACE["hidden_size"].choices),
@@ -443,8 +438,10 @@ def _tune_main(argv: list[str] | None) -> int:
 def _tune(settings, args) -> int:
     import time
 
+    from bb_jax.tuning.outputs import write_outputs
     from bb_jax.tuning.storage import redact
-    from bb_jax.tuning.tuner import Tuner, open_study, validate_study, write_outputs
+    from bb_jax.tuning.tuner import Tuner, open_study
+    from bb_jax.tuning.validation import validate_study
 
     enable_compile_cache()
     started = time.perf_counter()
@@ -549,7 +546,7 @@ def _has_complete_trial(study) -> bool:
 
 
 def _print_best(study, tune_s: float, validate_s: float) -> None:
-    from bb_jax.tuning.tuner import results_dict
+    from bb_jax.tuning.outputs import results_dict
 
     summary = results_dict(study, None)
     print(f"finished in {tune_s:.1f} s: {summary['n_complete']} complete, "
@@ -642,7 +639,8 @@ def validate_main(argv: list[str] | None = None) -> int:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
                              f"{', '.join(names) or 'none'}") from None
-        from bb_jax.tuning.tuner import finite_json, recommendation, validate_study
+        from bb_jax.tuning.outputs import finite_json, recommendation
+        from bb_jax.tuning.validation import validate_study
 
         enable_compile_cache()
         outcome = validate_study(study, args.top_k, args.seeds, args.num_steps,

@@ -28,8 +28,10 @@ from pathlib import Path
 import optuna
 
 from bb_jax.machine import machine_info
+from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.pruners import latest_at
-from bb_jax.tuning.tuner import Tuner, TuneSettings, finite_json, validate_study
+from bb_jax.tuning.tuner import Tuner, TuneSettings
+from bb_jax.tuning.validation import validate_study
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tune_quality_cpu.json"
 # a fixed shape for the smoke run, so it compiles one program

@@ -21,7 +21,7 @@ from reliability_helpers import (
 )
 
 from bb_jax.cli import tune_main
-from bb_jax.tuning.tuner import SEARCH_SPACE
+from bb_jax.tuning.space import SEARCH_SPACE
 
 WORKERS = 3
 TRIALS_PER_WORKER = 2

@@ -38,15 +38,11 @@ from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig
 from bb_jax.train.runs import load_params
 from bb_jax.tuning import interrupts
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.tuning.outputs import results_dict, write_outputs
+from bb_jax.tuning.space import SEARCH_SPACE
 from bb_jax.tuning.storage import StorageError, make_storage, redact, validate_url
-from bb_jax.tuning.tuner import (
-    SEARCH_SPACE,
-    TuneSettings,
-    fail_stale_trials,
-    results_dict,
-    write_outputs,
-)
 from bb_jax.tuning.tuner import Tuner as StudyTuner
+from bb_jax.tuning.tuner import TuneSettings, fail_stale_trials
 
 
 @pytest.fixture(scope="module", autouse=True)

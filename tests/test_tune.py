@@ -17,7 +17,8 @@ import pytest
 from bb_jax.cli import tune_main
 from bb_jax.train.population import compiled, compiled_configs
 from bb_jax.train.ppo import PPOConfig
-from bb_jax.tuning.tuner import SEARCH_SPACE, Tuner, TuneSettings, tuning_seeds
+from bb_jax.tuning.space import SEARCH_SPACE, tuning_seeds
+from bb_jax.tuning.tuner import Tuner, TuneSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",

@@ -15,16 +15,16 @@ from bb_jax.cli import tune_main, validate_main
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.tuning import cohorts
 from bb_jax.tuning.cohorts import CohortTrainer, MemberResult, MemberSpec
-from bb_jax.tuning.tuner import (
+from bb_jax.tuning.space import (
+    CONTROL,
     SEARCH_SPACE,
-    Tuner,
-    TuneSettings,
-    make_sampler,
+    control_params,
     suggest,
     tuning_seeds,
-    validate_study,
+    validation_seeds,
 )
-from bb_jax.tuning.validation import CONTROL, Candidate, control_params, validate, validation_seeds
+from bb_jax.tuning.tuner import Tuner, TuneSettings, make_sampler
+from bb_jax.tuning.validation import Candidate, validate, validate_study
 
 SMALL = PPOConfig(total_steps=4096, batch_size=4096)
 FIXED = {"hidden_size": 64, "batch_size": 4096, "num_epochs": 3, "clip_epsilon": 0.2,
@@ -107,7 +107,7 @@ def test_validation_seeds_are_fresh():
         assert not set(tuning_seeds(seed, 500)) & set(validation_seeds(seed, 500))
     assert validation_seeds(42, 3) == [42500, 42501, 42502]
     assert validation_seeds(42, 2, first=9) == [9, 10]
-    assert control_params(SEARCH_SPACE) == {
+    assert control_params() == {
         "hidden_size": PPOConfig.hidden_size, "batch_size": PPOConfig.batch_size,
         **{k: v for k, v in DEFAULT_HYPERPARAMS.items() if k in SEARCH_SPACE}}
 
@@ -197,7 +197,8 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--seeds-per-trial", "0"], "--seeds-per-trial must be in 1..500"),
     (["--seeds-per-trial", "501"], "--seeds-per-trial must be in 1..500"),
     (["--seeds-per-trial", "two"], "positive integer or 'auto'"),
-    (["--pruner", "asha"], "invalid choice: 'asha' (choose from 'median', 'sha', 'hyperband', 'none')"),
+    (["--pruner", "asha"],
+     "invalid choice: 'asha' (choose from 'median', 'sha', 'hyperband', 'none')"),
     (["--sampler", "cma"], "invalid choice: 'cma' (choose from 'tpe', 'random', 'gp')"),
     (["--eta", "1"], "--eta must be >= 2"),
     (["--min-fraction", "1.5"], "--min-fraction must be in (0, 1)"),

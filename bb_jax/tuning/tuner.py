@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import math
 import os
-import shlex
 import socket
-import sys
 import threading
 import time
 import warnings
@@ -23,57 +20,28 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from bb_jax.stats import mean_ci95
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.train.ppo import PPOConfig
 from bb_jax.tuning import interrupts
 from bb_jax.tuning.cohorts import (
     CohortTrainer,
-    CompileAwareSizing,
     MemberResult,
-    MemberSpec,
     Report,
 )
 from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
-from bb_jax.tuning.storage import make_storage, redact
-from bb_jax.tuning.validation import (
-    CONTROL,
-    FRESH_SEED_OFFSET,
-    top_candidates,
-    validate,
-    validation_seeds,
-)
+from bb_jax.tuning.space import LARGEST_BATCH, SEARCH_SPACE, member_spec, suggest, tuning_seeds
+from bb_jax.tuning.storage import make_storage
 
-SEARCH_SPACE = {
-    "hidden_size": CategoricalDistribution([64, 128, 256, 512]),
-    "learning_rate": FloatDistribution(1e-5, 1e-3, log=True),
-    "batch_size": CategoricalDistribution([512, 1024, 2048, 4096]),
-    "num_epochs": IntDistribution(3, 10),
-    "clip_epsilon": FloatDistribution(0.1, 0.3),
-    "entropy_coef": FloatDistribution(0.001, 0.05, log=True),
-    "value_coef": FloatDistribution(0.3, 0.7),
-    "gamma": FloatDistribution(0.95, 0.999),
-    "gae_lambda": FloatDistribution(0.9, 0.99),
-}
-LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
 # a bb_jax worker tags each trial within milliseconds of creating it; an untagged RUNNING
 # trial older than this lost its worker between creation and tag
 UNTAGGED_GRACE_S = 120.0
 PRUNERS = ("median", "sha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "gp")
-MAX_SEEDS_PER_TRIAL = FRESH_SEED_OFFSET  # tuning seeds stay below the validation seeds
 OBJECTIVES = ("train_return", "eval_return")
 OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
-# train_simple.py flag for each tuned parameter
-TRAIN_FLAGS = {
-    "hidden_size": "--hidden-size", "batch_size": "--batch-size", "learning_rate": "--lr",
-    "num_epochs": "--num-epochs", "clip_epsilon": "--clip-epsilon",
-    "entropy_coef": "--entropy-coef", "value_coef": "--value-coef", "gamma": "--gamma",
-    "gae_lambda": "--gae-lambda",
-}
 
 
 def default_population_size(backend: str) -> int:
@@ -162,38 +130,6 @@ def make_sampler(settings: TuneSettings, n_existing: int) -> optuna.samplers.Bas
         return optuna.samplers.GPSampler(seed=seed)
     # the batch design relies on both: joint sampling, and running trials as constant liars
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-
-
-def tuning_seeds(seed: int, k: int) -> list[int]:
-    """The K training seeds every trial of a study shares (common random numbers: differences
-    between trials are paired): seed * 1000 + 0..K-1. Validation seeds
-    (`bb_jax.tuning.validation.validation_seeds`) start at seed * 1000 + 500."""
-    if not 1 <= k <= MAX_SEEDS_PER_TRIAL:
-        raise ValueError(f"seeds per trial must be in 1..{MAX_SEEDS_PER_TRIAL}, got {k}")
-    return [seed * 1000 + j for j in range(k)]
-
-
-def member_spec(member_id: int, params: dict, scenario: str, seed: int) -> MemberSpec:
-    """The training run of a trial's parameters (static shape + traced hyperparameters)."""
-    return MemberSpec(
-        member_id=member_id,
-        hidden_size=int(params["hidden_size"]),
-        batch_size=int(params["batch_size"]),
-        hyperparams={k: params.get(k, DEFAULT_HYPERPARAMS[k]) for k in DEFAULT_HYPERPARAMS},
-        scenario=scenario,
-        seed=seed,
-    )
-
-
-def suggest(trial: optuna.Trial, name: str, distribution) -> object:
-    """Sample parameter `name` of `trial` from one of SEARCH_SPACE's distributions."""
-    if isinstance(distribution, CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, distribution.low, distribution.high,
-                                 step=distribution.step, log=distribution.log)
-    return trial.suggest_float(name, distribution.low, distribution.high,
-                               step=distribution.step, log=distribution.log)
 
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:
@@ -515,194 +451,3 @@ class _Heartbeat:
             self.thread.join()
 
 
-def _python_command() -> str:
-    """The interpreter to print: this one, relative, when it lives under the working folder
-    (e.g. the quick start's .venv/bin/python), else plain `python`."""
-    relative = os.path.relpath(sys.executable)
-    return "python" if relative.startswith("..") else relative
-
-
-def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps: int,
-                  run_name: str, eval_episodes: int = 200) -> str:
-    """A ready-to-run scripts/train_simple.py command: every tuned hyperparameter of `params`,
-    the study's scenarios and opponents, these seeds and steps."""
-    attrs = study.user_attrs
-    scenarios = attrs.get("scenarios", ["default"])
-    args = [_python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
-            "--num-opponents", str(attrs.get("num_opponents", 2)),
-            "--num-steps", str(num_steps)]
-    for name, flag in TRAIN_FLAGS.items():
-        value = params[name]
-        args += [flag, repr(float(value)) if isinstance(value, float) else str(value)]
-    args += ["--seeds", *map(str, seeds), "--eval-episodes", str(eval_episodes),
-             "--run-name", run_name]
-    return shlex.join(args)
-
-
-def recommendation(study: optuna.Study) -> dict | None:
-    """What the study recommends: the best validated configuration that beat the control
-    (`validation` user attribute), or a statement that none did; None before validation."""
-    outcome = study.user_attrs.get("validation")
-    if not outcome:
-        return None
-    rows = {str(r["trial"]): r for r in outcome["rows"]}
-    chosen = outcome.get("recommended")
-    row = rows[str(chosen if chosen is not None else CONTROL)]
-    beat = chosen is not None
-    return {
-        "beats_control": beat,
-        "trial": row["trial"],
-        "params": row["params"],
-        "validated_mean": row["mean"],
-        "validated_ci95": row["ci95"],
-        "tuning_value": row.get("tuning_value"),
-        "vs_control": row.get("vs_control"),
-        "seeds": outcome["seeds"],
-        "train_command": train_command(
-            study, row["params"], outcome["seeds"], outcome["num_steps"],
-            f"{study.study_name}_{'recommended' if beat else 'control'}",
-            outcome.get("eval_episodes", 200)),
-        "summary": (f"trial {row['trial']} beat the default configuration on "
-                    f"{len(outcome['seeds'])} fresh seeds" if beat else
-                    "no configuration beat the default configuration on fresh seeds "
-                    f"({len(outcome['seeds'])} seeds, paired 95% CI): keep the defaults"),
-    }
-
-
-def trial_record(trial: FrozenTrial) -> dict:
-    return {
-        "number": trial.number,
-        "state": trial.state.name,
-        "value": trial.value,
-        "params": trial.params,
-        "intermediate_values": {str(k): v for k, v in sorted(trial.intermediate_values.items())},
-        "user_attrs": trial.user_attrs,
-        "duration_s": trial.duration.total_seconds() if trial.duration else None,
-    }
-
-
-def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
-    attrs = study.user_attrs
-    return {
-        "study_name": study.study_name,
-        "scenario": attrs.get("scenario"),
-        "scenarios": attrs.get("scenarios"),
-        "num_opponents": attrs.get("num_opponents"),
-        "num_steps": attrs.get("num_steps"),
-        "objective": attrs.get("objective"),
-        "storage": redact(storage_url) if storage_url else "in-memory",
-        "seeds_per_trial": attrs.get("seeds_per_trial", 1),
-        "tuning_seeds": attrs.get("tuning_seeds"),
-        # the highest tuning value: selected as the best of many noisy values, so biased
-        # upwards; "recommendation" holds the figure validated on fresh seeds
-        "best_value": best.value if best else None,
-        "best_params": best.params if best else None,
-        "best_trial": best.number if best else None,
-        "validation": attrs.get("validation"),
-        "recommendation": recommendation(study),
-        "n_trials": len(trials),
-        "n_complete": len(complete),
-        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
-        "trials": [trial_record(t) for t in trials],
-    }
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader (or another worker writing the same
-    outputs at the same moment) never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_plot(make_figure, path: Path) -> None:
-    try:
-        html = make_figure().to_html(include_plotlyjs="cdn")
-    except (ValueError, RuntimeError, ZeroDivisionError) as err:
-        html = f"<html><body><p>plot not available: {err}</p></body></html>\n"
-    _write_atomic(path, html)
-
-
-def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path) -> dict:
-    """Write {study}_results.json and four HTML plots; returns their paths. Each file is
-    replaced atomically; several workers of one study may write them concurrently."""
-    from optuna import visualization
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    name = study.study_name
-    paths = {
-        "results": output_dir / f"{name}_results.json",
-        "history": output_dir / f"{name}_history.html",
-        "importances": output_dir / f"{name}_importances.html",
-        "parallel": output_dir / f"{name}_parallel.html",
-        "intermediate": output_dir / f"{name}_intermediate.html",
-    }
-    _write_atomic(paths["results"], json.dumps(finite_json(results_dict(study, storage_url)),
-                                               indent=2, default=_json_default, allow_nan=False))
-    _write_plot(lambda: visualization.plot_optimization_history(study), paths["history"])
-    _write_plot(lambda: visualization.plot_param_importances(study), paths["importances"])
-    _write_plot(lambda: visualization.plot_parallel_coordinate(study), paths["parallel"])
-    _write_plot(lambda: visualization.plot_intermediate_values(study), paths["intermediate"])
-    return paths
-
-
-def finite_json(x):
-    """Non-finite floats become None (JSON has no NaN or infinity)."""
-    if isinstance(x, dict):
-        return {k: finite_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite_json(v) for v in x]
-    if isinstance(x, (float, np.floating)) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
-                   num_steps: int | None = None, eval_episodes: int = 200,
-                   first_seed: int | None = None, max_population: int = 1024,
-                   log: Callable[[str], None] = print,
-                   tuner_trainer: CohortTrainer | None = None) -> dict:
-    """Retrain the study's top-k complete trials and the control (default configuration) on
-    fresh seeds, paired (`bb_jax.tuning.validation`); store the outcome in the study's user
-    attribute `validation` and return it (with the steps and episodes it used).
-
-    `tuner_trainer`: the sweep's trainer in this process; validation then trains in the same
-    chunks and may reuse its compiled population sizes (rounds) instead of compiling anew."""
-    attrs = study.user_attrs
-    scenarios = list(attrs.get("scenarios", ["default"]))
-    steps = int(num_steps or attrs.get("num_steps", 50_000))
-    seeds = validation_seeds(int(attrs.get("seed", 0)), n_seeds, first_seed)
-    used = set(attrs.get("tuning_seeds", []))
-    if used & set(seeds):
-        raise ValueError(f"validation seeds {sorted(used & set(seeds))} were used for tuning "
-                         "this study; choose a --seed that gives fresh ones")
-    candidates = top_candidates(study, top_k, SEARCH_SPACE)
-    trainer = CohortTrainer(
-        PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
-                  total_steps=steps, batch_size=LARGEST_BATCH),
-        num_steps=steps, eval_episodes=eval_episodes, max_population=max_population,
-        progress=log,
-        eval_interval=tuner_trainer.eval_interval if tuner_trainer else steps,
-        sizing=tuner_trainer.sizing if tuner_trainer else CompileAwareSizing(),
-    )
-    log(f"validating the top {len(candidates) - 1} trial(s) and the default configuration "
-        f"(control) on {len(seeds)} fresh seeds x {steps:,} steps")
-    outcome = validate(candidates, member_spec, trainer, scenarios, seeds)
-    outcome.update(num_steps=steps, eval_episodes=eval_episodes)
-    study.set_user_attr("validation", finite_json(outcome))
-    return outcome

@@ -20,28 +20,16 @@ import optuna
 from optuna.trial import TrialState
 
 from bb_jax.stats import mean_ci95, paired_difference
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
-from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
-
-CONTROL = "control"
-# a study of --seed S tunes on seeds S*1000 + 0..K-1 (`bb_jax.tuning.tuner.tuning_seeds`,
-# K <= 500) and validates on S*1000 + 500 + i
-FRESH_SEED_OFFSET = 500
-
-
-def control_params(search_space: dict) -> dict:
-    """The default configuration (PPOConfig's shapes, DEFAULT_HYPERPARAMS) in the search
-    space's parameter names."""
-    defaults = {"hidden_size": PPOConfig.hidden_size, "batch_size": PPOConfig.batch_size,
-                **DEFAULT_HYPERPARAMS}
-    return {name: defaults[name] for name in search_space}
-
-
-def validation_seeds(seed: int, n: int, first: int | None = None) -> list[int]:
-    """n fresh seeds: from `first` when given, else seed * 1000 + 500 + 0..n-1, where no
-    tuning seed of a study with this --seed lies."""
-    start = seed * 1000 + FRESH_SEED_OFFSET if first is None else first
-    return [start + i for i in range(n)]
+from bb_jax.train.ppo import PPOConfig
+from bb_jax.tuning.cohorts import CohortTrainer, CompileAwareSizing, MemberSpec
+from bb_jax.tuning.outputs import finite_json
+from bb_jax.tuning.space import (
+    CONTROL,
+    LARGEST_BATCH,
+    control_params,
+    member_spec,
+    validation_seeds,
+)
 
 
 @dataclasses.dataclass
@@ -53,14 +41,14 @@ class Candidate:
     tuning_value: float | None
 
 
-def top_candidates(study: optuna.Study, top_k: int, search_space: dict) -> list[Candidate]:
+def top_candidates(study: optuna.Study, top_k: int) -> list[Candidate]:
     """The top-k COMPLETE trials by tuning value, then the control."""
     complete = sorted((t for t in study.get_trials(deepcopy=False)
                        if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
     if not complete:
         raise ValueError(f"study {study.study_name!r} has no complete trial to validate")
     rows = [Candidate(t.number, dict(t.params), t.value) for t in complete[:top_k]]
-    return rows + [Candidate(CONTROL, control_params(search_space), None)]
+    return rows + [Candidate(CONTROL, control_params(), None)]
 
 
 def validate(
@@ -105,3 +93,39 @@ def validate(
                 and r["vs_control"]["significant"]]
     return {"seeds": list(seeds), "rows": out,
             "recommended": eligible[0]["trial"] if eligible else None}
+
+
+def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
+                   num_steps: int | None = None, eval_episodes: int = 200,
+                   first_seed: int | None = None, max_population: int = 1024,
+                   log: Callable[[str], None] = print,
+                   tuner_trainer: CohortTrainer | None = None) -> dict:
+    """Retrain the study's top-k complete trials and the control (default configuration) on
+    fresh seeds, paired (`bb_jax.tuning.validation`); store the outcome in the study's user
+    attribute `validation` and return it (with the steps and episodes it used).
+
+    `tuner_trainer`: the sweep's trainer in this process; validation then trains in the same
+    chunks and may reuse its compiled population sizes (rounds) instead of compiling anew."""
+    attrs = study.user_attrs
+    scenarios = list(attrs.get("scenarios", ["default"]))
+    steps = int(num_steps or attrs.get("num_steps", 50_000))
+    seeds = validation_seeds(int(attrs.get("seed", 0)), n_seeds, first_seed)
+    used = set(attrs.get("tuning_seeds", []))
+    if used & set(seeds):
+        raise ValueError(f"validation seeds {sorted(used & set(seeds))} were used for tuning "
+                         "this study; choose a --seed that gives fresh ones")
+    candidates = top_candidates(study, top_k)
+    trainer = CohortTrainer(
+        PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
+                  total_steps=steps, batch_size=LARGEST_BATCH),
+        num_steps=steps, eval_episodes=eval_episodes, max_population=max_population,
+        progress=log,
+        eval_interval=tuner_trainer.eval_interval if tuner_trainer else steps,
+        sizing=tuner_trainer.sizing if tuner_trainer else CompileAwareSizing(),
+    )
+    log(f"validating the top {len(candidates) - 1} trial(s) and the default configuration "
+        f"(control) on {len(seeds)} fresh seeds x {steps:,} steps")
+    outcome = validate(candidates, member_spec, trainer, scenarios, seeds)
+    outcome.update(num_steps=steps, eval_episodes=eval_episodes)
+    study.set_user_attr("validation", finite_json(outcome))
+    return outcome

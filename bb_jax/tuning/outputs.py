@@ -1,0 +1,177 @@
+"""What a study gives its user: the results JSON, Optuna's HTML plots, the recommendation
+(validated against the control, `bb_jax.tuning.validation`) and the train_simple.py command
+that reproduces it. Files are replaced atomically; several workers may write them at once."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from bb_jax.tuning.space import CONTROL, TRAIN_FLAGS
+from bb_jax.tuning.storage import redact
+
+
+def _python_command() -> str:
+    """The interpreter to print: this one, relative, when it lives under the working folder
+    (e.g. the quick start's .venv/bin/python), else plain `python`."""
+    relative = os.path.relpath(sys.executable)
+    return "python" if relative.startswith("..") else relative
+
+
+def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps: int,
+                  run_name: str, eval_episodes: int = 200) -> str:
+    """A ready-to-run scripts/train_simple.py command: every tuned hyperparameter of `params`,
+    the study's scenarios and opponents, these seeds and steps."""
+    attrs = study.user_attrs
+    scenarios = attrs.get("scenarios", ["default"])
+    args = [_python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
+            "--num-opponents", str(attrs.get("num_opponents", 2)),
+            "--num-steps", str(num_steps)]
+    for name, flag in TRAIN_FLAGS.items():
+        value = params[name]
+        args += [flag, repr(float(value)) if isinstance(value, float) else str(value)]
+    args += ["--seeds", *map(str, seeds), "--eval-episodes", str(eval_episodes),
+             "--run-name", run_name]
+    return shlex.join(args)
+
+
+def recommendation(study: optuna.Study) -> dict | None:
+    """What the study recommends: the best validated configuration that beat the control
+    (`validation` user attribute), or a statement that none did; None before validation."""
+    outcome = study.user_attrs.get("validation")
+    if not outcome:
+        return None
+    rows = {str(r["trial"]): r for r in outcome["rows"]}
+    chosen = outcome.get("recommended")
+    row = rows[str(chosen if chosen is not None else CONTROL)]
+    beat = chosen is not None
+    return {
+        "beats_control": beat,
+        "trial": row["trial"],
+        "params": row["params"],
+        "validated_mean": row["mean"],
+        "validated_ci95": row["ci95"],
+        "tuning_value": row.get("tuning_value"),
+        "vs_control": row.get("vs_control"),
+        "seeds": outcome["seeds"],
+        "train_command": train_command(
+            study, row["params"], outcome["seeds"], outcome["num_steps"],
+            f"{study.study_name}_{'recommended' if beat else 'control'}",
+            outcome.get("eval_episodes", 200)),
+        "summary": (f"trial {row['trial']} beat the default configuration on "
+                    f"{len(outcome['seeds'])} fresh seeds" if beat else
+                    "no configuration beat the default configuration on fresh seeds "
+                    f"({len(outcome['seeds'])} seeds, paired 95% CI): keep the defaults"),
+    }
+
+
+def trial_record(trial: FrozenTrial) -> dict:
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "value": trial.value,
+        "params": trial.params,
+        "intermediate_values": {str(k): v for k, v in sorted(trial.intermediate_values.items())},
+        "user_attrs": trial.user_attrs,
+        "duration_s": trial.duration.total_seconds() if trial.duration else None,
+    }
+
+
+def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    attrs = study.user_attrs
+    return {
+        "study_name": study.study_name,
+        "scenario": attrs.get("scenario"),
+        "scenarios": attrs.get("scenarios"),
+        "num_opponents": attrs.get("num_opponents"),
+        "num_steps": attrs.get("num_steps"),
+        "objective": attrs.get("objective"),
+        "storage": redact(storage_url) if storage_url else "in-memory",
+        "seeds_per_trial": attrs.get("seeds_per_trial", 1),
+        "tuning_seeds": attrs.get("tuning_seeds"),
+        # the highest tuning value: selected as the best of many noisy values, so biased
+        # upwards; "recommendation" holds the figure validated on fresh seeds
+        "best_value": best.value if best else None,
+        "best_params": best.params if best else None,
+        "best_trial": best.number if best else None,
+        "validation": attrs.get("validation"),
+        "recommendation": recommendation(study),
+        "n_trials": len(trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "trials": [trial_record(t) for t in trials],
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader (or another worker writing the same
+    outputs at the same moment) never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_plot(make_figure, path: Path) -> None:
+    try:
+        html = make_figure().to_html(include_plotlyjs="cdn")
+    except (ValueError, RuntimeError, ZeroDivisionError) as err:
+        html = f"<html><body><p>plot not available: {err}</p></body></html>\n"
+    _write_atomic(path, html)
+
+
+def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path) -> dict:
+    """Write {study}_results.json and four HTML plots; returns their paths. Each file is
+    replaced atomically; several workers of one study may write them concurrently."""
+    from optuna import visualization
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    name = study.study_name
+    paths = {
+        "results": output_dir / f"{name}_results.json",
+        "history": output_dir / f"{name}_history.html",
+        "importances": output_dir / f"{name}_importances.html",
+        "parallel": output_dir / f"{name}_parallel.html",
+        "intermediate": output_dir / f"{name}_intermediate.html",
+    }
+    _write_atomic(paths["results"], json.dumps(finite_json(results_dict(study, storage_url)),
+                                               indent=2, default=_json_default, allow_nan=False))
+    _write_plot(lambda: visualization.plot_optimization_history(study), paths["history"])
+    _write_plot(lambda: visualization.plot_param_importances(study), paths["importances"])
+    _write_plot(lambda: visualization.plot_parallel_coordinate(study), paths["parallel"])
+    _write_plot(lambda: visualization.plot_intermediate_values(study), paths["intermediate"])
+    return paths
+
+
+def finite_json(x):
+    """Non-finite floats become None (JSON has no NaN or infinity)."""
+    if isinstance(x, dict):
+        return {k: finite_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_json(v) for v in x]
+    if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
