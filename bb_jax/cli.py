@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jax
 
+from bb_jax import devices
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS
@@ -103,6 +104,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: list[str] | None = None) -> int:
+    devices.use_host_devices()
     args = _train_parser().parse_args(argv)
     if args.list_scenarios:
         print("\n".join(list_scenarios()))
@@ -418,6 +420,7 @@ def tune_main(argv: list[str] | None = None) -> int:
 def _tune_main(argv: list[str] | None) -> int:
     prog = "tune_hyperparameters.py"
     args = _tune_parser().parse_args(argv)
+    devices.use_host_devices(devices.job_cores(0, _jobs(args.n_jobs, args.n_trials)))
     try:
         settings = tune_settings(args)
     except UsageError as err:
@@ -445,19 +448,19 @@ def _tune(settings, args) -> int:
 
     enable_compile_cache()
     started = time.perf_counter()
-    jobs = (os.cpu_count() or 1) if args.n_jobs == -1 else args.n_jobs
-    jobs = min(jobs, settings.n_trials)
+    jobs = _jobs(args.n_jobs, settings.n_trials)
     if settings.worker_index == 0 and jobs > 1 and settings.storage is None:
         journal = settings.output_dir.resolve() / f"{settings.resolved_study_name()}.journal.log"
         settings.study_name = settings.resolved_study_name()
         settings.storage = f"journal://{journal}"
         print(f"--n-jobs {jobs} needs a shared storage: using {settings.storage}")
     if settings.worker_index > 0:
-        _pin_to_core(settings.worker_index)
+        _pin(devices.usable_cores())  # the share the tuner gave this worker
     shares = [settings.n_trials // jobs + (i < settings.n_trials % jobs) for i in range(jobs)]
     settings.n_trials = shares[0]
     tuner = Tuner(settings)  # opens (or creates) the study before any worker starts
-    workers = [_start_worker(settings, i, share) for i, share in enumerate(shares) if i > 0]
+    workers = [_start_worker(settings, i, share, devices.job_cores(i, jobs))
+               for i, share in enumerate(shares) if i > 0]
     if settings.worker_index > 0:
         tuner.run()
         return 0
@@ -470,7 +473,7 @@ def _tune(settings, args) -> int:
     failed_workers = 0
     try:
         if jobs > 1:
-            _pin_to_core(0)
+            _pin(devices.job_cores(0, jobs))
         tuner.run()
     except KeyboardInterrupt:
         for worker in workers:  # they close their own batches and stop
@@ -497,19 +500,27 @@ def _tune(settings, args) -> int:
     return 0
 
 
-def _start_worker(settings, index: int, n_trials: int):
-    """Another process running `n_trials` trials of the same study (its sampler seeded apart)."""
+def _jobs(n_jobs: int, n_trials: int) -> int:
+    """Processes of a sweep: --n-jobs (-1: one per usable core), at most one per trial."""
+    return min(len(devices.usable_cores()) if n_jobs == -1 else n_jobs, n_trials)
+
+
+def _start_worker(settings, index: int, n_trials: int, cores: list[int]):
+    """Another process running `n_trials` trials of the same study (its sampler seeded apart)
+    on `cores`."""
     import subprocess
 
-    args, env = worker_command(settings, index, n_trials)
+    args, env = worker_command(settings, index, n_trials, cores)
     # its own process group: a Ctrl-C in the terminal reaches only the tuner, which passes
     # one SIGINT on (a second one could cut short the worker's closing of its batch)
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, env=env, process_group=0)
 
 
-def worker_command(settings, index: int, n_trials: int) -> tuple[list[str], dict]:
+def worker_command(settings, index: int, n_trials: int,
+                   cores: list[int] | None = None) -> tuple[list[str], dict]:
     """The command line and environment of worker `index`. The storage URL travels in the
-    environment ($BB_JAX_STORAGE), not the command line, which any local user can read."""
+    environment ($BB_JAX_STORAGE), not the command line, which any local user can read; the
+    worker's share of the cores in $BB_JAX_CORES."""
     args = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
                                    "sys.exit(tune_main())"),
             "--scenario", settings.scenario_arg, "--num-opponents", str(settings.num_opponents),
@@ -526,17 +537,17 @@ def worker_command(settings, index: int, n_trials: int) -> tuple[list[str], dict
             "--objective", settings.objective, "--eval-episodes", str(settings.eval_episodes),
             "--output-dir", str(settings.output_dir),
             "--max-population", str(settings.max_population), "--worker-index", str(index)]
-    return args, {**os.environ, STORAGE_ENV: settings.storage}
+    env = {**os.environ, STORAGE_ENV: settings.storage}
+    if cores is not None:
+        env[devices.CORES_ENV] = ",".join(map(str, cores))
+    return args, env
 
 
-def _pin_to_core(index: int) -> None:
-    """On a CPU backend, keep worker `index` on one core (processes beat threads there)."""
-    import jax
-
-    if jax.default_backend() == "cpu" and hasattr(os, "sched_setaffinity"):
-        cores = sorted(os.sched_getaffinity(0))
-        if len(cores) > 1:
-            os.sched_setaffinity(0, {cores[index % len(cores)]})
+def _pin(cores: list[int]) -> None:
+    """On a CPU backend, keep this process on its share of the cores (processes beat threads
+    there)."""
+    if jax.default_backend() == "cpu":
+        devices.pin(cores)
 
 
 def _has_complete_trial(study) -> bool:
@@ -614,6 +625,7 @@ def _validate_parser() -> argparse.ArgumentParser:
 
 def validate_main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 2 bad input (nothing written)."""
+    devices.use_host_devices()
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
     from bb_jax.tuning.storage import StorageError, make_storage, redact

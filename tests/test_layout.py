@@ -1,6 +1,7 @@
 """The package's layers import only downward: game <- train <- tuning <- cli.
 
-`bb_jax.stats` and `bb_jax.machine` are shared helpers below every layer; they import no layer.
+`bb_jax.stats`, `bb_jax.machine` and `bb_jax.devices` are shared helpers below every layer; they
+import no layer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bb_jax"
 LAYERS = {"game": 0, "train": 1, "tuning": 2, "cli": 3}
-HELPERS = {"stats", "machine"}
+HELPERS = {"stats", "machine", "devices"}
 
 
 def layer_of(module: str) -> int | None:

@@ -3,8 +3,10 @@
 One compiled program per (static config, population size, chunk length) serves every member;
 hyperparameters and scenarios are traced rows. Training runs in chunks of updates so the host
 can report progress, read intermediate values and drop members (`keep`) between chunks.
-Knows nothing about Optuna. With several local devices the population axis is sharded across
-them (members split between devices) when the size divides evenly.
+Knows nothing about Optuna. With several local devices (on a CPU: one per core,
+`bb_jax.devices`) the population axis is sharded across them, members split between devices;
+a size that does not divide the device count is padded with copies of the last member, which
+the caller never sees (metrics and evaluations cover the real members only).
 """
 
 from __future__ import annotations
@@ -74,12 +76,25 @@ def evaluation_key(seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.PRNGKey(seed), EVALUATION_STREAM)
 
 
+def shard_count(size: int) -> int:
+    """Devices a population of `size` members is split over: every local device, or one per
+    member when there are fewer members than devices."""
+    return max(1, min(size, jax.local_device_count()))
+
+
+def padded_size(size: int) -> int:
+    """`size` rounded up to a multiple of `shard_count(size)` (padding < the device count)."""
+    shards = shard_count(size)
+    return -(-size // shards) * shards
+
+
 def population_sharding(size: int):
-    """NamedSharding of a leading population axis over all local devices, or None."""
-    devices = jax.local_devices()
-    if len(devices) < 2 or size % len(devices):
+    """NamedSharding of a leading population axis of `padded_size` members over
+    `shard_count` local devices, or None on one device."""
+    shards = shard_count(size)
+    if shards < 2 or size % shards:
         return None
-    mesh = jax.sharding.Mesh(np.array(devices), ("population",))
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:shards]), ("population",))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("population"))
 
 
@@ -90,6 +105,16 @@ def _place(tree, size: int):
 
 def broadcast_scenario(scenario: Scenario, size: int) -> Scenario:
     return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (size,)), scenario)
+
+
+def _pad_positions(size: int) -> list[int]:
+    """Row positions of a padded population: 0..size-1, then the last one repeated."""
+    return list(range(size)) + [size - 1] * (padded_size(size) - size)
+
+
+def _pad(tree, size: int):
+    """A tree with `size` rows padded to `padded_size(size)` rows."""
+    return tree if padded_size(size) == size else take(tree, _pad_positions(size))
 
 
 def take(tree, positions):
@@ -103,6 +128,8 @@ class Population:
     hyperparams: PPOHyperparams with leading axis P; keys: PRNG keys [P, 2];
     scenarios: Scenario with leading axis P (default: the config's scenario for all).
     `members[i]` is the caller's id of the member at position i (-1 for padding).
+    `state`, `hyperparams` and `scenarios` hold `padded_size(P)` rows: the first P are the
+    members, the rest copies of the last one that only fill the devices.
     """
 
     def __init__(self, config: PPOConfig, hyperparams: PPOHyperparams, keys,
@@ -113,13 +140,14 @@ class Population:
         if scenarios is None:
             scenario = get_scenario(config.scenario, config.num_opponents + 1)
             scenarios = broadcast_scenario(scenario, size)
-        self.hyperparams = _place(hyperparams, size)
-        self.scenarios = _place(scenarios, size)
         self.members = np.arange(size) if members is None else np.asarray(members)
+        rows = padded_size(size)
+        self.hyperparams = _place(_pad(hyperparams, size), rows)
+        self.scenarios = _place(_pad(scenarios, size), rows)
         # Placed again: init leaves that do not depend on the key (zeros) come out
         # replicated, and a first chunk on those shardings would compile a second program.
-        self.state = _place(self.fns.init(_place(jnp.asarray(keys), size), self.hyperparams,
-                                          self.scenarios), size)
+        self.state = _place(self.fns.init(_place(_pad(jnp.asarray(keys), size), rows),
+                                          self.hyperparams, self.scenarios), rows)
 
     @property
     def size(self) -> int:
@@ -129,13 +157,17 @@ class Population:
     def updates_done(self) -> int:
         return int(self.state.update[0])
 
+    def _unpad(self, tree):
+        rows = int(jnp.shape(jax.tree.leaves(tree)[0])[0])
+        return tree if rows == self.size else jax.tree.map(lambda x: x[: self.size], tree)
+
     def run(self, num_updates: int) -> dict[str, jax.Array]:
         """Train every member `num_updates` more updates. Metrics [P, num_updates] stay on the
         device (dispatch is asynchronous until the caller reads them)."""
         self.state, metrics = self.fns.run_updates(
             self.state, self.hyperparams, int(num_updates), self.scenarios
         )
-        return metrics
+        return self._unpad(metrics)
 
     def keep(self, positions, pad_to: int | None = None) -> None:
         """Keep only the members at `positions` (in that order), dropping the rest so they
@@ -149,10 +181,10 @@ class Population:
             extra = pad_to - len(positions)
             positions += [positions[-1]] * extra
             members += [-1] * extra
-        size = len(positions)
-        self.state = _place(take(self.state, positions), size)
-        self.hyperparams = _place(take(self.hyperparams, positions), size)
-        self.scenarios = _place(take(self.scenarios, positions), size)
+        rows = [positions[i] for i in _pad_positions(len(positions))]
+        self.state = _place(take(self.state, rows), len(rows))
+        self.hyperparams = _place(take(self.hyperparams, rows), len(rows))
+        self.scenarios = _place(take(self.scenarios, rows), len(rows))
         self.members = np.asarray(members)
 
     def evaluate(self, key, num_episodes: int = 100, greedy: bool = False) -> np.ndarray:
@@ -162,10 +194,9 @@ class Population:
         keys = jnp.asarray(key)
         if keys.ndim == 1:
             keys = jax.random.split(keys, self.size)
-        return np.asarray(
-            self.fns.evaluate(self.state.params, keys, int(num_episodes), bool(greedy),
-                              self.scenarios)
-        )
+        returns = self.fns.evaluate(self.state.params, _pad(keys, self.size), int(num_episodes),
+                                    bool(greedy), self.scenarios)
+        return np.asarray(returns)[: self.size]
 
     def member_params(self, position: int):
         """The network parameters of the member at `position` (host numpy pytree)."""

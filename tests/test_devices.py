@@ -1,0 +1,61 @@
+"""bb_jax.devices: every usable core becomes a host device before JAX starts, a count the user
+set is left alone, and --n-jobs processes split the cores between them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bb_jax import devices
+
+REPO = Path(__file__).resolve().parents[1]
+PROBE = """
+import json
+from bb_jax import devices
+asked = devices.use_host_devices()
+import jax
+jax.numpy.zeros(1).block_until_ready()
+late = devices.use_host_devices([0])  # the backend exists now: nothing changes
+print(json.dumps({"asked": asked, "late": late, "devices": jax.device_count()}))
+"""
+
+
+def probe(**env_changes) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", devices.CORES_ENV)}
+    env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", **env_changes)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                         timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_every_usable_core_becomes_a_host_device():
+    cores = len(os.sched_getaffinity(0))
+    assert probe() == {"asked": cores, "late": 0, "devices": cores}
+    assert probe(**{devices.CORES_ENV: "0,1,2"}) == {"asked": 3, "late": 0, "devices": 3}
+
+
+def test_a_count_the_user_set_is_kept():
+    flags = "--xla_force_host_platform_device_count=3"
+    assert probe(XLA_FLAGS=flags) == {"asked": 0, "late": 0, "devices": 3}
+    assert probe(JAX_NUM_CPU_DEVICES="5") == {"asked": 0, "late": 0, "devices": 5}
+
+
+def test_jobs_split_the_cores(monkeypatch):
+    monkeypatch.setenv(devices.CORES_ENV, "4,5,6,7,8")
+    assert devices.usable_cores() == [4, 5, 6, 7, 8]
+    assert devices.job_cores(0, 1) == [4, 5, 6, 7, 8]
+    assert [devices.job_cores(i, 2) for i in range(2)] == [[4, 5], [6, 7, 8]]
+    shares = [devices.job_cores(i, 3) for i in range(3)]
+    assert sorted(sum(shares, [])) == [4, 5, 6, 7, 8] and all(shares)
+    assert [devices.job_cores(i, 7) for i in range(7)] == [[4], [5], [6], [7], [8], [4], [5]]
+
+
+@pytest.mark.parametrize("text", ["a,b", "-1", " , "])
+def test_bad_core_list(monkeypatch, text):
+    monkeypatch.setenv(devices.CORES_ENV, text)
+    with pytest.raises(ValueError, match=devices.CORES_ENV):
+        devices.usable_cores()
