@@ -82,7 +82,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
     p.add_argument("--batch-size", type=int, default=2048, help="env steps per update")
     p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--num-envs", type=int, default=None,
+                   help="environments per seed (default: 16 on a CPU, batch size / 16 on a "
+                        "GPU/TPU)")
     p.add_argument("--lr", type=float, default=DEFAULT_HYPERPARAMS["learning_rate"])
     p.add_argument("--num-epochs", type=int, default=DEFAULT_HYPERPARAMS["num_epochs"])
     p.add_argument("--clip-epsilon", type=float, default=DEFAULT_HYPERPARAMS["clip_epsilon"])

@@ -27,6 +27,8 @@ from bb_jax.machine import machine_info
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "optuna", "numpy")
+# Seconds each GPU benchmark may take (330 s in all): past it, it is recorded as failed.
+GPU_BUDGET_S = {"env": 60, "train": 120, "baseline": 30, "tune": 120}
 
 
 def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
@@ -34,17 +36,19 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
     if quick:
         return {
             "env": ["env_throughput.py", "--quick", "--batches", "1,256", "--steps", "32"],
-            "train": ["train_throughput.py", "--quick", "--no-sharded"],
+            "train": ["train_throughput.py", "--quick"],
             "baseline": ["baseline_trainer.py", "--quick"],
             "tune": ["tune_throughput.py", "--quick"],
         }
-    if gpu:
+    if gpu:  # within GPU_BUDGET_S (benchmarks/gpu_run.sh fits 8 minutes in all)
         return {
             "env": ["env_throughput.py", "--batches", "1,256,4096,16384,65536,262144"],
-            "train": ["train_throughput.py", "--populations", "1", "8", "32", "128", "512",
-                      "1024", "--no-sharded"],
+            "train": ["train_throughput.py", "--hidden", "64", "128", "256", "512",
+                      "--populations", "1", "2", "4", "8", "32", "128", "512", "1024",
+                      "--repeats", "2", "--target-s", "1"],
             "baseline": ["baseline_trainer.py"],
-            "tune": ["tune_throughput.py", "--population-size", "128"],
+            # what `--population-size auto` picks on a GPU
+            "tune": ["tune_throughput.py", "--sweeps", "quick", "--population-size", "16"],
         }
     return {
         "env": ["env_throughput.py"],
@@ -59,13 +63,19 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
     }
 
 
-def run_benchmark(name: str, args: list[str], workdir: Path) -> dict:
+def run_benchmark(name: str, args: list[str], workdir: Path,
+                  timeout_s: float | None = None) -> dict:
     out = workdir / f"{name}.json"
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:], "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)})
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / args[0]), *args[1:], "--out", str(out)],
+            cwd=REPO, capture_output=True, text=True, timeout=timeout_s,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)})
+    except subprocess.TimeoutExpired:
+        print(f"{name}: FAILED (over its {timeout_s:.0f} s budget)", flush=True)
+        return {"error": f"over its {timeout_s:.0f} s budget", "wall_s": timeout_s}
     wall = time.perf_counter() - started
     if proc.returncode != 0 or not out.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -198,7 +208,8 @@ def main(argv=None) -> int:
         for name, bench_args in plan(args.quick, args.gpu).items():
             if args.only and name not in args.only:
                 continue
-            results[name] = run_benchmark(name, bench_args, Path(tmp))
+            budget = GPU_BUDGET_S.get(name) if args.gpu and not args.quick else None
+            results[name] = run_benchmark(name, bench_args, Path(tmp), budget)
     summary = {
         "suite": "quick" if args.quick else "full",
         "machine": machine_info(),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, keys, single
@@ -53,6 +54,10 @@ EXACT_FIELDS = ("env_state", "obs", "key", "update", "recent_returns", "num_epis
 
 def _member(tree, i):
     return jax.tree.map(lambda x: np.asarray(x)[i], tree)
+
+
+def _copy(tree):
+    return jax.tree.map(jnp.copy, tree)
 
 
 def _max_diff(a, b):
@@ -92,10 +97,10 @@ def _run_population(hp_rows, seeds, scenarios=None):
     """(population after NUM_UPDATES, its states before each update and after the last,
     metrics per update)."""
     pop = Population(LEARN_CONFIG, stack_hyperparams(list(hp_rows)), keys(seeds), scenarios)
-    states, metrics = [pop.state], []
+    states, metrics = [_copy(pop.state)], []
     for _ in range(NUM_UPDATES):
         metrics.append(pop.run(CHUNK))
-        states.append(pop.state)
+        states.append(_copy(pop.state))  # `run` consumes (donates) the state it starts from
     return pop, states, metrics
 
 
@@ -179,7 +184,8 @@ def test_keep_repacks_members_preserving_their_state(seed_population):
     kept.keep([3, 1], pad_to=SIZE)
     assert list(kept.members) == [3, 1, -1, -1]
     kept_metrics = kept.run(CHUNK)
-    full = copy.copy(pop)  # `pop` itself is shared with other tests
+    full = copy.copy(pop)  # `pop` itself is shared with other tests: run a copy of its state
+    full.state = _copy(pop.state)
     full_metrics = full.run(CHUNK)
     assert kept.updates_done == full.updates_done == NUM_UPDATES + CHUNK
     for pos, member in enumerate([3, 1, 1, 1]):

@@ -497,18 +497,29 @@ def test_unknown_driver_is_a_clear_storage_error():
 
 
 def test_member_estimate_grows_with_the_network_and_batch():
-    small = memory.member_bytes(PPOConfig(hidden_size=64, batch_size=512, total_steps=4096))
-    wide = memory.member_bytes(PPOConfig(hidden_size=512, batch_size=512, total_steps=4096))
-    big = memory.member_bytes(PPOConfig(hidden_size=64, batch_size=4096, total_steps=4096))
+    small = memory.estimate_bytes(PPOConfig(hidden_size=64, batch_size=512, total_steps=4096))
+    wide = memory.estimate_bytes(PPOConfig(hidden_size=512, batch_size=512, total_steps=4096))
+    big = memory.estimate_bytes(PPOConfig(hidden_size=64, batch_size=4096, total_steps=4096))
     assert 0 < small < wide and small < big
+
+
+def test_member_bytes_come_from_xla_and_the_estimate_bounds_them():
+    """XLA's figure (compiled, not run) is what sizes populations; the hand estimate that
+    screens them must stay above it, or a population it passes could not fit."""
+    config = BASE.replace(hidden_size=64)
+    need = memory.member_bytes(config)
+    assert 0 < need <= memory.estimate_bytes(config)
+    # the final evaluation's episodes add their own buffers
+    with_eval = memory.member_bytes(config, eval_episodes=64)
+    assert need < with_eval <= memory.estimate_bytes(config, eval_episodes=64)
 
 
 def test_population_limit():
     config = BASE.replace(hidden_size=64)
     need = memory.member_bytes(config)
     assert memory.population_limit(config, None, 1024) == 1024
-    assert memory.population_limit(config, 3 * need + 1, 1024) == 3
-    assert memory.population_limit(config, 10**15, 16) == 16
+    assert memory.population_limit(config, 3 * need + 1, 1024) == 3  # XLA's figure decides
+    assert memory.population_limit(config, 10**15, 16) == 16  # the estimate screens it
     with pytest.raises(memory.PopulationMemoryError, match="MiB"):
         memory.population_limit(config, need - 1, 1024)
 

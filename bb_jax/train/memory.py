@@ -1,10 +1,15 @@
 """How many population members fit in memory.
 
-`member_bytes` estimates what one member needs while training; `memory_budget` is what the
-device offers (80% of an accelerator's free memory, half the host's available RAM on a CPU
-backend, or $BB_JAX_MEMORY_BUDGET); `population_limit` turns both into members per compiled
-population. `bb_jax.tuning.cohorts.CohortTrainer` trains larger cohorts in several rounds, and
-refuses (`PopulationMemoryError`) a member that does not fit on its own, before any training.
+`member_bytes` is what one member needs while training, from XLA itself: the population's
+chunk program for one member, lowered and compiled without running, and its
+`memory_analysis()` (arguments + outputs - donated + temporaries, plus the final evaluation's
+program). Compiling costs seconds, so `population_limit` first screens with `estimate_bytes`,
+a generous hand count (3-5x XLA's figure on the search space's shapes, docs/PERFORMANCE.md):
+when even that fits, no program is compiled. `memory_budget` is what the device offers (80% of
+an accelerator's free memory, half the host's available RAM on a CPU backend, or
+$BB_JAX_MEMORY_BUDGET). `bb_jax.tuning.cohorts.CohortTrainer` trains larger cohorts in several
+rounds, and refuses (`PopulationMemoryError`) a member that does not fit on its own, before any
+training.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import re
 
 import jax
 
-from bb_jax.train.ppo import PPO, PPOConfig
+from bb_jax.train.population import broadcast_scenario, compiled
+from bb_jax.train.ppo import PPO, PPOConfig, stack_hyperparams
 
 MEMORY_BUDGET_ENV = "BB_JAX_MEMORY_BUDGET"
 _MEMORY_SAFETY = 3.0  # XLA temporaries, allocator fragmentation, the rest of the program
@@ -26,11 +32,11 @@ class PopulationMemoryError(ValueError):
     """Not even one population member fits in the memory available for training."""
 
 
-def member_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
-    """A generous estimate of the device memory one population member needs while training:
-    parameters, gradients and Adam state; the rollout buffer with its GAE, flattened and
-    shuffled copies; one minibatch's activations kept for the backward pass; the environment
-    states; and the final evaluation's episodes. Times a safety factor."""
+def estimate_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
+    """A generous hand estimate of the memory one member needs while training: parameters,
+    gradients and Adam state; the rollout buffer with its GAE, flattened and shuffled copies;
+    one minibatch's activations kept for the backward pass; the environment states; and the
+    final evaluation's episodes. Times a safety factor. Only screens (`population_limit`)."""
     observation = PPO(config).env.observation_size
     houses = 10
     net_in = 3 * houses + (observation - houses)  # house states enter one-hot
@@ -44,6 +50,35 @@ def member_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
         + eval_episodes * (4 * observation + 64 + 2 * h)
     )
     return int(_MEMORY_SAFETY * 4 * floats)
+
+
+_MEMBER_BYTES: dict[tuple[PPOConfig, int], int] = {}
+
+
+def member_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
+    """Bytes one population member of `config` needs, from XLA's `memory_analysis()` of the
+    population programs for one member (lowered and compiled, not run; once per process and
+    shape): the training chunk's arguments, outputs and temporaries less what the donated
+    state lets XLA reuse, plus the evaluation's outputs and temporaries. Falls back to
+    `estimate_bytes` where the backend gives no analysis."""
+    fns = compiled(config)
+    key = (fns.ppo.config, int(eval_episodes))
+    if key not in _MEMBER_BYTES:
+        hp = stack_hyperparams([{}])
+        keys = jax.random.PRNGKey(0)[None]
+        scenarios = broadcast_scenario(fns.ppo.default_scenario, 1)
+        state = jax.eval_shape(fns.init, keys, hp, scenarios)
+        train = fns.run_updates.lower(state, hp, 1, scenarios).compile().memory_analysis()
+        if train is None:
+            return estimate_bytes(config, eval_episodes)
+        need = (train.argument_size_in_bytes + train.output_size_in_bytes
+                - train.alias_size_in_bytes + train.temp_size_in_bytes)
+        if eval_episodes:
+            evaluation = fns.evaluate.lower(state.params, keys, int(eval_episodes), False,
+                                            scenarios).compile().memory_analysis()
+            need += evaluation.output_size_in_bytes + evaluation.temp_size_in_bytes
+        _MEMBER_BYTES[key] = int(need)
+    return _MEMBER_BYTES[key]
 
 
 def parse_bytes(text: str) -> int:
@@ -86,9 +121,12 @@ def memory_budget() -> int | None:
 def population_limit(config: PPOConfig, budget: int | None, max_population: int,
                      eval_episodes: int = 0) -> int:
     """Members of `config` trained together at most: `max_population`, lowered to what fits
-    in `budget` bytes. Raises PopulationMemoryError if not even one member fits."""
+    in `budget` bytes by XLA's figure (`member_bytes`). Raises PopulationMemoryError if not
+    even one member fits."""
     if budget is None:
         return max_population
+    if max_population * estimate_bytes(config, eval_episodes) <= budget:
+        return max_population  # fits even by the generous estimate: nothing to compile
     need = member_bytes(config, eval_episodes)
     fit = budget // need
     if fit < 1:

@@ -45,8 +45,9 @@ def compiled_configs() -> list[PPOConfig]:
 def compiled(config: PPOConfig) -> CompiledPPO:
     """The jitted entry points of `config`, created once per process and program: configs
     that differ only in total steps or default scenario share them (populations always pass
-    their scenarios, and the number of updates is the host's loop)."""
-    key = config.replace(total_steps=config.batch_size, scenario="default")
+    their scenarios, and the number of updates is the host's loop: the shared programs' config
+    has total_steps=None, so reading its `num_updates` raises)."""
+    key = config.replace(total_steps=None, scenario="default")
     if key not in _COMPILED:
         _COMPILED[key] = _make_compiled(key)
     return _COMPILED[key]
@@ -58,8 +59,10 @@ def _make_compiled(config: PPOConfig) -> CompiledPPO:
         ppo=ppo,
         # Init runs once per population: compile it fast rather than make it fast.
         init=jax.jit(jax.vmap(ppo.init), compiler_options=_FAST_COMPILE),
+        # The training state is consumed: its buffers are reused for the next state.
         run_updates=jax.jit(
-            jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0)), static_argnums=2
+            jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0)), static_argnums=2,
+            donate_argnums=0,
         ),
         evaluate=jax.jit(
             jax.vmap(ppo.evaluate, in_axes=(0, 0, None, None, 0)), static_argnums=(2, 3)
@@ -163,7 +166,8 @@ class Population:
 
     def run(self, num_updates: int) -> dict[str, jax.Array]:
         """Train every member `num_updates` more updates. Metrics [P, num_updates] stay on the
-        device (dispatch is asynchronous until the caller reads them)."""
+        device (dispatch is asynchronous until the caller reads them). The previous `state` is
+        consumed (its buffers donated): copy it first to keep it."""
         self.state, metrics = self.fns.run_updates(
             self.state, self.hyperparams, int(num_updates), self.scenarios
         )

@@ -26,15 +26,28 @@ from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
 
 RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
+CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few envs)
+ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
+
+
+def default_num_envs(batch_size: int, backend: str | None = None) -> int:
+    """Environments per member when the config does not say: 16 on a CPU; on an accelerator
+    batch_size / 16 (16-step rollouts: the launch-bound step loop gets 16 iterations and each
+    one batch_size / 16 envs wide). batch_size keeps its meaning (env steps per update)."""
+    backend = backend or jax.default_backend()
+    if backend == "cpu" or batch_size % ACCELERATOR_ROLLOUT:
+        return CPU_NUM_ENVS
+    return max(CPU_NUM_ENVS, batch_size // ACCELERATOR_ROLLOUT)
 
 
 @dataclass(frozen=True)
 class PPOConfig:
     """Static settings: changing any of them compiles a new program.
 
-    batch_size: env steps per update (= num_envs x rollout length); total_steps: env steps of
-    the whole run; reward_scale multiplies rewards seen by the learner (returns are reported
-    unscaled)."""
+    batch_size: env steps per update (= num_envs x rollout length); num_envs: None derives it
+    from the backend (`default_num_envs`); total_steps: env steps of the whole run, None in the
+    configs that key shared compiled programs (which must not read `num_updates`);
+    reward_scale multiplies rewards seen by the learner (returns are reported unscaled)."""
 
     scenario: str = "default"
     num_opponents: int = 2
@@ -42,13 +55,15 @@ class PPOConfig:
     max_steps: int = 50
     hidden_size: int = 128
     batch_size: int = 2048
-    num_envs: int = 16
+    num_envs: int | None = None
     num_minibatches: int = 4
     max_epochs: int = 10
-    total_steps: int = 500_000
+    total_steps: int | None = 500_000
     reward_scale: float = 0.01
 
     def __post_init__(self):
+        if self.num_envs is None:
+            object.__setattr__(self, "num_envs", default_num_envs(self.batch_size))
         for name in ("hidden_size", "batch_size", "num_envs", "num_minibatches", "max_epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -61,7 +76,7 @@ class PPOConfig:
                 f"batch_size ({self.batch_size}) must be a multiple of num_minibatches "
                 f"({self.num_minibatches})"
             )
-        if self.total_steps < self.batch_size:
+        if self.total_steps is not None and self.total_steps < self.batch_size:
             raise ValueError(
                 f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size})"
             )
@@ -75,6 +90,9 @@ class PPOConfig:
 
     @property
     def num_updates(self) -> int:
+        if self.total_steps is None:
+            raise ValueError("this config keys a shared compiled program (total_steps=None): "
+                             "the number of updates is the caller's loop, not the config's")
         return self.total_steps // self.batch_size
 
     def replace(self, **changes) -> PPOConfig:
@@ -255,6 +273,9 @@ class PPO:
     """The algorithm for one static config. Methods are pure; jit/vmap them from outside."""
 
     config: PPOConfig
+    # the epoch loop (`_learn`): static with a mask (True), traced count (False), or by the
+    # backend (None: static on an accelerator)
+    static_epochs: bool | None = None
     env: BucketBrigadeEnv = field(init=False)
     network: networks.ActorCritic = field(init=False)
 
@@ -262,6 +283,8 @@ class PPO:
         c = self.config
         env = make_env(c.scenario, c.num_opponents, c.opponents, c.max_steps)
         object.__setattr__(self, "env", env)
+        if self.static_epochs is None:
+            object.__setattr__(self, "static_epochs", jax.default_backend() != "cpu")
         high = tuple(float(x) for x in rules.observation_high(env.num_agents))
         object.__setattr__(
             self, "network", networks.ActorCritic(c.hidden_size, high, env.action_dims)
@@ -322,7 +345,12 @@ class PPO:
         return env_state, obs, traj
 
     def _learn(self, params, opt_state, batch: Batch, key, hp: PPOHyperparams):
-        """hp.num_epochs passes of shuffled minibatch updates (a traced loop count)."""
+        """hp.num_epochs (clipped to 1..max_epochs) passes of shuffled minibatch updates.
+
+        On a CPU a loop with a traced count (a while loop: vmapped, it runs the population's
+        largest count, checked once per epoch); on an accelerator a static loop of max_epochs
+        epochs in which a member's epochs past its own count leave everything unchanged (no
+        per-iteration predicate for the host to read). Both give the same results."""
         c = self.config
         tx = make_optimizer(hp)
         grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
@@ -333,7 +361,7 @@ class PPO:
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
-        def epoch(_, carry):
+        def epoch(carry):
             params, opt_state, key, _ = carry
             key, k_perm = jax.random.split(key)
             perm = jax.random.permutation(k_perm, c.batch_size)
@@ -347,10 +375,17 @@ class PPO:
 
         zero_metrics = {k: jnp.float32(0.0) for k in
                         ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        carry = (params, opt_state, key, zero_metrics)
         num_epochs = jnp.clip(hp.num_epochs, 1, c.max_epochs)
-        params, opt_state, _, metrics = jax.lax.fori_loop(
-            0, num_epochs, epoch, (params, opt_state, key, zero_metrics)
-        )
+        if self.static_epochs:
+            def masked_epoch(carry, i):
+                new = epoch(carry)
+                return jax.tree.map(lambda n, o: jnp.where(i < num_epochs, n, o), new, carry), None
+
+            carry, _ = jax.lax.scan(masked_epoch, carry, jnp.arange(c.max_epochs))
+        else:
+            carry = jax.lax.fori_loop(0, num_epochs, lambda _, carry: epoch(carry), carry)
+        params, opt_state, _, metrics = carry
         return params, opt_state, metrics
 
     def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams):

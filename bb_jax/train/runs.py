@@ -75,19 +75,18 @@ def train_seeds(
     keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
     start = time.perf_counter()
     population = Population(config, stack_hyperparams([hp_row] * len(seeds)), keys)
-    chunks = []
+    chunks, steps = [], 0
     for length in plan_chunks(config.num_updates, chunk_updates):
-        chunks.append({k: np.asarray(v) for k, v in population.run(length).items()})
-        if progress is not None:
-            last = chunks[-1]
-            steps = int(last["env_steps"][0, -1])
+        chunks.append(population.run(length))  # on the device until the end of the run
+        steps += length * config.batch_size
+        if progress is not None:  # the one value read per chunk (it waits for the chunk)
+            ret = np.nanmean(np.asarray(chunks[-1]["mean_return"][:, -1]))
             elapsed = time.perf_counter() - start
-            ret = np.nanmean(last["mean_return"][:, -1])
             progress(
                 f"steps {steps:>9,}/{config.num_updates * config.batch_size:,}  "
                 f"{steps * len(seeds) / elapsed:>9,.0f} steps/s  return {ret:8.2f}"
             )
-    curves = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+    curves = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in chunks[0]}
     eval_keys = jax.numpy.stack([evaluation_key(int(s)) for s in seeds])
     eval_sampled = population.evaluate(eval_keys, eval_episodes, greedy=False)
     eval_greedy = population.evaluate(eval_keys, eval_episodes, greedy=True)
