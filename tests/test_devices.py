@@ -72,3 +72,38 @@ def test_tuner_workers_are_given_their_share(tmp_path, monkeypatch):
     assert env[devices.CORES_ENV] == "2,3"
     monkeypatch.setenv(devices.CORES_ENV, env[devices.CORES_ENV])  # inside the worker
     assert devices.job_cores(0, _jobs(1, 3)) == [2, 3]
+
+
+STUDY = """
+import json, sys
+import jax
+from bb_jax.cli import tune_main
+for name in ("first", "again"):
+    assert tune_main(["--n-trials", "3", "--population-size", "3", "--num-steps", "4096",
+                      "--eval-interval", "2048", "--seed", "5", "--study-name", name,
+                      "--enqueue", sys.argv[2], "--output-dir", sys.argv[1]]) == 0
+print(jax.device_count())
+"""
+# one shape for the three trials: one cohort, one training program (the rest is sampled)
+ONE_SHAPE = [{"hidden_size": 64, "batch_size": 512}] * 3
+
+
+def test_same_seed_same_study_on_two_host_devices(tmp_path):
+    """A command-line sweep on two host devices (3 trials: padded to 4 members, split in two)
+    gives the same study again from the same seed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", devices.CORES_ENV)}
+    env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="2")
+    enqueue = tmp_path / "enqueue.json"
+    enqueue.write_text(json.dumps(ONE_SHAPE))
+    proc = subprocess.run([sys.executable, "-c", STUDY, str(tmp_path), str(enqueue)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "2"
+
+    def trials(name):
+        results = json.loads((tmp_path / f"{name}_results.json").read_text())
+        return [(t["number"], t["state"], t["value"], t["params"], t["intermediate_values"])
+                for t in results["trials"]]
+
+    first = trials("first")
+    assert len(first) == 3 and first == trials("again")
