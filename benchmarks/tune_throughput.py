@@ -1,7 +1,8 @@
 """Wall time of tuning sweeps on the default scenario, compile included, and its compile share.
 
-Sweeps: quick (30 trials x 20k steps) and standard (100 trials x 50k steps), each with a cold
-compilation cache (a fresh temporary cache folder, so "compile included" means it), in-memory
+Sweeps: quick (30 trials x 20k steps) and standard (100 trials x 50k steps), each in a fresh
+process with a cold compilation cache (a fresh temporary cache folder, so "compile included"
+means it), in-memory
 study, seed 42, population 16, median pruning. Compile time is the sum of XLA backend compile
 durations reported by `jax.monitoring` during the sweep, compiles their number; the training
 programs are the distinct (shape, population rows, chunk length) `run_updates` calls, and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +96,15 @@ def run_sweep(name: str, n_trials: int, num_steps: int, population: str, n_jobs:
     }
 
 
+def _sweep_in_subprocess(name: str, population: str, args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sweep.json"
+        which = ["--quick"] if name in SMOKE else ["--sweeps", name]
+        subprocess.run([sys.executable, __file__, *which, "--population-size", population,
+                        "--n-jobs", str(args.n_jobs), "--out", str(out)], check=True)
+        return json.loads(out.read_text())["sweeps"][0]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one tiny sweep (smoke test)")
@@ -108,12 +119,15 @@ def main(argv=None) -> int:
     jax.monitoring.register_event_duration_secs_listener(_on_event)
     _record_programs()
     plan = SMOKE if args.quick else {k: SWEEPS[k] for k in (args.sweeps or SWEEPS)}
+    runs = [(name, population) for name in plan for population in args.population_size]
     rows = []
-    for name, (n_trials, num_steps) in plan.items():
-        for population in args.population_size:
-            row = run_sweep(name, n_trials, num_steps, population, args.n_jobs)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for name, population in runs:
+        if len(runs) == 1:
+            row = run_sweep(name, *plan[name], population, args.n_jobs)
+        else:  # each sweep in a fresh process: no program compiled by an earlier one
+            row = _sweep_in_subprocess(name, population, args)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine_info(), "sweeps": rows}, indent=2))
     print(f"wrote {args.out}")
