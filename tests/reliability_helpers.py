@@ -289,6 +289,47 @@ class PostgresServer:
         return self.url(name)
 
 
+# ---------------------------------------------------------------------------------------------
+# The tuner's HTML plots
+
+
+def plot_figure(path: Path) -> tuple[list, dict]:
+    """(traces, layout) of the Plotly figure embedded in an HTML plot; fails the test when the
+    file holds no figure (e.g. the "plot not available" page written on an error)."""
+    text = path.read_text()
+    call = "Plotly.newPlot("
+    assert call in text, f"{path.name} holds no plot: {text[:300]}"
+    decoder = json.JSONDecoder()
+    rest = text[text.index(call) + len(call):]
+    parts = []
+    for _ in range(3):  # the element id, the traces, the layout
+        value, end = decoder.raw_decode(rest.lstrip())
+        parts.append(value)
+        rest = rest.lstrip()[end:].lstrip().removeprefix(",")
+    return parts[1], parts[2]
+
+
+def assert_plots_show_study(out: Path, name: str, trials) -> None:
+    """The three HTML plots of study `name` in `out` show these trials: the history plots the
+    complete trials' values by number, the importances rank the tuned parameters, and the
+    parallel-coordinate plot draws one line per complete trial over the objective and every
+    parameter."""
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE),
+                      key=lambda t: t.number)
+    assert complete, "the plots need a complete trial"
+    params = sorted(complete[0].params)
+    history, _ = plot_figure(out / f"{name}_history.html")
+    values = next(t for t in history if t.get("name") == "Objective Value")
+    assert values["x"] == [t.number for t in complete]
+    assert values["y"] == [t.value for t in complete]
+    if len(complete) > 1:  # importances need at least two complete trials
+        bars, _ = plot_figure(out / f"{name}_importances.html")
+        assert sorted(bars[0]["y"]) == params
+    lines, layout = plot_figure(out / f"{name}_parallel.html")
+    assert layout["xaxis"]["ticktext"] == ["Objective Value", *params]
+    assert sum(len(t.get("x") or []) == len(params) + 1 for t in lines) == len(complete)
+
+
 def kill(proc: Tuner, sig: int = signal.SIGKILL) -> None:
     if proc.proc.poll() is None:
         proc.proc.send_signal(sig)

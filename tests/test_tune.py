@@ -1,8 +1,10 @@
 """The tuner end to end: a small sweep into SQLite, pruning inside one batch, reproducibility,
-resume, outputs, the printed training command, and bounded compiles."""
+resume, outputs, the printed training command, bounded compiles, several scenarios, the
+eval-return objective, and worker processes (--n-jobs)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -10,16 +12,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import optuna
 import pytest
+from optuna.trial import TrialState
+from reliability_helpers import assert_plots_show_study, fixed_params
 
-from bb_jax.cli import tune_main
-from bb_jax.train.population import compiled, compiled_configs
-from bb_jax.tuning.tuner import SEARCH_SPACE, PopulationMedianPruner, Tuner, TuneSettings
+from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
+from bb_jax.game.scenarios import list_scenarios
+from bb_jax.stats import mean_ci95
+from bb_jax.train.population import compiled_configs
+from bb_jax.train.ppo import PPOConfig
+from bb_jax.tuning.cohorts import CohortTrainer
+from bb_jax.tuning.storage import make_storage
+from bb_jax.tuning.tuner import (
+    SEARCH_SPACE,
+    PopulationMedianPruner,
+    Tuner,
+    TuneSettings,
+    member_spec,
+    train_command,
+)
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
          "--eval-interval", "1024", "--seed", "7"]
+# JAX's monitoring event for each XLA executable a jitted function gets (compiled or loaded
+# from the persistent cache); `fun_name` names the function
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
@@ -28,25 +50,37 @@ def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
     return json.loads((tmp / f"{name}_results.json").read_text())
 
 
-def compile_counts() -> dict:
-    return {c: compiled(c).run_updates._cache_size() for c in compiled_configs()}
+@contextlib.contextmanager
+def counting_compiles():
+    """Yields the list of function names compiled inside the block (jax.monitoring)."""
+    names = []
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            names.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     storage = f"sqlite:///{tmp / 'study.db'}"
-    before = compile_counts()
-    results = run_sweep(tmp, "quick", "--storage", storage)
-    after = compile_counts()
-    new = {c: n - before.get(c, 0) for c, n in after.items() if n > before.get(c, 0)}
-    return tmp, storage, results, new
+    before = set(compiled_configs())
+    with counting_compiles() as names:
+        results = run_sweep(tmp, "quick", "--storage", storage)
+    new_configs = set(compiled_configs()) - before
+    return tmp, storage, results, (new_configs, names)
 
 
 def test_sweep_writes_every_output(sweep):
-    tmp, _, results, _ = sweep
-    for suffix in ("results.json", "history.html", "importances.html", "parallel.html"):
-        assert (tmp / f"quick_{suffix}").stat().st_size > 0
+    tmp, storage, results, _ = sweep
+    study = optuna.load_study(study_name="quick", storage=make_storage(storage, None))
+    assert_plots_show_study(tmp, "quick", study.get_trials(deepcopy=False))
     assert results["study_name"] == "quick"
     assert results["scenario"] == "default"
     assert results["n_trials"] == 6 == len(results["trials"])
@@ -84,12 +118,12 @@ def test_same_seed_gives_identical_trials(sweep, tmp_path):
 
 
 def test_compiles_are_bounded_by_cohort_shapes(sweep):
-    _, _, results, new_compiles = sweep
+    _, _, results, (new_configs, names) = sweep
     shapes = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
-    assert {(c.hidden_size, c.batch_size) for c in new_compiles} <= shapes
-    for count in new_compiles.values():
-        # population sizes are powers of two: at most log2(8)+1 = 4 sizes, one chunk length
-        assert count <= 4
+    assert {(c.hidden_size, c.batch_size) for c in new_configs} <= shapes
+    # population sizes are powers of two: at most log2(8)+1 = 4 sizes per shape, one chunk
+    # length each
+    assert 1 <= names.count("run_updates") <= 4 * len(shapes)
 
 
 def test_resume_adds_trials(sweep):
@@ -137,17 +171,133 @@ def test_population_median_pruner_compares_running_peers():
     assert not lone.should_prune()
 
 
-def test_multi_scenario_objective_is_the_mean(tmp_path):
-    settings = TuneSettings(scenarios=("easy", "hard"), num_steps=4096, n_trials=1,
-                            population_size=1, eval_interval=4096, pruner="none",
-                            study_name="multi", scenario_arg="easy,hard")
-    reports = []
-    tuner = Tuner(settings, log=reports.append)
-    study = tuner.run()
+TWO = ("easy", "hard")
+EVAL_EPISODES = 16
+
+
+def tiny_study(name: str, **settings) -> optuna.Study:
+    """One trial of the fixed small shape (hidden 64, one update of 4096 steps) on easy and
+    hard, run in this process."""
+    settings = TuneSettings(scenarios=TWO, scenario_arg=",".join(TWO), num_steps=4096,
+                            n_trials=1, population_size=1, eval_interval=4096, pruner="none",
+                            study_name=name, enqueue=(fixed_params(0),), **settings)
+    return Tuner(settings, log=lambda line: None).run()
+
+
+def own_values(trial, eval_episodes: int = 0) -> list[float]:
+    """The trial's configuration trained on each of TWO, outside the tuner: its figures."""
+    trainer = CohortTrainer(PPOConfig(total_steps=4096, batch_size=4096), num_steps=4096,
+                            eval_interval=4096, eval_episodes=eval_episodes)
+    specs = [member_spec(k, trial.params, name, trial.user_attrs["seed"])
+             for k, name in enumerate(TWO)]
+    results = trainer.run(specs)
+    return [results[k].value for k in range(len(TWO))]
+
+
+@pytest.fixture(scope="module")
+def multi_scenario():
+    return tiny_study("multi")
+
+
+def test_multi_scenario_objective_is_the_mean(multi_scenario):
+    trial = multi_scenario.trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert multi_scenario.user_attrs["scenarios"] == list(TWO)
+    easy, hard = own_values(trial)
+    assert easy > hard + 100  # the scenarios' own figures are far apart ...
+    assert trial.value == pytest.approx((easy + hard) / 2, rel=1e-5)  # ... the value is their mean
+
+
+def test_printed_command_reproduces_a_multi_scenario_trial(multi_scenario, tmp_path, capsys):
+    from bb_jax.cli import train_main
+
+    trial = multi_scenario.trials[0]
+    command = shlex.split(train_command(multi_scenario, trial))
+    assert command[command.index("--scenario") + 1] == "easy,hard"
+    out = tmp_path / "replay.json"
+    assert train_main([*command[2:], "--save-path", str(tmp_path / "run"),
+                       "--results-json", str(out), "--eval-episodes", str(EVAL_EPISODES)]) == 0
+    replay = json.loads(out.read_text())
+    assert replay["scenarios"] == list(TWO)
+    per = replay["per_scenario"]
+    easy, hard = per["easy"]["mean"], per["hard"]["mean"]
+    assert easy > hard + 100
+    assert replay["final_return"]["mean"] == pytest.approx((easy + hard) / 2)
+    assert replay["final_return"]["mean"] == pytest.approx(trial.value, rel=1e-4)
+    printed = capsys.readouterr().out
+    assert f"on easy: {easy:.2f}" in printed and f"on hard: {hard:.2f}" in printed
+    assert f"mean over 2 scenarios): {replay['final_return']['mean']:.2f}" in printed
+    for scenario in TWO:
+        assert (tmp_path / "run" / f"params_seed{trial.user_attrs['seed']}_{scenario}.msgpack"
+                ).exists()
+
+
+def test_eval_return_objective_scores_fresh_episodes():
+    study = tiny_study("eval", objective="eval_return", eval_episodes=EVAL_EPISODES)
     trial = study.trials[0]
-    assert trial.state == optuna.trial.TrialState.COMPLETE
-    assert study.user_attrs["scenarios"] == ["easy", "hard"]
-    assert trial.value == pytest.approx(trial.intermediate_values[max(trial.intermediate_values)])
+    assert trial.state == TrialState.COMPLETE and study.user_attrs["objective"] == "eval_return"
+    evaluated = own_values(trial, eval_episodes=EVAL_EPISODES)
+    assert trial.value == pytest.approx(sum(evaluated) / len(evaluated), rel=1e-5)
+    # not the training return that the intermediate values report
+    assert trial.value != pytest.approx(trial.intermediate_values[4096], rel=1e-3)
+
+
+def test_scenario_all_is_every_scenario(tmp_path):
+    from bb_jax.cli import _tune_parser, tune_settings
+
+    args = _tune_parser().parse_args(["--scenario", "all", "--output-dir", str(tmp_path)])
+    settings = tune_settings(args)
+    assert settings.scenarios == tuple(list_scenarios()) and settings.scenario_arg == "all"
+
+
+class _FakeWorker:
+    """Stands in for a worker process that exits with `code` without running a trial."""
+
+    def __init__(self, code: int):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+    def wait(self):
+        return self.code
+
+    def send_signal(self, sig):
+        pass
+
+
+def test_n_jobs_all_cores_shares_a_journal_and_reports_a_failed_worker(tmp_path, monkeypatch,
+                                                                       capsys):
+    """--n-jobs -1 starts one process per core; without --storage they share a journal file
+    in the output folder; a worker that fails makes the tuner exit with 1 (after its own
+    trials and the outputs)."""
+    import bb_jax.cli as cli
+
+    started = []
+
+    def start_worker(settings, index, n_trials):
+        started.append((index, n_trials, worker_command(settings, index, n_trials)[1]))
+        return _FakeWorker(1)
+
+    monkeypatch.setattr(cli, "_start_worker", start_worker)
+    monkeypatch.setattr(cli, "_pin_to_core", lambda index: None)
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    enqueue = tmp_path / "enqueue.json"
+    enqueue.write_text(json.dumps([fixed_params(i) for i in range(2)]))
+    code = tune_main(["--n-jobs", "-1", "--n-trials", "4", "--population-size", "2",
+                      "--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none",
+                      "--study-name", "jobs", "--output-dir", str(tmp_path),
+                      "--enqueue", str(enqueue)])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "1 worker process(es) failed" in captured.err
+    journal = f"journal://{(tmp_path / 'jobs.journal.log').resolve()}"
+    assert [(index, n) for index, n, _ in started] == [(1, 2)]  # 2 cores: the tuner + 1
+    assert started[0][2][STORAGE_ENV] == journal
+    study = optuna.load_study(study_name="jobs", storage=make_storage(journal, None))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 2  # the tuner's own share
+    assert json.loads((tmp_path / "jobs_results.json").read_text())["n_complete"] == 2
 
 
 def test_enqueued_configuration_runs_first(tmp_path):
@@ -174,7 +324,9 @@ def test_validate_best_ranks_top_trials_over_seeds(sweep, tmp_path, capsys):
     complete = sorted(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)),
                       key=lambda t: t.value, reverse=True)
     assert {r["trial"] for r in ranking} == {t.number for t in complete[:2]}
-    assert all(len(r["per_seed"]) == 3 and r["ci95"] >= 0 for r in ranking)
+    for row in ranking:
+        assert len(row["per_seed"]) == 3
+        assert (row["mean"], row["ci95"]) == pytest.approx(mean_ci95(row["per_seed"]))
     assert [r["mean"] for r in ranking] == sorted((r["mean"] for r in ranking), reverse=True)
     assert "#1 trial" in capsys.readouterr().out
 

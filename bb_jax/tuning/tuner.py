@@ -468,10 +468,11 @@ def _python_command() -> str:
 
 
 def train_command(study: optuna.Study, trial: FrozenTrial) -> str:
-    """A ready-to-run scripts/train_simple.py command carrying every tuned hyperparameter."""
+    """A ready-to-run scripts/train_simple.py command carrying every tuned hyperparameter and
+    every scenario of the study (its final return is then the trial's objective, their mean)."""
     attrs = study.user_attrs
     scenarios = attrs.get("scenarios", ["default"])
-    args = [_python_command(), "scripts/train_simple.py", "--scenario", scenarios[0],
+    args = [_python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
             "--num-opponents", str(attrs.get("num_opponents", 2)),
             "--num-steps", str(attrs.get("num_steps", 50_000))]
     for name, flag in TRAIN_FLAGS.items():
