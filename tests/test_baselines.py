@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bbref_helpers import reference_stats
 
 from bb_jax.game import opponents
 from bb_jax.train.baselines import BASELINES, baseline_returns, batch_returns
 
-STATS_PATH = Path(__file__).resolve().parents[2] / "shared" / "reference_stats.json"
 EPISODES = 4000
 
 
@@ -30,9 +27,7 @@ def _se(x):
 
 
 def test_random_policy_matches_reference_stats(returns):
-    if not STATS_PATH.exists():
-        pytest.skip(f"reference statistics not found at {STATS_PATH}")
-    ref = json.loads(STATS_PATH.read_text())["default"]["agent0_return"]
+    ref = reference_stats()["default"]["agent0_return"]
     ours = returns[0]
     combined_se = np.hypot(_se(ours), ref["se"])
     assert abs(float(ours.mean()) - ref["mean"]) < 4 * combined_se, (ours.mean(), ref)
@@ -67,3 +62,13 @@ def test_seat_sets_the_own_house():
     seat0 = act(params, houses, locations, last, jnp.bool_(False), draws,
                 seats=jnp.array([0, 4, 13]))
     np.testing.assert_array_equal(seat0[:, 0], [0, 4, 3])
+
+
+def test_missing_reference_stats_fail_in_ci_and_skip_elsewhere(tmp_path, monkeypatch):
+    missing = tmp_path / "reference_stats.json"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        reference_stats(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        reference_stats(missing)
