@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -43,6 +46,7 @@ from bb_jax.tuning.tuner import (
     SEARCH_SPACE,
     TuneSettings,
     fail_stale_trials,
+    process_start_time,
     results_dict,
     write_outputs,
 )
@@ -172,6 +176,57 @@ def test_trial_orphaned_before_its_worker_tagged_it(tmp_path, monkeypatch):
     assert fail_stale_trials(study) == [orphan.number]
     assert study.trials[0].state == TrialState.FAIL
     assert "before tagging" in study.trials[0].user_attrs["fail_reason"]
+
+
+def running_trial(storage, study_name: str, **system_attrs) -> int:
+    """A new RUNNING trial of `study_name` tagged with `system_attrs`; returns its id."""
+    trial_id = storage.create_new_trial(storage.get_study_id_from_name(study_name))
+    for key, value in system_attrs.items():
+        storage.set_trial_system_attr(trial_id, key, value)
+    return trial_id
+
+
+def test_stale_check_tells_a_reused_pid_from_the_live_worker(tmp_path):
+    """A RUNNING trial tagged with a live process of this host stays RUNNING when that
+    process started when the tag says, and is failed when it started at another time (the
+    worker died and its pid was reused)."""
+    storage = make_storage(f"sqlite:///{tmp_path / 'pids.db'}", None)
+    study = optuna.create_study(storage=storage, study_name="pids")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        start = process_start_time(other.pid)
+        assert start is not None
+        tags = {"bb_host": socket.gethostname(), "bb_pid": other.pid}
+        same = running_trial(storage, "pids", **tags, bb_pid_start=start)
+        reused = running_trial(storage, "pids", **tags, bb_pid_start=str(int(start) - 1))
+        failed = fail_stale_trials(study)
+    finally:
+        other.kill()
+        other.wait()
+    assert failed == [storage.get_trial(reused).number]
+    assert storage.get_trial(same).state == TrialState.RUNNING
+    assert storage.get_trial(reused).state == TrialState.FAIL
+    assert "worker process died" in storage.get_trial(reused).user_attrs["fail_reason"]
+
+
+def test_stale_heartbeat_fails_the_trial(tmp_path):
+    """With heartbeats (RDB storages), a RUNNING trial whose last heartbeat is older than the
+    grace period is failed, even though its tag names a live process; one with a fresh
+    heartbeat is not."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}",
+                                         heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="hb")
+    tags = {"bb_host": socket.gethostname(), "bb_pid": os.getpid(),
+            "bb_pid_start": process_start_time(os.getpid())}
+    silent, beating = (running_trial(storage, "hb", **tags) for _ in range(2))
+    storage.record_heartbeat(silent)
+    # SQLite's clock counts whole seconds: after 3.2 s the silent trial's heartbeat is at
+    # least 3 s old, beyond the grace period
+    time.sleep(3.2)
+    storage.record_heartbeat(beating)
+    assert fail_stale_trials(study) == [storage.get_trial(silent).number]
+    assert storage.get_trial(beating).state == TrialState.RUNNING
+    assert "heartbeats" in storage.get_trial(silent).user_attrs["fail_reason"]
 
 
 class _SignalsWhenCollected:
