@@ -175,15 +175,5 @@ def reference_rollout(scenario, kinds, reset_block, blocks, actions, max_steps=5
     return res
 
 
-def reward_bounds(scenario_name: str, num_agents: int, agent: int = 0):
-    """(min, max) of one step's reward of `agent`, from the reward formula."""
-    env = ReferenceEnv(scenario_name, num_opponents=num_agents - 1)
-    scn = env.scn
-    owned = sum(1 for h in range(10) if h % num_agents == agent)
-    low = -float(scn["c"]) - 2.0 * owned - float(scn["L"])
-    high = 0.5 + owned + float(scn["A"])
-    return low, high
-
-
 def as_numpy(tree):
     return jax.tree.map(np.asarray, tree)

@@ -26,6 +26,7 @@ def _se(x):
     return float(np.std(x, ddof=1) / np.sqrt(len(x)))
 
 
+@pytest.mark.slow
 def test_random_policy_matches_reference_stats(returns):
     ref = reference_stats()["default"]["agent0_return"]
     ours = returns[0]
@@ -33,6 +34,7 @@ def test_random_policy_matches_reference_stats(returns):
     assert abs(float(ours.mean()) - ref["mean"]) < 4 * combined_se, (ours.mean(), ref)
 
 
+@pytest.mark.slow
 def test_heuristic_differs_from_random(returns):
     """On `hard`, a firefighter in seat 0 saves houses that a random agent lets burn
     (measured: ~525 vs ~467)."""

@@ -1,14 +1,25 @@
-"""Smoke test of the whole benchmark suite in its CI-sized mode (`run_all.py --quick`)."""
+"""Smoke test of the whole benchmark suite in its CI-sized mode (`run_all.py --quick`), and
+the GPU script's syntax."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def test_gpu_script_parses():
+    """benchmarks/gpu_run.sh needs a GPU to run; here bash checks its syntax (`bash -n`)."""
+    proc = subprocess.run(["bash", "-n", "benchmarks/gpu_run.sh"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
 def test_run_all_quick_writes_json_ratios_and_plots(tmp_path):
     out = tmp_path / "results.json"
     proc = subprocess.run(

@@ -18,6 +18,8 @@ from bbref_helpers import reference_stats, scenario_batch
 
 from bb_jax import make_env
 
+pytestmark = pytest.mark.slow
+
 ENVS_PER_SCENARIO = 2560
 EPISODES_PER_ENV = 2
 METRICS = ("episode_length", "agent0_return", "final_safe", "final_ruined", "initial_burning")

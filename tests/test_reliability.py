@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -22,14 +23,16 @@ from flax import serialization
 from optuna.trial import TrialState
 from reliability_helpers import (
     FIXED,
+    LONGER,
     Tuner,
+    assert_plots_show_study,
     by_state,
     fixed_params,
-    free_port,
     freeze_mid_batch,
     kill,
     load_trials,
     queue_trials,
+    refused_port,
     signal_all,
     tune_args,
     warm_compile_cache,
@@ -53,11 +56,13 @@ from bb_jax.tuning.tuner import (
 from bb_jax.tuning.tuner import Tuner as StudyTuner
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_once():
+@pytest.fixture(autouse=True)
+def _compiled_once(request):
     """In-process training here shares compiled programs with the tuner processes (JAX's
-    persistent cache, as the CLI sets it up): compile the sweeps' program once, first."""
-    warm_compile_cache()
+    persistent cache, as the CLI sets it up): compile the sweeps' program once, before the
+    first slow test (the quick ones train nothing)."""
+    if request.node.get_closest_marker("slow"):
+        warm_compile_cache()
 
 
 SHAPE = (FIXED["hidden_size"], FIXED["batch_size"])
@@ -68,6 +73,7 @@ BASE = PPOConfig(scenario="default", total_steps=4096, batch_size=4096)
 # Several worker processes on one study
 
 
+@pytest.mark.slow
 def test_journal_storage_two_worker_processes(tmp_path):
     url = f"journal://{tmp_path / 'study.journal'}"
     queue_trials(url, "journal", 4)
@@ -85,6 +91,7 @@ def test_journal_storage_two_worker_processes(tmp_path):
     assert results["storage"] == url and results["n_complete"] >= 2
 
 
+@pytest.mark.slow
 def test_sqlite_two_processes_never_locked(tmp_path):
     """--n-jobs 2: the tuner and one worker process on one SQLite file."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -113,6 +120,7 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.slow
 def test_sqlite_concurrent_asks_take_each_queued_trial_once(tmp_path):
     """Plain pysqlite transactions let two processes take the same WAITING trial; the
     storage's BEGIN IMMEDIATE makes every ask atomic."""
@@ -135,10 +143,11 @@ def test_sqlite_concurrent_asks_take_each_queued_trial_once(tmp_path):
 # Crash, resume, Ctrl-C
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     queue_trials(url, "crash", 10)
-    first = Tuner(tune_args("crash", url, tmp_path / "out", 8), tmp_path, "first")
+    first = Tuner(tune_args("crash", url, tmp_path / "out", 8, *LONGER), tmp_path, "first")
     freeze_mid_batch(first, url, "crash")
     kill(first, signal.SIGKILL)
     first.wait()
@@ -147,7 +156,7 @@ def test_sigkill_mid_batch_then_resume(tmp_path):
     stale = {n for n, t in before.items() if t.state == TrialState.RUNNING}
     assert complete and stale
 
-    again = Tuner(tune_args("crash", url, tmp_path / "out", 2), tmp_path, "again")
+    again = Tuner(tune_args("crash", url, tmp_path / "out", 2, *LONGER), tmp_path, "again")
     assert again.wait() == 0, again.output()
     assert f"marked stale RUNNING trials as FAIL: {sorted(stale)}" in again.stdout
     after = {t.number: t for t in load_trials(url, "crash")}
@@ -209,6 +218,7 @@ def test_stale_check_tells_a_reused_pid_from_the_live_worker(tmp_path):
     assert "worker process died" in storage.get_trial(reused).user_attrs["fail_reason"]
 
 
+@pytest.mark.slow
 def test_stale_heartbeat_fails_the_trial(tmp_path):
     """With heartbeats (RDB storages), a RUNNING trial whose last heartbeat is older than the
     grace period is failed, even though its tag names a live process; one with a fresh
@@ -267,6 +277,7 @@ def test_an_interrupt_swallowed_by_a_finalizer_is_raised_again(sig, exception, m
     assert sys.unraisablehook == printed.append
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 2)],
                          ids=["SIGINT", "SIGTERM-two-processes"])
 def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
@@ -275,7 +286,8 @@ def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     queue_trials(url, "stop", 10)
     out = tmp_path / "out"
-    tuner = Tuner(tune_args("stop", url, out, 8, "--n-jobs", str(jobs)), tmp_path, "tuner")
+    tuner = Tuner(tune_args("stop", url, out, 8, "--n-jobs", str(jobs), *LONGER), tmp_path,
+                  "tuner")
     frozen = freeze_mid_batch(tuner, url, "stop")
     kill(tuner, sig)
     signal_all(frozen, signal.SIGCONT)
@@ -292,8 +304,7 @@ def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
         assert records[trial.number]["state"] == trial.state.name
         assert records[trial.number]["value"] == trial.value
     assert results["n_complete"] == len(by_state(trials, TrialState.COMPLETE)) >= 1
-    for suffix in ("history", "importances", "parallel"):
-        assert (out / f"stop_{suffix}.html").stat().st_size > 0
+    assert_plots_show_study(out, "stop", trials)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +320,7 @@ def trainer(**kwargs) -> CohortTrainer:
     return CohortTrainer(BASE, num_steps=4096, eval_interval=4096, **kwargs)
 
 
+@pytest.mark.slow
 def test_diverging_member_fails_and_its_population_carries_on():
     specs = [member(0), member(1, learning_rate=1e10), member(2), member(3)]
     results = trainer().run(specs)
@@ -320,12 +332,14 @@ def test_diverging_member_fails_and_its_population_carries_on():
         assert results[i].value == healthy[i].value
 
 
+@pytest.mark.slow
 def test_diverging_trial_is_failed_with_its_reason(tmp_path):
     diverging = {**fixed_params(0), "learning_rate": 1e10}  # far outside the search space
     settings = TuneSettings(num_steps=4096, n_trials=4, population_size=4, eval_interval=4096,
                             pruner="none", study_name="diverge", seed=3,
                             enqueue=(diverging, *[fixed_params(i) for i in range(1, 4)]))
-    with pytest.warns(UserWarning, match="out of range"):
+    with warnings.catch_warnings():  # Optuna warns that the enqueued value is out of range
+        warnings.simplefilter("ignore", UserWarning)
         study = StudyTuner(settings, log=lambda line: None).run()
     trials = study.get_trials(deepcopy=False)
     bad = [t for t in trials if t.params["learning_rate"] == 1e10]
@@ -351,10 +365,16 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
 
 
 SWEEP = ["--n-trials", "2", "--num-steps", "4096", "--eval-interval", "4096"]
-CLOSED = free_port()
 
 
-def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+@pytest.fixture(scope="module")
+def closed_port():
+    """A local port on which connections are refused for the whole module."""
+    with refused_port() as port:
+        yield port
+
+
+def bad_inputs(tmp: Path, closed_port: int) -> dict[str, tuple[list[str], str]]:
     a_file = tmp / "a_file"
     a_file.write_text("x")
     enqueue = {
@@ -381,7 +401,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "storage_no_database": (["--storage", "postgresql://u:pw@localhost/"], "no database"),
         "storage_empty_journal": (["--storage", "journal://"], "malformed storage URL"),
         "unreachable_postgres": (
-            ["--storage", f"postgresql://bb:hunter22pw@127.0.0.1:{CLOSED}/db"],
+            ["--storage", f"postgresql://bb:hunter22pw@127.0.0.1:{closed_port}/db"],
             "cannot use storage"),
         "sqlite_missing_folder": (["--storage", f"sqlite:///{tmp}/missing/x.db"],
                                   "does not exist"),
@@ -419,9 +439,9 @@ def inputs_dir(tmp_path):
     "enqueue_unknown_param", "enqueue_out_of_range", "enqueue_wrong_type",
     "enqueue_null_value",
 ])
-def test_bad_input_is_one_line_exit_2_nothing_written(case, inputs_dir, tmp_path, capsys,
-                                                      monkeypatch):
-    args, expected = bad_inputs(inputs_dir)[case]
+def test_bad_input_is_one_line_exit_2_nothing_written(case, inputs_dir, closed_port, tmp_path,
+                                                      capsys, monkeypatch):
+    args, expected = bad_inputs(inputs_dir, closed_port)[case]
     monkeypatch.chdir(tmp_path)  # anything written by mistake would land here
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     out = tmp_path / "out"
@@ -453,6 +473,7 @@ def snapshot(url: str, path: Path):
     return hashlib.sha256(path.read_bytes()).hexdigest(), trials
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["--num-steps", "0"], "--num-steps"),
     (["--scenario", "nope"], "unknown scenario"),
@@ -525,8 +546,9 @@ def test_worker_processes_get_the_url_outside_their_command_line(tmp_path):
     assert env["BB_JAX_STORAGE"] == url
 
 
-def test_storage_from_the_environment(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("BB_JAX_STORAGE", f"postgresql://bb:EnvSecret9@127.0.0.1:{CLOSED}/db")
+def test_storage_from_the_environment(tmp_path, closed_port, monkeypatch, capsys):
+    monkeypatch.setenv("BB_JAX_STORAGE",
+                       f"postgresql://bb:EnvSecret9@127.0.0.1:{closed_port}/db")
     code, err = run_cli([*SWEEP, "--study-name", "env", "--output-dir", str(tmp_path / "o")],
                         capsys)
     assert code == 2 and "cannot use storage postgresql://bb:***@127.0.0.1" in err
@@ -590,6 +612,7 @@ def test_memory_budget_sources(monkeypatch):
         memory.memory_budget()
 
 
+@pytest.mark.slow
 def test_cohort_split_by_memory_gives_identical_results():
     specs = [member(i) for i in range(4)]
     need = memory.member_bytes(BASE.replace(hidden_size=SHAPE[0], batch_size=SHAPE[1]))

@@ -34,8 +34,6 @@ from bb_jax.tuning.tuner import (
     train_command,
 )
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
          "--eval-interval", "1024", "--seed", "7"]
@@ -77,6 +75,7 @@ def sweep(tmp_path_factory):
     return tmp, storage, results, (new_configs, names)
 
 
+@pytest.mark.slow
 def test_sweep_writes_every_output(sweep):
     tmp, storage, results, _ = sweep
     study = optuna.load_study(study_name="quick", storage=make_storage(storage, None))
@@ -96,6 +95,7 @@ def test_sweep_writes_every_output(sweep):
         assert steps == sorted(steps) and steps[0] > 0
 
 
+@pytest.mark.slow
 def test_pruning_prunes_inside_the_first_batch(sweep):
     _, _, results, _ = sweep
     states = [t["state"] for t in results["trials"]]
@@ -107,6 +107,7 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
         len(t["intermediate_values"]) for t in complete)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_trials(sweep, tmp_path):
     _, _, first, _ = sweep
     again = run_sweep(tmp_path, "again")  # fresh in-memory study, same seed
@@ -117,6 +118,7 @@ def test_same_seed_gives_identical_trials(sweep, tmp_path):
         assert a["intermediate_values"] == b["intermediate_values"]
 
 
+@pytest.mark.slow
 def test_compiles_are_bounded_by_cohort_shapes(sweep):
     _, _, results, (new_configs, names) = sweep
     shapes = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
@@ -126,6 +128,7 @@ def test_compiles_are_bounded_by_cohort_shapes(sweep):
     assert 1 <= names.count("run_updates") <= 4 * len(shapes)
 
 
+@pytest.mark.slow
 def test_resume_adds_trials(sweep):
     tmp, storage, _, _ = sweep
     results = run_sweep(tmp, "quick", "--storage", storage, "--n-trials", "2",
@@ -135,6 +138,7 @@ def test_resume_adds_trials(sweep):
     assert numbers == list(range(8))
 
 
+@pytest.mark.slow
 def test_printed_command_trains_the_best_config(sweep, tmp_path):
     _, _, results, _ = sweep
     command = shlex.split(results["train_command"])
@@ -199,6 +203,7 @@ def multi_scenario():
     return tiny_study("multi")
 
 
+@pytest.mark.slow
 def test_multi_scenario_objective_is_the_mean(multi_scenario):
     trial = multi_scenario.trials[0]
     assert trial.state == TrialState.COMPLETE
@@ -208,6 +213,7 @@ def test_multi_scenario_objective_is_the_mean(multi_scenario):
     assert trial.value == pytest.approx((easy + hard) / 2, rel=1e-5)  # ... the value is their mean
 
 
+@pytest.mark.slow
 def test_printed_command_reproduces_a_multi_scenario_trial(multi_scenario, tmp_path, capsys):
     from bb_jax.cli import train_main
 
@@ -232,6 +238,7 @@ def test_printed_command_reproduces_a_multi_scenario_trial(multi_scenario, tmp_p
                 ).exists()
 
 
+@pytest.mark.slow
 def test_eval_return_objective_scores_fresh_episodes():
     study = tiny_study("eval", objective="eval_return", eval_episodes=EVAL_EPISODES)
     trial = study.trials[0]
@@ -266,6 +273,7 @@ class _FakeWorker:
         pass
 
 
+@pytest.mark.slow
 def test_n_jobs_all_cores_shares_a_journal_and_reports_a_failed_worker(tmp_path, monkeypatch,
                                                                        capsys):
     """--n-jobs -1 starts one process per core; without --storage they share a journal file
@@ -300,6 +308,7 @@ def test_n_jobs_all_cores_shares_a_journal_and_reports_a_failed_worker(tmp_path,
     assert json.loads((tmp_path / "jobs_results.json").read_text())["n_complete"] == 2
 
 
+@pytest.mark.slow
 def test_enqueued_configuration_runs_first(tmp_path):
     params = {"hidden_size": 64, "batch_size": 1024, "learning_rate": 3e-4, "num_epochs": 3,
               "clip_epsilon": 0.2, "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99,
@@ -311,6 +320,7 @@ def test_enqueued_configuration_runs_first(tmp_path):
     assert results["trials"][0]["params"] == params
 
 
+@pytest.mark.slow
 def test_validate_best_ranks_top_trials_over_seeds(sweep, tmp_path, capsys):
     from bb_jax.cli import validate_main
 
@@ -331,6 +341,7 @@ def test_validate_best_ranks_top_trials_over_seeds(sweep, tmp_path, capsys):
     assert "#1 trial" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
     from bb_jax.cli import validate_main
 
