@@ -141,35 +141,31 @@ def wait_for(condition, proc: Tuner, timeout: float = PROCESS_TIMEOUT, what: str
 
 def storage_reader(url: str):
     """A storage for reading a study while tuner processes use it. For SQLite a plain
-    RDBStorage: its reads take a shared lock, so they go on while a stopped tuner holds the
-    write lock (make_storage's BEGIN IMMEDIATE would wait for that lock)."""
+    RDBStorage that gives up at once on a locked database: its reads take a shared lock and
+    never wait for a tuner (make_storage's BEGIN IMMEDIATE would wait for the write lock, and
+    a stopped tuner holds it)."""
     if url.startswith("sqlite:"):
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 0.05}})
     return make_storage(url, None)
 
 
 def study_trials(storage, name: str):
     """The trials of study `name`, or None while it cannot be read (not created yet, or the
-    database busy)."""
+    database locked)."""
     try:
         return storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False)
     except (KeyError, optuna.exceptions.StorageInternalError):
         return None
 
 
-def mid_batch(storage, name: str, pids=None):
-    """Trials, once at least one is COMPLETE and another batch is training: every RUNNING
-    trial has reported an intermediate value (it is between its first report and its end),
-    and each of `pids` (processes of the tuner) is training one."""
-    trials = study_trials(storage, name)
-    if not trials:
-        return None
+def mid_batch(trials, pid: int) -> bool:
+    """Whether, in `trials`, at least one is COMPLETE and another batch is training: every
+    RUNNING trial has reported an intermediate value (it is between its first report and its
+    end), and the tuner process `pid` trains one of them."""
     running = by_state(trials, TrialState.RUNNING)
-    training = all(t.intermediate_values for t in running)
-    owners = {t.system_attrs.get("bb_pid") for t in running}
-    everyone = pids is None or set(pids) <= owners
-    complete = by_state(trials, TrialState.COMPLETE)
-    return trials if complete and running and training and everyone else None
+    return bool(by_state(trials, TrialState.COMPLETE) and running
+                and all(t.intermediate_values for t in running)
+                and pid in {t.system_attrs.get("bb_pid") for t in running})
 
 
 def process_tree(pid: int) -> list[int]:
@@ -197,17 +193,22 @@ def signal_all(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
+# a stopped tuner may hold SQLite's lock mid-commit: then it runs this long, beyond SQLite's
+# longest busy-handler sleep (0.1 s), to finish the commit before the study is read again
+COMMIT_S = 0.25
+
+
 def freeze_mid_batch(proc: Tuner, url: str, name: str, slice_s: float = 0.02) -> list[int]:
     """Stop `proc` and its worker processes (SIGSTOP) at a moment when `mid_batch` holds for
-    all of them, so that a signal sent next lands while every process trains a batch (a
-    sweep of LONGER trials). Returns the stopped pids, for `signal_all(pids, SIGCONT)`.
+    the tuner, so that a signal sent next lands while it trains a batch (a sweep of LONGER
+    trials). Returns the stopped pids, for `signal_all(pids, SIGCONT)`.
 
-    The moment is read from the storage, never guessed from a time window. The tuner runs
-    freely until its first trial is COMPLETE (its program compiled: three more batches of ten
-    updates to go); from then on the processes run only in slices of `slice_s` seconds, each
-    followed by a check of the study while they are stopped. A batch trains for nine updates
-    after its first report, far longer than a slice, so the tuner cannot run through the
-    moment, or finish its run, between two checks, however fast the machine."""
+    The moment is read from the storage, not guessed from a time window. The tuner runs
+    freely until a trial is COMPLETE (its program compiled, batches of ten updates to go);
+    from then on the processes run only in slices of `slice_s` seconds, each followed by a
+    check of the study while they are stopped. A batch trains for nine updates after its
+    first report, far longer than a slice, so the tuner cannot run through the moment, or
+    finish its run, between two checks, however fast the machine."""
     storage = storage_reader(url)
 
     def finished_one() -> bool:
@@ -220,10 +221,11 @@ def freeze_mid_batch(proc: Tuner, url: str, name: str, slice_s: float = 0.02) ->
         if proc.proc.poll() is not None:
             pytest.fail(f"tuner exited ({proc.proc.returncode}) before a complete trial and "
                         f"a running batch\n{proc.output()}")
-        if mid_batch(storage, name, pids):
+        trials = study_trials(storage, name)
+        if trials is not None and mid_batch(trials, proc.proc.pid):
             return pids
         signal_all(pids, signal.SIGCONT)
-        time.sleep(slice_s)
+        time.sleep(slice_s if trials is not None else COMMIT_S)
 
 
 # ---------------------------------------------------------------------------------------------

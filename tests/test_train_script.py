@@ -141,6 +141,8 @@ def test_list_scenarios(capsys):
 
 @pytest.mark.parametrize("argv, valid", [
     (["--scenario", "nope"], "valid scenarios: default, easy, hard"),
+    (["--scenario", "easy,nope"], "unknown scenario 'nope'"),
+    (["--scenario", ","], "no scenario given"),
     (["--num-steps", "0"], "must be > 0"),
     (["--num-opponents", "10"], "1..9"),
     (["--num-epochs", "0"], "1..10"),
