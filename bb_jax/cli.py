@@ -73,9 +73,12 @@ def check_writable_dir(path: Path, keep: bool = True) -> Path:
 def _train_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="train_simple.py",
-        description="Train PPO on one Bucket Brigade scenario (several seeds in one vmapped call).",
+        description="Train PPO on Bucket Brigade scenarios (seeds x scenarios in one vmapped "
+                    "call).",
     )
-    p.add_argument("--scenario", default="default")
+    p.add_argument("--scenario", default="default",
+                   help="a scenario, a comma-separated list, or 'all': every seed trains on "
+                        "each; the final return is their mean (the tuner's objective)")
     p.add_argument("--num-opponents", type=int, default=2)
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
@@ -121,18 +124,19 @@ def _train(args) -> int:
     from bb_jax.train.ppo import PPOConfig
     from bb_jax.train.runs import save_run, train_seeds
 
-    check_scenario(args.scenario)
+    scenarios = parse_scenarios(args.scenario)
     if args.num_steps <= 0:
         raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
     seeds = args.seeds if args.seeds else [args.seed]
-    run_name = args.run_name or f"ppo_{args.scenario}_h{args.hidden_size}_s{seeds[0]}"
+    label = "+".join(scenarios) if args.scenario != "all" else "all"
+    run_name = args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}"
     save_dir = check_writable_dir(Path(args.save_path or Path("runs") / run_name))
     if args.results_json:
         check_writable_dir(Path(args.results_json).resolve().parent)
     config = PPOConfig(
-        scenario=args.scenario, num_opponents=args.num_opponents,
+        scenario=scenarios[0], num_opponents=args.num_opponents,
         opponents=tuple(args.opponents) if args.opponents else None,
         hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
         total_steps=args.num_steps,
@@ -145,17 +149,21 @@ def _train(args) -> int:
     }
     if not 1 <= args.num_epochs <= config.max_epochs:
         raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
-    print(f"training {run_name}: scenario={args.scenario} seeds={seeds} "
+    print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
           f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
     run = train_seeds(config, hyperparams, seeds, args.chunk_updates, args.eval_episodes,
-                      progress=lambda line: print(line, flush=True))
+                      progress=lambda line: print(line, flush=True), scenarios=list(scenarios))
     paths = save_run(run, save_dir, run_name)
     summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
                "save_path": str(save_dir)}
+    what = "final return (mean of last 100 episodes"
+    if len(scenarios) > 1:
+        for name, figure in summary["per_scenario"].items():
+            print(f"{what}) on {name}: {figure['mean']:.2f}")
+        what += f", mean over {len(scenarios)} scenarios"
     fr = summary["final_return"]
-    print(f"final return (mean of last 100 episodes): {fr['mean']:.2f} +/- {fr['ci95']:.2f} "
-          f"(95% CI over {len(seeds)} seeds)" if len(seeds) > 1 else
-          f"final return (mean of last 100 episodes): {fr['mean']:.2f}")
+    print(f"{what}): {fr['mean']:.2f} +/- {fr['ci95']:.2f} (95% CI over {len(seeds)} seeds)"
+          if len(seeds) > 1 else f"{what}): {fr['mean']:.2f}")
     ev = summary["eval_return_sampled"]
     print(f"fresh-episode return ({args.eval_episodes} episodes per seed, sampled policy): "
           f"{ev['mean']:.2f} +/- {ev['ci95']:.2f} (95% CI over seeds)" if len(seeds) > 1 else

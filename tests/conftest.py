@@ -1,11 +1,39 @@
-"""In-process tests run on one host device whatever their order: otherwise the first command
-line called in-process before any other JAX computation (`bb_jax.devices.use_host_devices`)
-would choose the device count of the whole pytest process. Subprocess tests get the real
-default (every core), unless they set it themselves."""
+"""Session set-up shared by every test module.
+
+- JAX's persistent compilation cache goes to a temporary folder made for this session
+  (BB_JAX_CACHE_DIR, inherited by the tuner and script processes the tests start), never to the
+  user's ~/.cache/bb_jax/xla: a test session neither reads nor leaves behind compiled programs.
+- In-process tests run on one host device whatever their order: otherwise the first command
+  line called in-process before any other JAX computation (`bb_jax.devices.use_host_devices`)
+  would choose the device count of the whole pytest process. Subprocess tests get the real
+  default (every core), unless they set it themselves.
+- Long tests carry the `slow` marker (registered in pyproject.toml): `pytest -m "not slow"` is
+  the quick loop, `make test` (CI) runs everything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import jax
 
 from bb_jax import devices
 
+_CACHE_ENV = "BB_JAX_CACHE_DIR"
+_session_cache: str | None = None
+
 if not devices.user_set_count():
     jax.config.update("jax_num_cpu_devices", 1)
+
+
+def pytest_configure(config):
+    global _session_cache
+    _session_cache = tempfile.mkdtemp(prefix="bb_jax_test_xla_")
+    os.environ[_CACHE_ENV] = _session_cache
+
+
+def pytest_unconfigure(config):
+    if _session_cache is not None:
+        shutil.rmtree(_session_cache, ignore_errors=True)

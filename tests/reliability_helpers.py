@@ -10,6 +10,7 @@ compilation cache (the CLI turns it on), and each trial trains in about a second
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -33,15 +34,19 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "tune_hyperparameters.py"
 # 4096 steps = one update of the largest batch; one report; no pruning
 SMALL = ["--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none", "--no-validate"]
+# the crash and interrupt sweeps: ten updates per trial, a report after each (the same
+# compiled one-update chunk), so a trial is seen training between its first report and its end
+LONGER = ["--num-steps", str(10 * 4096)]
 FIXED = {"hidden_size": 64, "batch_size": 4096, "num_epochs": 3, "clip_epsilon": 0.2,
          "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99, "gae_lambda": 0.95}
 PROCESS_TIMEOUT = 420
 
 
+@functools.cache
 def warm_compile_cache() -> None:
     """Compile (or load) the sweeps' one program in this process, with JAX's persistent cache
     on, before tuner processes start: otherwise on a cold cache every worker started at the
-    same time compiles it itself."""
+    same time compiles it itself. Once per process."""
     from bb_jax.cli import enable_compile_cache
     from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
     from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
@@ -119,7 +124,8 @@ class Tuner:
         return f"--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
 
 
-def wait_for(condition, proc: Tuner, timeout: float = PROCESS_TIMEOUT, what: str = ""):
+def wait_for(condition, proc: Tuner, timeout: float = PROCESS_TIMEOUT, what: str = "",
+             poll_s: float = 0.1):
     """Poll `condition()` until it returns a true value; fail if `proc` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -128,32 +134,57 @@ def wait_for(condition, proc: Tuner, timeout: float = PROCESS_TIMEOUT, what: str
             return value
         if proc.proc.poll() is not None:
             pytest.fail(f"tuner exited ({proc.proc.returncode}) before {what}\n{proc.output()}")
-        time.sleep(0.1)
+        time.sleep(poll_s)
     proc.proc.kill()
     pytest.fail(f"timed out waiting for {what}\n{proc.output()}")
 
 
-def mid_batch(url: str, name: str):
-    """Trials, once at least one is COMPLETE and another batch is RUNNING (training), every
-    running trial tagged with its worker."""
+def storage_reader(url: str):
+    """A storage for reading a study while tuner processes use it. For SQLite a plain
+    RDBStorage that gives up at once on a locked database: its reads take a shared lock and
+    never wait for a tuner (make_storage's BEGIN IMMEDIATE would wait for the write lock, and
+    a stopped tuner holds it)."""
+    if url.startswith("sqlite:"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 0.05}})
+    return make_storage(url, None)
+
+
+def study_trials(storage, name: str):
+    """The trials of study `name`, or None while it cannot be read (not created yet, or the
+    database locked)."""
     try:
-        trials = load_trials(url, name)
+        return storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False)
     except (KeyError, optuna.exceptions.StorageInternalError):
         return None
+
+
+def mid_batch(trials, pid: int) -> bool:
+    """Whether, in `trials`, at least one is COMPLETE and another batch is training: every
+    RUNNING trial has reported an intermediate value (it is between its first report and its
+    end), and the tuner process `pid` trains one of them."""
     running = by_state(trials, TrialState.RUNNING)
-    tagged = all("bb_pid" in t.system_attrs for t in running)
-    return trials if by_state(trials, TrialState.COMPLETE) and running and tagged else None
+    return bool(by_state(trials, TrialState.COMPLETE) and running
+                and all(t.intermediate_values for t in running)
+                and pid in {t.system_attrs.get("bb_pid") for t in running})
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (Linux /proc), parents first."""
+    """`pid` and its live descendants (Linux /proc), parents first."""
     tree, i = [pid], 0
     while i < len(tree):
         for task in glob.glob(f"/proc/{tree[i]}/task/*/children"):
             with contextlib.suppress(OSError):
                 tree += [int(c) for c in Path(task).read_text().split()]
         i += 1
-    return tree
+    return [p for p in tree if _state(p) not in ("Z", None)]
+
+
+def _state(pid: int) -> str | None:
+    """The state letter of process `pid` (R, S, T, Z, ...), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def signal_all(pids: list[int], sig: int) -> None:
@@ -162,18 +193,39 @@ def signal_all(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def freeze_mid_batch(proc: Tuner, url: str, name: str) -> list[int]:
-    """Stop `proc` and its worker processes (SIGSTOP) at a moment when `mid_batch` holds, so
-    that a signal sent next lands there and not a few milliseconds later, when the tuner may
-    be asking new trials. Returns the stopped pids, for `signal_all(pids, SIGCONT)`."""
+# a stopped tuner may hold SQLite's lock mid-commit: then it runs this long, beyond SQLite's
+# longest busy-handler sleep (0.1 s), to finish the commit before the study is read again
+COMMIT_S = 0.25
+
+
+def freeze_mid_batch(proc: Tuner, url: str, name: str, slice_s: float = 0.02) -> list[int]:
+    """Stop `proc` and its worker processes (SIGSTOP) at a moment when `mid_batch` holds for
+    the tuner, so that a signal sent next lands while it trains a batch (a sweep of LONGER
+    trials). Returns the stopped pids, for `signal_all(pids, SIGCONT)`.
+
+    The moment is read from the storage, not guessed from a time window. The tuner runs
+    freely until a trial is COMPLETE (its program compiled, batches of ten updates to go);
+    from then on the processes run only in slices of `slice_s` seconds, each followed by a
+    check of the study while they are stopped. A batch trains for nine updates after its
+    first report, far longer than a slice, so the tuner cannot run through the moment, or
+    finish its run, between two checks, however fast the machine."""
+    storage = storage_reader(url)
+
+    def finished_one() -> bool:
+        return bool(by_state(study_trials(storage, name) or [], TrialState.COMPLETE))
+
+    wait_for(finished_one, proc, what="the tuner's first complete trial", poll_s=slice_s)
     while True:
-        wait_for(lambda: mid_batch(url, name), proc, what="a complete trial and a running batch")
-        proc.proc.send_signal(signal.SIGSTOP)
         pids = process_tree(proc.proc.pid)
-        signal_all(pids[1:], signal.SIGSTOP)
-        if mid_batch(url, name):
+        signal_all(pids, signal.SIGSTOP)
+        if proc.proc.poll() is not None:
+            pytest.fail(f"tuner exited ({proc.proc.returncode}) before a complete trial and "
+                        f"a running batch\n{proc.output()}")
+        trials = study_trials(storage, name)
+        if trials is not None and mid_batch(trials, proc.proc.pid):
             return pids
         signal_all(pids, signal.SIGCONT)
+        time.sleep(slice_s if trials is not None else COMMIT_S)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,10 +261,23 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+PORT_ATTEMPTS = 3
+
+
 def free_port() -> int:
+    """A local port free at this moment (only a hint: another program may take it next)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port():
+    """A local port bound by this process but not listening, held for the block: connections
+    to it are refused, and no other program can start listening on it meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 class PostgresServer:
@@ -236,7 +301,7 @@ class PostgresServer:
                 skip_or_fail("running as root and there is no `postgres` user to run the server")
         self.root = Path(tempfile.mkdtemp(prefix="bb_jax_pg_"))
         self.data = self.root / "data"
-        self.port = free_port()
+        self.port = None
         if self.run_as is not None:
             os.chown(self.root, self.run_as.pw_uid, self.run_as.pw_gid)
 
@@ -262,12 +327,18 @@ class PostgresServer:
                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
                   "--no-sync", "--no-instructions")
         pwfile.unlink()
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=50")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
-                  "-t", "60", "-o", options, "start")
-        return self
+        # a free port may be taken by another program before the server binds it: then the
+        # start fails and is tried again on another port
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.port = free_port()
+            options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                       "-c max_connections=50")
+            proc = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
+                             "-w", "-t", "60", "-o", options, "start",
+                             check=attempt == PORT_ATTEMPTS)
+            if proc.returncode == 0:
+                return self
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -287,6 +358,53 @@ class PostgresServer:
                              password=PG_PASSWORD, dbname="postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tuner's HTML plots
+
+
+def plot_figure(path: Path) -> tuple[list, dict]:
+    """(traces, layout) of the Plotly figure embedded in an HTML plot; fails the test when the
+    file holds no figure (e.g. the "plot not available" page written on an error)."""
+    text = path.read_text()
+    call = "Plotly.newPlot("
+    assert call in text, f"{path.name} holds no plot: {text[:300]}"
+    decoder = json.JSONDecoder()
+    rest = text[text.index(call) + len(call):]
+    parts = []
+    for _ in range(3):  # the element id, the traces, the layout
+        value, end = decoder.raw_decode(rest.lstrip())
+        parts.append(value)
+        rest = rest.lstrip()[end:].lstrip().removeprefix(",")
+    return parts[1], parts[2]
+
+
+def assert_plots_show_study(out: Path, name: str, trials, exact: bool = True) -> None:
+    """The three HTML plots of study `name` in `out` show these trials: the history plots the
+    complete trials' values by number, the importances rank the tuned parameters, and the
+    parallel-coordinate plot draws one line per complete trial over the objective and every
+    parameter. exact=False (workers writing the plots while others still finish trials): the
+    plots show some of the complete trials, with their values."""
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE),
+                      key=lambda t: t.number)
+    assert complete, "the plots need a complete trial"
+    params = sorted(complete[0].params)
+    history, _ = plot_figure(out / f"{name}_history.html")
+    points = next(t for t in history if t.get("name") == "Objective Value")
+    shown = list(zip(points["x"], points["y"], strict=True))
+    expected = [(t.number, t.value) for t in complete]
+    if exact:
+        assert shown == expected
+    else:
+        assert shown and set(shown) <= set(expected)
+    if len(shown) > 1:  # importances need at least two complete trials
+        bars, _ = plot_figure(out / f"{name}_importances.html")
+        assert sorted(bars[0]["y"]) == params
+    lines, layout = plot_figure(out / f"{name}_parallel.html")
+    assert layout["xaxis"]["ticktext"] == ["Objective Value", *params]
+    drawn = sum(len(t.get("x") or []) == len(params) + 1 for t in lines)
+    assert drawn == len(complete) if exact else 1 <= drawn <= len(complete)
 
 
 def kill(proc: Tuner, sig: int = signal.SIGKILL) -> None:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bbref_helpers import reference_stats
 
 from bb_jax.game import opponents
 from bb_jax.train.baselines import BASELINES, baseline_returns, batch_returns
 
-STATS_PATH = Path(__file__).resolve().parents[2] / "shared" / "reference_stats.json"
 EPISODES = 4000
 
 
@@ -29,15 +26,15 @@ def _se(x):
     return float(np.std(x, ddof=1) / np.sqrt(len(x)))
 
 
+@pytest.mark.slow
 def test_random_policy_matches_reference_stats(returns):
-    if not STATS_PATH.exists():
-        pytest.skip(f"reference statistics not found at {STATS_PATH}")
-    ref = json.loads(STATS_PATH.read_text())["default"]["agent0_return"]
+    ref = reference_stats()["default"]["agent0_return"]
     ours = returns[0]
     combined_se = np.hypot(_se(ours), ref["se"])
     assert abs(float(ours.mean()) - ref["mean"]) < 4 * combined_se, (ours.mean(), ref)
 
 
+@pytest.mark.slow
 def test_heuristic_differs_from_random(returns):
     """On `hard`, a firefighter in seat 0 saves houses that a random agent lets burn
     (measured: ~525 vs ~467)."""
@@ -67,3 +64,15 @@ def test_seat_sets_the_own_house():
     seat0 = act(params, houses, locations, last, jnp.bool_(False), draws,
                 seats=jnp.array([0, 4, 13]))
     np.testing.assert_array_equal(seat0[:, 0], [0, 4, 3])
+
+
+def test_missing_reference_stats_fail_in_ci_and_skip_elsewhere(tmp_path, monkeypatch):
+    missing = tmp_path / "reference_stats.json"
+    for ci, outcome in ((None, pytest.skip.Exception), ("true", pytest.fail.Exception)):
+        if ci is None:
+            monkeypatch.delenv("CI", raising=False)
+        else:
+            monkeypatch.setenv("CI", ci)
+        with pytest.raises(BaseException) as raised:  # a skip or a failure of this test
+            reference_stats(missing)
+        assert raised.type is outcome, (ci, raised.value)

@@ -9,6 +9,7 @@ import pytest
 
 from bb_jax import OPPONENT_KINDS, get_scenario, list_scenarios, make_env
 from bb_jax.game.reference import KINDS, SCENARIO_TABLE, default_opponent_kinds
+from bb_jax.game.scenarios import SCENARIO_FIELDS
 
 BATCH, STEPS = 8, 40
 
@@ -83,19 +84,70 @@ def test_vmap_and_scan(vmapped_rollout):
             start = t + 1
 
 
-def test_same_key_same_result(vmapped_rollout):
-    _, run = vmapped_rollout
-    a = jax.device_get(run(jax.random.key(11)))
-    b = jax.device_get(run(jax.random.key(11)))
-    jax.tree.map(np.testing.assert_array_equal, a, b)
+def test_results_depend_on_the_key_alone():
+    """An environment gives the same result for the same key whether it runs alone or in a
+    vmapped batch, and different step keys from one state give different nights."""
+    env = make_env("easy", num_opponents=3)
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
+    reset_keys = jax.random.split(jax.random.key(11), 4)
+    step_keys = jax.random.split(jax.random.key(12), 4)
+    actions = jnp.array([[0, 1], [3, 0], [7, 1], [9, 0]], jnp.int32)
+    obs, states = jax.jit(jax.vmap(env.reset))(reset_keys)
+    batch = jax.device_get(jax.jit(jax.vmap(env.step))(step_keys, states, actions))
+    for i in range(4):
+        obs_i, state_i = reset(reset_keys[i])
+        np.testing.assert_array_equal(obs_i, obs[i])
+        alone = jax.device_get(step(step_keys[i], state_i, actions[i]))
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(
+            np.asarray(a, np.float64), np.asarray(b[i], np.float64), rtol=1e-6), alone, batch)
+    # one state, one action, four step keys: the random opponents and fires differ
+    same = jax.tree.map(lambda x: jnp.broadcast_to(x[0], x.shape), states)
+    nights = jax.device_get(jax.jit(jax.vmap(env.step))(
+        step_keys, same, jnp.broadcast_to(actions[0], actions.shape)))
+    assert len({np.asarray(o).tobytes() for o in nights[0]}) > 1
 
 
-def test_scenario_can_be_passed_per_call():
-    """A scenario given to reset / step overrides the env's (and is traced, not static)."""
-    env = make_env("default", num_opponents=2)
-    hard = get_scenario("hard", 3)
-    obs, _ = jax.eval_shape(env.reset, jax.random.key(0), hard)
-    assert obs.shape == (env.observation_size,)
+@pytest.fixture(scope="module")
+def per_call_rollouts():
+    """The same keys and actions played by: a default env given `hard` at every reset and
+    step, a hard env, and a default env (scenario traced: one program per env)."""
+    steps = 20
+
+    def play(env, scenario):
+        @jax.jit
+        def run(key, scenario):
+            reset_key, key = jax.random.split(key)
+            obs0, state = jax.vmap(env.reset, in_axes=(0, None))(
+                jax.random.split(reset_key, BATCH), scenario)
+
+            def body(state, step_key):
+                keys = jax.random.split(step_key, BATCH)
+                actions = jnp.stack([jnp.arange(BATCH) % 10, jnp.ones(BATCH, int)], -1)
+                obs, state, reward, term, trunc, info = jax.vmap(
+                    env.step, in_axes=(0, 0, 0, None))(keys, state, actions, scenario)
+                return state, (obs, reward, term, info["final_observation"])
+
+            _, outs = jax.lax.scan(body, state, jax.random.split(key, steps))
+            return obs0, outs
+
+        return jax.device_get(run(jax.random.key(5), scenario))
+
+    default_env, hard_env = make_env("default", 2), make_env("hard", 2)
+    return (play(default_env, get_scenario("hard", 3)), play(hard_env, None),
+            play(default_env, None))
+
+
+def test_scenario_can_be_passed_per_call(per_call_rollouts):
+    """A scenario given to reset / step replaces the env's: a default env played with `hard`
+    is the hard env, observation, rewards and ends alike, and differs from default play."""
+    given, hard, default = per_call_rollouts
+    jax.tree.map(np.testing.assert_array_equal, given, hard)
+    obs0, (obs, reward, term, final_obs) = given
+    # the scenario block of every observation holds hard's parameters (and N = 3)
+    hard_block = [float(getattr(get_scenario("hard", 3), f)) for f in SCENARIO_FIELDS] + [3]
+    for o in (obs0, obs, final_obs):
+        np.testing.assert_allclose(o[..., -12:], np.broadcast_to(hard_block, o[..., -12:].shape))
+    assert not np.array_equal(reward, default[1][1])
 
 
 def test_unknown_scenario_lists_valid_names():

@@ -34,6 +34,8 @@ from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.population import Population, compiled
 from bb_jax.train.ppo import make_hyperparams, stack_hyperparams
 
+pytestmark = pytest.mark.slow
+
 SIZE = 4
 NUM_UPDATES = 3
 PARAM_ATOL = 1e-5  # 1% of one Adam step at the default learning rate 1e-3

@@ -13,6 +13,7 @@ from reliability_helpers import (
     PG_PASSWORD,
     PostgresServer,
     Tuner,
+    assert_plots_show_study,
     by_state,
     load_trials,
     tune_args,
@@ -23,6 +24,7 @@ from reliability_helpers import (
 from bb_jax.cli import tune_main
 from bb_jax.tuning.space import SEARCH_SPACE
 
+pytestmark = pytest.mark.slow
 WORKERS = 3
 TRIALS_PER_WORKER = 2
 
@@ -89,6 +91,8 @@ def test_results_json_agrees_with_the_database(three_workers):
     best = max(complete, key=lambda r: r["value"])
     assert results["best_value"] == best["value"] and results["best_trial"] == best["number"]
     assert set(best["params"]) == set(SEARCH_SPACE)
+    # each worker writes the plots when it ends, possibly while others still train
+    assert_plots_show_study(out, "shared", list(stored.values()), exact=False)
 
 
 def test_password_never_leaks(three_workers):

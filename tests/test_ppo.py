@@ -13,8 +13,11 @@ from ppo_helpers import CHUNK, LEARN_CONFIG, single, train_single
 
 from bb_jax.train import networks
 from bb_jax.train.ppo import (
+    PPO,
     RETURN_WINDOW,
     Batch,
+    PPOConfig,
+    Transition,
     compute_gae,
     make_hyperparams,
     mean_recent_return,
@@ -224,6 +227,59 @@ def test_compute_gae_stops_recursion_at_episode_end():
     np.testing.assert_allclose(adv[:, 0], [0.0, 0.0, 5.0])
 
 
+# ---------------------------------------------------------------- learn (rollout -> batch)
+
+
+def test_learn_builds_the_batch_from_the_rollout(monkeypatch):
+    """`PPO.learn`'s glue on a small hand-made rollout, against numpy: rewards scaled by
+    reward_scale, every step bootstrapped from the value of its own final observation, GAE,
+    advantages normalised over the batch, time-major flattening into the batch that the
+    epochs train on, and the explained variance of the value targets."""
+    config = PPOConfig(hidden_size=8, batch_size=12, num_envs=3, num_minibatches=1,
+                       total_steps=12, reward_scale=0.05)
+    ppo = PPO(config)
+    T, E, D = config.rollout_length, config.num_envs, ppo.env.observation_size
+    rng = np.random.default_rng(3)
+    obs = rng.uniform(0, 2, (T, E, D)).astype(np.float32)
+    final_obs = rng.uniform(0, 2, (T, E, D)).astype(np.float32)
+    reward = rng.normal(0, 20, (T, E)).astype(np.float32)
+    value = rng.normal(size=(T, E)).astype(np.float32)
+    terminated, truncated = np.zeros((T, E), bool), np.zeros((T, E), bool)
+    terminated[1, 0] = truncated[2, 1] = terminated[3, 2] = truncated[3, 2] = True
+    done = terminated | truncated
+    action = np.stack([rng.integers(0, 10, (T, E)), rng.integers(0, 2, (T, E))], -1)
+    log_prob = rng.normal(-3, 0.5, (T, E)).astype(np.float32)
+    traj = Transition(obs=jnp.asarray(obs), action=jnp.asarray(action, jnp.int32),
+                      log_prob=jnp.asarray(log_prob), value=jnp.asarray(value),
+                      reward=jnp.asarray(reward), terminated=jnp.asarray(terminated),
+                      done=jnp.asarray(done), final_obs=jnp.asarray(final_obs),
+                      episode_return=jnp.zeros((T, E)))
+    params = ppo.network.init(jax.random.PRNGKey(0), jnp.zeros((D,)))
+    trained_on = []
+
+    def capture(self, params, opt_state, batch, key, hp):
+        trained_on.append(jax.device_get(batch))
+        return params, opt_state, {}
+
+    monkeypatch.setattr(PPO, "_learn", capture)
+    gamma, lam = 0.9, 0.8
+    _, _, metrics = ppo.learn(params, None, traj, jax.random.PRNGKey(1),
+                              make_hyperparams(gamma=gamma, gae_lambda=lam))
+    (batch,) = trained_on
+    next_value = np.asarray(ppo.network.apply(params, jnp.asarray(final_obs))[2])
+    assert not np.allclose(next_value, np.asarray(ppo.network.apply(params, obs)[2]))
+    adv, target = _np_gae(reward * 0.05, value, next_value, terminated, done, gamma, lam)
+    adv, target = adv.reshape(-1), target.reshape(-1)
+    np.testing.assert_allclose(batch.advantage, (adv - adv.mean()) / (adv.std() + 1e-8),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(batch.target, target, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(batch.obs, obs.reshape(T * E, D))
+    np.testing.assert_array_equal(batch.action, action.reshape(T * E, 2))
+    np.testing.assert_array_equal(batch.log_prob, log_prob.reshape(-1))
+    explained = 1 - np.var(target - value.reshape(-1)) / np.var(target)
+    assert float(metrics["explained_variance"]) == pytest.approx(explained, rel=1e-4)
+
+
 # ---------------------------------------------------------------- return ring buffer
 
 
@@ -297,6 +353,7 @@ LEARN_EPISODES = 2000
 LEARN_MARGIN = 15.0
 
 
+@pytest.mark.slow
 def test_short_run_beats_uniform_random():
     _, _, _, evaluate = single(LEARN_CONFIG)
     hp = make_hyperparams()

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -19,14 +23,16 @@ from flax import serialization
 from optuna.trial import TrialState
 from reliability_helpers import (
     FIXED,
+    LONGER,
     Tuner,
+    assert_plots_show_study,
     by_state,
     fixed_params,
-    free_port,
     freeze_mid_batch,
     kill,
     load_trials,
     queue_trials,
+    refused_port,
     signal_all,
     tune_args,
     warm_compile_cache,
@@ -42,14 +48,16 @@ from bb_jax.tuning.outputs import results_dict, write_outputs
 from bb_jax.tuning.space import SEARCH_SPACE
 from bb_jax.tuning.storage import StorageError, make_storage, redact, validate_url
 from bb_jax.tuning.tuner import Tuner as StudyTuner
-from bb_jax.tuning.tuner import TuneSettings, fail_stale_trials
+from bb_jax.tuning.tuner import TuneSettings, fail_stale_trials, process_start_time
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_once():
+@pytest.fixture(autouse=True)
+def _compiled_once(request):
     """In-process training here shares compiled programs with the tuner processes (JAX's
-    persistent cache, as the CLI sets it up): compile the sweeps' program once, first."""
-    warm_compile_cache()
+    persistent cache, as the CLI sets it up): compile the sweeps' program once, before the
+    first slow test (the quick ones train nothing)."""
+    if request.node.get_closest_marker("slow"):
+        warm_compile_cache()
 
 
 SHAPE = (FIXED["hidden_size"], FIXED["batch_size"])
@@ -60,6 +68,7 @@ BASE = PPOConfig(scenario="default", total_steps=4096, batch_size=4096)
 # Several worker processes on one study
 
 
+@pytest.mark.slow
 def test_journal_storage_two_worker_processes(tmp_path):
     url = f"journal://{tmp_path / 'study.journal'}"
     queue_trials(url, "journal", 4)
@@ -77,6 +86,7 @@ def test_journal_storage_two_worker_processes(tmp_path):
     assert results["storage"] == url and results["n_complete"] >= 2
 
 
+@pytest.mark.slow
 def test_sqlite_two_processes_never_locked(tmp_path):
     """--n-jobs 2: the tuner and one worker process on one SQLite file."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -105,6 +115,7 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.slow
 def test_sqlite_concurrent_asks_take_each_queued_trial_once(tmp_path):
     """Plain pysqlite transactions let two processes take the same WAITING trial; the
     storage's BEGIN IMMEDIATE makes every ask atomic."""
@@ -127,10 +138,11 @@ def test_sqlite_concurrent_asks_take_each_queued_trial_once(tmp_path):
 # Crash, resume, Ctrl-C
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     queue_trials(url, "crash", 10)
-    first = Tuner(tune_args("crash", url, tmp_path / "out", 8), tmp_path, "first")
+    first = Tuner(tune_args("crash", url, tmp_path / "out", 8, *LONGER), tmp_path, "first")
     freeze_mid_batch(first, url, "crash")
     kill(first, signal.SIGKILL)
     first.wait()
@@ -139,7 +151,7 @@ def test_sigkill_mid_batch_then_resume(tmp_path):
     stale = {n for n, t in before.items() if t.state == TrialState.RUNNING}
     assert complete and stale
 
-    again = Tuner(tune_args("crash", url, tmp_path / "out", 2), tmp_path, "again")
+    again = Tuner(tune_args("crash", url, tmp_path / "out", 2, *LONGER), tmp_path, "again")
     assert again.wait() == 0, again.output()
     assert f"marked stale RUNNING trials as FAIL: {sorted(stale)}" in again.stdout
     after = {t.number: t for t in load_trials(url, "crash")}
@@ -168,6 +180,58 @@ def test_trial_orphaned_before_its_worker_tagged_it(tmp_path, monkeypatch):
     assert fail_stale_trials(study) == [orphan.number]
     assert study.trials[0].state == TrialState.FAIL
     assert "before tagging" in study.trials[0].user_attrs["fail_reason"]
+
+
+def running_trial(storage, study_name: str, **system_attrs) -> int:
+    """A new RUNNING trial of `study_name` tagged with `system_attrs`; returns its id."""
+    trial_id = storage.create_new_trial(storage.get_study_id_from_name(study_name))
+    for key, value in system_attrs.items():
+        storage.set_trial_system_attr(trial_id, key, value)
+    return trial_id
+
+
+def test_stale_check_tells_a_reused_pid_from_the_live_worker(tmp_path):
+    """A RUNNING trial tagged with a live process of this host stays RUNNING when that
+    process started when the tag says, and is failed when it started at another time (the
+    worker died and its pid was reused)."""
+    storage = make_storage(f"sqlite:///{tmp_path / 'pids.db'}", None)
+    study = optuna.create_study(storage=storage, study_name="pids")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        start = process_start_time(other.pid)
+        assert start is not None
+        tags = {"bb_host": socket.gethostname(), "bb_pid": other.pid}
+        same = running_trial(storage, "pids", **tags, bb_pid_start=start)
+        reused = running_trial(storage, "pids", **tags, bb_pid_start=str(int(start) - 1))
+        failed = fail_stale_trials(study)
+    finally:
+        other.kill()
+        other.wait()
+    assert failed == [storage.get_trial(reused).number]
+    assert storage.get_trial(same).state == TrialState.RUNNING
+    assert storage.get_trial(reused).state == TrialState.FAIL
+    assert "worker process died" in storage.get_trial(reused).user_attrs["fail_reason"]
+
+
+@pytest.mark.slow
+def test_stale_heartbeat_fails_the_trial(tmp_path):
+    """With heartbeats (RDB storages), a RUNNING trial whose last heartbeat is older than the
+    grace period is failed, even though its tag names a live process; one with a fresh
+    heartbeat is not."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}",
+                                         heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="hb")
+    tags = {"bb_host": socket.gethostname(), "bb_pid": os.getpid(),
+            "bb_pid_start": process_start_time(os.getpid())}
+    silent, beating = (running_trial(storage, "hb", **tags) for _ in range(2))
+    storage.record_heartbeat(silent)
+    # SQLite's clock counts whole seconds: after 3.2 s the silent trial's heartbeat is at
+    # least 3 s old, beyond the grace period
+    time.sleep(3.2)
+    storage.record_heartbeat(beating)
+    assert fail_stale_trials(study) == [storage.get_trial(silent).number]
+    assert storage.get_trial(beating).state == TrialState.RUNNING
+    assert "heartbeats" in storage.get_trial(silent).user_attrs["fail_reason"]
 
 
 class _SignalsWhenCollected:
@@ -208,6 +272,7 @@ def test_an_interrupt_swallowed_by_a_finalizer_is_raised_again(sig, exception, m
     assert sys.unraisablehook == printed.append
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 2)],
                          ids=["SIGINT", "SIGTERM-two-processes"])
 def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
@@ -216,7 +281,8 @@ def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     queue_trials(url, "stop", 10)
     out = tmp_path / "out"
-    tuner = Tuner(tune_args("stop", url, out, 8, "--n-jobs", str(jobs)), tmp_path, "tuner")
+    tuner = Tuner(tune_args("stop", url, out, 8, "--n-jobs", str(jobs), *LONGER), tmp_path,
+                  "tuner")
     frozen = freeze_mid_batch(tuner, url, "stop")
     kill(tuner, sig)
     signal_all(frozen, signal.SIGCONT)
@@ -233,8 +299,7 @@ def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
         assert records[trial.number]["state"] == trial.state.name
         assert records[trial.number]["value"] == trial.value
     assert results["n_complete"] == len(by_state(trials, TrialState.COMPLETE)) >= 1
-    for suffix in ("history", "importances", "parallel"):
-        assert (out / f"stop_{suffix}.html").stat().st_size > 0
+    assert_plots_show_study(out, "stop", trials)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +315,7 @@ def trainer(**kwargs) -> CohortTrainer:
     return CohortTrainer(BASE, num_steps=4096, eval_interval=4096, **kwargs)
 
 
+@pytest.mark.slow
 def test_diverging_member_fails_and_its_population_carries_on():
     specs = [member(0), member(1, learning_rate=1e10), member(2), member(3)]
     results = trainer().run(specs)
@@ -261,12 +327,14 @@ def test_diverging_member_fails_and_its_population_carries_on():
         assert results[i].value == healthy[i].value
 
 
+@pytest.mark.slow
 def test_diverging_trial_is_failed_with_its_reason(tmp_path):
     diverging = {**fixed_params(0), "learning_rate": 1e10}  # far outside the search space
     settings = TuneSettings(num_steps=4096, n_trials=4, population_size=4, eval_interval=4096,
                             pruner="none", study_name="diverge", seed=3,
                             enqueue=(diverging, *[fixed_params(i) for i in range(1, 4)]))
-    with pytest.warns(UserWarning, match="out of range"):
+    with warnings.catch_warnings():  # Optuna warns that the enqueued value is out of range
+        warnings.simplefilter("ignore", UserWarning)
         study = StudyTuner(settings, log=lambda line: None).run()
     trials = study.get_trials(deepcopy=False)
     bad = [t for t in trials if t.params["learning_rate"] == 1e10]
@@ -292,10 +360,16 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
 
 
 SWEEP = ["--n-trials", "2", "--num-steps", "4096", "--eval-interval", "4096", "--no-validate"]
-CLOSED = free_port()
 
 
-def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+@pytest.fixture(scope="module")
+def closed_port():
+    """A local port on which connections are refused for the whole module."""
+    with refused_port() as port:
+        yield port
+
+
+def bad_inputs(tmp: Path, closed_port: int) -> dict[str, tuple[list[str], str]]:
     a_file = tmp / "a_file"
     a_file.write_text("x")
     enqueue = {
@@ -322,7 +396,7 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "storage_no_database": (["--storage", "postgresql://u:pw@localhost/"], "no database"),
         "storage_empty_journal": (["--storage", "journal://"], "malformed storage URL"),
         "unreachable_postgres": (
-            ["--storage", f"postgresql://bb:hunter22pw@127.0.0.1:{CLOSED}/db"],
+            ["--storage", f"postgresql://bb:hunter22pw@127.0.0.1:{closed_port}/db"],
             "cannot use storage"),
         "sqlite_missing_folder": (["--storage", f"sqlite:///{tmp}/missing/x.db"],
                                   "does not exist"),
@@ -360,9 +434,9 @@ def inputs_dir(tmp_path):
     "enqueue_unknown_param", "enqueue_out_of_range", "enqueue_wrong_type",
     "enqueue_null_value",
 ])
-def test_bad_input_is_one_line_exit_2_nothing_written(case, inputs_dir, tmp_path, capsys,
-                                                      monkeypatch):
-    args, expected = bad_inputs(inputs_dir)[case]
+def test_bad_input_is_one_line_exit_2_nothing_written(case, inputs_dir, closed_port, tmp_path,
+                                                      capsys, monkeypatch):
+    args, expected = bad_inputs(inputs_dir, closed_port)[case]
     monkeypatch.chdir(tmp_path)  # anything written by mistake would land here
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     out = tmp_path / "out"
@@ -395,6 +469,7 @@ def snapshot(url: str, path: Path):
     return hashlib.sha256(path.read_bytes()).hexdigest(), trials
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["--num-steps", "0"], "--num-steps"),
     (["--scenario", "nope"], "unknown scenario"),
@@ -467,8 +542,9 @@ def test_worker_processes_get_the_url_outside_their_command_line(tmp_path):
     assert env["BB_JAX_STORAGE"] == url
 
 
-def test_storage_from_the_environment(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("BB_JAX_STORAGE", f"postgresql://bb:EnvSecret9@127.0.0.1:{CLOSED}/db")
+def test_storage_from_the_environment(tmp_path, closed_port, monkeypatch, capsys):
+    monkeypatch.setenv("BB_JAX_STORAGE",
+                       f"postgresql://bb:EnvSecret9@127.0.0.1:{closed_port}/db")
     code, err = run_cli([*SWEEP, "--study-name", "env", "--output-dir", str(tmp_path / "o")],
                         capsys)
     assert code == 2 and "cannot use storage postgresql://bb:***@127.0.0.1" in err
@@ -543,6 +619,7 @@ def test_memory_budget_sources(monkeypatch):
         memory.memory_budget()
 
 
+@pytest.mark.slow
 def test_cohort_split_by_memory_gives_identical_results():
     specs = [member(i) for i in range(4)]
     need = memory.member_bytes(BASE.replace(hidden_size=SHAPE[0], batch_size=SHAPE[1]))

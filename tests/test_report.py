@@ -1,11 +1,14 @@
-"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report), on synthetic figures."""
+"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report) on synthetic figures, and
+one tiny real run of `report.main` (scripts/results_report.py)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from bb_jax.train import baselines
-from bb_jax.train.report import compare, markdown, verdicts, write_outputs
+from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
 
 
 def fig(mean, ci):
@@ -88,3 +91,29 @@ def test_write_outputs(tmp_path):
     assert "![results](p.png)" in md.read_text()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(js.read_text())["verdicts"] == results["verdicts"]
+
+
+@pytest.mark.slow
+def test_main_tiny_run_writes_the_report(tmp_path):
+    """Two seeds x two scenarios, one update each: every output written, the figures of each
+    scenario its own (PPO and the baselines score `hard` far below `easy`)."""
+    md, png, js = tmp_path / "RESULTS.md", tmp_path / "results.png", tmp_path / "results.json"
+    code = main(["--num-steps", "4096", "--seeds", "0", "1", "--scenarios", "easy", "hard",
+                 "--hidden-size", "32", "--eval-episodes", "20", "--baseline-episodes", "64",
+                 "--out", str(md), "--plot", str(png), "--json", str(js)])
+    assert code == 0
+    results = json.loads(js.read_text())
+    assert set(results["ppo"]) == set(results["baselines"]) == {"easy", "hard"}
+    assert results["members"] == 4 and results["env_steps_per_member"] == 4096
+    ppo, base = results["ppo"], results["baselines"]
+    for name in ("easy", "hard"):
+        for key in ("ppo_sampled", "ppo_greedy", "ppo_train_last100"):
+            assert len(ppo[name][key]["per_seed"]) == 2
+        assert set(base[name]["policies"]) == set(baselines.BASELINES)
+    for key in ("ppo_sampled", "ppo_train_last100"):
+        assert ppo["easy"][key]["mean"] > ppo["hard"][key]["mean"] + 100
+    assert base["easy"]["policies"]["random"]["mean"] > base["hard"]["policies"]["random"]["mean"]
+    assert results["verdicts"] == verdicts(results)
+    text = md.read_text()
+    assert "| easy |" in text and "| hard |" in text and "![results](results.png)" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

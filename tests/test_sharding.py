@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """
@@ -27,8 +30,7 @@ def trained(size):
 
 def summary(pop, metrics):
     return {"mean_return": np.asarray(metrics["mean_return"]).tolist(),
-            "params": [np.asarray(x)[:pop.size].sum(axis=tuple(range(1, x.ndim))).tolist()
-                       for x in jax.tree.leaves(pop.state.params)],
+            "params": [np.asarray(x)[:pop.size].tolist() for x in jax.tree.leaves(pop.state.params)],
             "eval": pop.evaluate(jax.random.PRNGKey(7), 8).tolist()}
 
 four, three, again = trained(4), trained(3), trained(3)

@@ -50,6 +50,7 @@ def _config():
                      total_steps=NUM_STEPS)
 
 
+@pytest.mark.slow
 def test_run_prints_progress_and_summary(tiny_run):
     proc, save, _ = tiny_run
     assert "final return" in proc.stdout
@@ -58,6 +59,7 @@ def test_run_prints_progress_and_summary(tiny_run):
     assert len(progress) == NUM_UPDATES // 8  # one line per chunk of 8 updates
 
 
+@pytest.mark.slow
 def test_config_json(tiny_run):
     _, save, _ = tiny_run
     data = json.loads((save / "config.json").read_text())
@@ -69,6 +71,7 @@ def test_config_json(tiny_run):
     assert data["hyperparameters"]["num_epochs"] == 4
 
 
+@pytest.mark.slow
 def test_metrics_jsonl(tiny_run):
     _, save, _ = tiny_run
     lines = (save / "metrics.jsonl").read_text().splitlines()
@@ -86,12 +89,14 @@ def test_metrics_jsonl(tiny_run):
         assert all(500 < r["mean_return"] < 1100 for r in mine)
 
 
+@pytest.mark.slow
 def test_learning_curve_png(tiny_run):
     _, save, _ = tiny_run
     data = (save / "learning_curve.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
 
 
+@pytest.mark.slow
 def test_results_json(tiny_run):
     _, _, results = tiny_run
     summary = json.loads(results.read_text())
@@ -106,6 +111,7 @@ def test_results_json(tiny_run):
     assert summary["hyperparameters"]["learning_rate"] == pytest.approx(1e-3)
 
 
+@pytest.mark.slow
 def test_checkpoints_load(tiny_run):
     _, save, _ = tiny_run
     config = _config()
@@ -117,6 +123,7 @@ def test_checkpoints_load(tiny_run):
                zip(jax.tree.leaves(loaded[0]), jax.tree.leaves(loaded[1])))
 
 
+@pytest.mark.slow
 def test_checkpoint_with_other_hidden_size_is_rejected(tiny_run):
     _, save, _ = tiny_run
     with pytest.raises(ValueError, match="does not match"):
@@ -134,6 +141,8 @@ def test_list_scenarios(capsys):
 
 @pytest.mark.parametrize("argv, valid", [
     (["--scenario", "nope"], "valid scenarios: default, easy, hard"),
+    (["--scenario", "easy,nope"], "unknown scenario 'nope'"),
+    (["--scenario", ","], "no scenario given"),
     (["--num-steps", "0"], "must be > 0"),
     (["--num-opponents", "10"], "1..9"),
     (["--num-epochs", "0"], "1..10"),

@@ -1,9 +1,11 @@
 """The tuner end to end: a small sweep into SQLite with seeds per trial, pruning inside one
 batch, validation against the control, reproducibility, resume, outputs, the printed training
-command, and bounded compiles."""
+command, bounded compiles, several scenarios, the eval-return objective, and worker processes
+(--n-jobs)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -11,13 +13,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import optuna
 import pytest
+from optuna.trial import TrialState
+from reliability_helpers import assert_plots_show_study, fixed_params
 
-from bb_jax.cli import tune_main
-from bb_jax.train.population import compiled, compiled_configs
+from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
+from bb_jax.game.scenarios import list_scenarios
+from bb_jax.stats import mean_ci95
+from bb_jax.train.population import compiled_configs
 from bb_jax.train.ppo import PPOConfig
-from bb_jax.tuning.space import SEARCH_SPACE, tuning_seeds
+from bb_jax.tuning.cohorts import CohortTrainer
+from bb_jax.tuning.outputs import train_command
+from bb_jax.tuning.space import SEARCH_SPACE, member_spec, tuning_seeds
+from bb_jax.tuning.storage import make_storage
 from bb_jax.tuning.tuner import Tuner, TuneSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +36,9 @@ SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
          "--pruner", "sha", "--min-fraction", "0.25", "--eval-episodes", "20"]
 NO_VALIDATION = ("--no-validate",)
 VALIDATION = ("--validate-top-k", "2", "--validate-seeds", "2")
+# JAX's monitoring event for each XLA executable a jitted function gets (compiled or loaded
+# from the persistent cache); `fun_name` names the function
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
@@ -34,26 +47,39 @@ def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
     return json.loads((tmp / f"{name}_results.json").read_text())
 
 
-def compile_counts() -> dict:
-    return {c: compiled(c).run_updates._cache_size() for c in compiled_configs()}
+@contextlib.contextmanager
+def counting_compiles():
+    """Yields the list of function names compiled inside the block (jax.monitoring)."""
+    names = []
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            names.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     storage = f"sqlite:///{tmp / 'study.db'}"
-    before = compile_counts()
-    results = run_sweep(tmp, "quick", "--storage", storage, *VALIDATION)
-    after = compile_counts()
-    new = {c: n - before.get(c, 0) for c, n in after.items() if n > before.get(c, 0)}
-    return tmp, storage, results, new
+    before = set(compiled_configs())
+    with counting_compiles() as names:
+        results = run_sweep(tmp, "quick", "--storage", storage, *VALIDATION)
+    new_configs = set(compiled_configs()) - before
+    return tmp, storage, results, (new_configs, names)
 
 
+@pytest.mark.slow
 def test_sweep_writes_every_output(sweep):
-    tmp, _, results, _ = sweep
-    for suffix in ("results.json", "history.html", "importances.html", "parallel.html",
-                   "intermediate.html"):
-        assert (tmp / f"quick_{suffix}").stat().st_size > 0
+    tmp, storage, results, _ = sweep
+    study = optuna.load_study(study_name="quick", storage=make_storage(storage, None))
+    assert_plots_show_study(tmp, "quick", study.get_trials(deepcopy=False))
+    assert "intermediate" in (tmp / "quick_intermediate.html").read_text().lower()
     assert results["study_name"] == "quick"
     assert results["scenario"] == "default"
     assert results["n_trials"] == 6 == len(results["trials"])
@@ -71,6 +97,7 @@ def test_sweep_writes_every_output(sweep):
         assert steps == sorted(steps) and steps[0] > 0
 
 
+@pytest.mark.slow
 def test_pruning_prunes_inside_the_first_batch(sweep):
     _, _, results, _ = sweep
     states = [t["state"] for t in results["trials"]]
@@ -82,6 +109,7 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
         len(t["intermediate_values"]) for t in complete)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_trials(sweep, tmp_path):
     _, _, first, _ = sweep
     again = run_sweep(tmp_path, "again", *VALIDATION)  # fresh in-memory study, same seed
@@ -92,16 +120,20 @@ def test_same_seed_gives_identical_trials(sweep, tmp_path):
         assert a["intermediate_values"] == b["intermediate_values"]
 
 
+@pytest.mark.slow
 def test_compiles_are_bounded_by_cohort_shapes(sweep):
-    _, _, results, new_compiles = sweep
+    _, _, results, (new_configs, names) = sweep
     shapes = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
-    control = (PPOConfig.hidden_size, PPOConfig.batch_size)  # validated beside the trials
-    assert {(c.hidden_size, c.batch_size) for c in new_compiles} <= shapes | {control}
-    for count in new_compiles.values():
-        # population sizes are powers of two: at most log2(8)+1 = 4 sizes, one chunk length
-        assert count <= 4
+    shapes |= {(PPOConfig.hidden_size, PPOConfig.batch_size)}  # the control, validated too
+    assert {(c.hidden_size, c.batch_size) for c in new_configs} <= shapes
+    # population sizes are powers of two: at most log2(16)+1 = 5 sizes per shape (6 trials x
+    # 2 seeds), one chunk length each; validation reuses them in rounds or adds its own
+    runs = [name for name in names if "run_updates" in name]  # e.g. jit(run_updates)
+    # each new config compiles its program at least once (others may be compiled already)
+    assert len(new_configs) <= len(runs) <= 5 * len(shapes), names
 
 
+@pytest.mark.slow
 def test_resume_adds_trials(sweep):
     tmp, storage, _, _ = sweep
     results = run_sweep(tmp, "quick", "--storage", storage, "--n-trials", "2",
@@ -111,6 +143,7 @@ def test_resume_adds_trials(sweep):
     assert numbers == list(range(8))
 
 
+@pytest.mark.slow
 def test_complete_trial_value_is_the_mean_over_its_seeds(sweep):
     _, _, results, _ = sweep
     for trial in results["trials"]:
@@ -120,6 +153,7 @@ def test_complete_trial_value_is_the_mean_over_its_seeds(sweep):
             assert trial["value"] == pytest.approx(sum(per_seed) / 2)
 
 
+@pytest.mark.slow
 def test_sweep_ends_with_a_validated_recommendation(sweep):
     _, _, results, _ = sweep
     validation, rec = results["validation"], results["recommendation"]
@@ -142,6 +176,7 @@ def test_sweep_ends_with_a_validated_recommendation(sweep):
         assert "no configuration beat the default configuration" in rec["summary"]
 
 
+@pytest.mark.slow
 def test_printed_command_reproduces_the_recommendation(sweep, tmp_path):
     _, _, results, _ = sweep
     rec = results["recommendation"]
@@ -166,19 +201,142 @@ def test_printed_command_reproduces_the_recommendation(sweep, tmp_path):
                                                                   rel=1e-3)
 
 
-def test_multi_scenario_objective_is_the_mean(tmp_path):
-    settings = TuneSettings(scenarios=("easy", "hard"), num_steps=4096, n_trials=1,
-                            population_size=1, eval_interval=4096, pruner="none", seeds_per_trial=1,
-                            study_name="multi", scenario_arg="easy,hard")
-    reports = []
-    tuner = Tuner(settings, log=reports.append)
-    study = tuner.run()
+TWO = ("easy", "hard")
+EVAL_EPISODES = 16
+
+
+def tiny_study(name: str, **settings) -> optuna.Study:
+    """One trial of the fixed small shape (hidden 64, one update of 4096 steps, one seed) on
+    easy and hard, run in this process."""
+    settings = TuneSettings(scenarios=TWO, scenario_arg=",".join(TWO), num_steps=4096,
+                            n_trials=1, population_size=1, eval_interval=4096, pruner="none",
+                            study_name=name, enqueue=(fixed_params(0),), seeds_per_trial=1,
+                            **settings)
+    return Tuner(settings, log=lambda line: None).run()
+
+
+def own_values(trial, eval_episodes: int = 0) -> list[float]:
+    """The trial's configuration trained on each of TWO, outside the tuner: its figures."""
+    trainer = CohortTrainer(PPOConfig(total_steps=4096, batch_size=4096), num_steps=4096,
+                            eval_interval=4096, eval_episodes=eval_episodes)
+    specs = [member_spec(k, trial.params, name, trial.user_attrs["seeds"][0])
+             for k, name in enumerate(TWO)]
+    results = trainer.run(specs)
+    return [results[k].value for k in range(len(TWO))]
+
+
+@pytest.fixture(scope="module")
+def multi_scenario():
+    return tiny_study("multi")
+
+
+@pytest.mark.slow
+def test_multi_scenario_objective_is_the_mean(multi_scenario):
+    trial = multi_scenario.trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert multi_scenario.user_attrs["scenarios"] == list(TWO)
+    easy, hard = own_values(trial)
+    assert easy > hard + 100  # the scenarios' own figures are far apart ...
+    assert trial.value == pytest.approx((easy + hard) / 2, rel=1e-5)  # ... the value is their mean
+
+
+@pytest.mark.slow
+def test_printed_command_reproduces_a_multi_scenario_trial(multi_scenario, tmp_path, capsys):
+    from bb_jax.cli import train_main
+
+    trial = multi_scenario.trials[0]
+    command = shlex.split(train_command(multi_scenario, trial.params, trial.user_attrs["seeds"],
+                                        4096, "replay", EVAL_EPISODES))
+    assert command[command.index("--scenario") + 1] == "easy,hard"
+    out = tmp_path / "replay.json"
+    assert train_main([*command[2:], "--save-path", str(tmp_path / "run"),
+                       "--results-json", str(out)]) == 0
+    replay = json.loads(out.read_text())
+    assert replay["scenarios"] == list(TWO)
+    per = replay["per_scenario"]
+    easy, hard = per["easy"]["mean"], per["hard"]["mean"]
+    assert easy > hard + 100
+    assert replay["final_return"]["mean"] == pytest.approx((easy + hard) / 2)
+    assert replay["final_return"]["mean"] == pytest.approx(trial.value, rel=1e-4)
+    printed = capsys.readouterr().out
+    assert f"on easy: {easy:.2f}" in printed and f"on hard: {hard:.2f}" in printed
+    assert f"mean over 2 scenarios): {replay['final_return']['mean']:.2f}" in printed
+    for scenario in TWO:
+        assert (tmp_path / "run" / f"params_seed{trial.user_attrs['seeds'][0]}_{scenario}.msgpack"
+                ).exists()
+
+
+@pytest.mark.slow
+def test_eval_return_objective_scores_fresh_episodes():
+    study = tiny_study("eval", objective="eval_return", eval_episodes=EVAL_EPISODES)
     trial = study.trials[0]
-    assert trial.state == optuna.trial.TrialState.COMPLETE
-    assert study.user_attrs["scenarios"] == ["easy", "hard"]
-    assert trial.value == pytest.approx(trial.intermediate_values[max(trial.intermediate_values)])
+    assert trial.state == TrialState.COMPLETE and study.user_attrs["objective"] == "eval_return"
+    evaluated = own_values(trial, eval_episodes=EVAL_EPISODES)
+    assert trial.value == pytest.approx(sum(evaluated) / len(evaluated), rel=1e-5)
+    # not the training return that the intermediate values report
+    assert trial.value != pytest.approx(trial.intermediate_values[4096], rel=1e-3)
 
 
+def test_scenario_all_is_every_scenario(tmp_path):
+    from bb_jax.cli import _tune_parser, tune_settings
+
+    args = _tune_parser().parse_args(["--scenario", "all", "--output-dir", str(tmp_path)])
+    settings = tune_settings(args)
+    assert settings.scenarios == tuple(list_scenarios()) and settings.scenario_arg == "all"
+
+
+class _FakeWorker:
+    """Stands in for a worker process that exits with `code` without running a trial."""
+
+    def __init__(self, code: int):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+    def wait(self):
+        return self.code
+
+    def send_signal(self, sig):
+        pass
+
+
+@pytest.mark.slow
+def test_n_jobs_all_cores_shares_a_journal_and_reports_a_failed_worker(tmp_path, monkeypatch,
+                                                                       capsys):
+    """--n-jobs -1 starts one process per core; without --storage they share a journal file
+    in the output folder; a worker that fails makes the tuner exit with 1 (after its own
+    trials and the outputs)."""
+    import bb_jax.cli as cli
+
+    started = []
+
+    def start_worker(settings, index, n_trials, cores):
+        started.append((index, n_trials, worker_command(settings, index, n_trials, cores)[1]))
+        return _FakeWorker(1)
+
+    monkeypatch.setattr(cli, "_start_worker", start_worker)
+    monkeypatch.setattr(cli, "_pin", lambda cores: None)
+    monkeypatch.setattr(cli.devices, "usable_cores", lambda: [0, 1])
+    enqueue = tmp_path / "enqueue.json"
+    enqueue.write_text(json.dumps([fixed_params(i) for i in range(2)]))
+    code = tune_main(["--n-jobs", "-1", "--n-trials", "4", "--population-size", "2",
+                      "--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none",
+                      "--study-name", "jobs", "--output-dir", str(tmp_path),
+                      "--enqueue", str(enqueue), "--no-validate"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "1 worker process(es) failed" in captured.err
+    journal = f"journal://{(tmp_path / 'jobs.journal.log').resolve()}"
+    assert [(index, n) for index, n, _ in started] == [(1, 2)]  # 2 cores: the tuner + 1
+    assert started[0][2][STORAGE_ENV] == journal
+    study = optuna.load_study(study_name="jobs", storage=make_storage(journal, None))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 2  # the tuner's own share
+    assert json.loads((tmp_path / "jobs_results.json").read_text())["n_complete"] == 2
+
+
+@pytest.mark.slow
 def test_enqueued_configuration_runs_first(tmp_path):
     params = {"hidden_size": 64, "batch_size": 1024, "learning_rate": 3e-4, "num_epochs": 3,
               "clip_epsilon": 0.2, "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99,
@@ -190,6 +348,7 @@ def test_enqueued_configuration_runs_first(tmp_path):
     assert results["trials"][0]["params"] == params
 
 
+@pytest.mark.slow
 def test_validate_best_compares_top_trials_with_the_control(sweep, tmp_path, capsys):
     from bb_jax.cli import validate_main
 
@@ -206,6 +365,8 @@ def test_validate_best_compares_top_trials_with_the_control(sweep, tmp_path, cap
                key=lambda t: t.value)
     assert sorted(str(r["trial"]) for r in written["rows"]) == sorted([str(best.number),
                                                                        "control"])
+    for row in written["rows"]:
+        assert (row["mean"], row["ci95"]) == pytest.approx(mean_ci95(row["per_seed"]))
     means = [r["mean"] for r in written["rows"]]
     assert means == sorted(means, reverse=True)
     assert study.user_attrs["validation"]["seeds"] == [900, 901, 902]
@@ -213,6 +374,7 @@ def test_validate_best_compares_top_trials_with_the_control(sweep, tmp_path, cap
     assert "control (defaults)" in printed and "recommendation:" in printed
 
 
+@pytest.mark.slow
 def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
     from bb_jax.cli import validate_main
 

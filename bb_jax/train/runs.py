@@ -14,6 +14,7 @@ import msgpack
 import numpy as np
 from flax import serialization
 
+from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.stats import mean_ci95
 from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
@@ -29,31 +30,54 @@ def plan_chunks(num_updates: int, target: int) -> list[int]:
 
 @dataclasses.dataclass
 class SeedRun:
-    """Result of `train_seeds`: per-seed curves [S, num_updates] and final figures."""
+    """Result of `train_seeds`: one member per (seed, scenario), seed-major (member
+    i * K + k is seed i on scenario k of K); curves [S * K, num_updates] and final figures."""
 
     config: PPOConfig
     hyperparams: dict
     seeds: list[int]
     curves: dict[str, np.ndarray]
-    eval_sampled: np.ndarray  # float32[S, M]
+    eval_sampled: np.ndarray  # float32[S * K, M]
     eval_greedy: np.ndarray
     wall_time_s: float
     population: Population
+    scenarios: list[str] = dataclasses.field(default_factory=list)  # default: the config's
+
+    def __post_init__(self):
+        self.scenarios = list(self.scenarios) or [self.config.scenario]
+
+    @property
+    def members(self) -> list[tuple[int, str]]:
+        """(seed, scenario) of each member, in population order."""
+        return [(seed, name) for seed in self.seeds for name in self.scenarios]
 
     @property
     def final_returns(self) -> np.ndarray:
-        return self.curves["mean_return"][:, -1]
+        """float[S, K]: each member's mean of its last 100 training episodes."""
+        return self.curves["mean_return"][:, -1].reshape(len(self.seeds), len(self.scenarios))
 
     def summary(self) -> dict:
-        mean, ci = mean_ci95(self.final_returns)
-        s_mean, s_ci = mean_ci95(self.eval_sampled.mean(axis=1))
-        g_mean, g_ci = mean_ci95(self.eval_greedy.mean(axis=1))
-        steps = int(self.curves["env_steps"][0, -1]) * len(self.seeds)
+        """Final figures; with several scenarios `final_return` and the evaluations are the
+        per-seed means over scenarios (the tuner's objective) and `per_scenario` gives each
+        scenario's own."""
+        finals = self.final_returns
+        mean, ci = mean_ci95(finals.mean(axis=1))
+        shape = (len(self.seeds), len(self.scenarios), -1)
+        s_mean, s_ci = mean_ci95(self.eval_sampled.reshape(shape).mean(axis=(1, 2)))
+        g_mean, g_ci = mean_ci95(self.eval_greedy.reshape(shape).mean(axis=(1, 2)))
+        steps = int(self.curves["env_steps"][0, -1]) * len(self.members)
+        per_scenario = {}
+        for k, name in enumerate(self.scenarios):
+            k_mean, k_ci = mean_ci95(finals[:, k])
+            per_scenario[name] = {"mean": k_mean, "ci95": k_ci, "per_seed": finals[:, k].tolist()}
         return {
-            "scenario": self.config.scenario,
+            "scenario": ",".join(self.scenarios),
+            "scenarios": self.scenarios,
             "num_opponents": self.config.num_opponents,
             "seeds": self.seeds,
-            "final_return": {"mean": mean, "ci95": ci, "per_seed": self.final_returns.tolist()},
+            "final_return": {"mean": mean, "ci95": ci,
+                             "per_seed": finals.mean(axis=1).tolist()},
+            "per_scenario": per_scenario,
             "eval_return_sampled": {"mean": s_mean, "ci95": s_ci},
             "eval_return_greedy": {"mean": g_mean, "ci95": g_ci},
             "env_steps_total": steps,
@@ -69,12 +93,19 @@ def train_seeds(
     chunk_updates: int = 10,
     eval_episodes: int = 200,
     progress: Callable[[str], None] | None = print,
+    scenarios: list[str] | None = None,
 ) -> SeedRun:
-    """Train every seed of one configuration as one vmapped population, in chunks."""
+    """Train every seed of one configuration on every scenario (default: the config's) as one
+    vmapped population of seeds x scenarios, in chunks. A seed's PRNG key is the same on every
+    scenario, as in the tuner's trials."""
+    scenarios = list(scenarios or [config.scenario])
     hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
-    keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
+    members = [(seed, name) for seed in seeds for name in scenarios]
+    keys = jax.numpy.stack([jax.random.PRNGKey(seed) for seed, _ in members])
+    tables = stack_scenarios([get_scenario(name, config.num_opponents + 1)
+                              for _, name in members])
     start = time.perf_counter()
-    population = Population(config, stack_hyperparams([hp_row] * len(seeds)), keys)
+    population = Population(config, stack_hyperparams([hp_row] * len(members)), keys, tables)
     chunks, steps = [], 0
     for length in plan_chunks(config.num_updates, chunk_updates):
         chunks.append(population.run(length))  # on the device until the end of the run
@@ -84,14 +115,14 @@ def train_seeds(
             elapsed = time.perf_counter() - start
             progress(
                 f"steps {steps:>9,}/{config.num_updates * config.batch_size:,}  "
-                f"{steps * len(seeds) / elapsed:>9,.0f} steps/s  return {ret:8.2f}"
+                f"{steps * len(members) / elapsed:>9,.0f} steps/s  return {ret:8.2f}"
             )
     curves = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in chunks[0]}
-    eval_keys = jax.numpy.stack([evaluation_key(int(s)) for s in seeds])
+    eval_keys = jax.numpy.stack([evaluation_key(int(seed)) for seed, _ in members])
     eval_sampled = population.evaluate(eval_keys, eval_episodes, greedy=False)
     eval_greedy = population.evaluate(eval_keys, eval_episodes, greedy=True)
     return SeedRun(config, hp_row, list(seeds), curves, eval_sampled, eval_greedy,
-                   time.perf_counter() - start, population)
+                   time.perf_counter() - start, population, scenarios)
 
 
 def config_json(config: PPOConfig, hyperparams: dict) -> dict:
@@ -104,18 +135,20 @@ def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
     paths = {"config": save_dir / "config.json", "metrics": save_dir / "metrics.jsonl",
              "curve": save_dir / "learning_curve.png"}
     paths["config"].write_text(json.dumps(
-        {"run_name": run_name, "seeds": run.seeds, **config_json(run.config, run.hyperparams)},
+        {"run_name": run_name, "seeds": run.seeds, "scenarios": run.scenarios,
+         **config_json(run.config, run.hyperparams)},
         indent=2))
     with paths["metrics"].open("w") as f:
-        for i, seed in enumerate(run.seeds):
+        for i, (seed, scenario) in enumerate(run.members):
             for t in range(run.curves["env_steps"].shape[1]):
-                row = {"seed": seed, "update": t + 1}
+                row = {"seed": seed, "scenario": scenario, "update": t + 1}
                 row.update({k: _json_number(v[i, t]) for k, v in run.curves.items()})
                 f.write(json.dumps(row) + "\n")
-    for i, seed in enumerate(run.seeds):
-        path = save_dir / f"params_seed{seed}.msgpack"
+    for i, (seed, scenario) in enumerate(run.members):
+        name = f"params_seed{seed}" + (f"_{scenario}" if len(run.scenarios) > 1 else "")
+        path = save_dir / f"{name}.msgpack"
         path.write_bytes(serialization.to_bytes(run.population.member_params(i)))
-        paths[f"params_seed{seed}"] = path
+        paths[name] = path
     plot_curves(run, paths["curve"], run_name)
     return paths
 
@@ -133,8 +166,9 @@ def plot_curves(run: SeedRun, path: Path, title: str) -> None:
 
     steps = run.curves["env_steps"][0]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for i, seed in enumerate(run.seeds):
-        ax.plot(steps, run.curves["mean_return"][i], alpha=0.4, label=f"seed {seed}")
+    for i, (seed, scenario) in enumerate(run.members):
+        label = f"seed {seed}" + (f" {scenario}" if len(run.scenarios) > 1 else "")
+        ax.plot(steps, run.curves["mean_return"][i], alpha=0.4, label=label)
     ax.plot(steps, np.nanmean(run.curves["mean_return"], axis=0), color="black", label="mean")
     ax.set_xlabel("env steps (per seed)")
     ax.set_ylabel("mean of last 100 episode returns")
