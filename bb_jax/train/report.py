@@ -26,6 +26,7 @@ import numpy as np
 from bb_jax.game.opponents import ARCHETYPES
 from bb_jax.game.rules import REST_REWARD
 from bb_jax.game.scenarios import get_scenario, list_scenarios, stack_scenarios
+from bb_jax import devices
 from bb_jax.machine import machine_info
 from bb_jax.stats import mean_ci95
 from bb_jax.train import baselines
@@ -446,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(results, args.out, args.plot, args.json)
         print(f"wrote {args.out}, {args.plot}, {args.json} from {args.from_json}")
         return 0
+    devices.use_host_devices()  # the population shards over every core
     settings = ReportSettings(
         num_steps=args.num_steps, seeds=tuple(args.seeds),
         scenarios=tuple(args.scenarios or list_scenarios()), hidden_size=args.hidden_size,
