@@ -30,7 +30,8 @@ def trained(size):
 
 def summary(pop, metrics):
     return {"mean_return": np.asarray(metrics["mean_return"]).tolist(),
-            "params": [np.asarray(x)[:pop.size].tolist() for x in jax.tree.leaves(pop.state.params)],
+            "params": [np.asarray(x)[:pop.size].tolist()
+                       for x in jax.tree.leaves(pop.state.params)],
             "eval": pop.evaluate(jax.random.PRNGKey(7), 8).tolist()}
 
 four, three, again = trained(4), trained(3), trained(3)

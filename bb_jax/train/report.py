@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax import devices
 from bb_jax.game.opponents import ARCHETYPES
 from bb_jax.game.rules import REST_REWARD
 from bb_jax.game.scenarios import get_scenario, list_scenarios, stack_scenarios
-from bb_jax import devices
 from bb_jax.machine import machine_info
 from bb_jax.stats import mean_ci95
 from bb_jax.train import baselines
