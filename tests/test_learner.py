@@ -8,6 +8,7 @@ compiles in seconds; the jitted functions are cached per config."""
 from __future__ import annotations
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -232,6 +233,9 @@ def test_init_params_start_every_seed_from_the_checkpoint(tmp_path):
     path, params = _checkpoint(tmp_path, TIMED, seed=9)
     save = tmp_path / "run"
     assert train_main(_train_argv(save, "--time-input", "--init-params", path, "--lr", 0)) == 0
+    saved_config = json.loads((save / "config.json").read_text())["config"]
+    assert (saved_config["time_input"], saved_config["critic"], saved_config["adv_norm"]) == (
+        True, "shared", "batch")
     config = TIMED.replace(max_steps=50)
     for seed in (0, 1):
         saved = load_params(save / f"params_seed{seed}.msgpack", config)
