@@ -22,7 +22,7 @@ from bb_jax.train.runs import load_params
 
 MAX_STEPS = 5
 TINY = PPOConfig(scenario="easy", hidden_size=16, batch_size=64, num_envs=8,
-                 max_steps=MAX_STEPS, total_steps=64)
+                 max_steps=MAX_STEPS, total_steps=64, critic="shared")
 TIMED = TINY.replace(time_input=True)
 
 
@@ -230,13 +230,13 @@ def test_init_params_of_another_network_exits_2_and_writes_nothing(tmp_path, cap
 
 def test_init_params_start_every_seed_from_the_checkpoint(tmp_path):
     """With a zero learning rate the parameters never move: each seed ends where it began."""
-    path, params = _checkpoint(tmp_path, TIMED, seed=9)
+    config = TIMED.replace(critic=PPOConfig.critic)  # the command line's default
+    path, params = _checkpoint(tmp_path, config, seed=9)
     save = tmp_path / "run"
     assert train_main(_train_argv(save, "--time-input", "--init-params", path, "--lr", 0)) == 0
     saved_config = json.loads((save / "config.json").read_text())["config"]
     assert (saved_config["time_input"], saved_config["critic"], saved_config["adv_norm"]) == (
-        True, "shared", "batch")
-    config = TIMED.replace(max_steps=50)
+        True, PPOConfig.critic, PPOConfig.adv_norm)
     for seed in (0, 1):
         saved = load_params(save / f"params_seed{seed}.msgpack", config)
         for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(params), strict=True):

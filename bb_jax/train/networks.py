@@ -50,8 +50,8 @@ class ActorCritic(nn.Module):
         if self.time_input:
             features.append(x[..., num_obs:num_obs + 1])
         x = jnp.concatenate(features, axis=-1)
-        # the shared torso keeps flax's automatic names (Dense_0, Dense_1): checkpoints of the
-        # network before the critic choice load unchanged
+        # the policy's torso keeps flax's automatic names (Dense_0, Dense_1): checkpoints saved
+        # before the critic choice load unchanged with critic="shared"
         actor = self._torso(x, (None, None))
         critic = actor if self.critic == "shared" else self._torso(x, ("critic_0", "critic_1"))
         house_logits = nn.Dense(self.action_dims[0], kernel_init=_scaled(0.01))(actor)

@@ -51,7 +51,8 @@ class PPOConfig:
     reward_scale multiplies rewards seen by the learner (returns are reported unscaled);
     time_input: the network also sees the episode's progress (step count / max_steps, in
     [0, 1]; the end of an episode at max_steps is then a real end, not bootstrapped);
-    critic: "shared" torso or a "separate" one for the value head (`networks.ActorCritic`);
+    critic: a "separate" torso for the value head or one "shared" with the policy
+    (`networks.ActorCritic`; separate learns faster, docs/PPO.md's ablation);
     adv_norm: advantages normalised over the whole "batch" or per "minibatch" (docs/PPO.md)."""
 
     scenario: str = "default"
@@ -66,7 +67,7 @@ class PPOConfig:
     total_steps: int | None = 500_000
     reward_scale: float = 0.01
     time_input: bool = False
-    critic: str = "shared"
+    critic: str = "separate"
     adv_norm: str = "batch"
 
     def __post_init__(self):
