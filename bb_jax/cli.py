@@ -15,7 +15,8 @@ import jax
 from bb_jax import devices
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS
+from bb_jax.train.networks import CRITICS
+from bb_jax.train.ppo import ADV_NORMS, DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.tuning import interrupts
 
 USAGE_ERROR = 2
@@ -85,6 +86,16 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
     p.add_argument("--batch-size", type=int, default=2048, help="env steps per update")
     p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
+                   default=PPOConfig.time_input,
+                   help="give the network the episode's progress (step / max steps)")
+    p.add_argument("--critic", choices=CRITICS, default=PPOConfig.critic,
+                   help="value head on the policy's torso or on its own (default: %(default)s)")
+    p.add_argument("--adv-norm", choices=ADV_NORMS, default=PPOConfig.adv_norm,
+                   help="normalise advantages per batch or per minibatch (default: %(default)s)")
+    p.add_argument("--init-params", default=None,
+                   help="start every seed from these saved parameters (a params_seed*.msgpack "
+                        "of a run with the same network)")
     p.add_argument("--num-envs", type=int, default=None,
                    help="environments per seed (default: 16 on a CPU, batch size / 16 on a "
                         "GPU/TPU)")
@@ -121,26 +132,28 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from bb_jax.train.ppo import PPOConfig
-    from bb_jax.train.runs import save_run, train_seeds
+    from bb_jax.train.runs import load_params, save_run, train_seeds
 
     scenarios = parse_scenarios(args.scenario)
     if args.num_steps <= 0:
         raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
+    config = PPOConfig(
+        scenario=scenarios[0], num_opponents=args.num_opponents,
+        opponents=tuple(args.opponents) if args.opponents else None,
+        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
+        total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
+        adv_norm=args.adv_norm,
+    )
+    # before anything is written: a checkpoint of another network stops the run here
+    init_params = load_params(Path(args.init_params), config) if args.init_params else None
     seeds = args.seeds if args.seeds else [args.seed]
     label = "+".join(scenarios) if args.scenario != "all" else "all"
     run_name = args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}"
     save_dir = check_writable_dir(Path(args.save_path or Path("runs") / run_name))
     if args.results_json:
         check_writable_dir(Path(args.results_json).resolve().parent)
-    config = PPOConfig(
-        scenario=scenarios[0], num_opponents=args.num_opponents,
-        opponents=tuple(args.opponents) if args.opponents else None,
-        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
-        total_steps=args.num_steps,
-    )
     hyperparams = {
         "learning_rate": args.lr, "clip_epsilon": args.clip_epsilon,
         "entropy_coef": args.entropy_coef, "value_coef": args.value_coef, "gamma": args.gamma,
@@ -152,7 +165,8 @@ def _train(args) -> int:
     print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
           f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
     run = train_seeds(config, hyperparams, seeds, args.chunk_updates, args.eval_episodes,
-                      progress=lambda line: print(line, flush=True), scenarios=list(scenarios))
+                      progress=lambda line: print(line, flush=True), scenarios=list(scenarios),
+                      init_params=init_params)
     paths = save_run(run, save_dir, run_name)
     summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
                "save_path": str(save_dir)}

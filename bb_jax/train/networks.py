@@ -1,5 +1,5 @@
-"""The actor-critic network: two shared ReLU layers, a categorical head per action dimension
-(house: 10, mode: 2) and a value head."""
+"""The actor-critic network: two ReLU layers (shared by actor and critic, or one torso each),
+a categorical head per action dimension (house: 10, mode: 2) and a value head."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+CRITICS = ("shared", "separate")
+
 
 def _scaled(gain: float):
     # QR-free stand-in for orthogonal(gain): same variance, no LAPACK call (docs/PPO.md).
@@ -16,26 +18,45 @@ def _scaled(gain: float):
 
 
 class ActorCritic(nn.Module):
-    """obs float32[..., D] -> (house logits [..., 10], mode logits [..., 2], value [...]).
+    """x float32[..., D (+1)] -> (house logits [..., 10], mode logits [..., 2], value [...]).
 
-    The 10 house states enter one-hot (SAFE/BURNING/RUINED); `obs_high` float32[D] scales the
-    other features to about [0, 1]."""
+    x is the game observation (D features), followed with `time_input` by the episode's
+    progress in [0, 1] (`bb_jax.train.ppo.PPO.inputs`). The 10 house states enter one-hot
+    (SAFE/BURNING/RUINED); `obs_high` float32[D] scales the other features to about [0, 1].
+    critic "shared": one torso feeds all heads; "separate": the value head has its own torso
+    (same sizes), so value gradients do not reach the policy's features."""
 
     hidden_size: int
     obs_high: Sequence[float]
     action_dims: tuple[int, int] = (10, 2)
+    time_input: bool = False
+    critic: str = "shared"
+
+    def _torso(self, x, names):
+        for name in names:
+            x = nn.relu(nn.Dense(self.hidden_size, kernel_init=_scaled(2**0.5), name=name)(x))
+        return x
 
     @nn.compact
-    def __call__(self, obs: jnp.ndarray):
+    def __call__(self, x: jnp.ndarray):
+        if self.critic not in CRITICS:
+            raise ValueError(f"unknown critic {self.critic!r}; valid: {', '.join(CRITICS)}")
         num_houses = self.action_dims[0]
+        num_obs = len(self.obs_high)
+        obs = x[..., :num_obs]
         houses = jax.nn.one_hot(obs[..., :num_houses].astype(jnp.int32), 3)
         rest = obs[..., num_houses:] / jnp.asarray(self.obs_high[num_houses:], jnp.float32)
-        x = jnp.concatenate([houses.reshape(*obs.shape[:-1], 3 * num_houses), rest], axis=-1)
-        for _ in range(2):
-            x = nn.relu(nn.Dense(self.hidden_size, kernel_init=_scaled(2**0.5))(x))
-        house_logits = nn.Dense(self.action_dims[0], kernel_init=_scaled(0.01))(x)
-        mode_logits = nn.Dense(self.action_dims[1], kernel_init=_scaled(0.01))(x)
-        value = nn.Dense(1, kernel_init=_scaled(1.0))(x)[..., 0]
+        features = [houses.reshape(*obs.shape[:-1], 3 * num_houses), rest]
+        if self.time_input:
+            features.append(x[..., num_obs:num_obs + 1])
+        x = jnp.concatenate(features, axis=-1)
+        # the policy's torso keeps flax's automatic names (Dense_0, Dense_1): checkpoints saved
+        # before the critic choice load unchanged with critic="shared"
+        actor = self._torso(x, (None, None))
+        critic = actor if self.critic == "shared" else self._torso(x, ("critic_0", "critic_1"))
+        house_logits = nn.Dense(self.action_dims[0], kernel_init=_scaled(0.01))(actor)
+        mode_logits = nn.Dense(self.action_dims[1], kernel_init=_scaled(0.01))(actor)
+        value = nn.Dense(1, kernel_init=_scaled(1.0))(critic)[..., 0]
         return house_logits, mode_logits, value
 
 

@@ -26,6 +26,7 @@ from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
 
 RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
+ADV_NORMS = ("batch", "minibatch")
 CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few envs)
 ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
 
@@ -47,7 +48,12 @@ class PPOConfig:
     batch_size: env steps per update (= num_envs x rollout length); num_envs: None derives it
     from the backend (`default_num_envs`); total_steps: env steps of the whole run, None in the
     configs that key shared compiled programs (which must not read `num_updates`);
-    reward_scale multiplies rewards seen by the learner (returns are reported unscaled)."""
+    reward_scale multiplies rewards seen by the learner (returns are reported unscaled);
+    time_input: the network also sees the episode's progress (step count / max_steps, in
+    [0, 1]; the end of an episode at max_steps is then a real end, not bootstrapped);
+    critic: a "separate" torso for the value head or one "shared" with the policy
+    (`networks.ActorCritic`; separate learns faster, docs/PPO.md's ablation);
+    adv_norm: advantages normalised over the whole "batch" or per "minibatch" (docs/PPO.md)."""
 
     scenario: str = "default"
     num_opponents: int = 2
@@ -60,8 +66,18 @@ class PPOConfig:
     max_epochs: int = 10
     total_steps: int | None = 500_000
     reward_scale: float = 0.01
+    time_input: bool = False
+    critic: str = "separate"
+    adv_norm: str = "batch"
 
     def __post_init__(self):
+        if self.critic not in networks.CRITICS:
+            raise ValueError(
+                f"unknown critic {self.critic!r}; valid: {', '.join(networks.CRITICS)}")
+        if self.adv_norm not in ADV_NORMS:
+            raise ValueError(
+                f"unknown advantage normalisation {self.adv_norm!r}; valid: {', '.join(ADV_NORMS)}")
+        object.__setattr__(self, "time_input", bool(self.time_input))
         if self.num_envs is None:
             object.__setattr__(self, "num_envs", default_num_envs(self.batch_size))
         for name in ("hidden_size", "batch_size", "num_envs", "num_minibatches", "max_epochs"):
@@ -156,14 +172,14 @@ def stack_hyperparams(rows: list[dict]) -> PPOHyperparams:
 class Transition(NamedTuple):
     """One rollout step of E envs (a leading time axis T in a rollout)."""
 
-    obs: jnp.ndarray  # float32[E, D]
+    obs: jnp.ndarray  # float32[E, I], the network's input (`PPO.inputs`)
     action: jnp.ndarray  # int32[E, 2]
     log_prob: jnp.ndarray  # float32[E]
     value: jnp.ndarray  # float32[E]
     reward: jnp.ndarray  # float32[E], unscaled
     terminated: jnp.ndarray  # bool[E]
     done: jnp.ndarray  # bool[E]: terminated or truncated
-    final_obs: jnp.ndarray  # float32[E, D], the step's result before auto-reset
+    final_obs: jnp.ndarray  # float32[E, I], the input of the step's result before auto-reset
     episode_return: jnp.ndarray  # float32[E], valid where done
 
 
@@ -184,7 +200,7 @@ class TrainState:
     params: dict
     opt_state: optax.OptState
     env_state: object  # EnvState with leading axis num_envs
-    obs: jnp.ndarray  # float32[num_envs, D]
+    obs: jnp.ndarray  # float32[num_envs, D], the game observation
     key: jnp.ndarray
     update: jnp.ndarray  # int32, updates done
     recent_returns: jnp.ndarray  # float32[100], ring buffer of completed episode returns
@@ -263,6 +279,10 @@ def mean_recent_return(recent, num_episodes):
                      jnp.nan)
 
 
+def _normalise(advantage):
+    return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+
+
 def _explained_variance(value, target):
     var = jnp.var(target)
     return jnp.where(var > 0, 1.0 - jnp.var(target - value) / var, 0.0)
@@ -286,9 +306,22 @@ class PPO:
         if self.static_epochs is None:
             object.__setattr__(self, "static_epochs", jax.default_backend() != "cpu")
         high = tuple(float(x) for x in rules.observation_high(env.num_agents))
-        object.__setattr__(
-            self, "network", networks.ActorCritic(c.hidden_size, high, env.action_dims)
-        )
+        object.__setattr__(self, "network", networks.ActorCritic(
+            c.hidden_size, high, env.action_dims, time_input=c.time_input, critic=c.critic))
+
+    @property
+    def input_size(self) -> int:
+        """Width I of the network's input: the observation, plus 1 with the time input."""
+        return self.env.observation_size + int(self.config.time_input)
+
+    def inputs(self, obs: jnp.ndarray, step_count: jnp.ndarray) -> jnp.ndarray:
+        """The network's input float32[..., I] from game observations float32[..., D] and the
+        env states' step counts int32[...]: the observation itself, or with the time input the
+        observation followed by the episode's progress step_count / max_steps in [0, 1]."""
+        if not self.config.time_input:
+            return obs
+        progress = step_count.astype(jnp.float32) / self.env.max_steps
+        return jnp.concatenate([obs, progress[..., None]], axis=-1)
 
     @property
     def default_scenario(self) -> Scenario:
@@ -298,7 +331,7 @@ class PPO:
         scenario = self.default_scenario if scenario is None else scenario
         k_params, k_env, k_run = jax.random.split(key, 3)
         num_envs = self.config.num_envs
-        params = self.network.init(k_params, jnp.zeros((self.env.observation_size,)))
+        params = self.network.init(k_params, jnp.zeros((self.input_size,)))
         reset_blocks = self.env.sample_reset_draws(k_env, (num_envs,))
         obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
             reset_blocks, scenario
@@ -321,21 +354,22 @@ class PPO:
         def one_step(carry, step_key):
             env_state, obs = carry
             k_act, k_env = jax.random.split(step_key)
-            house_logits, mode_logits, value = self.network.apply(params, obs)
+            x = self.inputs(obs, env_state.step_count)
+            house_logits, mode_logits, value = self.network.apply(params, x)
             action = networks.sample(k_act, house_logits, mode_logits)
             blocks = self.env.sample_draws(k_env, (self.config.num_envs,))
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
                 env_state, action, blocks, scenario
             )
             transition = Transition(
-                obs=obs,
+                obs=x,
                 action=action,
                 log_prob=networks.log_prob(house_logits, mode_logits, action),
                 value=value,
                 reward=reward,
                 terminated=terminated,
                 done=terminated | truncated,
-                final_obs=info["final_observation"],
+                final_obs=self.inputs(info["final_observation"], info["episode_length"]),
                 episode_return=info["episode_return"],
             )
             return (env_state, next_obs), transition
@@ -357,6 +391,8 @@ class PPO:
 
         def minibatch_step(carry, minibatch):
             params, opt_state = carry
+            if c.adv_norm == "minibatch":
+                minibatch = minibatch._replace(advantage=_normalise(minibatch.advantage))
             (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
@@ -388,19 +424,30 @@ class PPO:
         params, opt_state, _, metrics = carry
         return params, opt_state, metrics
 
-    def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams):
-        """Learn from a time-major rollout [T, E] (T x E = batch_size): GAE, advantage
-        normalisation, hp.num_epochs epochs. Returns (params, opt_state, metrics)."""
-        c = self.config
+    def advantages(self, params, traj: Transition, hp: PPOHyperparams):
+        """GAE of a time-major rollout [T, E]: (advantages, value targets), float32[T, E].
+
+        Every step bootstraps from the value of its result's input (`final_obs`, with the time
+        input the progress after the step) unless it ended its episode for real: terminated,
+        or with the time input also at max_steps (the progress is part of the state, and
+        nothing after the end counts)."""
         next_value = self.network.apply(params, traj.final_obs)[2]
-        advantages, targets = compute_gae(
-            traj.reward * c.reward_scale, traj.value, next_value,
-            traj.terminated.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda,
+        ends = traj.done if self.config.time_input else traj.terminated
+        return compute_gae(
+            traj.reward * self.config.reward_scale, traj.value, next_value,
+            ends.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda,
         )
+
+    def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams):
+        """Learn from a time-major rollout [T, E] (T x E = batch_size): `advantages`, their
+        normalisation (per batch here, or per minibatch in `_learn`), hp.num_epochs epochs.
+        Returns (params, opt_state, metrics)."""
+        c = self.config
+        advantages, targets = self.advantages(params, traj, hp)
         flat = jax.tree.map(lambda x: x.reshape(c.batch_size, *x.shape[2:]),
                             (traj.obs, traj.action, traj.log_prob, advantages, targets))
-        adv = flat[3]
-        batch = Batch(flat[0], flat[1], flat[2], (adv - adv.mean()) / (adv.std() + 1e-8), flat[4])
+        adv = _normalise(flat[3]) if c.adv_norm == "batch" else flat[3]
+        batch = Batch(flat[0], flat[1], flat[2], adv, flat[4])
         params, opt_state, metrics = self._learn(params, opt_state, batch, key, hp)
         metrics["explained_variance"] = _explained_variance(
             traj.value.reshape(-1), targets.reshape(-1))
@@ -463,7 +510,8 @@ class PPO:
         def one_step(carry, step_key):
             env_state, obs, alive, total = carry
             k_act, k_env = jax.random.split(step_key)
-            house_logits, mode_logits, _ = self.network.apply(params, obs)
+            house_logits, mode_logits, _ = self.network.apply(
+                params, self.inputs(obs, env_state.step_count))
             if greedy:
                 action = networks.greedy(house_logits, mode_logits)
             else:

@@ -16,6 +16,7 @@ from flax import serialization
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.stats import mean_ci95
+from bb_jax.train.networks import CRITICS
 from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
 
@@ -94,10 +95,14 @@ def train_seeds(
     eval_episodes: int = 200,
     progress: Callable[[str], None] | None = print,
     scenarios: list[str] | None = None,
+    init_params=None,
 ) -> SeedRun:
     """Train every seed of one configuration on every scenario (default: the config's) as one
     vmapped population of seeds x scenarios, in chunks. A seed's PRNG key is the same on every
-    scenario, as in the tuner's trials."""
+    scenario, as in the tuner's trials.
+
+    init_params: network parameters (`load_params`) every member starts from instead of its
+    own initialisation (the optimizer state starts fresh)."""
     scenarios = list(scenarios or [config.scenario])
     hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
     members = [(seed, name) for seed in seeds for name in scenarios]
@@ -106,6 +111,11 @@ def train_seeds(
                               for _, name in members])
     start = time.perf_counter()
     population = Population(config, stack_hyperparams([hp_row] * len(members)), keys, tables)
+    if init_params is not None:
+        population.state = population.state.replace(params=jax.tree.map(
+            lambda row, x: jax.device_put(np.broadcast_to(x, row.shape).astype(row.dtype),
+                                          row.sharding),
+            population.state.params, init_params))
     chunks, steps = [], 0
     for length in plan_chunks(config.num_updates, chunk_updates):
         chunks.append(population.run(length))  # on the device until the end of the run
@@ -179,26 +189,40 @@ def plot_curves(run: SeedRun, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def load_params(path: Path, config: PPOConfig):
-    """Parameters saved by `save_run`, checked against the network of `config`.
-
-    The network's parameter shapes come from `jax.eval_shape` (no initialisation is run, so
-    loading costs no compile); any difference in structure, shape or dtype raises ValueError.
-    """
+def _param_shapes(config: PPOConfig):
+    """The network's parameter structure, shapes and dtypes, from `jax.eval_shape` (no
+    initialisation is run, so this costs no compile)."""
     ppo = PPO(config)
-    template = jax.eval_shape(
-        ppo.network.init, jax.random.PRNGKey(0),
-        jax.ShapeDtypeStruct((ppo.env.observation_size,), np.float32),
-    )
+    template = jax.eval_shape(ppo.network.init, jax.random.PRNGKey(0),
+                              jax.ShapeDtypeStruct((ppo.input_size,), np.float32))
+    return jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), template)
+
+
+def _network_fields(config: PPOConfig) -> str:
+    return (f"hidden_size={config.hidden_size}, num_opponents={config.num_opponents}, "
+            f"time_input={config.time_input}, critic={config.critic!r}")
+
+
+def load_params(path: Path, config: PPOConfig):
+    """Parameters saved by `save_run`, checked against the network of `config`: any difference
+    in structure, shape or dtype raises ValueError (one line; it names the time input and
+    critic the checkpoint was saved with when only those differ)."""
     try:
-        params = serialization.msgpack_restore(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ValueError(f"checkpoint {path} cannot be read: {err.strerror or err}") from None
+    try:
+        params = serialization.msgpack_restore(data)
     except (ValueError, TypeError, msgpack.UnpackException) as err:  # a damaged file
         raise ValueError(f"checkpoint {path} is not a saved parameter file: {err}") from None
-    expected = jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), template)
     found = jax.tree.map(lambda x: (np.shape(x), np.asarray(x).dtype), params)
-    if found != expected:
-        raise ValueError(
-            f"checkpoint {path} does not match the network of this config "
-            f"(hidden_size={config.hidden_size}, num_opponents={config.num_opponents})"
-        )
-    return params
+    if found == _param_shapes(config):
+        return params
+    message = f"checkpoint {path} does not match the network of this config " \
+              f"({_network_fields(config)})"
+    for time_input in (config.time_input, not config.time_input):
+        for critic in CRITICS:
+            other = config.replace(time_input=time_input, critic=critic)
+            if other != config and found == _param_shapes(other):
+                message += f": it was saved with time_input={time_input}, critic={critic!r}"
+    raise ValueError(message)
