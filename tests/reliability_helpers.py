@@ -159,13 +159,14 @@ def study_trials(storage, name: str):
 
 
 def mid_batch(trials, pid: int) -> bool:
-    """Whether, in `trials`, at least one is COMPLETE and another batch is training: every
-    RUNNING trial has reported an intermediate value (it is between its first report and its
-    end), and the tuner process `pid` trains one of them."""
-    running = by_state(trials, TrialState.RUNNING)
-    return bool(by_state(trials, TrialState.COMPLETE) and running
-                and all(t.intermediate_values for t in running)
-                and pid in {t.system_attrs.get("bb_pid") for t in running})
+    """Whether, in `trials`, at least one is COMPLETE and the tuner process `pid` is training a
+    batch: it has RUNNING trials and each has reported an intermediate value (it is between
+    its first report and its end). Other workers' trials may be anywhere in their own batch
+    (waiting for them too could let the tuner finish its last batch first)."""
+    mine = [t for t in by_state(trials, TrialState.RUNNING)
+            if t.system_attrs.get("bb_pid") == pid]
+    return bool(by_state(trials, TrialState.COMPLETE) and mine
+                and all(t.intermediate_values for t in mine))
 
 
 def process_tree(pid: int) -> list[int]:
