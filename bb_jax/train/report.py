@@ -6,6 +6,8 @@ compiled program serves every member), with default hyperparameters. Each member
 evaluated on fresh episodes, sampling its policy and acting greedily; its last-100 training
 mean is read from the run. The baselines (`bb_jax.train.baselines`) play the same view: random, and
 each archetype in seat 0; the best archetype per scenario is the one with the highest mean.
+Learning speed: per seed, the env steps from which its smoothed training curve (per-chunk
+returns) stays above each baseline's mean (`learning_speed`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class ReportSettings:
     baseline_episodes: int = 4000  # per scenario, policy and batch (two batches)
     chunk_updates: int = 8
     seed: int = 0  # evaluation keys
+    speed_window_steps: int = 20_000  # learning speed: smoothing window, in env steps (at least)
 
     def config(self) -> PPOConfig:
         return PPOConfig(scenario=self.scenarios[0], num_opponents=self.num_opponents,
@@ -73,7 +76,9 @@ def _rounded(values) -> list[float]:
 
 def train_all(settings: ReportSettings, progress: Callable[[str], None] | None = print) -> dict:
     """Train every (scenario, seed) as one population; evaluate. Returns per-scenario PPO
-    figures, the mean training curve per scenario and timings."""
+    figures, the mean training curve per scenario, each seed's per-chunk training returns
+    (episodes finished and their mean return per chunk, `chunk_env_steps` at chunk ends) and
+    timings."""
     config = settings.config()
     names = [s for s in settings.scenarios for _ in settings.seeds]
     seeds = [seed for _ in settings.scenarios for seed in settings.seeds]
@@ -85,7 +90,8 @@ def train_all(settings: ReportSettings, progress: Callable[[str], None] | None =
     start = time.perf_counter()
     pop = Population(config, stack_hyperparams([{}] * size), keys, scenarios)
     chunks = []
-    for length in plan_chunks(config.num_updates, settings.chunk_updates):
+    plan = plan_chunks(config.num_updates, settings.chunk_updates)
+    for length in plan:
         chunks.append({k: np.asarray(v) for k, v in pop.run(length).items()})
         if progress is not None:
             done = int(chunks[-1]["env_steps"][0, -1])
@@ -102,6 +108,7 @@ def train_all(settings: ReportSettings, progress: Callable[[str], None] | None =
     sampled = pop.evaluate(eval_key, settings.eval_episodes, greedy=False)
     greedy = pop.evaluate(eval_key, settings.eval_episodes, greedy=True)
     eval_s = time.perf_counter() - start
+    chunk_steps, chunk_episodes, chunk_sums = chunk_totals(curves, plan[0])
     out = {}
     for name in settings.scenarios:
         rows = [i for i, n in enumerate(names) if n == name]
@@ -112,11 +119,88 @@ def train_all(settings: ReportSettings, progress: Callable[[str], None] | None =
             "train_curve_mean": _rounded(np.nanmean(curves["mean_return"][rows], axis=0)),
             "train_curve_min": _rounded(np.nanmin(curves["mean_return"][rows], axis=0)),
             "train_curve_max": _rounded(np.nanmax(curves["mean_return"][rows], axis=0)),
+            "seed_chunk_episodes": chunk_episodes[rows].astype(int).tolist(),
+            "seed_chunk_mean_return": [_chunk_means(chunk_episodes[i], chunk_sums[i])
+                                       for i in rows],
         }
     steps = curves["env_steps"][0].tolist()
-    return {"ppo": out, "curve_env_steps": steps, "members": size,
-            "env_steps_per_member": int(steps[-1]), "train_wall_s": train_s,
+    return {"ppo": out, "curve_env_steps": steps, "chunk_env_steps": chunk_steps,
+            "members": size, "env_steps_per_member": int(steps[-1]), "train_wall_s": train_s,
             "eval_wall_s": eval_s}
+
+
+def chunk_totals(curves: dict, chunk_len: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Per member and chunk of `chunk_len` updates (the run's equal chunks): the env steps at
+    the chunk's end, the episodes finished in it [P, C] and the sum of their returns [P, C]."""
+    size, updates = curves["episodes_finished"].shape
+    shape = (size, updates // chunk_len, chunk_len)
+    episodes = np.asarray(curves["episodes_finished"]).reshape(shape).sum(axis=2)
+    sums = np.asarray(curves["return_sum"], np.float64).reshape(shape).sum(axis=2)
+    steps = [int(x) for x in curves["env_steps"][0, chunk_len - 1::chunk_len]]
+    return steps, episodes, sums
+
+
+def _chunk_means(episodes, sums) -> list[float | None]:
+    """Mean return of each chunk's finished episodes (None for a chunk that finished none)."""
+    return [round(float(s / n), 2) if n > 0 else None for n, s in zip(episodes, sums)]
+
+
+def window_chunks(chunk_steps: int, window_steps: int) -> int:
+    """Chunks in the learning-speed window: the fewest whose env steps cover `window_steps`."""
+    return max(1, math.ceil(window_steps / chunk_steps))
+
+
+def smoothed_curve(episodes, means, window: int) -> np.ndarray:
+    """At each chunk end, the mean return over every episode finished in the trailing `window`
+    chunks (that chunk included; fewer at the start of the run), NaN where they finished none.
+    `means[i]`: the mean return of chunk i's `episodes[i]` episodes (None if it had none)."""
+    n = np.asarray(episodes, np.float64)
+    m = np.asarray([np.nan if x is None else x for x in means], np.float64)
+    kernel = np.ones(window)
+    count = np.convolve(n, kernel)[: n.size]
+    total = np.convolve(np.where(n > 0, m * n, 0.0), kernel)[: n.size]
+    return np.divide(total, count, out=np.full(n.size, np.nan), where=count > 0)
+
+
+def first_crossing(steps, smoothed, threshold: float) -> int | None:
+    """Env steps of the first chunk end from which `smoothed` stays strictly above `threshold`
+    at every later chunk end; None if it is not above at the last one (NaN is not above)."""
+    above = np.asarray(smoothed, np.float64) > threshold
+    if above.size == 0 or not above[-1]:
+        return None
+    below = np.flatnonzero(~above)
+    return int(steps[below[-1] + 1 if below.size else 0])
+
+
+def speed_figures(steps, curves, threshold: float) -> dict:
+    """First crossing of `threshold` per seed's smoothed curve; mean and Student-t 95%
+    half-width over the seeds that reached it (mean None if none did, ci95 None below two)."""
+    per_seed = [first_crossing(steps, c, threshold) for c in curves]
+    reached = [x for x in per_seed if x is not None]
+    mean, ci = mean_ci95(reached)
+    return {"baseline_mean": float(threshold), "per_seed": per_seed, "reached": len(reached),
+            "seeds": len(per_seed), "mean": mean if reached else None,
+            "ci95": ci if len(reached) >= 2 else None}
+
+
+def learning_speed(results: dict, window_steps: int) -> dict:
+    """Per scenario, when each seed's training curve beats random and the best heuristic for
+    good (`first_crossing` of its `smoothed_curve`), from the report's per-chunk curves and its
+    own baseline means."""
+    steps = results["chunk_env_steps"]
+    window = window_chunks(steps[0], window_steps)  # chunk ends are equally spaced from 0
+    out = {}
+    for name, ppo in results["ppo"].items():
+        base = results["baselines"][name]
+        curves = [smoothed_curve(e, m, window) for e, m in
+                  zip(ppo["seed_chunk_episodes"], ppo["seed_chunk_mean_return"])]
+        out[name] = {
+            other: {"policy": policy,
+                    **speed_figures(steps, curves, base["policies"][policy]["mean"])}
+            for other, policy in (("random", "random"), ("heuristic", base["best_heuristic"]))
+        }
+    return {"window_chunks": window, "window_env_steps": window * steps[0],
+            "chunk_env_steps": steps[0], "scenarios": out}
 
 
 def evaluate_baselines(settings: ReportSettings) -> dict:
@@ -181,6 +265,7 @@ def run_report(settings: ReportSettings, progress: Callable[[str], None] | None 
     results["wall_s"] = time.perf_counter() - start
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["verdicts"] = verdicts(results)
+    results["learning_speed"] = learning_speed(results, settings.speed_window_steps)
     return results
 
 
@@ -310,9 +395,9 @@ def markdown(results: dict, plot_names: tuple[str, ...] = ("results.png",)) -> s
         f"{results['baseline_wall_s']:.0f} s."
     )
     lines += _shortfalls(results, not_heur)
+    lines += ["", f"Half-widths of these 95% intervals are {_ci_range(results)}."]
+    lines += _speed_lines(results)
     lines += [
-        "",
-        f"Half-widths of these 95% intervals are {_ci_range(results)}.",
         "",
         "## How it was produced",
         "",
@@ -325,6 +410,61 @@ def markdown(results: dict, plot_names: tuple[str, ...] = ("results.png",)) -> s
         "",
     ]
     return "\n".join(lines)
+
+
+def _speed_cell(fig: dict) -> str:
+    if fig["mean"] is None:
+        return "not reached"
+    if fig["ci95"] is None:
+        return f"{fig['mean']:,.0f}"
+    return f"{fig['mean']:,.0f} ± {fig['ci95']:,.0f}"
+
+
+def _speed_lines(results: dict) -> list[str]:
+    """The learning-speed table and its definition (nothing for results saved without it)."""
+    speed = results.get("learning_speed")
+    if speed is None:
+        return []
+    lines = ["", "## Learning speed: env steps until PPO beats each baseline", "",
+             "| scenario | beats random at | seeds | beats best heuristic at | seeds |",
+             "|---|---|---|---|---|"]
+    missed = []
+    for n, figs in speed["scenarios"].items():
+        cells = [f"{_speed_cell(f)} | {f['reached']}/{f['seeds']} seeds"
+                 for f in (figs["random"], figs["heuristic"])]
+        lines.append(f"| {n} | {cells[0]} | {cells[1]} |")
+        missed += [f"{n} vs {label} ({f['reached']}/{f['seeds']} seeds reached it)"
+                   for label, f in (("random", figs["random"]),
+                                    ("the best heuristic", figs["heuristic"]))
+                   if f["reached"] < f["seeds"]]
+    return lines + ["", _speed_definition(results), "", _speed_missed(missed)]
+
+
+def _speed_definition(results: dict) -> str:
+    speed = results["learning_speed"]
+    chunk, window = speed["chunk_env_steps"], speed["window_chunks"]
+    return (
+        f"Env steps per run. Each seed's training curve is read at every chunk end (every "
+        f"{chunk:,} env steps) and smoothed as the mean return of all training episodes "
+        f"(sampled policy) finished in the trailing {window} chunk{'s' * (window > 1)}, "
+        f"{speed['window_env_steps']:,} env steps (fewer at the start of the run). A seed "
+        "beats a baseline at the first chunk end from which its smoothed curve stays strictly "
+        "above that baseline's mean (the random and best-heuristic means of the first table) "
+        "at every later chunk end to the end of the run; a seed that crosses and dips back "
+        "counts from its last crossing. *Seeds*: how many seeds got there. A seed whose "
+        "smoothed curve is not above the baseline at the end of the run "
+        f"({results['env_steps_per_member']:,} env steps) has not reached it and is left out "
+        "of the mean (not counted as a number), so the mean is over the seeds that got there "
+        "and flatters a scenario where few did. Mean with a Student-t 95% interval over those "
+        "seeds; a single value without interval where only one got there; \"not reached\" "
+        "where none did. A point comparison: the baselines' own intervals are not used."
+    )
+
+
+def _speed_missed(missed: list[str]) -> str:
+    if not missed:
+        return "Every seed reached both baselines within the run."
+    return "Not reached by every seed within the run: " + "; ".join(missed) + "."
 
 
 def _shortfalls(results: dict, names: list[str]) -> list[str]:
