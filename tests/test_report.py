@@ -4,11 +4,25 @@ one tiny real run of `report.main` (scripts/results_report.py)."""
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from bb_jax.train import baselines
-from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
+from bb_jax.train.report import (
+    chunk_totals,
+    compare,
+    first_crossing,
+    learning_speed,
+    main,
+    markdown,
+    smoothed_curve,
+    speed_figures,
+    verdicts,
+    window_chunks,
+    write_outputs,
+)
 
 
 def fig(mean, ci):
@@ -16,13 +30,15 @@ def fig(mean, ci):
 
 
 def synthetic_results():
-    def ppo(sampled, greedy):
+    def ppo(sampled, greedy, chunk_means):
         seeds = [greedy["mean"] - 1, greedy["mean"], greedy["mean"] + 1]
         return {"ppo_sampled": {**sampled, "per_seed": seeds},
                 "ppo_greedy": {**greedy, "per_seed": seeds},
                 "ppo_train_last100": {**sampled, "per_seed": seeds},
                 "train_curve_mean": [1.0, 2.0], "train_curve_min": [0.0, 1.0],
-                "train_curve_max": [2.0, 3.0]}
+                "train_curve_max": [2.0, 3.0],
+                "seed_chunk_episodes": [[10, 10]] * len(chunk_means),
+                "seed_chunk_mean_return": chunk_means}
 
     def base(random, best_name, best):
         pol = {k: fig(random["mean"] - 1, 1.0) for k in baselines.BASELINES}
@@ -36,20 +52,82 @@ def synthetic_results():
         "machine": {"cpu": "cpu", "cpu_count": 2, "platform": "linux", "jax_version": "0",
                     "jax_backend": "cpu", "load_average_1_5_15min": [1, 1, 1],
                     "load_average_at_end": [1, 1, 1]},
-        # PPO clearly above both / above random but below the heuristic / a tie with both
-        "ppo": {"easy": ppo(fig(1100, 10), fig(1110, 10)),
-                "hard": ppo(fig(520, 10), fig(515, 10)),
-                "default": ppo(fig(960, 30), fig(955, 30)),
-                "trivial_cooperation": ppo(fig(1303.5, 6.9), fig(1303.9, 7.2))},
+        # PPO clearly above both / above random but below the heuristic / a tie with both;
+        # per-seed training returns of two chunks (learning speed with a one-chunk window:
+        # easy beats random at [2048, 4096, 2048] and the heuristic at [4096, 4096, 2048];
+        # hard beats random at 2048 in every seed, never the heuristic; default beats random
+        # in one seed (4096), never the heuristic; trivial_cooperation both at 2048)
+        "ppo": {"easy": ppo(fig(1100, 10), fig(1110, 10),
+                            [[990, 1010], [970, 1020], [1010, 1020]]),
+                "hard": ppo(fig(520, 10), fig(515, 10), [[480, 500]] * 3),
+                "default": ppo(fig(960, 30), fig(955, 30), [[950, 960], [950, 950], [950, 950]]),
+                "trivial_cooperation": ppo(fig(1303.5, 6.9), fig(1303.9, 7.2),
+                                           [[1304, 1304]] * 3)},
         "baselines": {"easy": base(fig(980, 3), "coordinator", fig(1000, 3)),
                       "hard": base(fig(470, 4), "firefighter", fig(560, 4)),
                       "default": base(fig(958, 3), "coordinator", fig(975, 3)),
                       "trivial_cooperation": base(fig(1300, 0.1), "liar", fig(1303.6, 0.1))},
-        "curve_env_steps": [2048, 4096], "members": 9, "env_steps_per_member": 4096,
+        "curve_env_steps": [2048, 4096], "chunk_env_steps": [2048, 4096], "members": 12,
+        "env_steps_per_member": 4096,
         "train_wall_s": 10.0, "eval_wall_s": 1.0, "baseline_wall_s": 1.0, "wall_s": 12.0,
     }
     results["verdicts"] = verdicts(results)
+    results["learning_speed"] = learning_speed(results, window_steps=2048)
     return results
+
+
+STEPS = [10, 20, 30, 40, 50]
+
+
+def test_first_crossing():
+    nan = math.nan
+    assert first_crossing(STEPS, [1, 2, 6, 7, 8], 5) == 30  # crosses between 20 and 30
+    assert first_crossing(STEPS, [6, 7, 8, 9, 9], 5) == 10  # above from the first chunk end
+    assert first_crossing(STEPS, [1, 2, 3, 4, 4.9], 5) is None  # never crosses
+    assert first_crossing(STEPS, [1, 5, 5, 6, 6], 5) == 40  # equal is not above
+    assert first_crossing(STEPS, [6, 2, 7, 8, 9], 5) == 30  # crosses, dips: the last crossing
+    assert first_crossing(STEPS, [1, 6, 7, 4, 4], 5) is None  # crosses then dips to the end
+    assert first_crossing(STEPS, [nan, 6, 6, 6, 6], 5) == 20  # no episodes yet: not above
+    assert first_crossing([], [], 5) is None
+
+
+def test_smoothed_curve_is_the_mean_over_the_episodes_of_the_trailing_window():
+    episodes, means = [2, 0, 1, 3], [10.0, None, 40.0, 0.0]
+    # window 2: chunks {0}, {0, 1}, {1, 2}, {2, 3}: 20/2, 20/2, 40/1, (40 + 0)/4
+    np.testing.assert_allclose(smoothed_curve(episodes, means, 2), [10, 10, 40, 10])
+    np.testing.assert_allclose(smoothed_curve(episodes, means, 1), [10, np.nan, 40, 0])
+    # window 3, weighted by episodes: (20 + 40)/3 at chunk 2, (40 + 0)/4 at chunk 3
+    np.testing.assert_allclose(smoothed_curve(episodes, means, 3), [10, 10, 20, 10])
+    assert np.isnan(smoothed_curve([0, 0, 4], [None, None, 3.0], 2)[:2]).all()
+
+
+def test_window_chunks_covers_at_least_the_window():
+    assert window_chunks(8192, 20_000) == 3  # the 500k report: 4 updates of 2048 per chunk
+    assert window_chunks(2048, 20_000) == 10
+    assert window_chunks(20_000, 20_000) == 1
+    assert window_chunks(32_768, 20_000) == 1
+
+
+def test_speed_figures_average_only_the_seeds_that_got_there():
+    curves = [[1, 6, 6, 6, 6], [1, 1, 1, 6, 6], [1, 6, 1, 1, 1]]
+    f = speed_figures(STEPS, curves, 5)
+    assert f["per_seed"] == [20, 40, None] and (f["reached"], f["seeds"]) == (2, 3)
+    assert f["mean"] == 30  # not (20 + 40 + 50) / 3: the third seed is not a number
+    assert f["ci95"] == pytest.approx(12.7062 * 10, rel=1e-4)  # t(0.975, 1) x sem([20, 40])
+    one = speed_figures(STEPS, curves[1:], 5)
+    assert (one["mean"], one["ci95"], one["reached"]) == (40, None, 1)
+    none = speed_figures(STEPS, curves[2:], 5)
+    assert (none["mean"], none["ci95"], none["reached"]) == (None, None, 0)
+
+
+def test_chunk_totals_sum_each_chunk():
+    curves = {"episodes_finished": np.array([[1, 2, 0, 3], [0, 0, 5, 5]], np.float32),
+              "return_sum": np.array([[10, 20, 0, 30], [0, 0, 50, 45]], np.float32),
+              "env_steps": np.array([[100, 200, 300, 400]] * 2)}
+    steps, episodes, sums = chunk_totals(curves, 2)
+    assert steps == [200, 400]
+    np.testing.assert_array_equal(episodes, [[3, 3], [0, 10]])
+    np.testing.assert_array_equal(sums, [[30, 30], [0, 95]])
 
 
 def test_compare():
@@ -84,6 +162,28 @@ def test_markdown_says_where_ppo_does_not_beat_the_heuristic():
         assert name in text
 
 
+def test_markdown_learning_speed_table():
+    results = synthetic_results()
+    text = markdown(results)
+    section = text.split("## Learning speed: env steps until PPO beats each baseline")[1]
+    section = section.split("## How it was produced")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 4  # header and one row per scenario
+    # easy: random at [2048, 4096, 2048] (t(0.975, 2) x sem = 4.3027 x 682.7 = 2937)
+    assert rows[1].startswith("| easy | 2,731 ± 2,937 | 3/3 seeds | 3,413 ± 2,937 | 3/3 seeds |")
+    assert rows[2] == "| hard | 2,048 ± 0 | 3/3 seeds | not reached | 0/3 seeds |"
+    assert rows[3] == "| default | 4,096 | 1/3 seeds | not reached | 0/3 seeds |"
+    assert "trailing 1 chunk, 2,048 env steps" in section
+    assert ("Not reached by every seed within the run: hard vs the best heuristic (0/3 seeds "
+            "reached it); default vs random (1/3 seeds reached it); default vs the best "
+            "heuristic (0/3 seeds reached it).") in section
+    speed = results["learning_speed"]["scenarios"]
+    assert speed["easy"]["heuristic"]["per_seed"] == [4096, 4096, 2048]
+    assert speed["easy"]["heuristic"]["policy"] == "coordinator"
+    del results["learning_speed"]  # a results JSON saved before the learning speed
+    assert "Learning speed" not in markdown(results)
+
+
 def test_write_outputs(tmp_path):
     results = synthetic_results()
     md, png, js = tmp_path / "d" / "R.md", tmp_path / "d" / "p.png", tmp_path / "r.json"
@@ -116,4 +216,23 @@ def test_main_tiny_run_writes_the_report(tmp_path):
     assert results["verdicts"] == verdicts(results)
     text = md.read_text()
     assert "| easy |" in text and "| hard |" in text and "![results](results.png)" in text
+    # one chunk of two updates: per seed, its episodes and their mean return
+    assert results["chunk_env_steps"] == [4096]
+    speed = results["learning_speed"]
+    assert (speed["window_chunks"], speed["window_env_steps"]) == (5, 20_480)  # >= 20,000
+    assert set(speed["scenarios"]) == {"easy", "hard"}
+    # each seed's curve is its own scenario's (hard scores far below easy)
+    first = {n: [m[0] for m in ppo[n]["seed_chunk_mean_return"]] for n in ("easy", "hard")}
+    assert min(first["easy"]) > max(first["hard"]) + 100
+    for name in ("easy", "hard"):
+        episodes, means = ppo[name]["seed_chunk_episodes"], ppo[name]["seed_chunk_mean_return"]
+        assert len(episodes) == len(means) == 2 and all(len(e) == 1 for e in episodes)
+        assert all(e[0] > 0 for e in episodes)
+        for other, policy in (("random", "random"), ("heuristic", base[name]["best_heuristic"])):
+            fig = speed["scenarios"][name][other]
+            threshold = base[name]["policies"][policy]["mean"]
+            assert fig["per_seed"] == [4096 if m[0] > threshold else None for m in means]
+    section = text.split("## Learning speed")[1].split("## How it was produced")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows] == ["| scenario", "| easy", "| hard"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
