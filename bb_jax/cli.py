@@ -215,7 +215,7 @@ def _auto_or_int(text: str) -> int | str:
 
 
 def _tune_parser() -> argparse.ArgumentParser:
-    from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS, SAMPLERS
+    from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS, SAMPLERS, SHAPES
 
     p = OneLineParser(
         prog="tune_hyperparameters.py",
@@ -268,6 +268,11 @@ def _tune_parser() -> argparse.ArgumentParser:
     p.add_argument("--population-size", type=_auto_or_int, default="auto",
                    help="trials asked and trained together per batch; auto: 1 on a CPU, 16 on "
                         "a GPU/TPU (default: auto)")
+    p.add_argument("--shapes", choices=SHAPES, default="auto",
+                   help="exact: one compiled program per (hidden size, batch size) in a batch; "
+                        "padded: the whole batch in one program of the largest shapes, smaller "
+                        "members masked (same results); auto: exact on a CPU, padded on a "
+                        "GPU/TPU (default: auto)")
     p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
     p.add_argument("--eval-episodes", type=int, default=200)
     p.add_argument("--enqueue", default=None,
@@ -328,7 +333,12 @@ def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
     from bb_jax.tuning.space import LARGEST_BATCH, MAX_SEEDS_PER_TRIAL
     from bb_jax.tuning.storage import StorageError, validate_url
-    from bb_jax.tuning.tuner import TuneSettings, default_population_size, default_seeds_per_trial
+    from bb_jax.tuning.tuner import (
+        TuneSettings,
+        default_population_size,
+        default_seeds_per_trial,
+        default_shapes,
+    )
 
     scenarios = parse_scenarios(args.scenario)
     if not 1 <= args.num_opponents <= 9:
@@ -346,6 +356,7 @@ def tune_settings(args):
         population_size = default_population_size(jax.default_backend())
     if population_size <= 0:
         raise UsageError(f"--population-size must be > 0, got {population_size}")
+    shapes = default_shapes(jax.default_backend()) if args.shapes == "auto" else args.shapes
     seeds_per_trial = args.seeds_per_trial
     if seeds_per_trial == "auto":
         seeds_per_trial = default_seeds_per_trial(jax.default_backend())
@@ -400,7 +411,7 @@ def tune_settings(args):
         worker_index=args.worker_index, seeds_per_trial=seeds_per_trial,
         sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
-        sha_min_fraction=args.min_fraction,
+        sha_min_fraction=args.min_fraction, shapes=shapes,
     )
 
 
@@ -492,7 +503,8 @@ def _tune(settings, args) -> int:
           f"{redact(settings.storage) if settings.storage else 'in-memory'} | scenarios "
           f"{','.join(settings.scenarios)} | {sum(shares)} trials x "
           f"{settings.num_steps:,} steps x {settings.seeds_per_trial} seed(s) | population "
-          f"{settings.population_size} trial(s) | pruner {settings.pruner} | sampler "
+          f"{settings.population_size} trial(s), {settings.shapes} shapes | pruner "
+          f"{settings.pruner} | sampler "
           f"{settings.sampler} | {jobs} job(s)", flush=True)
     failed_workers = 0
     try:
@@ -551,7 +563,7 @@ def worker_command(settings, index: int, n_trials: int,
             "--num-steps", str(settings.num_steps), "--n-trials", str(n_trials),
             "--seed", str(settings.seed), "--eval-interval", str(settings.eval_interval),
             "--pruner", settings.pruner, "--study-name", settings.study_name,
-            "--population-size", str(settings.population_size),
+            "--population-size", str(settings.population_size), "--shapes", settings.shapes,
             "--seeds-per-trial", str(settings.seeds_per_trial),
             "--median-margin", str(settings.median_margin),
             "--warmup-fraction", str(settings.warmup_fraction), "--eta", str(settings.sha_eta),

@@ -18,9 +18,10 @@ import os
 import re
 
 import jax
+import jax.numpy as jnp
 
 from bb_jax.train.population import broadcast_scenario, compiled
-from bb_jax.train.ppo import PPO, PPOConfig, stack_hyperparams
+from bb_jax.train.ppo import PPO, PPOConfig, ShapeChoices, stack_hyperparams
 
 MEMORY_BUDGET_ENV = "BB_JAX_MEMORY_BUDGET"
 _MEMORY_SAFETY = 3.0  # XLA temporaries, allocator fragmentation, the rest of the program
@@ -56,26 +57,33 @@ def estimate_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
     return int(_MEMORY_SAFETY * 4 * floats)
 
 
-_MEMBER_BYTES: dict[tuple[PPOConfig, int], int] = {}
+_MEMBER_BYTES: dict[tuple, int] = {}
 
 
-def member_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
+def member_bytes(config: PPOConfig, eval_episodes: int = 0,
+                 shapes: ShapeChoices | None = None) -> int:
     """Bytes one population member of `config` needs, from XLA's `memory_analysis()` of the
     population programs for one member (lowered and compiled, not run; once per process and
     shape): the training chunk's arguments, outputs and temporaries less what the donated
     state lets XLA reuse, plus the evaluation's outputs and temporaries, times a 1.3 margin
     measured against a real run. Falls back to `estimate_bytes` where the backend gives no
-    analysis."""
-    fns = compiled(config)
-    key = (fns.ppo.config, int(eval_episodes))
+    analysis. With `shapes`: a member of that padded program (its largest shapes)."""
+    fns = compiled(config, shapes)
+    key = (fns.ppo.config, shapes, int(eval_episodes))
     if key not in _MEMBER_BYTES:
         hp = stack_hyperparams([{}])
         keys = jax.random.PRNGKey(0)[None]
         scenarios = broadcast_scenario(fns.ppo.default_scenario, 1)
-        state = jax.eval_shape(fns.init, keys, hp, scenarios)
-        train = fns.run_updates.lower(state, hp, 1, scenarios).compile().memory_analysis()
+        rows = until = None
+        if shapes is not None:
+            rows = jax.tree.map(lambda x: x[None], shapes.member(max(shapes.hidden_sizes),
+                                                                 max(shapes.batch_sizes)))
+            until = jnp.ones((1,), jnp.int32)
+        state = jax.eval_shape(fns.init, keys, hp, scenarios, rows)
+        train = fns.run_updates.lower(state, hp, 1, scenarios, rows, until).compile()
+        train = train.memory_analysis()
         if train is None:
-            return estimate_bytes(config, eval_episodes)
+            return estimate_bytes(fns.ppo.config, eval_episodes)
         need = (train.argument_size_in_bytes + train.output_size_in_bytes
                 - train.alias_size_in_bytes + train.temp_size_in_bytes)
         if eval_episodes:
@@ -124,15 +132,17 @@ def memory_budget() -> int | None:
 
 
 def population_limit(config: PPOConfig, budget: int | None, max_population: int,
-                     eval_episodes: int = 0) -> int:
-    """Members of `config` trained together at most: `max_population`, lowered to what fits
-    in `budget` bytes by XLA's figure (`member_bytes`). Raises PopulationMemoryError if not
-    even one member fits."""
+                     eval_episodes: int = 0, shapes: ShapeChoices | None = None) -> int:
+    """Members of `config` (with `shapes`: of its padded program) trained together at most:
+    `max_population`, lowered to what fits in `budget` bytes by XLA's figure
+    (`member_bytes`). Raises PopulationMemoryError if not even one member fits."""
     if budget is None:
         return max_population
+    if shapes is not None:
+        config = shapes.config(config)
     if max_population * estimate_bytes(config, eval_episodes) <= budget:
         return max_population  # fits even by the generous estimate: nothing to compile
-    need = member_bytes(config, eval_episodes)
+    need = member_bytes(config, eval_episodes, shapes)
     fit = budget // need
     if fit < 1:
         raise PopulationMemoryError(

@@ -1,7 +1,9 @@
 """Populations: P PPO runs (seeds x hyperparameters x scenarios) trained in lockstep.
 
 One compiled program per (static config, population size, chunk length) serves every member;
-hyperparameters and scenarios are traced rows. Training runs in chunks of updates so the host
+hyperparameters and scenarios are traced rows. A shape-padded population (`ShapeChoices`) also
+takes each member's hidden size and batch size as traced rows: members of different shapes
+share one program. Training runs in chunks of updates so the host
 can report progress, read intermediate values and drop members (`keep`) between chunks.
 Knows nothing about Optuna. With several local devices (on a CPU: one per core,
 `bb_jax.devices`) the population axis is sharded across them, members split between devices;
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.game.scenarios import Scenario, get_scenario
-from bb_jax.train.ppo import PPO, PPOConfig, PPOHyperparams
+from bb_jax.train.ppo import PPO, MemberShape, PPOConfig, PPOHyperparams, ShapeChoices
 
 
 @dataclass(frozen=True)
@@ -34,34 +36,37 @@ class CompiledPPO:
 _FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-_COMPILED: dict[PPOConfig, CompiledPPO] = {}
+_COMPILED: dict[tuple[PPOConfig, ShapeChoices | None], CompiledPPO] = {}
 
 
 def compiled_configs() -> list[PPOConfig]:
-    """The static configs compiled so far in this process."""
-    return list(_COMPILED)
+    """The static configs compiled so far in this process (padded programs' configs have
+    their largest shapes)."""
+    return [config for config, _ in _COMPILED]
 
 
-def compiled(config: PPOConfig) -> CompiledPPO:
-    """The jitted entry points of `config`, created once per process and program: configs
-    that differ only in total steps or default scenario share them (populations always pass
-    their scenarios, and the number of updates is the host's loop: the shared programs' config
-    has total_steps=None, so reading its `num_updates` raises)."""
-    key = config.replace(total_steps=None, scenario="default")
+def compiled(config: PPOConfig, shapes: ShapeChoices | None = None) -> CompiledPPO:
+    """The jitted entry points of `config` (with `shapes`: the padded program of
+    `shapes.config(config)`), created once per process and program: configs that differ only
+    in total steps or default scenario share them (populations always pass their scenarios,
+    and the number of updates is the host's loop: the shared programs' config has
+    total_steps=None, so reading its `num_updates` raises)."""
+    config = config.replace(total_steps=None, scenario="default")
+    key = (config if shapes is None else shapes.config(config), shapes)
     if key not in _COMPILED:
-        _COMPILED[key] = _make_compiled(key)
+        _COMPILED[key] = _make_compiled(*key)
     return _COMPILED[key]
 
 
-def _make_compiled(config: PPOConfig) -> CompiledPPO:
-    ppo = PPO(config)
+def _make_compiled(config: PPOConfig, shapes: ShapeChoices | None) -> CompiledPPO:
+    ppo = PPO(config, shapes=shapes)
     return CompiledPPO(
         ppo=ppo,
         # Init runs once per population: compile it fast rather than make it fast.
         init=jax.jit(jax.vmap(ppo.init), compiler_options=_FAST_COMPILE),
         # The training state is consumed: its buffers are reused for the next state.
         run_updates=jax.jit(
-            jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0)), static_argnums=2,
+            jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0, 0, 0)), static_argnums=2,
             donate_argnums=0,
         ),
         evaluate=jax.jit(
@@ -131,14 +136,19 @@ class Population:
     hyperparams: PPOHyperparams with leading axis P; keys: PRNG keys [P, 2];
     scenarios: Scenario with leading axis P (default: the config's scenario for all).
     `members[i]` is the caller's id of the member at position i (-1 for padding).
+    With `shapes` (the program's ShapeChoices) and `member_shapes` (MemberShape with leading
+    axis P), members of different hidden and batch sizes train in one padded program.
     `state`, `hyperparams` and `scenarios` hold `padded_size(P)` rows: the first P are the
     members, the rest copies of the last one that only fill the devices.
     """
 
     def __init__(self, config: PPOConfig, hyperparams: PPOHyperparams, keys,
-                 scenarios: Scenario | None = None, members=None):
+                 scenarios: Scenario | None = None, members=None,
+                 shapes: ShapeChoices | None = None, member_shapes: MemberShape | None = None):
+        if (shapes is None) != (member_shapes is None):
+            raise ValueError("a padded population needs both `shapes` and `member_shapes`")
         self.config = config
-        self.fns = compiled(config)
+        self.fns = compiled(config, shapes)
         size = int(jnp.shape(keys)[0])
         if scenarios is None:
             scenario = get_scenario(config.scenario, config.num_opponents + 1)
@@ -147,10 +157,12 @@ class Population:
         rows = padded_size(size)
         self.hyperparams = _place(_pad(hyperparams, size), rows)
         self.scenarios = _place(_pad(scenarios, size), rows)
+        self.shapes = None if member_shapes is None else _place(_pad(member_shapes, size), rows)
         # Placed again: init leaves that do not depend on the key (zeros) come out
         # replicated, and a first chunk on those shardings would compile a second program.
         self.state = _place(self.fns.init(_place(_pad(jnp.asarray(keys), size), rows),
-                                          self.hyperparams, self.scenarios), rows)
+                                          self.hyperparams, self.scenarios, self.shapes),
+                            rows)
 
     @property
     def size(self) -> int:
@@ -164,12 +176,24 @@ class Population:
         rows = int(jnp.shape(jax.tree.leaves(tree)[0])[0])
         return tree if rows == self.size else jax.tree.map(lambda x: x[: self.size], tree)
 
-    def run(self, num_updates: int) -> dict[str, jax.Array]:
-        """Train every member `num_updates` more updates. Metrics [P, num_updates] stay on the
+    @property
+    def batch_sizes(self) -> np.ndarray:
+        """int[P]: each member's env steps per update."""
+        if self.shapes is None:
+            return np.full(self.size, self.config.batch_size)
+        return np.asarray(self.shapes.batch_size)[: self.size]
+
+    def run(self, num_updates: int, until=None) -> dict[str, jax.Array]:
+        """Train every member `num_updates` more updates (a padded population: each member at
+        most up to `until[i]` updates done, int[P]). Metrics [P, num_updates] stay on the
         device (dispatch is asynchronous until the caller reads them). The previous `state` is
         consumed (its buffers donated): copy it first to keep it."""
+        if until is not None:
+            if self.shapes is None:
+                raise ValueError("`until` needs a padded population")
+            until = _place(_pad(jnp.asarray(until, jnp.int32), self.size), len(self.state.update))
         self.state, metrics = self.fns.run_updates(
-            self.state, self.hyperparams, int(num_updates), self.scenarios
+            self.state, self.hyperparams, int(num_updates), self.scenarios, self.shapes, until
         )
         return self._unpad(metrics)
 
@@ -189,6 +213,8 @@ class Population:
         self.state = _place(take(self.state, rows), len(rows))
         self.hyperparams = _place(take(self.hyperparams, rows), len(rows))
         self.scenarios = _place(take(self.scenarios, rows), len(rows))
+        if self.shapes is not None:
+            self.shapes = _place(take(self.shapes, rows), len(rows))
         self.members = np.asarray(members)
 
     def evaluate(self, key, num_episodes: int = 100, greedy: bool = False) -> np.ndarray:

@@ -131,6 +131,47 @@ class PPOHyperparams:
     num_epochs: jnp.ndarray
 
 
+@struct.dataclass
+class MemberShape:
+    """A member's own shape inside a shape-padded program (int32 scalars; a leading population
+    axis in a population): the hidden units it uses and its env steps per update."""
+
+    hidden_size: jnp.ndarray
+    batch_size: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class ShapeChoices:
+    """The shapes one padded program serves (`PPO.shapes`): members with any of these hidden
+    sizes and batch sizes train together in a program of the largest ones (docs/PERFORMANCE.md,
+    "One program per batch")."""
+
+    hidden_sizes: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+
+    def config(self, base: PPOConfig) -> PPOConfig:
+        """The padded program's static config: the largest shapes, and the environments of
+        the smallest batch for every member (a member's batch then differs only in its
+        rollout length, which the program masks)."""
+        return base.replace(hidden_size=max(self.hidden_sizes), batch_size=max(self.batch_sizes),
+                            num_envs=default_num_envs(min(self.batch_sizes)))
+
+    def member(self, hidden_size: int, batch_size: int) -> MemberShape:
+        if hidden_size not in self.hidden_sizes or batch_size not in self.batch_sizes:
+            raise ValueError(f"shape (hidden {hidden_size}, batch {batch_size}) is not among "
+                             f"hidden {self.hidden_sizes} x batch {self.batch_sizes}")
+        return MemberShape(jnp.int32(hidden_size), jnp.int32(batch_size))
+
+
+def pad_params(params, like):
+    """`params` zero-padded at the end of every axis to the shapes of `like` (a pytree of
+    arrays or ShapeDtypeStructs): a smaller network embedded in a larger one, whose extra
+    hidden units have zero weights in and out, so it computes the same function."""
+    return jax.tree.map(
+        lambda p, t: jnp.pad(p, [(0, int(n) - int(m)) for m, n in zip(p.shape, t.shape)]),
+        params, like)
+
+
 # Defaults chosen on this game (docs/PPO.md): faster learning than the usual 3e-4 / 0.01 /
 # 0.99 / 0.95, which on `easy` barely leaves the random policy within 3M steps.
 DEFAULT_HYPERPARAMS = {
@@ -216,28 +257,33 @@ def make_optimizer(hp: PPOHyperparams) -> optax.GradientTransformation:
 
 def compute_gae(
     reward: jnp.ndarray, value: jnp.ndarray, next_value: jnp.ndarray,
-    terminated: jnp.ndarray, done: jnp.ndarray, gamma, gae_lambda,
+    terminated: jnp.ndarray, done: jnp.ndarray, gamma, gae_lambda, valid=None,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """GAE over a time-major rollout, all float32[T, E] (bool for the masks).
 
     next_value[t] is the value of the step's result (its final observation), so truncated
     steps bootstrap from it while terminated steps do not; the advantage recursion stops at
-    every episode end. Returns (advantages, value targets)."""
+    every episode end. `valid` bool[T, E]: steps past a member's own rollout (a padded
+    program) get advantage 0, so its last real step starts the recursion as at T.
+    Returns (advantages, value targets)."""
     delta = reward + gamma * next_value * (1.0 - terminated) - value
+    valid = jnp.ones(delta.shape, bool) if valid is None else valid
 
     def backward(carry, xs):
-        d, stop = xs
-        adv = d + gamma * gae_lambda * (1.0 - stop) * carry
+        d, stop, real = xs
+        adv = jnp.where(real, d + gamma * gae_lambda * (1.0 - stop) * carry, 0.0)
         return adv, adv
 
     _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(delta[0]), (delta, done.astype(jnp.float32)), reverse=True
+        backward, jnp.zeros_like(delta[0]), (delta, done.astype(jnp.float32), valid),
+        reverse=True,
     )
     return advantages, advantages + value
 
 
-def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams):
-    """Clipped-surrogate PPO loss on a (mini)batch with already normalised advantages.
+def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams, weight=None):
+    """Clipped-surrogate PPO loss on a (mini)batch with already normalised advantages; with
+    `weight` (0/1, float32[B]) over the entries where it is 1.
 
     Returns (total, metrics dict)."""
     house_logits, mode_logits, value = apply_fn(params, batch.obs)
@@ -246,16 +292,17 @@ def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams):
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
     clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
-    policy_loss = -jnp.mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage))
-    value_loss = 0.5 * jnp.mean((value - batch.target) ** 2)
-    entropy = jnp.mean(networks.entropy(house_logits, mode_logits))
+    policy_loss = -_mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage), weight)
+    value_loss = 0.5 * _mean((value - batch.target) ** 2, weight)
+    entropy = _mean(networks.entropy(house_logits, mode_logits), weight)
     total = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * entropy
     metrics = {
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
-        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-        "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > hp.clip_epsilon).astype(jnp.float32)),
+        "approx_kl": _mean((ratio - 1.0) - log_ratio, weight),
+        "clip_fraction": _mean((jnp.abs(ratio - 1.0) > hp.clip_epsilon).astype(jnp.float32),
+                               weight),
     }
     return total, metrics
 
@@ -279,13 +326,28 @@ def mean_recent_return(recent, num_episodes):
                      jnp.nan)
 
 
-def _normalise(advantage):
-    return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+def _mean(x, weight=None):
+    """Mean of x, or over the entries where the 0/1 `weight` (same shape) is 1."""
+    if weight is None:
+        return jnp.mean(x)
+    return jnp.sum(jnp.where(weight > 0, x, 0.0)) / jnp.sum(weight)
 
 
-def _explained_variance(value, target):
-    var = jnp.var(target)
-    return jnp.where(var > 0, 1.0 - jnp.var(target - value) / var, 0.0)
+def _var(x, weight=None):
+    if weight is None:
+        return jnp.var(x)
+    return _mean(jnp.square(x - _mean(x, weight)), weight)
+
+
+def _normalise(advantage, weight=None):
+    if weight is None:
+        return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    return (advantage - _mean(advantage, weight)) / (jnp.sqrt(_var(advantage, weight)) + 1e-8)
+
+
+def _explained_variance(value, target, weight=None):
+    var = _var(target, weight)
+    return jnp.where(var > 0, 1.0 - _var(target - value, weight) / var, 0.0)
 
 
 @dataclass(frozen=True)
@@ -296,6 +358,9 @@ class PPO:
     # the epoch loop (`_learn`): static with a mask (True), traced count (False), or by the
     # backend (None: static on an accelerator)
     static_epochs: bool | None = None
+    # a shape-padded program (`ShapeChoices.config` gives its config): every method then
+    # takes the member's own `MemberShape` and trains exactly that smaller run
+    shapes: ShapeChoices | None = None
     env: BucketBrigadeEnv = field(init=False)
     network: networks.ActorCritic = field(init=False)
 
@@ -308,6 +373,8 @@ class PPO:
         high = tuple(float(x) for x in rules.observation_high(env.num_agents))
         object.__setattr__(self, "network", networks.ActorCritic(
             c.hidden_size, high, env.action_dims, time_input=c.time_input, critic=c.critic))
+        if self.shapes is not None and c != self.shapes.config(c):
+            raise ValueError("a padded program's config must be ShapeChoices.config(...)")
 
     @property
     def input_size(self) -> int:
@@ -327,11 +394,15 @@ class PPO:
     def default_scenario(self) -> Scenario:
         return self.env.scenario
 
-    def init(self, key, hp: PPOHyperparams, scenario: Scenario | None = None) -> TrainState:
+    def init(self, key, hp: PPOHyperparams, scenario: Scenario | None = None,
+             shape: MemberShape | None = None) -> TrainState:
         scenario = self.default_scenario if scenario is None else scenario
         k_params, k_env, k_run = jax.random.split(key, 3)
         num_envs = self.config.num_envs
-        params = self.network.init(k_params, jnp.zeros((self.input_size,)))
+        if shape is None:
+            params = self.network.init(k_params, jnp.zeros((self.input_size,)))
+        else:
+            params = self._member_params(k_params, shape.hidden_size)
         reset_blocks = self.env.sample_reset_draws(k_env, (num_envs,))
         obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
             reset_blocks, scenario
@@ -347,11 +418,32 @@ class PPO:
             num_episodes=jnp.int32(0),
         )
 
-    def rollout(self, params, env_state, obs, key, scenario: Scenario):
-        """Step num_envs envs for rollout_length steps. Returns (env_state, obs, Transition[T])."""
-        step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
+    def _member_params(self, key, hidden_size):
+        """The parameters the exact network of `hidden_size` units initialises from `key`,
+        zero-padded to the program's network (one branch per hidden size it serves)."""
+        x = jnp.zeros((self.input_size,))
+        like = jax.eval_shape(self.network.init, key, x)
+        params = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), like)
+        for size in self.shapes.hidden_sizes:
+            own = pad_params(self.network.clone(hidden_size=size).init(key, x), like)
+            chosen = hidden_size == size
+            params = jax.tree.map(lambda o, p, c=chosen: jnp.where(c, o, p), own, params)
+        return params
 
-        def one_step(carry, step_key):
+    def _rollout_length(self, shape: MemberShape | None):
+        """Steps of a member's own rollout: the config's, or its batch over the envs."""
+        return None if shape is None else shape.batch_size // self.config.num_envs
+
+    def rollout(self, params, env_state, obs, key, scenario: Scenario,
+                shape: MemberShape | None = None):
+        """Step num_envs envs for rollout_length steps. Returns (env_state, obs, Transition[T]).
+        With `shape`, steps past the member's own rollout length leave the envs as they are
+        (their transitions are masked by `learn`)."""
+        step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
+        length = self._rollout_length(shape)
+
+        def one_step(carry, xs):
+            step_key, t = xs
             env_state, obs = carry
             k_act, k_env = jax.random.split(step_key)
             x = self.inputs(obs, env_state.step_count)
@@ -372,13 +464,46 @@ class PPO:
                 final_obs=self.inputs(info["final_observation"], info["episode_length"]),
                 episode_return=info["episode_return"],
             )
-            return (env_state, next_obs), transition
+            new = (env_state, next_obs)
+            if length is not None:
+                new = jax.tree.map(lambda n, o: jnp.where(t < length, n, o), new, carry)
+            return new, transition
 
+        # split(key, T)[t] does not depend on T: a member's keys are those of its own rollout
         keys = jax.random.split(key, self.config.rollout_length)
-        (env_state, obs), traj = jax.lax.scan(one_step, (env_state, obs), keys)
+        steps = jnp.arange(self.config.rollout_length)
+        (env_state, obs), traj = jax.lax.scan(one_step, (env_state, obs), (keys, steps))
         return env_state, obs, traj
 
-    def _learn(self, params, opt_state, batch: Batch, key, hp: PPOHyperparams):
+    def _permutation(self, key, batch_size):
+        """int32[B]: jax.random.permutation(key, batch_size) followed by zeros, computed for
+        every batch size the padded program serves and chosen by the member's."""
+        full = self.config.batch_size
+        perm = jnp.zeros((full,), jnp.int32)
+        for size in self.shapes.batch_sizes:
+            own = jnp.pad(jax.random.permutation(key, size).astype(jnp.int32), (0, full - size))
+            perm = jnp.where(batch_size == size, own, perm)
+        return perm
+
+    def _minibatches(self, batch: Batch, key, shape: MemberShape | None):
+        """The epoch's shuffled minibatches [num_minibatches, B / num_minibatches, ...] and
+        their 0/1 weights (None without `shape`). A member's minibatch m holds entries
+        m * b .. (m + 1) * b - 1 of its own permutation (b: its batch / num_minibatches),
+        followed by masked slots."""
+        c = self.config
+        if shape is None:
+            perm = jax.random.permutation(key, c.batch_size)
+            return jax.tree.map(
+                lambda x: x[perm].reshape(c.num_minibatches, -1, *x.shape[1:]), batch), None
+        slots = jnp.arange(c.batch_size // c.num_minibatches)
+        own = shape.batch_size // c.num_minibatches
+        weight = jnp.broadcast_to(slots < own, (c.num_minibatches, slots.size))
+        positions = jnp.arange(c.num_minibatches)[:, None] * own + slots
+        index = self._permutation(key, shape.batch_size)[jnp.where(weight, positions, 0)]
+        return jax.tree.map(lambda x: x[index], batch), weight.astype(jnp.float32)
+
+    def _learn(self, params, opt_state, batch: Batch, key, hp: PPOHyperparams,
+               shape: MemberShape | None = None):
         """hp.num_epochs (clipped to 1..max_epochs) passes of shuffled minibatch updates.
 
         On a CPU a loop with a traced count (a while loop: vmapped, it runs the population's
@@ -389,23 +514,20 @@ class PPO:
         tx = make_optimizer(hp)
         grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
-        def minibatch_step(carry, minibatch):
+        def minibatch_step(carry, xs):
             params, opt_state = carry
+            minibatch, weight = xs
             if c.adv_norm == "minibatch":
-                minibatch = minibatch._replace(advantage=_normalise(minibatch.advantage))
-            (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp)
+                minibatch = minibatch._replace(advantage=_normalise(minibatch.advantage, weight))
+            (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp, weight)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
         def epoch(carry):
             params, opt_state, key, _ = carry
             key, k_perm = jax.random.split(key)
-            perm = jax.random.permutation(k_perm, c.batch_size)
-            minibatches = jax.tree.map(
-                lambda x: x[perm].reshape(c.num_minibatches, -1, *x.shape[1:]), batch
-            )
             (params, opt_state), metrics = jax.lax.scan(
-                minibatch_step, (params, opt_state), minibatches
+                minibatch_step, (params, opt_state), self._minibatches(batch, k_perm, shape)
             )
             return params, opt_state, key, jax.tree.map(jnp.mean, metrics)
 
@@ -424,7 +546,7 @@ class PPO:
         params, opt_state, _, metrics = carry
         return params, opt_state, metrics
 
-    def advantages(self, params, traj: Transition, hp: PPOHyperparams):
+    def advantages(self, params, traj: Transition, hp: PPOHyperparams, valid=None):
         """GAE of a time-major rollout [T, E]: (advantages, value targets), float32[T, E].
 
         Every step bootstraps from the value of its result's input (`final_obs`, with the time
@@ -435,31 +557,48 @@ class PPO:
         ends = traj.done if self.config.time_input else traj.terminated
         return compute_gae(
             traj.reward * self.config.reward_scale, traj.value, next_value,
-            ends.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda,
+            ends.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda, valid,
         )
 
-    def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams):
+    def valid_steps(self, shape: MemberShape | None):
+        """bool[T, E]: the steps of a member's own rollout (None without `shape`)."""
+        length = self._rollout_length(shape)
+        if length is None:
+            return None
+        steps = jnp.arange(self.config.rollout_length)[:, None] < length
+        return jnp.broadcast_to(steps, (self.config.rollout_length, self.config.num_envs))
+
+    def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams,
+              shape: MemberShape | None = None):
         """Learn from a time-major rollout [T, E] (T x E = batch_size): `advantages`, their
         normalisation (per batch here, or per minibatch in `_learn`), hp.num_epochs epochs.
-        Returns (params, opt_state, metrics)."""
+        With `shape`, only the member's own steps count (the first of the flat batch: the
+        rollout is time-major). Returns (params, opt_state, metrics)."""
         c = self.config
-        advantages, targets = self.advantages(params, traj, hp)
+        valid = self.valid_steps(shape)
+        weight = None if valid is None else valid.reshape(-1).astype(jnp.float32)
+        advantages, targets = self.advantages(params, traj, hp, valid)
         flat = jax.tree.map(lambda x: x.reshape(c.batch_size, *x.shape[2:]),
                             (traj.obs, traj.action, traj.log_prob, advantages, targets))
-        adv = _normalise(flat[3]) if c.adv_norm == "batch" else flat[3]
+        adv = _normalise(flat[3], weight) if c.adv_norm == "batch" else flat[3]
         batch = Batch(flat[0], flat[1], flat[2], adv, flat[4])
-        params, opt_state, metrics = self._learn(params, opt_state, batch, key, hp)
+        params, opt_state, metrics = self._learn(params, opt_state, batch, key, hp, shape)
         metrics["explained_variance"] = _explained_variance(
-            traj.value.reshape(-1), targets.reshape(-1))
+            traj.value.reshape(-1), targets.reshape(-1), weight)
         return params, opt_state, metrics
 
-    def update(self, state: TrainState, hp: PPOHyperparams, scenario: Scenario):
+    def update(self, state: TrainState, hp: PPOHyperparams, scenario: Scenario,
+               shape: MemberShape | None = None):
         """One PPO update: rollout, then `learn`. Returns (state, metrics of float32 scalars)."""
         c = self.config
         key, k_roll, k_learn = jax.random.split(state.key, 3)
         env_state, obs, traj = self.rollout(state.params, state.env_state, state.obs, k_roll,
-                                            scenario)
-        params, opt_state, metrics = self.learn(state.params, state.opt_state, traj, k_learn, hp)
+                                            scenario, shape)
+        params, opt_state, metrics = self.learn(state.params, state.opt_state, traj, k_learn, hp,
+                                                shape)
+        valid = self.valid_steps(shape)
+        if valid is not None:
+            traj = traj._replace(done=traj.done & valid)
         recent, num_episodes = record_returns(
             state.recent_returns, state.num_episodes, traj.episode_return, traj.done
         )
@@ -476,7 +615,8 @@ class PPO:
             "episodes_finished": jnp.sum(finished),
             "return_sum": jnp.sum(jnp.where(traj.done, traj.episode_return, 0.0)),
             "episodes": num_episodes,
-            "env_steps": (state.update + 1) * c.batch_size,
+            "env_steps": (state.update + 1) * (c.batch_size if shape is None
+                                               else shape.batch_size),
             "finite": finite,
         }
         new_state = TrainState(
@@ -486,12 +626,28 @@ class PPO:
         return new_state, metrics
 
     def run_updates(self, state: TrainState, hp: PPOHyperparams, num_updates: int,
-                    scenario: Scenario | None = None):
-        """`num_updates` (static) updates in one lax.scan. Metrics have a leading axis."""
+                    scenario: Scenario | None = None, shape: MemberShape | None = None,
+                    until=None):
+        """`num_updates` (static) updates in one lax.scan. Metrics have a leading axis.
+
+        `until` (int32, with `shape`): the member stops at that many updates done; later
+        iterations leave its state as it is and report no episodes (members with larger
+        batches need fewer updates for the same env steps)."""
         scenario = self.default_scenario if scenario is None else scenario
-        return jax.lax.scan(
-            lambda s, _: self.update(s, hp, scenario), state, None, length=num_updates
-        )
+
+        def step(state, _):
+            new, metrics = self.update(state, hp, scenario, shape)
+            if until is None:
+                return new, metrics
+            active = state.update < until
+            new = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state)
+            return new, {**metrics,
+                         "episodes_finished": jnp.where(active, metrics["episodes_finished"], 0.0),
+                         "return_sum": jnp.where(active, metrics["return_sum"], 0.0),
+                         "finite": jnp.where(active, metrics["finite"], True),
+                         "env_steps": new.update * shape.batch_size}
+
+        return jax.lax.scan(step, state, None, length=num_updates)
 
     def train(self, key, hp: PPOHyperparams, scenario: Scenario | None = None):
         """The whole run: init, then config.num_updates updates. Returns (state, metrics)."""

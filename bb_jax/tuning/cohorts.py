@@ -24,7 +24,7 @@ import numpy as np
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.memory import memory_budget, population_limit
 from bb_jax.train.population import Population, evaluation_key
-from bb_jax.train.ppo import PPOConfig, stack_hyperparams
+from bb_jax.train.ppo import PPOConfig, ShapeChoices, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
 
 
@@ -127,7 +127,9 @@ class CompileAwareSizing:
 @dataclasses.dataclass
 class CohortTrainer:
     """Static settings shared by all cohorts: the base config's fields other than hidden size
-    and batch size, the env steps per member and the report interval."""
+    and batch size, the env steps per member and the report interval. With `shape_choices`
+    every member trains in one shape-padded program of those shapes (`--shapes padded`)
+    instead of one program per (hidden size, batch size)."""
 
     base_config: PPOConfig
     num_steps: int
@@ -138,11 +140,18 @@ class CohortTrainer:
     sizing: CompileAwareSizing = dataclasses.field(default_factory=CompileAwareSizing)
     # bytes a population may use (bb_jax.train.memory); None: measured when `run` starts
     memory_budget: int | None = None
+    shape_choices: ShapeChoices | None = None
+    # members trained per compiled training program: (program name, population size) -> count
+    programs: dict = dataclasses.field(default_factory=dict)
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
         return self.base_config.replace(
             hidden_size=hidden_size, batch_size=batch_size, total_steps=self.num_steps
         )
+
+    def cohort_of(self, spec: MemberSpec) -> tuple:
+        """The cohort (program) a member trains in: its shape, or "padded" for all."""
+        return ("padded",) if self.shape_choices is not None else cohort_key(spec)
 
     def run(
         self,
@@ -156,58 +165,112 @@ class CohortTrainer:
         member id."""
         results: dict[int, MemberResult] = {}
         budget = self.memory_budget if self.memory_budget is not None else memory_budget()
-        cohorts = group_cohorts(specs)
-        configs = {shape: self.config_for(*shape) for shape in cohorts}
+        cohorts: dict[tuple, list[MemberSpec]] = {}
+        for spec in specs:
+            cohorts.setdefault(self.cohort_of(spec), []).append(spec)
+        padded = self.shape_choices
+        configs = {key: (self.config_for(*key) if padded is None else
+                         padded.config(self.base_config.replace(total_steps=None)))
+                   for key in cohorts}
         # members per population: --max-population, lowered to what fits in device memory;
         # every cohort is checked before any trains (PopulationMemoryError: not even one fits)
-        limits = {shape: population_limit(config, budget, self.max_population,
-                                          self.eval_episodes) for shape, config in configs.items()}
-        for shape, members in cohorts.items():
-            config = configs[shape]
-            steps = config.num_updates * config.batch_size
-            size = self.sizing.choose(shape, len(members), steps, limits[shape])
-            if len(members) > limits[shape] and self.progress is not None:
-                why = "device memory" if limits[shape] < self.max_population else "max population"
-                self.progress(f"cohort hidden={shape[0]} batch={shape[1]}: {len(members)} "
-                              f"members in rounds of {size} (limit {limits[shape]}: {why})")
+        limits = {key: population_limit(config, budget, self.max_population,
+                                         self.eval_episodes, padded)
+                  for key, config in configs.items()}
+        for key, members in cohorts.items():
+            config = configs[key]
+            work = max(self._member_updates(m) for m in members) * config.batch_size
+            size = self.sizing.choose(key, len(members), work, limits[key])
+            if len(members) > limits[key] and self.progress is not None:
+                why = "device memory" if limits[key] < self.max_population else "max population"
+                self.progress(f"cohort {self._name(config)}: {len(members)} members in rounds "
+                              f"of {size} (limit {limits[key]}: {why})")
             for start in range(0, len(members), size):
                 group = members[start : start + size]
-                finished = self._run_cohort(config, group, size, on_reports)
+                finished = self._run_cohort(key, config, group, size, on_reports)
                 results.update(finished)
                 on_finished(finished)
         return results
 
-    def _run_cohort(self, config, members, size, on_reports) -> dict[int, MemberResult]:
-        shape = cohort_key(members[0])
+    def _member_updates(self, spec: MemberSpec) -> int:
+        return self.num_steps // spec.batch_size
+
+    def _name(self, config: PPOConfig) -> str:
+        if self.shape_choices is None:
+            return f"hidden={config.hidden_size} batch={config.batch_size}"
+        return f"padded (hidden<={config.hidden_size} batch<={config.batch_size})"
+
+    def _stride(self, batch_size: int) -> tuple[int, int]:
+        """(chunk length, chunks per report) in updates for a member of `batch_size`: chunks
+        of equal length dividing its updates, a report about every eval_interval env steps."""
+        updates = self.num_steps // batch_size
+        length = plan_chunks(updates, round(self.eval_interval / batch_size))[0]
+        return length, max(1, round(self.eval_interval / (length * batch_size)))
+
+    def _stretches(self, population: Population):
+        """Runs the population from one report to the next; yields each stretch's metrics
+        (env_steps, finite, episodes_finished, return_sum: [P, updates])."""
+        keys = ("env_steps", "finite", "episodes_finished", "return_sum")
+        if population.shapes is None:
+            length, every = self._stride(population.config.batch_size)
+            total = self.num_steps // population.config.batch_size
+            pending = []
+            for index in range(1, total // length + 1):
+                pending.append(population.run(length))
+                if index % every and index != total // length:
+                    continue  # no host sync between reports: dispatch stays asynchronous
+                yield {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
+                       for k in keys}
+                pending = []
+            return
+        # a padded population: every call runs the longest stretch of its first members (one
+        # compiled length per population); each member stops at its own next report (`until`),
+        # so its report points are those of its exact cohort
+        length = max(int(np.prod(self._stride(int(b)))) for b in population.batch_sizes)
+        while True:
+            # strides and totals follow the members through repacks (`keep`)
+            batches = population.batch_sizes
+            strides = np.array([int(np.prod(self._stride(int(b)))) for b in batches])
+            totals = self.num_steps // batches
+            done = np.asarray(population.state.update)[: population.size]
+            if np.all(done >= totals):
+                return
+            metrics = population.run(length, np.minimum(done + strides, totals))
+            yield {k: np.asarray(metrics[k]) for k in keys}
+
+    def _run_cohort(self, key, config, members, size, on_reports) -> dict[int, MemberResult]:
         padded = list(members) + [members[-1]] * (size - len(members))
         ids = [m.member_id for m in members] + [-1] * (size - len(members))
+        shapes = None
+        if self.shape_choices is not None:
+            shapes = jax.tree.map(lambda *x: jnp.stack(x), *[
+                self.shape_choices.member(m.hidden_size, m.batch_size) for m in padded])
         population = Population(
             config,
             stack_hyperparams([m.hyperparams for m in padded]),
             jnp.stack([jax.random.PRNGKey(m.seed) for m in padded]),
             stack_scenarios([get_scenario(m.scenario, config.num_opponents + 1) for m in padded]),
-            members=ids,
+            members=ids, shapes=self.shape_choices, member_shapes=shapes,
         )
-        chunks = plan_chunks(config.num_updates, round(self.eval_interval / config.batch_size))
-        report_every = max(1, round(self.eval_interval / (chunks[0] * config.batch_size)))
+        by_id = {m.member_id: m for m in members}
+        program = (self._name(config), size)
+        self.programs[program] = self.programs.get(program, 0) + len(members)
+
+        def total_steps(member: int) -> int:
+            return self._member_updates(by_id[member]) * by_id[member].batch_size
+
         results: dict[int, MemberResult] = {}
         last_values: dict[int, float] = {}
-        pending: list[dict] = []  # device metrics of the chunks since the last report
+        trained: dict[int, int] = {}  # env steps each member has trained
         started = stretch_start = time.perf_counter()
-        stretch_steps = 0
-        for index, length in enumerate(chunks, start=1):
-            pending.append(population.run(length))
-            stretch_steps += length * config.batch_size
-            if index % report_every and index != len(chunks):
-                continue  # no host sync between reports: dispatch stays asynchronous
-            metrics = {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
-                       for k in ("env_steps", "finite", "episodes_finished", "return_sum")}
-            pending = []
-            now = time.perf_counter()
-            self.sizing.observe(shape, population.size, now - stretch_start,
-                                stretch_steps * population.size,
-                                new=population.size not in self.sizing.known(shape))
-            steps = int(metrics["env_steps"][0, -1])
+        for metrics in self._stretches(population):
+            # work in program iterations x the program's batch: a padded program computes its
+            # largest batch for every member
+            work = metrics["env_steps"].shape[1] * config.batch_size * population.size
+            self.sizing.observe(key, population.size, time.perf_counter() - stretch_start, work,
+                                new=population.size not in self.sizing.known(key))
+            steps = metrics["env_steps"][:, -1]
+            trained.update((m, int(steps[p])) for p, m in enumerate(population.members) if m >= 0)
             episodes = metrics["episodes_finished"].sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 interval_means = metrics["return_sum"].sum(axis=1) / episodes
@@ -215,43 +278,45 @@ class CohortTrainer:
             for pos, member in enumerate(population.members):
                 if member < 0 or member in results:
                     continue
-                if not bool(metrics["finite"][pos, -1]):
+                if not bool(metrics["finite"][pos].all()):
                     results[member] = MemberResult(
                         member, "failed", reason="loss or parameters became NaN/inf "
-                        f"by env step {steps}", env_steps=steps)
+                        f"by env step {int(steps[pos])}", env_steps=int(steps[pos]))
                     continue
                 value = float(interval_means[pos])
                 if np.isfinite(value):
                     last_values[member] = value
-                    reports.append(Report(member, steps, value, final=index == len(chunks)))
+                    reports.append(Report(member, int(steps[pos]), value,
+                                          final=int(steps[pos]) >= total_steps(member)))
             stop = on_reports(reports) if reports else set()
             for member in stop:
                 if member not in results:  # a member that failed stays failed
+                    pos = list(population.members).index(member)
                     results[member] = MemberResult(member, "stopped",
                                                    value=last_values.get(member),
-                                                   env_steps=steps)
+                                                   env_steps=int(steps[pos]))
+            live = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
             if self.progress is not None:
-                live = sum(1 for m in population.members if m >= 0 and m not in results)
-                rate = steps * len(population.members) / (time.perf_counter() - started)
-                self.progress(f"cohort hidden={config.hidden_size} batch={config.batch_size}: "
-                              f"step {steps:,}/{config.num_updates * config.batch_size:,}, "
-                              f"{live} live, {rate:,.0f} env-steps/s")
-            keep = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
-            if not keep:
+                rate = sum(trained.values()) / (time.perf_counter() - started)
+                first = live[0] if live else 0
+                self.progress(f"cohort {self._name(config)}: step {int(steps[first]):,}/"
+                              f"{total_steps(population.members[first]) if live else 0:,}, "
+                              f"{len(live)} live, {rate:,.0f} env-steps/s")
+            if not live:
                 return results
-            remaining = config.num_updates * config.batch_size - steps
-            new_size = self.sizing.choose(shape, len(keep), remaining, population.size,
-                                          rounds=False)
+            remaining = max(total_steps(population.members[p]) - int(steps[p])
+                            for p in live) // int(population.batch_sizes[live].min())
+            new_size = self.sizing.choose(key, len(live), remaining * config.batch_size,
+                                          population.size, rounds=False)
             if new_size < population.size:
-                population.keep(keep, pad_to=new_size)
-            stretch_start, stretch_steps = time.perf_counter(), 0
+                population.keep(live, pad_to=new_size)
+                self.programs.setdefault((self._name(config), new_size), 0)
+            stretch_start = time.perf_counter()
         final_eval = None
         if self.eval_episodes > 0:
-            by_id = {m.member_id: m for m in members}
             keys = jnp.stack([evaluation_key(by_id[m].seed if m >= 0 else 0)
                               for m in population.members])
             final_eval = population.evaluate(keys, self.eval_episodes)
-        steps = config.num_updates * config.batch_size
         for pos, member in enumerate(population.members):
             if member < 0 or member in results:
                 continue
@@ -259,7 +324,8 @@ class CohortTrainer:
                      else float(final_eval[pos].mean()))
             if value is None or not np.isfinite(value):
                 results[member] = MemberResult(member, "failed", reason="no episode completed",
-                                               env_steps=steps)
+                                               env_steps=total_steps(member))
             else:
-                results[member] = MemberResult(member, "complete", value, env_steps=steps)
+                results[member] = MemberResult(member, "complete", value,
+                                               env_steps=total_steps(member))
         return results

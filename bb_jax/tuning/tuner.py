@@ -24,7 +24,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from bb_jax.stats import mean_ci95
-from bb_jax.train.ppo import PPOConfig
+from bb_jax.train.ppo import PPOConfig, ShapeChoices
 from bb_jax.tuning import interrupts
 from bb_jax.tuning.cohorts import (
     CohortTrainer,
@@ -54,6 +54,24 @@ def default_population_size(backend: str) -> int:
     seeds of a trial (`--seeds-per-trial`) are members too: a CPU batch of one trial is still
     a population of K members."""
     return 1 if backend == "cpu" else 16
+
+
+SHAPES = ("exact", "padded", "auto")
+
+
+def default_shapes(backend: str) -> str:
+    """`--shapes auto` on a JAX backend: "exact" on a CPU, where a padded program computes its
+    largest shapes for every member (measured 1.5-9x slower per sweep on the 2-core CPU,
+    docs/PERFORMANCE.md "One program per batch"); "padded" on an accelerator, where a batch
+    of 16 trials otherwise runs up to 16 launch-bound programs one after another and the
+    padded arithmetic is nearly free."""
+    return "exact" if backend == "cpu" else "padded"
+
+
+def shape_choices() -> ShapeChoices:
+    """The shapes of the search space: what a padded program of this tuner serves."""
+    return ShapeChoices(tuple(SEARCH_SPACE["hidden_size"].choices),
+                        tuple(SEARCH_SPACE["batch_size"].choices))
 
 
 def default_seeds_per_trial(backend: str) -> int:
@@ -89,6 +107,7 @@ class TuneSettings:
     warmup_fraction: float = 0.25  # --pruner median: no pruning before this share of steps
     sha_eta: int = 3  # --pruner sha / hyperband: keep the top 1/eta at each rung
     sha_min_fraction: float | None = None  # first rung (share of steps); None: per pruner
+    shapes: str = "exact"  # "padded": every batch trains as one shape-padded program
 
     def resolved_study_name(self) -> str:
         if self.study_name:
@@ -269,6 +288,7 @@ class Tuner:
             eval_episodes=settings.eval_episodes if settings.objective == "eval_return" else 0,
             max_population=settings.max_population,
             progress=self._progress_line,
+            shape_choices=shape_choices() if settings.shapes == "padded" else None,
         )
         self.finished = 0
         self.env_steps = 0
@@ -310,7 +330,24 @@ class Tuner:
                     self._close_unfinished(trials, "interrupted" if isinstance(
                         err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
                 raise
+        self.record_programs()
         return self.study
+
+    def record_programs(self) -> None:
+        """Print and store (study user attribute "programs", per worker) the compiled training
+        programs this run used and the members each trained."""
+        programs = self.trainer.programs
+        if not programs:
+            return
+        members = sum(programs.values())
+        self.log(f"{members} members trained in {len(programs)} compiled program(s) "
+                 f"({self.settings.shapes} shapes): " + ", ".join(
+                     f"{name} x{size}: {n}" for (name, size), n in programs.items()))
+        self.study.set_user_attr(f"programs_worker{self.settings.worker_index}", {
+            "shapes": self.settings.shapes, "compiled_programs": len(programs),
+            "members": members,
+            "members_per_program": [{"program": name, "population": size, "members": n}
+                                    for (name, size), n in programs.items()]})
 
     def out_of_time(self) -> bool:
         timeout = self.settings.timeout

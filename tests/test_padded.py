@@ -1,0 +1,169 @@
+"""Shape-padded populations (`--shapes padded`): members of different hidden sizes and batch
+sizes train in one compiled program, each exactly as its own exact-shape run.
+
+A padded member's network is its own embedded in the program's largest one (extra hidden
+units have zero weights in and out, so their activations, gradients and Adam moments stay
+zero), and its batch is the first `batch_size` steps of the program's longest rollout (later
+steps leave the environments as they are and are masked out of every mean). Its keys are those
+of the exact run (`jax.random.split(key, T)[t]` does not depend on T; the minibatch
+permutation is drawn for the member's own batch size). So the rollouts, returns and episode
+counts are bit-identical, and parameters after an update differ only by float rounding
+(reductions over zero-padded rows sum in another order): compared update by update from the
+member's own state with test_population.py's tolerance, 1% of one Adam step.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.population import Population
+from bb_jax.train.ppo import PPO, PPOConfig, ShapeChoices, stack_hyperparams
+from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+
+CHOICES = ShapeChoices(hidden_sizes=(16, 32), batch_sizes=(256, 512))
+BASE = PPOConfig(scenario="easy", total_steps=None)
+# (hidden, batch, seed, hyperparameters): every shape the program serves, mixed scenarios
+MEMBERS = (
+    (16, 256, 3, {"num_epochs": 2}, "easy"),
+    (32, 512, 5, {"num_epochs": 3, "learning_rate": 3e-4}, "hard"),
+    (32, 256, 7, {"num_epochs": 1}, "easy"),
+    (16, 512, 3, {"num_epochs": 2}, "default"),
+)
+PARAM_ATOL = 1e-5  # 1% of one Adam step at the default learning rate 1e-3
+MOMENT_RTOL = 1e-2  # of each optimizer-state leaf's largest magnitude
+
+
+@functools.cache
+def exact(hidden: int, batch: int):
+    """Jitted single-run (init, one update) of the exact shape."""
+    ppo = PPO(CHOICES.config(BASE).replace(hidden_size=hidden, batch_size=batch))
+    return ppo, jax.jit(ppo.init), jax.jit(functools.partial(ppo.run_updates, num_updates=1))
+
+
+def _population() -> Population:
+    rows = [CHOICES.member(h, b) for h, b, *_ in MEMBERS]
+    return Population(
+        CHOICES.config(BASE), stack_hyperparams([m[3] for m in MEMBERS]),
+        jnp.stack([jax.random.PRNGKey(m[2]) for m in MEMBERS]),
+        stack_scenarios([get_scenario(m[4], BASE.num_opponents + 1) for m in MEMBERS]),
+        shapes=CHOICES, member_shapes=jax.tree.map(lambda *x: jnp.stack(x), *rows))
+
+
+def _row(tree, i):
+    return jax.tree.map(lambda x: np.asarray(x)[i], tree)
+
+
+def _crop(tree, like):
+    """The exact-shape corner of a padded tree (`like`: the exact tree or its shapes)."""
+    return jax.tree.map(lambda x, t: np.asarray(x)[tuple(slice(0, n) for n in t.shape)],
+                        tree, like)
+
+
+def _outside(tree, like):
+    """Largest magnitude of a padded tree outside its exact-shape corner."""
+    def rest(x, t):
+        x = np.abs(np.array(x))
+        if x.ndim == 0:
+            return 0.0  # the step count
+        x[tuple(slice(0, n) for n in t.shape)] = 0
+        return float(x.max(initial=0.0))
+    return max(jax.tree.leaves(jax.tree.map(rest, tree, like)))
+
+
+def _exact_state(padded_state, i, hidden, batch, hp):
+    """Member i of a padded population's state, cropped to its exact shape, and the exact
+    state's shapes."""
+    _, init, _ = exact(hidden, batch)
+    like = jax.eval_shape(init, jax.random.PRNGKey(0), hp)
+    row = _row(padded_state, i)
+    return row.replace(params=_crop(row.params, like.params),
+                       opt_state=_crop(row.opt_state, like.opt_state)), like
+
+
+def test_padded_members_train_exactly_as_their_own_shapes():
+    population = _population()
+    hp_rows = [_row(population.hyperparams, i) for i in range(len(MEMBERS))]
+    # initial state: the exact run's, bit for bit, inside zeros
+    for i, (hidden, batch, seed, *_) in enumerate(MEMBERS):
+        _, init, _ = exact(hidden, batch)
+        own = init(jax.random.PRNGKey(seed), hp_rows[i])
+        row = _row(population.state, i)
+        same = jax.tree.map(np.array_equal, _crop(row.params, own.params), own.params)
+        assert all(jax.tree.leaves(same)), f"member {i}: initial parameters differ"
+        assert _outside(row.params, own.params) == 0.0
+    for update in range(2):
+        before = jax.tree.map(np.asarray, population.state)
+        metrics = population.run(1, until=[update + 1] * len(MEMBERS))
+        for i, (hidden, batch, _, _, scenario) in enumerate(MEMBERS):
+            start, like = _exact_state(before, i, hidden, batch, hp_rows[i])
+            _, _, run = exact(hidden, batch)
+            want, want_metrics = run(start, hp_rows[i],
+                                     scenario=get_scenario(scenario, BASE.num_opponents + 1))
+            got = _row(population.state, i)
+            for name in ("env_state", "obs", "key", "update", "recent_returns", "num_episodes"):
+                assert jax.tree.all(jax.tree.map(np.array_equal, getattr(got, name),
+                                                 getattr(want, name))), (i, update, name)
+            for name in ("episodes_finished", "return_sum", "env_steps"):
+                assert np.asarray(metrics[name])[i, 0] == np.asarray(want_metrics[name])[0]
+            for got_p, want_p in zip(jax.tree.leaves(_crop(got.params, like.params)),
+                                     jax.tree.leaves(want.params)):
+                np.testing.assert_allclose(got_p, want_p, atol=PARAM_ATOL, rtol=0,
+                                           err_msg=f"member {i} update {update}")
+            for got_m, want_m in zip(jax.tree.leaves(_crop(got.opt_state, like.opt_state)),
+                                     jax.tree.leaves(want.opt_state)):
+                scale = float(np.abs(want_m).max(initial=0.0)) or 1.0
+                np.testing.assert_allclose(got_m, want_m, atol=MOMENT_RTOL * scale, rtol=0)
+            # the padded units: weights, gradients (hence Adam moments) stay exactly zero
+            assert _outside(got.params, like.params) == 0.0, (i, update)
+            assert _outside(got.opt_state, like.opt_state) == 0.0, (i, update)
+
+
+def test_until_stops_each_member_at_its_own_update_count():
+    population = _population()
+    until = [3, 1, 2, 3]
+    metrics = population.run(3, until=until)
+    assert np.asarray(population.state.update)[:4].tolist() == until
+    finished = np.asarray(metrics["episodes_finished"])
+    batches = [b for _, b, *_ in MEMBERS]
+    for i, stop in enumerate(until):
+        assert np.all(finished[i, stop:] == 0), i
+        assert np.asarray(metrics["env_steps"])[i].tolist() == [
+            min(k + 1, stop) * batches[i] for k in range(3)]
+
+
+def test_cohort_trainer_padded_reports_like_exact_in_one_program():
+    """The tuner's path: members of mixed shapes in one padded program report at the same env
+    steps with the same values as the exact cohorts (one program per shape)."""
+    specs = [MemberSpec(i, h, b, hp, scenario, seed)
+             for i, (h, b, seed, hp, scenario) in enumerate(MEMBERS)]
+
+    def run(choices):
+        trainer = CohortTrainer(BASE, num_steps=2048, eval_interval=1024, shape_choices=choices)
+        reports = []
+        results = trainer.run(specs, lambda r: reports.extend(r) or set())
+        return trainer, sorted((r.member_id, r.env_steps, r.value) for r in reports), results
+
+    exact_trainer, exact_reports, exact_results = run(None)
+    padded_trainer, padded_reports, padded_results = run(CHOICES)
+    assert len(exact_trainer.programs) == 4
+    assert list(padded_trainer.programs) == [
+        ("padded (hidden<=32 batch<=512)", 4)]
+    assert padded_trainer.programs[("padded (hidden<=32 batch<=512)", 4)] == 4
+    assert [r[:2] for r in padded_reports] == [r[:2] for r in exact_reports]
+    # values: mean returns of the same episodes while the rollouts agree (a float flip in an
+    # action sample can part them late in a run, so within noise, not bit for bit)
+    np.testing.assert_allclose([r[2] for r in padded_reports], [r[2] for r in exact_reports],
+                               atol=5.0)
+    assert {k: v.state for k, v in padded_results.items()} == {
+        k: v.state for k, v in exact_results.items()}
+
+
+def test_a_shape_outside_the_choices_is_refused():
+    with pytest.raises(ValueError, match="not among"):
+        CHOICES.member(64, 256)
