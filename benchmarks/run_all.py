@@ -47,8 +47,10 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
                       "--populations", "1", "2", "4", "8", "32", "128", "512", "1024",
                       "--repeats", "2", "--target-s", "1"],
             "baseline": ["baseline_trainer.py"],
-            # what `--population-size auto` picks on a GPU
-            "tune": ["tune_throughput.py", "--sweeps", "quick", "--population-size", "16"],
+            # what `--population-size auto` picks on a GPU, one program per shape against
+            # one padded program per batch (what `--shapes auto` picks there)
+            "tune": ["tune_throughput.py", "--sweeps", "quick", "--population-size", "16",
+                     "--shapes", "exact", "padded"],
         }
     return {
         "env": ["env_throughput.py"],

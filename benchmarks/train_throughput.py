@@ -65,7 +65,8 @@ def bench_case(hidden: int, population: int, batch: int, repeats: int, target_s:
     init_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    lowered = pop.fns.run_updates.lower(pop.state, pop.hyperparams, updates, pop.scenarios)
+    lowered = pop.fns.run_updates.lower(pop.state, pop.hyperparams, updates, pop.scenarios,
+                                        None, None)
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     chunk = lowered.compile()
@@ -73,13 +74,13 @@ def bench_case(hidden: int, population: int, batch: int, repeats: int, target_s:
 
     # Each call carries the state on (the chunk consumes, i.e. donates, the one it gets).
     t0 = time.perf_counter()
-    state, metrics = chunk(pop.state, pop.hyperparams, pop.scenarios)
+    state, metrics = chunk(pop.state, pop.hyperparams, pop.scenarios, None, None)
     jax.block_until_ready(state)
     warmup_s = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state, metrics = chunk(state, pop.hyperparams, pop.scenarios)
+        state, metrics = chunk(state, pop.hyperparams, pop.scenarios, None, None)
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t0)
     finite = bool(jnp.all(metrics["finite"]))

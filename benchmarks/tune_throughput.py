@@ -7,10 +7,14 @@ study, seed 42, population 16, median pruning. Compile time is the sum of XLA ba
 durations reported by `jax.monitoring` during the sweep, compiles their number; the training
 programs are the distinct (shape, population rows, chunk length) `run_updates` calls, and
 members per program is trials / programs. Like the command line, the process uses every CPU
-core as a host device (`bb_jax.devices`; with --n-jobs each process its share). Writes JSON.
+core as a host device (`bb_jax.devices`; with --n-jobs each process its share). `--shapes
+exact padded` runs each sweep both ways (one program per shape met, or one shape-padded
+program per batch: docs/PERFORMANCE.md, "One program per batch"). Writes JSON.
 
     python benchmarks/tune_throughput.py              # quick + standard (CPU: ~15 min)
     python benchmarks/tune_throughput.py --quick      # a tiny smoke sweep
+    python benchmarks/tune_throughput.py --sweeps batch16 --population-size 16 \
+        --seeds-per-trial 1 --shapes exact padded
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import jax.monitoring
 from bb_jax.machine import machine_info
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tune_throughput_cpu.json"
-SWEEPS = {"quick": (30, 20_000), "standard": (100, 50_000)}
+# batch16: one batch of 16 trials of mixed shapes at the shortest horizon the search space
+# allows (its largest batch), for --shapes exact against padded
+SWEEPS = {"quick": (30, 20_000), "standard": (100, 50_000), "batch16": (16, 4096)}
 SMOKE = {"smoke": (4, 4096)}
 
 _compile_seconds = [0.0]
@@ -50,15 +56,16 @@ def _record_programs() -> None:
 
     run = Population.run
 
-    def recording_run(self, num_updates):
+    def recording_run(self, num_updates, until=None):
         rows = len(jax.tree.leaves(self.state.params)[0])
-        _programs.add((self.fns.ppo.config, rows, int(num_updates)))
-        return run(self, num_updates)
+        _programs.add((self.fns.ppo.config, self.fns.ppo.shapes, rows, int(num_updates)))
+        return run(self, num_updates, until)
 
     Population.run = recording_run
 
 
-def run_sweep(name: str, n_trials: int, num_steps: int, population: str, n_jobs: int) -> dict:
+def run_sweep(name: str, n_trials: int, num_steps: int, population: str, n_jobs: int,
+              shapes: str = "exact", seeds: str = "auto") -> dict:
     """Run one sweep in this process (n_jobs 1) or through the CLI's workers (n_jobs > 1)."""
     from bb_jax.cli import tune_main
 
@@ -67,7 +74,8 @@ def run_sweep(name: str, n_trials: int, num_steps: int, population: str, n_jobs:
     args = ["--scenario", "default", "--n-trials", str(n_trials), "--num-steps", str(num_steps),
             "--eval-interval", str(eval_interval), "--population-size", str(population),
             "--seed", "42", "--study-name", f"bench_{name}_{population}",
-            "--output-dir", str(out_dir), "--n-jobs", str(n_jobs), "--no-validate"]
+            "--output-dir", str(out_dir), "--n-jobs", str(n_jobs), "--no-validate",
+            "--shapes", shapes, "--seeds-per-trial", seeds]
     compile_before, compiles_before = _compile_seconds[0], _compiles[0]
     _programs.clear()
     start = time.perf_counter()
@@ -82,7 +90,7 @@ def run_sweep(name: str, n_trials: int, num_steps: int, population: str, n_jobs:
     return {
         "sweep": name, "n_trials": n_trials, "num_steps": num_steps,
         "population_size": int(population) if population.isdigit() else population,
-        "n_jobs": n_jobs, "wall_s": wall,
+        "n_jobs": n_jobs, "shapes": shapes, "seeds_per_trial": seeds, "wall_s": wall,
         "compile_s": compile_s if n_jobs == 1 else None,
         "compile_share": compile_s / wall if n_jobs == 1 else None,
         "compiles": _compiles[0] - compiles_before if n_jobs == 1 else None,
@@ -96,12 +104,14 @@ def run_sweep(name: str, n_trials: int, num_steps: int, population: str, n_jobs:
     }
 
 
-def _sweep_in_subprocess(name: str, population: str, args) -> dict:
+def _sweep_in_subprocess(name: str, population: str, shapes: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep.json"
         which = ["--quick"] if name in SMOKE else ["--sweeps", name]
         subprocess.run([sys.executable, __file__, *which, "--population-size", population,
-                        "--n-jobs", str(args.n_jobs), "--out", str(out)], check=True)
+                        "--shapes", shapes, "--seeds-per-trial", args.seeds_per_trial,
+                        "--n-jobs", str(args.n_jobs), "--out", str(out)],
+                       check=True)
         return json.loads(out.read_text())["sweeps"][0]
 
 
@@ -111,6 +121,9 @@ def main(argv=None) -> int:
     parser.add_argument("--population-size", nargs="+", default=["16"],
                         help="one sweep per value: trials per batch, or auto")
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--shapes", nargs="+", choices=("exact", "padded"), default=["exact"],
+                        help="one sweep per value")
+    parser.add_argument("--seeds-per-trial", default="auto")
     parser.add_argument("--sweeps", nargs="+", choices=sorted(SWEEPS), default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -118,14 +131,16 @@ def main(argv=None) -> int:
     os.environ["BB_JAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="bb_jax_cold_cache_")
     jax.monitoring.register_event_duration_secs_listener(_on_event)
     _record_programs()
-    plan = SMOKE if args.quick else {k: SWEEPS[k] for k in (args.sweeps or SWEEPS)}
-    runs = [(name, population) for name in plan for population in args.population_size]
+    plan = SMOKE if args.quick else {k: SWEEPS[k] for k in (args.sweeps or ("quick", "standard"))}
+    runs = [(name, population, shapes) for name in plan for population in args.population_size
+            for shapes in args.shapes]
     rows = []
-    for name, population in runs:
+    for name, population, shapes in runs:
         if len(runs) == 1:
-            row = run_sweep(name, *plan[name], population, args.n_jobs)
+            row = run_sweep(name, *plan[name], population, args.n_jobs, shapes,
+                            args.seeds_per_trial)
         else:  # each sweep in a fresh process: no program compiled by an earlier one
-            row = _sweep_in_subprocess(name, population, args)
+            row = _sweep_in_subprocess(name, population, shapes, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

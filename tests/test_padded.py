@@ -23,7 +23,8 @@ import pytest
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.population import Population
-from bb_jax.train.ppo import PPO, PPOConfig, ShapeChoices, stack_hyperparams
+from bb_jax.train.ppo import PPO, PPOConfig, stack_hyperparams
+from bb_jax.train.shapes import ShapeChoices
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 
 CHOICES = ShapeChoices(hidden_sizes=(16, 32), batch_sizes=(256, 512))

@@ -12,18 +12,15 @@ import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, single, train_single
 
 from bb_jax.train import networks
-from bb_jax.train.ppo import (
-    PPO,
+from bb_jax.train.losses import (
     RETURN_WINDOW,
     Batch,
-    PPOConfig,
-    Transition,
     compute_gae,
-    make_hyperparams,
     mean_recent_return,
     ppo_loss,
     record_returns,
 )
+from bb_jax.train.ppo import PPO, PPOConfig, Transition, make_hyperparams
 
 # ---------------------------------------------------------------- ppo_loss
 
@@ -257,7 +254,7 @@ def test_learn_builds_the_batch_from_the_rollout(monkeypatch):
     params = ppo.network.init(jax.random.PRNGKey(0), jnp.zeros((D,)))
     trained_on = []
 
-    def capture(self, params, opt_state, batch, key, hp):
+    def capture(self, params, opt_state, batch, key, hp, shape=None):
         trained_on.append(jax.device_get(batch))
         return params, opt_state, {}
 

@@ -175,11 +175,11 @@ def test_finished_trials_are_told_before_a_later_cohort_crashes(monkeypatch):
     original = cohorts.CohortTrainer._run_cohort
     calls = []
 
-    def crash_second(self, config, members, size, on_reports):
+    def crash_second(self, key, config, members, size, on_reports):
         calls.append(config.hidden_size)
         if len(calls) == 2:
             raise RuntimeError("device lost")
-        return original(self, config, members, size, on_reports)
+        return original(self, key, config, members, size, on_reports)
 
     monkeypatch.setattr(cohorts.CohortTrainer, "_run_cohort", crash_second)
     tuner = Tuner(settings, log=lambda line: None)

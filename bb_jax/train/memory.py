@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from bb_jax.train.population import broadcast_scenario, compiled
-from bb_jax.train.ppo import PPO, PPOConfig, ShapeChoices, stack_hyperparams
+from bb_jax.train.ppo import PPO, PPOConfig, stack_hyperparams
+from bb_jax.train.shapes import ShapeChoices
 
 MEMORY_BUDGET_ENV = "BB_JAX_MEMORY_BUDGET"
 _MEMORY_SAFETY = 3.0  # XLA temporaries, allocator fragmentation, the rest of the program

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
-import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -24,21 +23,19 @@ from bb_jax.game import rules
 from bb_jax.game.env import BucketBrigadeEnv, make_env
 from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
+from bb_jax.train.losses import (
+    RETURN_WINDOW,
+    Batch,
+    compute_gae,
+    explained_variance,
+    mean_recent_return,
+    normalise,
+    ppo_loss,
+    record_returns,
+)
+from bb_jax.train.shapes import MemberShape, ShapeChoices, default_num_envs, pad_params
 
-RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
 ADV_NORMS = ("batch", "minibatch")
-CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few envs)
-ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
-
-
-def default_num_envs(batch_size: int, backend: str | None = None) -> int:
-    """Environments per member when the config does not say: 16 on a CPU; on an accelerator
-    batch_size / 16 (16-step rollouts: the launch-bound step loop gets 16 iterations and each
-    one batch_size / 16 envs wide). batch_size keeps its meaning (env steps per update)."""
-    backend = backend or jax.default_backend()
-    if backend == "cpu" or batch_size % ACCELERATOR_ROLLOUT:
-        return CPU_NUM_ENVS
-    return max(CPU_NUM_ENVS, batch_size // ACCELERATOR_ROLLOUT)
 
 
 @dataclass(frozen=True)
@@ -131,47 +128,6 @@ class PPOHyperparams:
     num_epochs: jnp.ndarray
 
 
-@struct.dataclass
-class MemberShape:
-    """A member's own shape inside a shape-padded program (int32 scalars; a leading population
-    axis in a population): the hidden units it uses and its env steps per update."""
-
-    hidden_size: jnp.ndarray
-    batch_size: jnp.ndarray
-
-
-@dataclass(frozen=True)
-class ShapeChoices:
-    """The shapes one padded program serves (`PPO.shapes`): members with any of these hidden
-    sizes and batch sizes train together in a program of the largest ones (docs/PERFORMANCE.md,
-    "One program per batch")."""
-
-    hidden_sizes: tuple[int, ...]
-    batch_sizes: tuple[int, ...]
-
-    def config(self, base: PPOConfig) -> PPOConfig:
-        """The padded program's static config: the largest shapes, and the environments of
-        the smallest batch for every member (a member's batch then differs only in its
-        rollout length, which the program masks)."""
-        return base.replace(hidden_size=max(self.hidden_sizes), batch_size=max(self.batch_sizes),
-                            num_envs=default_num_envs(min(self.batch_sizes)))
-
-    def member(self, hidden_size: int, batch_size: int) -> MemberShape:
-        if hidden_size not in self.hidden_sizes or batch_size not in self.batch_sizes:
-            raise ValueError(f"shape (hidden {hidden_size}, batch {batch_size}) is not among "
-                             f"hidden {self.hidden_sizes} x batch {self.batch_sizes}")
-        return MemberShape(jnp.int32(hidden_size), jnp.int32(batch_size))
-
-
-def pad_params(params, like):
-    """`params` zero-padded at the end of every axis to the shapes of `like` (a pytree of
-    arrays or ShapeDtypeStructs): a smaller network embedded in a larger one, whose extra
-    hidden units have zero weights in and out, so it computes the same function."""
-    return jax.tree.map(
-        lambda p, t: jnp.pad(p, [(0, int(n) - int(m)) for m, n in zip(p.shape, t.shape)]),
-        params, like)
-
-
 # Defaults chosen on this game (docs/PPO.md): faster learning than the usual 3e-4 / 0.01 /
 # 0.99 / 0.95, which on `easy` barely leaves the random policy within 3M steps.
 DEFAULT_HYPERPARAMS = {
@@ -224,16 +180,6 @@ class Transition(NamedTuple):
     episode_return: jnp.ndarray  # float32[E], valid where done
 
 
-class Batch(NamedTuple):
-    """Flat training batch, leading axis B."""
-
-    obs: jnp.ndarray
-    action: jnp.ndarray
-    log_prob: jnp.ndarray
-    advantage: jnp.ndarray
-    target: jnp.ndarray
-
-
 @struct.dataclass
 class TrainState:
     """Everything a run carries between updates and between chunks."""
@@ -253,101 +199,6 @@ def make_optimizer(hp: PPOHyperparams) -> optax.GradientTransformation:
         optax.clip_by_global_norm(hp.max_grad_norm),
         optax.adam(hp.learning_rate, eps=1e-5),
     )
-
-
-def compute_gae(
-    reward: jnp.ndarray, value: jnp.ndarray, next_value: jnp.ndarray,
-    terminated: jnp.ndarray, done: jnp.ndarray, gamma, gae_lambda, valid=None,
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """GAE over a time-major rollout, all float32[T, E] (bool for the masks).
-
-    next_value[t] is the value of the step's result (its final observation), so truncated
-    steps bootstrap from it while terminated steps do not; the advantage recursion stops at
-    every episode end. `valid` bool[T, E]: steps past a member's own rollout (a padded
-    program) get advantage 0, so its last real step starts the recursion as at T.
-    Returns (advantages, value targets)."""
-    delta = reward + gamma * next_value * (1.0 - terminated) - value
-    valid = jnp.ones(delta.shape, bool) if valid is None else valid
-
-    def backward(carry, xs):
-        d, stop, real = xs
-        adv = jnp.where(real, d + gamma * gae_lambda * (1.0 - stop) * carry, 0.0)
-        return adv, adv
-
-    _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(delta[0]), (delta, done.astype(jnp.float32), valid),
-        reverse=True,
-    )
-    return advantages, advantages + value
-
-
-def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams, weight=None):
-    """Clipped-surrogate PPO loss on a (mini)batch with already normalised advantages; with
-    `weight` (0/1, float32[B]) over the entries where it is 1.
-
-    Returns (total, metrics dict)."""
-    house_logits, mode_logits, value = apply_fn(params, batch.obs)
-    log_prob = networks.log_prob(house_logits, mode_logits, batch.action)
-    chex.assert_equal_shape([log_prob, batch.log_prob, batch.advantage, value, batch.target])
-    log_ratio = log_prob - batch.log_prob
-    ratio = jnp.exp(log_ratio)
-    clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
-    policy_loss = -_mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage), weight)
-    value_loss = 0.5 * _mean((value - batch.target) ** 2, weight)
-    entropy = _mean(networks.entropy(house_logits, mode_logits), weight)
-    total = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * entropy
-    metrics = {
-        "policy_loss": policy_loss,
-        "value_loss": value_loss,
-        "entropy": entropy,
-        "approx_kl": _mean((ratio - 1.0) - log_ratio, weight),
-        "clip_fraction": _mean((jnp.abs(ratio - 1.0) > hp.clip_epsilon).astype(jnp.float32),
-                               weight),
-    }
-    return total, metrics
-
-
-def record_returns(recent, num_episodes, episode_return, done):
-    """Push the returns of finished episodes (time-major [T, E]) into the ring buffer."""
-    ret = episode_return.reshape(-1)
-    fin = done.reshape(-1)
-    rank = jnp.cumsum(fin) - 1
-    total = jnp.sum(fin)
-    keep = fin & (rank >= total - RETURN_WINDOW)
-    slot = jnp.where(keep, (num_episodes + rank) % RETURN_WINDOW, RETURN_WINDOW)
-    return recent.at[slot].set(ret, mode="drop"), num_episodes + total.astype(jnp.int32)
-
-
-def mean_recent_return(recent, num_episodes):
-    """Mean of the last min(100, num_episodes) completed returns (NaN before the first)."""
-    count = jnp.minimum(num_episodes, RETURN_WINDOW)
-    valid = jnp.arange(RETURN_WINDOW) < count
-    return jnp.where(count > 0, jnp.sum(jnp.where(valid, recent, 0.0)) / jnp.maximum(count, 1),
-                     jnp.nan)
-
-
-def _mean(x, weight=None):
-    """Mean of x, or over the entries where the 0/1 `weight` (same shape) is 1."""
-    if weight is None:
-        return jnp.mean(x)
-    return jnp.sum(jnp.where(weight > 0, x, 0.0)) / jnp.sum(weight)
-
-
-def _var(x, weight=None):
-    if weight is None:
-        return jnp.var(x)
-    return _mean(jnp.square(x - _mean(x, weight)), weight)
-
-
-def _normalise(advantage, weight=None):
-    if weight is None:
-        return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-    return (advantage - _mean(advantage, weight)) / (jnp.sqrt(_var(advantage, weight)) + 1e-8)
-
-
-def _explained_variance(value, target, weight=None):
-    var = _var(target, weight)
-    return jnp.where(var > 0, 1.0 - _var(target - value, weight) / var, 0.0)
 
 
 @dataclass(frozen=True)
@@ -518,7 +369,7 @@ class PPO:
             params, opt_state = carry
             minibatch, weight = xs
             if c.adv_norm == "minibatch":
-                minibatch = minibatch._replace(advantage=_normalise(minibatch.advantage, weight))
+                minibatch = minibatch._replace(advantage=normalise(minibatch.advantage, weight))
             (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp, weight)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
@@ -580,10 +431,10 @@ class PPO:
         advantages, targets = self.advantages(params, traj, hp, valid)
         flat = jax.tree.map(lambda x: x.reshape(c.batch_size, *x.shape[2:]),
                             (traj.obs, traj.action, traj.log_prob, advantages, targets))
-        adv = _normalise(flat[3], weight) if c.adv_norm == "batch" else flat[3]
+        adv = normalise(flat[3], weight) if c.adv_norm == "batch" else flat[3]
         batch = Batch(flat[0], flat[1], flat[2], adv, flat[4])
         params, opt_state, metrics = self._learn(params, opt_state, batch, key, hp, shape)
-        metrics["explained_variance"] = _explained_variance(
+        metrics["explained_variance"] = explained_variance(
             traj.value.reshape(-1), targets.reshape(-1), weight)
         return params, opt_state, metrics
 

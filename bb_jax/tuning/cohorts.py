@@ -24,8 +24,9 @@ import numpy as np
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.memory import memory_budget, population_limit
 from bb_jax.train.population import Population, evaluation_key
-from bb_jax.train.ppo import PPOConfig, ShapeChoices, stack_hyperparams
+from bb_jax.train.ppo import PPOConfig, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
+from bb_jax.train.shapes import ShapeChoices
 
 
 @dataclasses.dataclass(frozen=True)
