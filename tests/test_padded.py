@@ -140,7 +140,8 @@ def test_until_stops_each_member_at_its_own_update_count():
 
 def test_cohort_trainer_padded_reports_like_exact_in_one_program():
     """The tuner's path: members of mixed shapes in one padded program report at the same env
-    steps with the same values as the exact cohorts (one program per shape)."""
+    steps with the same values as the exact cohorts (one program per shape), and a second
+    padded run repeats the first exactly."""
     specs = [MemberSpec(i, h, b, hp, scenario, seed)
              for i, (h, b, seed, hp, scenario) in enumerate(MEMBERS)]
 
@@ -152,6 +153,7 @@ def test_cohort_trainer_padded_reports_like_exact_in_one_program():
 
     exact_trainer, exact_reports, exact_results = run(None)
     padded_trainer, padded_reports, padded_results = run(CHOICES)
+    assert run(CHOICES)[1] == padded_reports  # same seeds -> the same values, bit for bit
     assert len(exact_trainer.programs) == 4
     assert list(padded_trainer.programs) == [
         ("padded (hidden<=32 batch<=512)", 4)]
@@ -168,3 +170,14 @@ def test_cohort_trainer_padded_reports_like_exact_in_one_program():
 def test_a_shape_outside_the_choices_is_refused():
     with pytest.raises(ValueError, match="not among"):
         CHOICES.member(64, 256)
+
+
+def test_population_memory_of_a_padded_program_comes_from_its_own_compile():
+    """The padded program's XLA memory figure per member: at least the exact program's of the
+    largest shape (it holds the same arrays, plus masks and one permutation per batch size),
+    and of the same order."""
+    from bb_jax.train.memory import member_bytes
+
+    largest = CHOICES.config(BASE)
+    padded, exact_largest = member_bytes(largest, 0, CHOICES), member_bytes(largest)
+    assert exact_largest <= padded <= 2 * exact_largest
