@@ -14,8 +14,6 @@ member's own state with test_population.py's tolerance, 1% of one Adam step.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +21,7 @@ import pytest
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.population import Population
-from bb_jax.train.ppo import PPO, PPOConfig, stack_hyperparams
+from bb_jax.train.ppo import PPOConfig, stack_hyperparams
 from bb_jax.train.shapes import ShapeChoices
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 
@@ -40,11 +38,17 @@ PARAM_ATOL = 1e-5  # 1% of one Adam step at the default learning rate 1e-3
 MOMENT_RTOL = 1e-2  # of each optimizer-state leaf's largest magnitude
 
 
-@functools.cache
-def exact(hidden: int, batch: int):
-    """Jitted single-run (init, one update) of the exact shape."""
-    ppo = PPO(CHOICES.config(BASE).replace(hidden_size=hidden, batch_size=batch))
-    return ppo, jax.jit(ppo.init), jax.jit(functools.partial(ppo.run_updates, num_updates=1))
+# Every program here is a population of 1 (exact) or 4 (padded) members running one-update
+# chunks: the cohort trainer's test reports every update, so it reuses them all.
+EVAL_INTERVAL = 256
+
+
+def _exact_population(i: int) -> Population:
+    """Member i alone, in its exact shape's program."""
+    hidden, batch, seed, hp, scenario = MEMBERS[i]
+    return Population(BASE.replace(hidden_size=hidden, batch_size=batch),
+                      stack_hyperparams([hp]), jnp.stack([jax.random.PRNGKey(seed)]),
+                      stack_scenarios([get_scenario(scenario, BASE.num_opponents + 1)]))
 
 
 def _population() -> Population:
@@ -77,41 +81,40 @@ def _outside(tree, like):
     return max(jax.tree.leaves(jax.tree.map(rest, tree, like)))
 
 
-def _exact_state(padded_state, i, hidden, batch, hp):
-    """Member i of a padded population's state, cropped to its exact shape, and the exact
-    state's shapes."""
-    _, init, _ = exact(hidden, batch)
-    like = jax.eval_shape(init, jax.random.PRNGKey(0), hp)
+def _exact_state(padded_state, i, like):
+    """Member i of a padded population's state, cropped to the exact state `like`'s shapes."""
     row = _row(padded_state, i)
     return row.replace(params=_crop(row.params, like.params),
-                       opt_state=_crop(row.opt_state, like.opt_state)), like
+                       opt_state=_crop(row.opt_state, like.opt_state))
 
 
 def test_padded_members_train_exactly_as_their_own_shapes():
     population = _population()
-    hp_rows = [_row(population.hyperparams, i) for i in range(len(MEMBERS))]
+    exact = [_exact_population(i) for i in range(len(MEMBERS))]
     # initial state: the exact run's, bit for bit, inside zeros
-    for i, (hidden, batch, seed, *_) in enumerate(MEMBERS):
-        _, init, _ = exact(hidden, batch)
-        own = init(jax.random.PRNGKey(seed), hp_rows[i])
+    for i, own in enumerate(exact):
+        own_params = _row(own.state.params, 0)
         row = _row(population.state, i)
-        same = jax.tree.map(np.array_equal, _crop(row.params, own.params), own.params)
+        same = jax.tree.map(np.array_equal, _crop(row.params, own_params), own_params)
         assert all(jax.tree.leaves(same)), f"member {i}: initial parameters differ"
-        assert _outside(row.params, own.params) == 0.0
+        assert _outside(row.params, own_params) == 0.0
+    likes = [_row(own.state, 0) for own in exact]
     for update in range(2):
         before = jax.tree.map(np.asarray, population.state)
         metrics = population.run(1, until=[update + 1] * len(MEMBERS))
-        for i, (hidden, batch, _, _, scenario) in enumerate(MEMBERS):
-            start, like = _exact_state(before, i, hidden, batch, hp_rows[i])
-            _, _, run = exact(hidden, batch)
-            want, want_metrics = run(start, hp_rows[i],
-                                     scenario=get_scenario(scenario, BASE.num_opponents + 1))
+        for i, own in enumerate(exact):
+            like = likes[i]
+            # the exact program, one update from the member's own state
+            own.state = jax.tree.map(lambda x: jnp.asarray(x)[None],
+                                     _exact_state(before, i, like))
+            want_metrics = jax.tree.map(lambda x: np.asarray(x)[0], own.run(1))
+            want = _row(own.state, 0)
             got = _row(population.state, i)
             for name in ("env_state", "obs", "key", "update", "recent_returns", "num_episodes"):
                 assert jax.tree.all(jax.tree.map(np.array_equal, getattr(got, name),
                                                  getattr(want, name))), (i, update, name)
             for name in ("episodes_finished", "return_sum", "env_steps"):
-                assert np.asarray(metrics[name])[i, 0] == np.asarray(want_metrics[name])[0]
+                assert np.asarray(metrics[name])[i, 0] == want_metrics[name][0]
             for got_p, want_p in zip(jax.tree.leaves(_crop(got.params, like.params)),
                                      jax.tree.leaves(want.params)):
                 np.testing.assert_allclose(got_p, want_p, atol=PARAM_ATOL, rtol=0,
@@ -128,7 +131,9 @@ def test_padded_members_train_exactly_as_their_own_shapes():
 def test_until_stops_each_member_at_its_own_update_count():
     population = _population()
     until = [3, 1, 2, 3]
-    metrics = population.run(3, until=until)
+    calls = [population.run(1, until=until) for _ in range(3)]
+    metrics = {k: np.concatenate([np.asarray(c[k]) for c in calls], axis=1)
+               for k in ("episodes_finished", "env_steps")}
     assert np.asarray(population.state.update)[:4].tolist() == until
     finished = np.asarray(metrics["episodes_finished"])
     batches = [b for _, b, *_ in MEMBERS]
@@ -146,7 +151,8 @@ def test_cohort_trainer_padded_reports_like_exact_in_one_program():
              for i, (h, b, seed, hp, scenario) in enumerate(MEMBERS)]
 
     def run(choices):
-        trainer = CohortTrainer(BASE, num_steps=2048, eval_interval=1024, shape_choices=choices)
+        trainer = CohortTrainer(BASE, num_steps=2048, eval_interval=EVAL_INTERVAL,
+                                shape_choices=choices)
         reports = []
         results = trainer.run(specs, lambda r: reports.extend(r) or set())
         return trainer, sorted((r.member_id, r.env_steps, r.value) for r in reports), results
