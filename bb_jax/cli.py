@@ -84,8 +84,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
-    p.add_argument("--batch-size", type=int, default=2048, help="env steps per update")
-    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=PPOConfig.batch_size,
+                   help="env steps per update (default: %(default)s)")
+    p.add_argument("--hidden-size", type=int, default=PPOConfig.hidden_size)
     p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
                    default=PPOConfig.time_input,
                    help="give the network the episode's progress (step / max steps)")

@@ -15,12 +15,13 @@ import jax.numpy as jnp
 
 from bb_jax.train.ppo import PPO, PPOConfig
 
-# The learning test's config (easy, hidden 64, 1M steps) doubles as the population tests'
-# config: those run a few CHUNK-update chunks of it, so they reuse its single-run compile.
+# The learning test's config (easy, hidden 64, the default batch and hyperparameters, 300k
+# steps) doubles as the population tests' config: those run a few CHUNK-update chunks of it,
+# so they reuse its single-run compile.
 # CHUNK = 1 lets the population tests compare a member with a single run update by update
 # from the same state (see test_population.py); dispatching 488 one-update calls costs
 # nothing next to the updates themselves.
-LEARN_CONFIG = PPOConfig(scenario="easy", hidden_size=64, total_steps=1_000_000)
+LEARN_CONFIG = PPOConfig(scenario="easy", hidden_size=64, total_steps=300_000)
 CHUNK = 1
 
 

@@ -2,7 +2,8 @@
 archetypes in the learner's seat (`scripts/results_report.py`).
 
 All scenarios x seeds train as ONE population (scenario parameters are traced rows, so one
-compiled program serves every member), with default hyperparameters. Each member is then
+compiled program serves every member), with the default configuration (`PPOConfig`'s shapes,
+`DEFAULT_HYPERPARAMS`) unless told otherwise. Each member is then
 evaluated on fresh episodes, sampling its policy and acting greedily; its last-100 training
 mean is read from the run. The baselines (`bb_jax.train.baselines`) play the same view: random, and
 each archetype in seat 0; the best archetype per scenario is the one with the highest mean.
@@ -45,8 +46,8 @@ class ReportSettings:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     scenarios: tuple[str, ...] = tuple(list_scenarios())
     num_opponents: int = 2
-    hidden_size: int = 128
-    batch_size: int = 2048
+    hidden_size: int = PPOConfig.hidden_size
+    batch_size: int = PPOConfig.batch_size
     eval_episodes: int = 1000  # per member and mode
     baseline_episodes: int = 4000  # per scenario, policy and batch (two batches)
     chunk_updates: int = 8
@@ -297,7 +298,8 @@ def markdown(results: dict, plot_names: tuple[str, ...] = ("results.png",)) -> s
                   if below_heur else ".")
     headline = (
         f"After {results['env_steps_per_member']:,} env steps per run ({n_seeds} seeds, "
-        f"default hyperparameters, {s['num_opponents']} opponents), PPO is significantly better "
+        f"hidden {s['hidden_size']}, batch {s['batch_size']}, the hyperparameters under \"How it "
+        f"was produced\", {s['num_opponents']} opponents), PPO is significantly better "
         f"than the uniform-random policy on **{len(beats_random)} of {len(names)}** scenarios "
         f"and better than the best heuristic archetype in the learner's seat on "
         f"**{len(beats_heur)} of {len(names)}**."
