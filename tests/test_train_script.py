@@ -15,7 +15,7 @@ import pytest
 
 from bb_jax.cli import train_main
 from bb_jax.game.scenarios import list_scenarios
-from bb_jax.train.ppo import PPOConfig
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.runs import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_config_json(tiny_run):
     assert data["config"]["hidden_size"] == HIDDEN
     assert data["config"]["batch_size"] == BATCH
     assert data["config"]["total_steps"] == NUM_STEPS
-    assert data["hyperparameters"]["num_epochs"] == 4
+    assert data["hyperparameters"]["num_epochs"] == DEFAULT_HYPERPARAMS["num_epochs"]
 
 
 @pytest.mark.slow
@@ -108,7 +108,8 @@ def test_results_json(tiny_run):
     for key in ("eval_return_sampled", "eval_return_greedy"):
         assert math.isfinite(summary[key]["mean"]) and math.isfinite(summary[key]["ci95"])
     assert summary["env_steps_total"] == NUM_STEPS * len(SEEDS)
-    assert summary["hyperparameters"]["learning_rate"] == pytest.approx(1e-3)
+    assert summary["hyperparameters"]["learning_rate"] == pytest.approx(
+        DEFAULT_HYPERPARAMS["learning_rate"])
 
 
 @pytest.mark.slow

@@ -187,16 +187,18 @@ def test_printed_command_reproduces_the_recommendation(sweep, tmp_path):
                  "--entropy-coef", "--value-coef", "--gamma", "--gae-lambda", "--seeds"):
         assert flag in command
     out = tmp_path / "best.json"
+    # on one host device like the validation in this process: a population split over other
+    # devices rounds differently and drifts (measured 2e-3 here with the hidden-512 defaults)
     proc = subprocess.run(
         [sys.executable, *command[1:], "--save-path", str(tmp_path / "run"),
          "--results-json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "JAX_NUM_CPU_DEVICES": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     replay = json.loads(out.read_text())
     assert replay["seeds"] == rec["seeds"]
-    # same configuration, seeds, steps and evaluation episodes: the validated figure again
+    # same configuration, seeds, steps, evaluation episodes and devices: the validated figure
     assert replay["eval_return_sampled"]["mean"] == pytest.approx(rec["validated_mean"],
                                                                   rel=1e-3)
 
