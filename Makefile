@@ -29,7 +29,7 @@ tune: $(STAMP)
 		--output-dir $(TUNE_DIR)
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check bb_jax scripts benchmarks tests
