@@ -75,6 +75,23 @@ def sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_the_study_stores_members_per_compiled_program(sweep):
+    """What the tuner printed at the end (members per compiled training program) is also a
+    study attribute: every tuning member (trials x seeds) counted once, by program."""
+    _, storage, results, _ = sweep
+    study = optuna.load_study(study_name="quick", storage=make_storage(storage, None))
+    programs = study.user_attrs["programs_worker0"]
+    assert programs["shapes"] == "exact"  # --shapes auto on a CPU
+    assert programs["members"] == results["n_trials"] * 2  # --seeds-per-trial 2
+    rows = programs["members_per_program"]
+    assert programs["compiled_programs"] == len(rows)
+    assert sum(row["members"] for row in rows) == programs["members"]
+    # one program per (hidden, batch) the trials met, and population size
+    met = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
+    assert {row["program"] for row in rows} == {f"hidden={h} batch={b}" for h, b in met}
+
+
+@pytest.mark.slow
 def test_sweep_writes_every_output(sweep):
     tmp, storage, results, _ = sweep
     study = optuna.load_study(study_name="quick", storage=make_storage(storage, None))
