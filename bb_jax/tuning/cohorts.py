@@ -71,11 +71,12 @@ def cohort_key(spec: MemberSpec) -> tuple[int, int]:
     return (spec.hidden_size, spec.batch_size)
 
 
-def group_cohorts(specs: Sequence[MemberSpec]) -> dict[tuple[int, int], list[MemberSpec]]:
-    """Group by static shape, in order of first appearance."""
-    cohorts: dict[tuple[int, int], list[MemberSpec]] = {}
+def group_cohorts(specs: Sequence[MemberSpec],
+                  key: Callable[[MemberSpec], tuple] = cohort_key) -> dict[tuple, list[MemberSpec]]:
+    """Group by `key` (default: static shape), in order of first appearance."""
+    cohorts: dict[tuple, list[MemberSpec]] = {}
     for spec in specs:
-        cohorts.setdefault(cohort_key(spec), []).append(spec)
+        cohorts.setdefault(key(spec), []).append(spec)
     return cohorts
 
 
@@ -166,9 +167,7 @@ class CohortTrainer:
         member id."""
         results: dict[int, MemberResult] = {}
         budget = self.memory_budget if self.memory_budget is not None else memory_budget()
-        cohorts: dict[tuple, list[MemberSpec]] = {}
-        for spec in specs:
-            cohorts.setdefault(self.cohort_of(spec), []).append(spec)
+        cohorts = group_cohorts(specs, self.cohort_of)
         padded = self.shape_choices
         configs = {key: (self.config_for(*key) if padded is None else
                          padded.config(self.base_config.replace(total_steps=None)))
@@ -208,6 +207,11 @@ class CohortTrainer:
         length = plan_chunks(updates, round(self.eval_interval / batch_size))[0]
         return length, max(1, round(self.eval_interval / (length * batch_size)))
 
+    def _report_updates(self, batch_size: int) -> int:
+        """Updates between two reports of a member of `batch_size`."""
+        length, every = self._stride(batch_size)
+        return length * every
+
     def _stretches(self, population: Population):
         """Runs the population from one report to the next; yields each stretch's metrics
         (env_steps, finite, episodes_finished, return_sum: [P, updates])."""
@@ -227,11 +231,11 @@ class CohortTrainer:
         # a padded population: every call runs the longest stretch of its first members (one
         # compiled length per population); each member stops at its own next report (`until`),
         # so its report points are those of its exact cohort
-        length = max(int(np.prod(self._stride(int(b)))) for b in population.batch_sizes)
+        length = max(self._report_updates(int(b)) for b in population.batch_sizes)
         while True:
             # strides and totals follow the members through repacks (`keep`)
             batches = population.batch_sizes
-            strides = np.array([int(np.prod(self._stride(int(b)))) for b in batches])
+            strides = np.array([self._report_updates(int(b)) for b in batches])
             totals = self.num_steps // batches
             done = np.asarray(population.state.update)[: population.size]
             if np.all(done >= totals):
