@@ -577,6 +577,10 @@ def test_member_estimate_grows_with_the_network_and_batch():
     wide = memory.estimate_bytes(PPOConfig(hidden_size=512, batch_size=512, total_steps=4096))
     big = memory.estimate_bytes(PPOConfig(hidden_size=64, batch_size=4096, total_steps=4096))
     assert 0 < small < wide and small < big
+    # a separate critic has its own torso: its parameters and activations count too
+    shared = memory.estimate_bytes(PPOConfig(hidden_size=512, batch_size=512, total_steps=4096,
+                                             critic="shared"))
+    assert shared < wide
 
 
 def test_member_bytes_come_from_xla_and_the_estimate_bounds_them():

@@ -39,21 +39,26 @@ class PopulationMemoryError(ValueError):
 
 
 def estimate_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
-    """A generous hand estimate of the memory one member needs while training: parameters,
-    gradients and Adam state; the rollout buffer with its GAE, flattened and shuffled copies;
-    one minibatch's activations kept for the backward pass; the environment states; and the
-    final evaluation's episodes. Times a safety factor. Only screens (`population_limit`)."""
-    observation = PPO(config).env.observation_size
+    """A generous hand estimate of the memory one member needs while training: parameters
+    (counted from the network's shapes, no compile), gradients and Adam state; the rollout
+    buffer with its GAE, flattened and shuffled copies; one minibatch's activations kept for
+    the backward pass; the environment states; and the final evaluation's episodes. Times a
+    safety factor. Only screens (`population_limit`)."""
+    ppo = PPO(config)
+    observation = ppo.env.observation_size
     houses = 10
-    net_in = 3 * houses + (observation - houses)  # house states enter one-hot
+    net_in = 3 * houses + (ppo.input_size - houses)  # house states enter one-hot
     h = config.hidden_size
-    params = net_in * h + h + h * h + h + h * (houses + 2 + 1) + houses + 2 + 1
+    torsos = 2 if config.critic == "separate" else 1
+    shapes = jax.eval_shape(ppo.network.init, jax.random.PRNGKey(0),
+                            jax.ShapeDtypeStruct((ppo.input_size,), jnp.float32))
+    params = sum(leaf.size for leaf in jax.tree.leaves(shapes))
     floats = (
         6 * params
         + 3 * config.batch_size * (2 * observation + 12)
-        + 4 * (config.batch_size // config.num_minibatches) * (net_in + 2 * h + 16)
+        + 4 * (config.batch_size // config.num_minibatches) * (net_in + 2 * h * torsos + 16)
         + config.num_envs * (4 * observation + 64)
-        + eval_episodes * (4 * observation + 64 + 2 * h)
+        + eval_episodes * (4 * observation + 64 + 2 * h * torsos)
     )
     return int(_MEMORY_SAFETY * 4 * floats)
 
