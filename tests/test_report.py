@@ -1,5 +1,6 @@
-"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report) on synthetic figures, and
-one tiny real run of `report.main` (scripts/results_report.py)."""
+"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report) and learning speed
+(bb_jax.train.learning_speed) on synthetic figures, and one tiny real run of `report.main`
+(scripts/results_report.py)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,15 @@ import numpy as np
 import pytest
 
 from bb_jax.train import baselines
-from bb_jax.train.report import (
+from bb_jax.train.learning_speed import (
     chunk_totals,
-    compare,
     first_crossing,
     learning_speed,
-    main,
-    markdown,
     smoothed_curve,
     speed_figures,
-    verdicts,
     window_chunks,
-    write_outputs,
 )
+from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
 
 
 def fig(mean, ci):
