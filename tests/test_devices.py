@@ -62,7 +62,7 @@ def test_bad_core_list(monkeypatch, text):
 
 
 def test_tuner_workers_are_given_their_share(tmp_path, monkeypatch):
-    from bb_jax.cli import _jobs, worker_command
+    from bb_jax.cli.tune import _jobs, worker_command
     from bb_jax.tuning.tuner import TuneSettings
 
     monkeypatch.setenv(devices.CORES_ENV, "0,1,2,3")

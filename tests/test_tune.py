@@ -306,7 +306,7 @@ def test_eval_return_objective_scores_fresh_episodes(multi_scenario_eval):
 
 
 def test_scenario_all_is_every_scenario(tmp_path):
-    from bb_jax.cli import _tune_parser, tune_settings
+    from bb_jax.cli.tune import _tune_parser, tune_settings
 
     args = _tune_parser().parse_args(["--scenario", "all", "--output-dir", str(tmp_path)])
     settings = tune_settings(args)
@@ -335,7 +335,7 @@ def test_n_jobs_all_cores_shares_a_journal_and_reports_a_failed_worker(tmp_path,
     """--n-jobs -1 starts one process per core; without --storage they share a journal file
     in the output folder; a worker that fails makes the tuner exit with 1 (after its own
     trials and the outputs)."""
-    import bb_jax.cli as cli
+    import bb_jax.cli.tune as cli
 
     started = []
 
@@ -416,7 +416,7 @@ def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
 def test_population_size_auto_follows_the_backend(backend, expected, tmp_path, monkeypatch):
     import jax
 
-    from bb_jax.cli import _tune_parser, tune_settings
+    from bb_jax.cli.tune import _tune_parser, tune_settings
 
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     args = _tune_parser().parse_args(["--output-dir", str(tmp_path)])
@@ -430,7 +430,7 @@ def test_population_size_auto_follows_the_backend(backend, expected, tmp_path, m
 def test_seeds_per_trial_auto_follows_the_backend(backend, expected, tmp_path, monkeypatch):
     import jax
 
-    from bb_jax.cli import _tune_parser, tune_settings
+    from bb_jax.cli.tune import _tune_parser, tune_settings
 
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     args = _tune_parser().parse_args(["--output-dir", str(tmp_path)])

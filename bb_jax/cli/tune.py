@@ -1,5 +1,5 @@
-"""Command lines: `train_main` (scripts/train_simple.py, bb-train) and `tune_main`
-(scripts/tune_hyperparameters.py, bb-tune). Usage errors print one line and exit with 2."""
+"""`tune_main`: scripts/tune_hyperparameters.py and bb-tune (an Optuna sweep, its worker
+processes, the validation that follows and the printed recommendation)."""
 
 from __future__ import annotations
 
@@ -13,196 +13,18 @@ from pathlib import Path
 import jax
 
 from bb_jax import devices
-from bb_jax.game.opponents import OPPONENT_KINDS
-from bb_jax.game.scenarios import list_scenarios
-from bb_jax.train.networks import CRITICS
-from bb_jax.train.ppo import ADV_NORMS, DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.cli.common import (
+    STORAGE_ENV,
+    OneLineParser,
+    UsageError,
+    check_writable_dir,
+    enable_compile_cache,
+    fail,
+    parse_scenarios,
+)
+from bb_jax.cli.validate import print_validation
+from bb_jax.train.ppo import PPOConfig
 from bb_jax.tuning import interrupts
-
-USAGE_ERROR = 2
-STORAGE_ENV = "BB_JAX_STORAGE"
-
-
-class UsageError(Exception):
-    """Bad input from the command line: reported as one line, exit code 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (exit code 2) instead of the usage."""
-
-    def error(self, message: str):
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return USAGE_ERROR
-
-
-def check_scenario(name: str) -> str:
-    if name not in list_scenarios():
-        valid = ", ".join(list_scenarios())
-        raise UsageError(f"unknown scenario {name!r}; valid scenarios: {valid}")
-    return name
-
-
-def check_writable_dir(path: Path, keep: bool = True) -> Path:
-    """Make sure files can be written in `path`, creating it if needed. With keep=False the
-    folders created for the check are removed again (nothing is left behind when a later
-    check fails; the outputs create them when they are written)."""
-    created = []
-    try:
-        missing = [p for p in (path, *path.parents) if not p.exists()]
-        for folder in reversed(missing):
-            folder.mkdir()
-            created.append(folder)
-        probe = path / f".bb_jax_write_probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UsageError(f"output folder {path} is not writable: {err.strerror or err}") from None
-    finally:
-        if not keep:
-            for folder in reversed(created):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    pass
-    return path
-
-
-def _train_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
-        prog="train_simple.py",
-        description="Train PPO on Bucket Brigade scenarios (seeds x scenarios in one vmapped "
-                    "call).",
-    )
-    p.add_argument("--scenario", default="default",
-                   help="a scenario, a comma-separated list, or 'all': every seed trains on "
-                        "each; the final return is their mean (the tuner's objective)")
-    p.add_argument("--num-opponents", type=int, default=2)
-    p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
-                   help="opponent kinds (default: docs/GAME_RULES.md's list)")
-    p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
-    p.add_argument("--batch-size", type=int, default=PPOConfig.batch_size,
-                   help="env steps per update (default: %(default)s)")
-    p.add_argument("--hidden-size", type=int, default=PPOConfig.hidden_size)
-    p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
-                   default=PPOConfig.time_input,
-                   help="give the network the episode's progress (step / max steps)")
-    p.add_argument("--critic", choices=CRITICS, default=PPOConfig.critic,
-                   help="value head on the policy's torso or on its own (default: %(default)s)")
-    p.add_argument("--adv-norm", choices=ADV_NORMS, default=PPOConfig.adv_norm,
-                   help="normalise advantages per batch or per minibatch (default: %(default)s)")
-    p.add_argument("--init-params", default=None,
-                   help="start every seed from these saved parameters (a params_seed*.msgpack "
-                        "of a run with the same network)")
-    p.add_argument("--num-envs", type=int, default=None,
-                   help="environments per seed (default: 16 on a CPU, batch size / 16 on a "
-                        "GPU/TPU)")
-    p.add_argument("--lr", type=float, default=DEFAULT_HYPERPARAMS["learning_rate"])
-    p.add_argument("--num-epochs", type=int, default=DEFAULT_HYPERPARAMS["num_epochs"])
-    p.add_argument("--clip-epsilon", type=float, default=DEFAULT_HYPERPARAMS["clip_epsilon"])
-    p.add_argument("--entropy-coef", type=float, default=DEFAULT_HYPERPARAMS["entropy_coef"])
-    p.add_argument("--value-coef", type=float, default=DEFAULT_HYPERPARAMS["value_coef"])
-    p.add_argument("--gamma", type=float, default=DEFAULT_HYPERPARAMS["gamma"])
-    p.add_argument("--gae-lambda", type=float, default=DEFAULT_HYPERPARAMS["gae_lambda"])
-    p.add_argument("--max-grad-norm", type=float, default=DEFAULT_HYPERPARAMS["max_grad_norm"])
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="train all these seeds in one vmapped call (overrides --seed)")
-    p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--chunk-updates", type=int, default=10, help="updates between progress lines")
-    p.add_argument("--run-name", default=None)
-    p.add_argument("--save-path", default=None, help="folder for the run (default runs/RUN_NAME)")
-    p.add_argument("--results-json", default=None)
-    p.add_argument("--list-scenarios", action="store_true")
-    return p
-
-
-def train_main(argv: list[str] | None = None) -> int:
-    devices.use_host_devices()
-    args = _train_parser().parse_args(argv)
-    if args.list_scenarios:
-        print("\n".join(list_scenarios()))
-        return 0
-    try:
-        return _train(args)
-    except (UsageError, ValueError) as err:
-        return _fail("train_simple.py", str(err))
-
-
-def _train(args) -> int:
-    from bb_jax.train.runs import load_params, save_run, train_seeds
-
-    scenarios = parse_scenarios(args.scenario)
-    if args.num_steps <= 0:
-        raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
-    if not 1 <= args.num_opponents <= 9:
-        raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    config = PPOConfig(
-        scenario=scenarios[0], num_opponents=args.num_opponents,
-        opponents=tuple(args.opponents) if args.opponents else None,
-        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
-        total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
-        adv_norm=args.adv_norm,
-    )
-    # before anything is written: a checkpoint of another network stops the run here
-    init_params = load_params(Path(args.init_params), config) if args.init_params else None
-    seeds = args.seeds if args.seeds else [args.seed]
-    label = "+".join(scenarios) if args.scenario != "all" else "all"
-    run_name = args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}"
-    save_dir = check_writable_dir(Path(args.save_path or Path("runs") / run_name))
-    if args.results_json:
-        check_writable_dir(Path(args.results_json).resolve().parent)
-    hyperparams = {
-        "learning_rate": args.lr, "clip_epsilon": args.clip_epsilon,
-        "entropy_coef": args.entropy_coef, "value_coef": args.value_coef, "gamma": args.gamma,
-        "gae_lambda": args.gae_lambda, "max_grad_norm": args.max_grad_norm,
-        "num_epochs": args.num_epochs,
-    }
-    if not 1 <= args.num_epochs <= config.max_epochs:
-        raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
-    print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
-          f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
-    run = train_seeds(config, hyperparams, seeds, args.chunk_updates, args.eval_episodes,
-                      progress=lambda line: print(line, flush=True), scenarios=list(scenarios),
-                      init_params=init_params)
-    paths = save_run(run, save_dir, run_name)
-    summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
-               "save_path": str(save_dir)}
-    what = "final return (mean of last 100 episodes"
-    if len(scenarios) > 1:
-        for name, figure in summary["per_scenario"].items():
-            print(f"{what}) on {name}: {figure['mean']:.2f}")
-        what += f", mean over {len(scenarios)} scenarios"
-    fr = summary["final_return"]
-    print(f"{what}): {fr['mean']:.2f} +/- {fr['ci95']:.2f} (95% CI over {len(seeds)} seeds)"
-          if len(seeds) > 1 else f"{what}): {fr['mean']:.2f}")
-    ev = summary["eval_return_sampled"]
-    print(f"fresh-episode return ({args.eval_episodes} episodes per seed, sampled policy): "
-          f"{ev['mean']:.2f} +/- {ev['ci95']:.2f} (95% CI over seeds)" if len(seeds) > 1 else
-          f"fresh-episode return ({args.eval_episodes} episodes, sampled policy): "
-          f"{ev['mean']:.2f}")
-    print(f"saved to {save_dir} ({', '.join(p.name for p in paths.values())})")
-    if args.results_json:
-        Path(args.results_json).write_text(json.dumps(summary, indent=2))
-        print(f"results: {args.results_json}")
-    return 0
-
-
-def enable_compile_cache() -> Path:
-    """Turn on JAX's persistent compilation cache (BB_JAX_CACHE_DIR, default
-    ~/.cache/bb_jax/xla) so a second run with the same shapes starts without compiling."""
-    path = Path(os.environ.get("BB_JAX_CACHE_DIR", Path.home() / ".cache" / "bb_jax" / "xla"))
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return path
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
 
 
 def _auto_or_int(text: str) -> int | str:
@@ -283,15 +105,6 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="members per compiled population; larger cohorts run in rounds")
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     return p
-
-
-def parse_scenarios(text: str) -> tuple[str, ...]:
-    names = list_scenarios() if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
-    if not names:
-        raise UsageError(f"no scenario given; valid scenarios: {', '.join(list_scenarios())}")
-    for name in names:
-        check_scenario(name)
-    return tuple(dict.fromkeys(names))
 
 
 def read_enqueue(path: str) -> tuple[dict, ...]:
@@ -428,7 +241,6 @@ def check_gp_sampler() -> None:
 def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:
     """Refuse (UsageError) a sweep whose largest member would not fit in device memory."""
     from bb_jax.train.memory import PopulationMemoryError, memory_budget, population_limit
-    from bb_jax.train.ppo import PPOConfig
     from bb_jax.tuning.space import SEARCH_SPACE
 
     largest = PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
@@ -460,7 +272,7 @@ def _tune_main(argv: list[str] | None) -> int:
     try:
         settings = tune_settings(args)
     except UsageError as err:
-        return _fail(prog, str(err))
+        return fail(prog, str(err))
     from bb_jax.train.memory import PopulationMemoryError
     from bb_jax.tuning.storage import StorageError, redact
     from bb_jax.tuning.tuner import StudyMismatchError
@@ -468,7 +280,7 @@ def _tune_main(argv: list[str] | None) -> int:
     try:
         return _tune(settings, args)
     except (StorageError, StudyMismatchError, PopulationMemoryError) as err:
-        return _fail(prog, redact(str(err)))
+        return fail(prog, redact(str(err)))
     except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
         print(f"{prog}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
         return 1
@@ -610,7 +422,7 @@ def _print_best(study, tune_s: float, validate_s: float) -> None:
         print("not validated (--no-validate): run validate_best.py before trusting it")
         return
     print(f"validation in {validate_s:.1f} s:")
-    _print_validation(summary["validation"])
+    print_validation(summary["validation"])
     print(f"recommendation: {rec['summary']}")
     if rec["beats_control"]:
         diff = rec["vs_control"]
@@ -621,89 +433,3 @@ def _print_best(study, tune_s: float, validate_s: float) -> None:
             print(f"  {name}: {value}")
     print("train it with:" if rec["beats_control"] else "train the defaults with:")
     print(f"  {rec['train_command']}")
-
-
-def _print_validation(outcome: dict) -> None:
-    """One line per validated configuration: tuning value, validated mean +/- 95% CI, the
-    paired difference to the control and failed seeds."""
-    for row in outcome["rows"]:
-        name = "control (defaults)" if row["trial"] == "control" else f"trial {row['trial']}"
-        line = f"  {name:>18}: validated {row['mean']:.2f} +/- {row['ci95']:.2f}"
-        if row.get("tuning_value") is not None:
-            line += f" (tuning value {row['tuning_value']:.2f})"
-        if "vs_control" in row:
-            d = row["vs_control"]
-            line += f", vs control {d['mean']:+.2f} +/- {d['ci95']:.2f}"
-            line += " *" if d["significant"] else ""
-        if row["n_failed"]:
-            line += f", {row['n_failed']} failed seed(s)"
-        print(line)
-
-
-def _validate_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
-        prog="validate_best.py",
-        description="Retrain the top-k configurations of a study and the default "
-                    "configuration (control) on fresh seeds in one population call per shape; "
-                    "print each one's mean +/- 95%% CI, the paired difference to the control "
-                    "and the recommendation.",
-    )
-    p.add_argument("--study-name", required=True)
-    p.add_argument("--storage", required=True, help="the study's storage URL")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--seeds", type=int, default=8, help="fresh seeds per configuration (>= 2)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="first seed (default: fresh seeds derived from the study's seed)")
-    p.add_argument("--num-steps", type=int, default=None, help="default: the study's")
-    p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--results-json", default=None)
-    return p
-
-
-def validate_main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 done, 2 bad input (nothing written)."""
-    devices.use_host_devices()
-    args = _validate_parser().parse_args(argv)
-    prog = "validate_best.py"
-    from bb_jax.tuning.storage import StorageError, make_storage, redact
-
-    try:
-        if args.top_k < 1:
-            raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
-        if args.seeds < 2:
-            raise UsageError(f"--seeds must be >= 2 (a confidence interval needs two), got "
-                             f"{args.seeds}")
-        if args.num_steps is not None and args.num_steps < 1:
-            raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
-        if args.eval_episodes < 1:
-            raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
-        if args.results_json:
-            check_writable_dir(Path(args.results_json).resolve().parent, keep=False)
-        import optuna
-
-        storage = make_storage(args.storage)
-        try:
-            study = optuna.load_study(study_name=args.study_name, storage=storage)
-        except KeyError:
-            names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-            raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
-                             f"{', '.join(names) or 'none'}") from None
-        from bb_jax.tuning.outputs import finite_json, recommendation
-        from bb_jax.tuning.validation import validate_study
-
-        enable_compile_cache()
-        outcome = validate_study(study, args.top_k, args.seeds, args.num_steps,
-                                 args.eval_episodes, args.seed,
-                                 log=lambda line: print(line, flush=True))
-    except (UsageError, StorageError, ValueError) as err:
-        return _fail(prog, redact(str(err)))
-    print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds (mean "
-          "return on fresh episodes, 95% CI; * = beats the control, paired):")
-    _print_validation(outcome)
-    rec = recommendation(study)
-    print(f"recommendation: {rec['summary']}")
-    print(f"  {rec['train_command']}")
-    if args.results_json:
-        Path(args.results_json).write_text(json.dumps(finite_json(
-            {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))
-    return 0

@@ -1,0 +1,88 @@
+"""What every command line shares: usage errors as one line with exit code 2, checks of
+scenarios and output folders, and JAX's persistent compilation cache."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import jax
+
+from bb_jax.game.scenarios import list_scenarios
+
+USAGE_ERROR = 2
+STORAGE_ENV = "BB_JAX_STORAGE"
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported as one line, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit code 2) instead of the usage."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(prog: str, message: str) -> int:
+    """Print `message` as one usage-error line of `prog`; the exit code 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def check_scenario(name: str) -> str:
+    if name not in list_scenarios():
+        valid = ", ".join(list_scenarios())
+        raise UsageError(f"unknown scenario {name!r}; valid scenarios: {valid}")
+    return name
+
+
+def parse_scenarios(text: str) -> tuple[str, ...]:
+    names = list_scenarios() if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise UsageError(f"no scenario given; valid scenarios: {', '.join(list_scenarios())}")
+    for name in names:
+        check_scenario(name)
+    return tuple(dict.fromkeys(names))
+
+
+def check_writable_dir(path: Path, keep: bool = True) -> Path:
+    """Make sure files can be written in `path`, creating it if needed. With keep=False the
+    folders created for the check are removed again (nothing is left behind when a later
+    check fails; the outputs create them when they are written)."""
+    created = []
+    try:
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        probe = path / f".bb_jax_write_probe.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"output folder {path} is not writable: {err.strerror or err}") from None
+    finally:
+        if not keep:
+            for folder in reversed(created):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+    return path
+
+
+def enable_compile_cache() -> Path:
+    """Turn on JAX's persistent compilation cache (BB_JAX_CACHE_DIR, default
+    ~/.cache/bb_jax/xla) so a second run with the same shapes starts without compiling."""
+    path = Path(os.environ.get("BB_JAX_CACHE_DIR", Path.home() / ".cache" / "bb_jax" / "xla"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return path
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
