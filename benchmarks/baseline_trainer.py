@@ -1,8 +1,9 @@
 """Baseline (b): a per-step PPO trainer in the style users run today.
 
 The plain-Python reference game is stepped one environment at a time, the same actor-critic
-is called once per step (a jitted single-observation forward pass, actions sampled on the
-host), and the PPO update (the very same jitted `PPO.learn` as bb-jax) runs once per batch.
+is called once per step (a jitted single-observation forward pass on the plain observation,
+without the time input; actions sampled on the host), and the PPO update (the very same
+jitted `PPO.learn` as bb-jax) runs once per batch.
 Only the loop structure differs from bb-jax's end-to-end jitted trainer, so the ratio of the
 two is the price of per-step host round trips. Writes JSON with env-steps/s.
 
@@ -72,7 +73,7 @@ def run_updates(ppo: PPO, parts, num_updates: int, seed: int = 0) -> float:
 
 def measure(hidden_size: int, batch_size: int, num_updates: int, repeats: int) -> dict:
     ppo = PPO(PPOConfig(hidden_size=hidden_size, batch_size=batch_size, num_envs=1,
-                        num_minibatches=4, total_steps=batch_size))
+                        num_minibatches=4, total_steps=batch_size, time_input=False))
     parts = jitted_parts(ppo)
     run_updates(ppo, parts, 1)  # compile the forward pass and the update
     times = [run_updates(ppo, parts, num_updates, seed=r + 1) for r in range(repeats)]

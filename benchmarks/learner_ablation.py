@@ -5,8 +5,8 @@ Each variant trains every scenario x seed as ONE population (one compile per var
 scenario is a traced row per member), default hyperparameters, the same seeds and evaluation
 episodes in every variant. Per variant and scenario: the final return (mean of the last 100
 training episodes) and the mean return of fresh sampled episodes, each with its 95% CI over
-seeds, and the paired difference to the current default (time input off, shared critic) on
-the same seeds; also pooled over all scenario x seed pairs.
+seeds, and the paired difference to the original learner (variant "default": time input off,
+shared critic) on the same seeds; also pooled over all scenario x seed pairs.
 
     python benchmarks/learner_ablation.py            # 3 scenarios x 5 seeds x 200k steps
     python benchmarks/learner_ablation.py --quick    # tiny smoke run (not a result)
@@ -34,7 +34,7 @@ from bb_jax.train.runs import plan_chunks
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "learner_ablation_cpu.json"
 QUICK_OUT = Path(tempfile.gettempdir()) / "learner_ablation_cpu_quick.json"  # not a result
-VARIANTS = {  # name -> (time_input, critic, adv_norm); the first is the current default
+VARIANTS = {  # name -> (time_input, critic, adv_norm); the first is the original learner
     "default": (False, "shared", "batch"),
     "time_input": (True, "shared", "batch"),
     "separate_critic": (False, "separate", "batch"),

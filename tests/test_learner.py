@@ -22,7 +22,7 @@ from bb_jax.train.runs import load_params
 
 MAX_STEPS = 5
 TINY = PPOConfig(scenario="easy", hidden_size=16, batch_size=64, num_envs=8,
-                 max_steps=MAX_STEPS, total_steps=64, critic="shared")
+                 max_steps=MAX_STEPS, total_steps=64, critic="shared", time_input=False)
 TIMED = TINY.replace(time_input=True)
 
 

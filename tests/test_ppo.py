@@ -233,7 +233,7 @@ def test_learn_builds_the_batch_from_the_rollout(monkeypatch):
     advantages normalised over the batch, time-major flattening into the batch that the
     epochs train on, and the explained variance of the value targets."""
     config = PPOConfig(hidden_size=8, batch_size=12, num_envs=3, num_minibatches=1,
-                       total_steps=12, reward_scale=0.05)
+                       total_steps=12, reward_scale=0.05, time_input=False)
     ppo = PPO(config)
     T, E, D = config.rollout_length, config.num_envs, ppo.env.observation_size
     rng = np.random.default_rng(3)

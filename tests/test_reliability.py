@@ -491,10 +491,32 @@ def test_bad_input_leaves_an_existing_study_untouched(existing_study, args, expe
     assert not (tmp_path / "out2").exists()
 
 
+@pytest.mark.slow
+def test_study_of_another_learner_is_refused_and_left_untouched(existing_study, tmp_path,
+                                                                capsys):
+    """A study records the learner its trials trained with; resuming it after the defaults
+    changed (here: a study from a version without the time input) would mix incomparable
+    trials, so the run stops with one line and exit code 2."""
+    url, path = existing_study
+    study = optuna.load_study(study_name="kept", storage=url)
+    assert study.user_attrs["learner"] == PPOConfig().learner_choices
+    older = {**PPOConfig().learner_choices, "time_input": not PPOConfig.time_input}
+    study.set_user_attr("learner", older)
+    capsys.readouterr()
+    before = snapshot(url, path)
+    code, err = run_cli(["--study-name", "kept", "--storage", url, "--n-trials", "2",
+                         "--num-steps", "4096", "--eval-interval", "4096",
+                         "--output-dir", str(tmp_path / "out2")], capsys)
+    assert code == 2 and f"time_input={not PPOConfig.time_input}" in err, err
+    assert "use another --study-name" in err and len(err.strip().splitlines()) == 1
+    assert snapshot(url, path) == before
+    assert not (tmp_path / "out2").exists()
+
+
 def test_checkpoint_that_does_not_match_the_network(tmp_path):
     config = PPOConfig(hidden_size=32, batch_size=512, total_steps=4096)
     ppo = PPO(config)
-    params = ppo.network.init(jax.random.PRNGKey(0), np.zeros(ppo.env.observation_size))
+    params = ppo.network.init(jax.random.PRNGKey(0), np.zeros(ppo.input_size))
     good = tmp_path / "params.msgpack"
     good.write_bytes(serialization.to_bytes(params))
     assert jax.tree.structure(load_params(good, config)) == jax.tree.structure(params)

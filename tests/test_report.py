@@ -19,6 +19,7 @@ from bb_jax.train.learning_speed import (
     speed_figures,
     window_chunks,
 )
+from bb_jax.train.ppo import PPOConfig
 from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
 
 
@@ -181,6 +182,21 @@ def test_markdown_learning_speed_table():
     assert "Learning speed" not in markdown(results)
 
 
+def test_markdown_names_the_learner_choices():
+    results = synthetic_results()
+    results["settings"]["learner"] = {"time_input": True, "critic": "separate",
+                                      "adv_norm": "batch"}
+    line = next(x for x in markdown(results).splitlines() if x.startswith("- Training:"))
+    assert line.endswith("Learner: time input on, separate critic, advantages normalised per "
+                         "batch (docs/PPO.md).")
+    results["settings"]["learner"] = {"time_input": False, "critic": "shared",
+                                      "adv_norm": "minibatch"}
+    assert "time input off, shared critic, advantages normalised per minibatch" in markdown(
+        results)
+    del results["settings"]["learner"]  # a results JSON saved before the choices were recorded
+    assert "Learner:" not in markdown(results)
+
+
 def test_write_outputs(tmp_path):
     results = synthetic_results()
     md, png, js = tmp_path / "d" / "R.md", tmp_path / "d" / "p.png", tmp_path / "r.json"
@@ -211,6 +227,9 @@ def test_main_tiny_run_writes_the_report(tmp_path):
         assert ppo["easy"][key]["mean"] > ppo["hard"][key]["mean"] + 100
     assert base["easy"]["policies"]["random"]["mean"] > base["hard"]["policies"]["random"]["mean"]
     assert results["verdicts"] == verdicts(results)
+    assert results["settings"]["learner"] == {
+        "time_input": PPOConfig.time_input, "critic": PPOConfig.critic,
+        "adv_norm": PPOConfig.adv_norm}  # the defaults the run trained with
     text = md.read_text()
     assert "| easy |" in text and "| hard |" in text and "![results](results.png)" in text
     # one chunk of two updates: per seed, its episodes and their mean return

@@ -36,6 +36,7 @@ from bb_jax.train.losses import (
 from bb_jax.train.shapes import MemberShape, ShapeChoices, default_num_envs, pad_params
 
 ADV_NORMS = ("batch", "minibatch")
+LEARNER_CHOICES = ("time_input", "critic", "adv_norm")
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class PPOConfig:
             raise ValueError("this config keys a shared compiled program (total_steps=None): "
                              "the number of updates is the caller's loop, not the config's")
         return self.total_steps // self.batch_size
+
+    @property
+    def learner_choices(self) -> dict:
+        """{time_input, critic, adv_norm}: the learner's choices, recorded with a run or study
+        (results from different choices are not comparable)."""
+        return {name: getattr(self, name) for name in LEARNER_CHOICES}
 
     def replace(self, **changes) -> PPOConfig:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

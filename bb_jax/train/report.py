@@ -184,7 +184,8 @@ def run_report(settings: ReportSettings, progress: Callable[[str], None] | None 
     start = time.perf_counter()
     machine = machine_info()
     results = {"settings": {**dataclasses.asdict(settings),
-                            "hyperparameters": dict(DEFAULT_HYPERPARAMS)},
+                            "hyperparameters": dict(DEFAULT_HYPERPARAMS),
+                            "learner": settings.config().learner_choices},
                "machine": machine}
     results.update(train_all(settings, progress))
     if progress is not None:
@@ -301,7 +302,7 @@ def markdown(results: dict, plot_names: tuple[str, ...] = ("results.png",)) -> s
         f"{tuple(s['seeds'])}) as one population (one compiled program; scenario parameters "
         f"are traced), hidden size {s['hidden_size']}, batch {s['batch_size']} env steps per "
         f"update, {results['env_steps_per_member']:,} env steps each; hyperparameters "
-        f"{hp_text}."
+        f"{hp_text}.{_learner_text(s)}"
     )
     opponents_line = (
         f"- Opponents: the default list for {s['num_opponents']} opponents (random, random: "
@@ -339,6 +340,16 @@ def markdown(results: dict, plot_names: tuple[str, ...] = ("results.png",)) -> s
         "",
     ]
     return "\n".join(lines)
+
+
+def _learner_text(settings: dict) -> str:
+    """The learner's choices (docs/PPO.md) in words; nothing for results saved without them."""
+    learner = settings.get("learner")
+    if learner is None:
+        return ""
+    return (f" Learner: time input {'on' if learner['time_input'] else 'off'}, "
+            f"{learner['critic']} critic, advantages normalised per {learner['adv_norm']} "
+            "(docs/PPO.md).")
 
 
 def _speed_cell(fig: dict) -> str:

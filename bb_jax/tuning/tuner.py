@@ -232,8 +232,15 @@ _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
 def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
     """Raise StudyMismatchError when resuming `study` with settings that would make its trials
     incomparable (another scenario, opponent count, training budget, objective or number of
-    seeds per trial)."""
+    seeds per trial, or a learner whose defaults changed since: `PPOConfig.learner_choices`;
+    studies created before it was recorded are not checked for it)."""
     attrs = study.user_attrs
+    stored, current = attrs.get("learner"), PPOConfig().learner_choices
+    if stored is not None and stored != current:
+        raise StudyMismatchError(
+            f"study {study.study_name!r} was trained with the learner {_choices(stored)}, this "
+            f"version trains with {_choices(current)} (docs/PPO.md); its trials are not "
+            "comparable: use another --study-name")
     for attr, (field, flag) in _STUDY_SETTINGS.items():
         if attr not in attrs:
             continue
@@ -246,6 +253,10 @@ def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
                 f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
                 f"asks for {shown(wanted)}; resume it with the same settings or use another "
                 "--study-name")
+
+
+def _choices(learner: dict) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in learner.items())
 
 
 def open_study(settings: TuneSettings) -> optuna.Study:
@@ -270,6 +281,7 @@ def open_study(settings: TuneSettings) -> optuna.Study:
         study.set_user_attr("seed", settings.seed)
         study.set_user_attr("tuning_seeds", tuning_seeds(settings.seed,
                                                          settings.seeds_per_trial))
+        study.set_user_attr("learner", PPOConfig().learner_choices)
     return study
 
 

@@ -117,7 +117,7 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
     candidates = top_candidates(study, top_k)
     trainer = CohortTrainer(
         PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
-                  total_steps=steps, batch_size=LARGEST_BATCH),
+                  total_steps=steps, batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
         num_steps=steps, eval_episodes=eval_episodes, max_population=max_population,
         progress=log,
         eval_interval=tuner_trainer.eval_interval if tuner_trainer else steps,
