@@ -35,6 +35,7 @@ from reliability_helpers import (
     refused_port,
     signal_all,
     tune_args,
+    wait_for,
     warm_compile_cache,
 )
 
@@ -300,6 +301,51 @@ def test_interrupt_stops_cleanly(tmp_path, sig, jobs):
         assert records[trial.number]["value"] == trial.value
     assert results["n_complete"] == len(by_state(trials, TrialState.COMPLETE)) >= 1
     assert_plots_show_study(out, "stop", trials)
+
+
+def _pending_signals(pid: int) -> int:
+    """Bit mask of the signals pending for process `pid` (Linux /proc; 0 once it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    mask = 0
+    for line in lines:
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            mask |= int(line.split()[1], 16)
+    return mask
+
+
+@pytest.mark.slow
+def test_second_interrupt_while_waiting_for_a_worker_still_writes_the_outputs(tmp_path):
+    """Ctrl-C, then Ctrl-C again while the tuner waits for its worker process (kept stopped
+    here, so it cannot finish by itself): the worker is killed, its unfinished trials are
+    marked FAIL, the outputs are still written and the run exits 130 without a traceback."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    queue_trials(url, "again", 10)
+    out = tmp_path / "out"
+    tuner = Tuner(tune_args("again", url, out, 8, "--n-jobs", "2", *LONGER), tmp_path, "tuner")
+    frozen = freeze_mid_batch(tuner, url, "again")
+    children = [pid for pid in frozen if pid != tuner.proc.pid]
+    try:
+        kill(tuner, signal.SIGINT)
+        os.kill(tuner.proc.pid, signal.SIGCONT)  # the tuner runs on, its worker stays stopped
+        sigint = 1 << (signal.SIGINT - 1)
+        wait_for(lambda: any(_pending_signals(pid) & sigint for pid in children), tuner,
+                 what="the tuner passing the interrupt to its stopped worker")
+        time.sleep(0.5)  # from passing it on to waiting for the worker: a few lines
+        kill(tuner, signal.SIGINT)
+        assert tuner.wait() == 128 + signal.SIGINT, tuner.output()
+    finally:
+        signal_all(frozen, signal.SIGKILL)
+    assert "interrupted while waiting for the worker processes" in tuner.stderr
+    assert "Traceback" not in tuner.stderr, tuner.output()
+    trials = load_trials(url, "again")
+    assert not by_state(trials, TrialState.RUNNING), "every batch is closed"
+    assert by_state(trials, TrialState.FAIL)
+    results = json.loads((out / "again_results.json").read_text())
+    assert {r["number"]: r["state"] for r in results["trials"]} == {
+        t.number: t.state.name for t in trials}
 
 
 # ---------------------------------------------------------------------------------------------

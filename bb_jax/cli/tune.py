@@ -291,7 +291,7 @@ def _tune(settings, args) -> int:
 
     from bb_jax.tuning.outputs import write_outputs
     from bb_jax.tuning.storage import redact
-    from bb_jax.tuning.tuner import Tuner, open_study
+    from bb_jax.tuning.tuner import Tuner, fail_stale_trials, open_study
     from bb_jax.tuning.validation import validate_study
 
     enable_compile_cache()
@@ -319,7 +319,6 @@ def _tune(settings, args) -> int:
           f"{settings.population_size} trial(s), {settings.shapes} shapes | pruner "
           f"{settings.pruner} | sampler "
           f"{settings.sampler} | {jobs} job(s)", flush=True)
-    failed_workers = 0
     try:
         if jobs > 1:
             _pin(devices.job_cores(0, jobs))
@@ -330,11 +329,15 @@ def _tune(settings, args) -> int:
                 worker.send_signal(signal.SIGINT)
         raise
     finally:
-        for worker in workers:
-            failed_workers += worker.wait() != 0
-        study = tuner.study if settings.storage is None else open_study(settings)
-        paths = write_outputs(study, settings.storage, settings.output_dir)
-        print(f"results: {paths['results']}", flush=True)
+        failed_workers, interrupt = _wait_for_workers(workers)
+        with interrupts.deferred():  # a further Ctrl-C waits until the outputs are written
+            study = tuner.study if settings.storage is None else open_study(settings)
+            if interrupt is not None:  # the killed workers' batches
+                fail_stale_trials(study)
+            paths = write_outputs(study, settings.storage, settings.output_dir)
+            print(f"results: {paths['results']}", flush=True)
+        if interrupt is not None:
+            raise interrupt
     tuned_s = time.perf_counter() - started
     if not args.no_validate and _has_complete_trial(study):
         validate_study(study, args.validate_top_k, args.validate_seeds, args.validate_steps,
@@ -347,6 +350,25 @@ def _tune(settings, args) -> int:
         print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _wait_for_workers(workers) -> tuple[int, KeyboardInterrupt | None]:
+    """Wait for the worker processes: (how many failed, the interrupt received meanwhile). A
+    Ctrl-C or SIGTERM while waiting kills those still running instead of abandoning the wait
+    (the caller marks their unfinished trials FAIL), so the caller can still write the
+    outputs before it raises the interrupt."""
+    interrupt = None
+    while True:
+        try:
+            return sum(worker.wait() != 0 for worker in workers), interrupt
+        except KeyboardInterrupt as err:
+            interrupts.acknowledge()
+            interrupt = err
+            print("interrupted while waiting for the worker processes: stopping them",
+                  file=sys.stderr, flush=True)
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
 
 
 def _jobs(n_jobs: int, n_trials: int) -> int:
