@@ -64,7 +64,7 @@ class PPOConfig:
     max_epochs: int = 10
     total_steps: int | None = 500_000
     reward_scale: float = 0.01
-    time_input: bool = False
+    time_input: bool = True
     critic: str = "separate"
     adv_norm: str = "batch"
 
