@@ -39,7 +39,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=PPOConfig.hidden_size)
     p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
                    default=PPOConfig.time_input,
-                   help="give the network the episode's progress (step / max steps)")
+                   help="give the network the episode's progress (step / max steps; default: "
+                        "%(default)s)")
     p.add_argument("--critic", choices=CRITICS, default=PPOConfig.critic,
                    help="value head on the policy's torso or on its own (default: %(default)s)")
     p.add_argument("--adv-norm", choices=ADV_NORMS, default=PPOConfig.adv_norm,
