@@ -159,14 +159,20 @@ def study_trials(storage, name: str):
 
 
 def mid_batch(trials, pid: int) -> bool:
-    """Whether, in `trials`, at least one is COMPLETE and the tuner process `pid` is training a
-    batch: it has RUNNING trials and each has reported an intermediate value (it is between
-    its first report and its end). Other workers' trials may be anywhere in their own batch
-    (waiting for them too could let the tuner finish its last batch first)."""
-    mine = [t for t in by_state(trials, TrialState.RUNNING)
-            if t.system_attrs.get("bb_pid") == pid]
-    return bool(by_state(trials, TrialState.COMPLETE) and mine
-                and all(t.intermediate_values for t in mine))
+    """Whether, in `trials`, the tuner process `pid` has completed a batch and is training the
+    next: it has RUNNING trials, all started after its last COMPLETE trial ended (not the rest
+    of a batch it is still telling, one trial after the other), and each has reported an
+    intermediate value (it is between its first report and its end). Other workers' trials
+    may be anywhere in their own batch (waiting for them too could let the tuner finish its
+    last batch first)."""
+    def own(state):
+        return [t for t in by_state(trials, state) if t.system_attrs.get("bb_pid") == pid]
+
+    running, complete = own(TrialState.RUNNING), own(TrialState.COMPLETE)
+    return bool(running and complete
+                and min(t.datetime_start for t in running)
+                >= max(t.datetime_complete for t in complete)
+                and all(t.intermediate_values for t in running))
 
 
 def process_tree(pid: int) -> list[int]:
