@@ -37,6 +37,9 @@ def _auto_or_int(text: str) -> int | str:
             f"invalid value {text!r}: a positive integer or 'auto'") from None
 
 
+DEFAULT_NUM_STEPS = 50_000
+
+
 def _tune_parser() -> argparse.ArgumentParser:
     from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS, SAMPLERS, SHAPES
 
@@ -47,7 +50,19 @@ def _tune_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="default",
                    help="a scenario, a comma-separated list, or 'all' (objective = mean)")
     p.add_argument("--num-opponents", type=int, default=2)
-    p.add_argument("--num-steps", type=int, default=50_000, help="env steps per trial")
+    p.add_argument("--num-steps", type=int, default=None,
+                   help=f"env steps per training run (one seed on one scenario; default: "
+                        f"{DEFAULT_NUM_STEPS:,} unless a budget is given)")
+    p.add_argument("--flop-budget", type=float, default=None,
+                   help="training FLOPs per run instead of env steps: cheap configurations "
+                        "train more steps; deterministic (default: none)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds of training per run, converted once into a FLOP budget by "
+                        "timing the default configuration when the study is created "
+                        "(default: none)")
+    p.add_argument("--objectives", default="return",
+                   help="return, or return,cost: a multi-objective study of return and "
+                        "training TFLOPs per run (Pareto front; no pruning) (default: return)")
     p.add_argument("--n-trials", type=int, default=100, help="new trials to run")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--n-jobs", type=int, default=1,
@@ -155,16 +170,22 @@ def tune_settings(args):
     )
 
     scenarios = parse_scenarios(args.scenario)
+    objectives = parse_objectives(args.objectives)
+    flop_budget, time_budget = check_budget(args, objectives)
+    if flop_budget is None and time_budget is None and args.num_steps is None:
+        args.num_steps = DEFAULT_NUM_STEPS
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    if args.num_steps < LARGEST_BATCH:
+    if args.num_steps is not None and args.num_steps < LARGEST_BATCH:
         raise UsageError(f"--num-steps must be at least {LARGEST_BATCH} (the largest batch size "
                          f"in the search space), got {args.num_steps}")
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be > 0, got {args.n_trials}")
-    if not 0 < args.eval_interval <= args.num_steps:
+    if args.eval_interval <= 0 or (args.num_steps is not None
+                                   and args.eval_interval > args.num_steps):
         raise UsageError(
-            f"--eval-interval must be in 1..{args.num_steps}, got {args.eval_interval}")
+            f"--eval-interval must be in 1..{args.num_steps or 'the run'}, got "
+            f"{args.eval_interval}")
     population_size = args.population_size
     if population_size == "auto":
         population_size = default_population_size(jax.default_backend())
@@ -210,7 +231,7 @@ def tune_settings(args):
     except StorageError as err:
         raise UsageError(str(err)) from None
     enqueue = read_enqueue(args.enqueue) if args.enqueue else ()
-    check_memory(args.num_opponents, args.num_steps,
+    check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
                  args.eval_episodes if args.objective == "eval_return" else 0)
     # checked, not created: a run refused later (e.g. its database is unreachable) leaves
     # nothing behind; write_outputs creates the folder
@@ -225,8 +246,45 @@ def tune_settings(args):
         worker_index=args.worker_index, seeds_per_trial=seeds_per_trial,
         sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
-        sha_min_fraction=args.min_fraction, shapes=shapes,
+        sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
+        time_budget=time_budget, objectives=objectives,
     )
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """--objectives: "return" or "return,cost" (cost alone would favour doing nothing)."""
+    from bb_jax.tuning.tuner import STUDY_OBJECTIVES
+
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [n for n in names if n not in STUDY_OBJECTIVES]
+    if unknown or len(set(names)) != len(names):
+        raise UsageError(f"--objectives {text!r}: valid objectives are "
+                         f"{', '.join(STUDY_OBJECTIVES)}, each once (e.g. return,cost)")
+    if "return" not in names:
+        raise UsageError("--objectives needs return (cost alone is minimised by not "
+                         "learning): use return or return,cost")
+    return ("return", *(n for n in names if n != "return"))
+
+
+def check_budget(args, objectives) -> tuple[float | None, float | None]:
+    """(flop budget, time budget) from the command line; at most one budget, none beside an
+    explicit --num-steps, and none with the cost objective (under a budget every
+    configuration costs the same)."""
+    budgets = [(flag, value) for flag, value in (("--flop-budget", args.flop_budget),
+                                                 ("--time-budget", args.time_budget))
+               if value is not None]
+    for flag, value in budgets:
+        if not value > 0:
+            raise UsageError(f"{flag} must be > 0, got {value:g}")
+    if len(budgets) == 2:
+        raise UsageError("give one budget: --flop-budget or --time-budget, not both")
+    if budgets and args.num_steps is not None:
+        raise UsageError(f"--num-steps and {budgets[0][0]} both set the length of a run: give "
+                         "one of them")
+    if budgets and "cost" in objectives:
+        raise UsageError(f"--objectives return,cost compares costs at equal env steps: give "
+                         f"--num-steps instead of {budgets[0][0]}")
+    return args.flop_budget, args.time_budget
 
 
 def check_gp_sampler() -> None:
@@ -291,7 +349,7 @@ def _tune(settings, args) -> int:
 
     from bb_jax.tuning.outputs import write_outputs
     from bb_jax.tuning.storage import redact
-    from bb_jax.tuning.tuner import Tuner, fail_stale_trials, open_study
+    from bb_jax.tuning.tuner import Tuner, device_kind, fail_stale_trials, open_study
     from bb_jax.tuning.validation import validate_study
 
     enable_compile_cache()
@@ -314,8 +372,9 @@ def _tune(settings, args) -> int:
         return 0
     print(f"study {settings.study_name} | storage "
           f"{redact(settings.storage) if settings.storage else 'in-memory'} | scenarios "
-          f"{','.join(settings.scenarios)} | {sum(shares)} trials x "
-          f"{settings.num_steps:,} steps x {settings.seeds_per_trial} seed(s) | population "
+          f"{','.join(settings.scenarios)} | {sum(shares)} trials x {_run_length(settings)} x "
+          f"{settings.seeds_per_trial} seed(s) | objectives {','.join(settings.objectives)} | "
+          f"device {device_kind()} | population "
           f"{settings.population_size} trial(s), {settings.shapes} shapes | pruner "
           f"{settings.pruner} | sampler "
           f"{settings.sampler} | {jobs} job(s)", flush=True)
@@ -350,6 +409,15 @@ def _tune(settings, args) -> int:
         print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_length(settings) -> str:
+    """What one training run of the study is: env steps, or a FLOP budget (and the time it
+    was converted from)."""
+    if settings.flop_budget is None:
+        return f"{settings.num_steps:,} steps"
+    text = f"{settings.flop_budget / 1e12:.3g} TFLOP"
+    return text if settings.time_budget is None else f"{text} (~{settings.time_budget:g} s)"
 
 
 def _wait_for_workers(workers) -> tuple[int, KeyboardInterrupt | None]:
@@ -395,7 +463,9 @@ def worker_command(settings, index: int, n_trials: int,
     args = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
                                    "sys.exit(tune_main())"),
             "--scenario", settings.scenario_arg, "--num-opponents", str(settings.num_opponents),
-            "--num-steps", str(settings.num_steps), "--n-trials", str(n_trials),
+            *_length_args(settings),
+            "--objectives", ",".join(settings.objectives), "--n-trials", str(n_trials),
+            *(["--timeout", repr(settings.timeout)] if settings.timeout is not None else []),
             "--seed", str(settings.seed), "--eval-interval", str(settings.eval_interval),
             "--pruner", settings.pruner, "--study-name", settings.study_name,
             "--population-size", str(settings.population_size), "--shapes", settings.shapes,
@@ -412,6 +482,15 @@ def worker_command(settings, index: int, n_trials: int,
     if cores is not None:
         env[devices.CORES_ENV] = ",".join(map(str, cores))
     return args, env
+
+
+def _length_args(settings) -> list[str]:
+    """A worker's run-length flags: the ones the study was created with."""
+    if settings.time_budget is not None:
+        return ["--time-budget", repr(settings.time_budget)]
+    if settings.flop_budget is not None:
+        return ["--flop-budget", repr(settings.flop_budget)]
+    return ["--num-steps", str(settings.num_steps)]
 
 
 def _pin(cores: list[int]) -> None:
@@ -455,3 +534,11 @@ def _print_best(study, tune_s: float, validate_s: float) -> None:
             print(f"  {name}: {value}")
     print("train it with:" if rec["beats_control"] else "train the defaults with:")
     print(f"  {rec['train_command']}")
+    cheap = rec.get("cheapest")
+    if cheap is not None:
+        name = "the defaults" if cheap["trial"] == "control" else f"trial {cheap['trial']}"
+        print(f"cheapest not significantly worse than the best validated: {name}, "
+              f"{cheap['validated_mean']:.2f} +/- {cheap['validated_ci95']:.2f}, "
+              f"{cheap['train_seconds_per_run']:.1f} training s and "
+              f"{cheap['tflops_per_run']:.3g} TFLOP per run; train it with:")
+        print(f"  {cheap['train_command']}")

@@ -57,8 +57,10 @@ class PPOConfig:
     num_opponents: int = 2
     opponents: tuple[str, ...] | None = None
     max_steps: int = 50
-    hidden_size: int = 512  # with batch_size and DEFAULT_HYPERPARAMS: the tuner's winner
-    batch_size: int = 512
+    # chosen per second of training on a 2-core CPU (docs/PPO.md, "Defaults per second"):
+    # as good per env step as hidden 512 / batch 512 was at 200k steps, ~10x cheaper
+    hidden_size: int = 128
+    batch_size: int = 1024
     num_envs: int | None = None
     num_minibatches: int = 4
     max_epochs: int = 10
@@ -361,6 +363,17 @@ class PPO:
         index = self._permutation(key, shape.batch_size)[jnp.where(weight, positions, 0)]
         return jax.tree.map(lambda x: x[index], batch), weight.astype(jnp.float32)
 
+    def minibatch_update(self, params, opt_state, minibatch: Batch, weight,
+                         hp: PPOHyperparams):
+        """One gradient step on a minibatch (with `weight`: 0/1 per entry, or None).
+        Returns (params, opt_state, metrics)."""
+        if self.config.adv_norm == "minibatch":
+            minibatch = minibatch._replace(advantage=normalise(minibatch.advantage, weight))
+        grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+        (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp, weight)
+        updates, opt_state = make_optimizer(hp).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
     def _learn(self, params, opt_state, batch: Batch, key, hp: PPOHyperparams,
                shape: MemberShape | None = None):
         """hp.num_epochs (clipped to 1..max_epochs) passes of shuffled minibatch updates.
@@ -370,17 +383,10 @@ class PPO:
         epochs in which a member's epochs past its own count leave everything unchanged (no
         per-iteration predicate for the host to read). Both give the same results."""
         c = self.config
-        tx = make_optimizer(hp)
-        grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
         def minibatch_step(carry, xs):
-            params, opt_state = carry
-            minibatch, weight = xs
-            if c.adv_norm == "minibatch":
-                minibatch = minibatch._replace(advantage=normalise(minibatch.advantage, weight))
-            (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp, weight)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), metrics
+            params, opt_state, metrics = self.minibatch_update(*carry, *xs, hp)
+            return (params, opt_state), metrics
 
         def epoch(carry):
             params, opt_state, key, _ = carry

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.cost import CompileClock, update_flops
 from bb_jax.train.memory import memory_budget, population_limit
 from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import PPOConfig, stack_hyperparams
@@ -52,15 +53,41 @@ class Report:
     env_steps: int
     value: float
     final: bool = False
+    flops: float = 0.0  # training FLOPs spent so far (`bb_jax.train.cost`)
 
 
 @dataclasses.dataclass
 class MemberResult:
+    """How a member ended, and what it cost: `flops` of training (XLA's count), `seconds`
+    its share of its program's training wall time (compiles excluded; a stretch's time is
+    shared equally among the members it trained)."""
+
     member_id: int
     state: str  # "complete", "stopped" or "failed"
     value: float | None = None  # final objective (complete) or last value (stopped)
     reason: str = ""
     env_steps: int = 0
+    flops: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberPlan:
+    """How long a member trains: `updates` in all, in chunks of `chunk` updates, a report
+    every `every` chunks; `update_flops` is one update's cost."""
+
+    updates: int
+    chunk: int
+    every: int
+    update_flops: float
+
+    @property
+    def report_updates(self) -> int:
+        return self.chunk * self.every
+
+
+# a FLOP-budget run reports about this many times (chunks of a power of two updates)
+BUDGET_REPORTS = 10
 
 
 def next_power_of_two(n: int) -> int:
@@ -136,6 +163,9 @@ class CohortTrainer:
     base_config: PPOConfig
     num_steps: int
     eval_interval: int
+    # > 0: every member trains until it has spent this many FLOPs (its env steps follow
+    # from its cost), instead of `num_steps` env steps
+    flop_budget: float | None = None
     eval_episodes: int = 0  # > 0: final value = mean return over this many fresh episodes
     max_population: int = 1024  # larger cohorts train in several rounds (memory bound)
     progress: Callable[[str], None] | None = None
@@ -145,15 +175,35 @@ class CohortTrainer:
     shape_choices: ShapeChoices | None = None
     # members trained per compiled training program: (program name, population size) -> count
     programs: dict = dataclasses.field(default_factory=dict)
+    compile_clock: CompileClock = dataclasses.field(default_factory=CompileClock)
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
-        return self.base_config.replace(
-            hidden_size=hidden_size, batch_size=batch_size, total_steps=self.num_steps
-        )
+        return self.base_config.replace(hidden_size=hidden_size, batch_size=batch_size,
+                                        total_steps=None)
 
     def cohort_of(self, spec: MemberSpec) -> tuple:
-        """The cohort (program) a member trains in: its shape, or "padded" for all."""
-        return ("padded",) if self.shape_choices is not None else cohort_key(spec)
+        """The cohort (program) a member trains in: its shape and length, or "padded" for
+        all."""
+        if self.shape_choices is not None:
+            return ("padded",)
+        return (*cohort_key(spec), self.plan(spec).updates)
+
+    def plan(self, spec: MemberSpec) -> MemberPlan:
+        """A member's training length. By env steps: num_steps // batch updates, chunks that
+        divide them, a report about every eval_interval env steps. By a FLOP budget: as many
+        updates as the budget buys, in chunks of a power of two near a tenth of them (a
+        report at each: every member reports at about the same shares of its budget, and
+        few chunk lengths, hence compiles, serve a shape)."""
+        config = self.config_for(spec.hidden_size, spec.batch_size)
+        flops = update_flops(config, int(spec.hyperparams["num_epochs"]))
+        if self.flop_budget is None:
+            updates = self.num_steps // spec.batch_size
+            target = round(self.eval_interval / spec.batch_size)
+            chunk = plan_chunks(updates, target)[0]
+            return MemberPlan(updates, chunk, max(1, round(target / chunk)), flops)
+        affordable = max(1, int(self.flop_budget // flops))
+        chunk = 1 << max(0, (affordable // BUDGET_REPORTS).bit_length() - 1)
+        return MemberPlan(max(chunk, affordable // chunk * chunk), chunk, 1, flops)
 
     def run(
         self,
@@ -169,7 +219,7 @@ class CohortTrainer:
         budget = self.memory_budget if self.memory_budget is not None else memory_budget()
         cohorts = group_cohorts(specs, self.cohort_of)
         padded = self.shape_choices
-        configs = {key: (self.config_for(*key) if padded is None else
+        configs = {key: (self.config_for(*key[:2]) if padded is None else
                          padded.config(self.base_config.replace(total_steps=None)))
                    for key in cohorts}
         # members per population: --max-population, lowered to what fits in device memory;
@@ -179,7 +229,7 @@ class CohortTrainer:
                   for key, config in configs.items()}
         for key, members in cohorts.items():
             config = configs[key]
-            work = max(self._member_updates(m) for m in members) * config.batch_size
+            work = max(self.plan(m).updates for m in members) * config.batch_size
             size = self.sizing.choose(key, len(members), work, limits[key])
             if len(members) > limits[key] and self.progress is not None:
                 why = "device memory" if limits[key] < self.max_population else "max population"
@@ -192,33 +242,18 @@ class CohortTrainer:
                 on_finished(finished)
         return results
 
-    def _member_updates(self, spec: MemberSpec) -> int:
-        return self.num_steps // spec.batch_size
-
     def _name(self, config: PPOConfig) -> str:
         if self.shape_choices is None:
             return f"hidden={config.hidden_size} batch={config.batch_size}"
         return f"padded (hidden<={config.hidden_size} batch<={config.batch_size})"
 
-    def _stride(self, batch_size: int) -> tuple[int, int]:
-        """(chunk length, chunks per report) in updates for a member of `batch_size`: chunks
-        of equal length dividing its updates, a report about every eval_interval env steps."""
-        updates = self.num_steps // batch_size
-        length = plan_chunks(updates, round(self.eval_interval / batch_size))[0]
-        return length, max(1, round(self.eval_interval / (length * batch_size)))
-
-    def _report_updates(self, batch_size: int) -> int:
-        """Updates between two reports of a member of `batch_size`."""
-        length, every = self._stride(batch_size)
-        return length * every
-
-    def _stretches(self, population: Population):
+    def _stretches(self, population: Population, plans: dict[int, MemberPlan]):
         """Runs the population from one report to the next; yields each stretch's metrics
         (env_steps, finite, episodes_finished, return_sum: [P, updates])."""
         keys = ("env_steps", "finite", "episodes_finished", "return_sum")
         if population.shapes is None:
-            length, every = self._stride(population.config.batch_size)
-            total = self.num_steps // population.config.batch_size
+            plan = plans[next(m for m in population.members if m >= 0)]
+            length, every, total = plan.chunk, plan.every, plan.updates
             pending = []
             for index in range(1, total // length + 1):
                 pending.append(population.run(length))
@@ -231,49 +266,69 @@ class CohortTrainer:
         # a padded population: every call runs the longest stretch of its first members (one
         # compiled length per population); each member stops at its own next report (`until`),
         # so its report points are those of its exact cohort
-        length = max(self._report_updates(int(b)) for b in population.batch_sizes)
+        length = max(plans[m].report_updates for m in population.members if m >= 0)
         while True:
-            # strides and totals follow the members through repacks (`keep`)
-            batches = population.batch_sizes
-            strides = np.array([self._report_updates(int(b)) for b in batches])
-            totals = self.num_steps // batches
+            # strides and totals follow the members through repacks (`keep`); a padding row
+            # copies the member before it
+            rows = [m for m in population.members if m >= 0]
+            rows += [rows[-1]] * (population.size - len(rows))
+            strides = np.array([plans[m].report_updates for m in rows])
+            totals = np.array([plans[m].updates for m in rows])
             done = np.asarray(population.state.update)[: population.size]
             if np.all(done >= totals):
                 return
             metrics = population.run(length, np.minimum(done + strides, totals))
             yield {k: np.asarray(metrics[k]) for k in keys}
 
-    def _run_cohort(self, key, config, members, size, on_reports) -> dict[int, MemberResult]:
+    def _population(self, config, members, size) -> Population:
+        """A population of `members`, padded to `size` with copies of the last (id -1)."""
         padded = list(members) + [members[-1]] * (size - len(members))
         ids = [m.member_id for m in members] + [-1] * (size - len(members))
         shapes = None
         if self.shape_choices is not None:
             shapes = jax.tree.map(lambda *x: jnp.stack(x), *[
                 self.shape_choices.member(m.hidden_size, m.batch_size) for m in padded])
-        population = Population(
+        return Population(
             config,
             stack_hyperparams([m.hyperparams for m in padded]),
             jnp.stack([jax.random.PRNGKey(m.seed) for m in padded]),
             stack_scenarios([get_scenario(m.scenario, config.num_opponents + 1) for m in padded]),
             members=ids, shapes=self.shape_choices, member_shapes=shapes,
         )
+
+    def _run_cohort(self, key, config, members, size, on_reports) -> dict[int, MemberResult]:
+        population = self._population(config, members, size)
         by_id = {m.member_id: m for m in members}
+        plans = {m.member_id: self.plan(m) for m in members}
         program = (self._name(config), size)
         self.programs[program] = self.programs.get(program, 0) + len(members)
 
         def total_steps(member: int) -> int:
-            return self._member_updates(by_id[member]) * by_id[member].batch_size
+            return plans[member].updates * by_id[member].batch_size
+
+        def cost(member: int, steps: int) -> dict:
+            updates = steps // by_id[member].batch_size
+            return {"env_steps": steps, "flops": updates * plans[member].update_flops,
+                    "seconds": seconds.get(member, 0.0)}
 
         results: dict[int, MemberResult] = {}
         last_values: dict[int, float] = {}
         trained: dict[int, int] = {}  # env steps each member has trained
+        seconds: dict[int, float] = {}  # each member's share of the training wall time
         started = stretch_start = time.perf_counter()
-        for metrics in self._stretches(population):
+        compiled_before = self.compile_clock.seconds()
+        for metrics in self._stretches(population, plans):
             # work in program iterations x the program's batch: a padded program computes its
             # largest batch for every member
             work = metrics["env_steps"].shape[1] * config.batch_size * population.size
-            self.sizing.observe(key, population.size, time.perf_counter() - stretch_start, work,
+            wall = time.perf_counter() - stretch_start
+            self.sizing.observe(key, population.size, wall, work,
                                 new=population.size not in self.sizing.known(key))
+            compiling = self.compile_clock.seconds() - compiled_before
+            training = [m for m in population.members if m >= 0 and m not in results]
+            for member in training:
+                seconds[member] = (seconds.get(member, 0.0)
+                                   + max(0.0, wall - compiling) / len(training))
             steps = metrics["env_steps"][:, -1]
             trained.update((m, int(steps[p])) for p, m in enumerate(population.members) if m >= 0)
             episodes = metrics["episodes_finished"].sum(axis=1)
@@ -283,23 +338,24 @@ class CohortTrainer:
             for pos, member in enumerate(population.members):
                 if member < 0 or member in results:
                     continue
+                at = int(steps[pos])
                 if not bool(metrics["finite"][pos].all()):
                     results[member] = MemberResult(
                         member, "failed", reason="loss or parameters became NaN/inf "
-                        f"by env step {int(steps[pos])}", env_steps=int(steps[pos]))
+                        f"by env step {at}", **cost(member, at))
                     continue
                 value = float(interval_means[pos])
                 if np.isfinite(value):
                     last_values[member] = value
-                    reports.append(Report(member, int(steps[pos]), value,
-                                          final=int(steps[pos]) >= total_steps(member)))
+                    reports.append(Report(member, at, value, final=at >= total_steps(member),
+                                          flops=cost(member, at)["flops"]))
             stop = on_reports(reports) if reports else set()
             for member in stop:
                 if member not in results:  # a member that failed stays failed
                     pos = list(population.members).index(member)
                     results[member] = MemberResult(member, "stopped",
                                                    value=last_values.get(member),
-                                                   env_steps=int(steps[pos]))
+                                                   **cost(member, int(steps[pos])))
             live = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
             if self.progress is not None:
                 rate = sum(trained.values()) / (time.perf_counter() - started)
@@ -309,14 +365,16 @@ class CohortTrainer:
                               f"{len(live)} live, {rate:,.0f} env-steps/s")
             if not live:
                 return results
-            remaining = max(total_steps(population.members[p]) - int(steps[p])
-                            for p in live) // int(population.batch_sizes[live].min())
+            remaining = max(plans[population.members[p]].updates
+                            - int(steps[p]) // by_id[population.members[p]].batch_size
+                            for p in live)
             new_size = self.sizing.choose(key, len(live), remaining * config.batch_size,
                                           population.size, rounds=False)
             if new_size < population.size:
                 population.keep(live, pad_to=new_size)
                 self.programs.setdefault((self._name(config), new_size), 0)
             stretch_start = time.perf_counter()
+            compiled_before = self.compile_clock.seconds()
         final_eval = None
         if self.eval_episodes > 0:
             keys = jnp.stack([evaluation_key(by_id[m].seed if m >= 0 else 0)
@@ -329,8 +387,8 @@ class CohortTrainer:
                      else float(final_eval[pos].mean()))
             if value is None or not np.isfinite(value):
                 results[member] = MemberResult(member, "failed", reason="no episode completed",
-                                               env_steps=total_steps(member))
+                                               **cost(member, total_steps(member)))
             else:
                 results[member] = MemberResult(member, "complete", value,
-                                               env_steps=total_steps(member))
+                                               **cost(member, total_steps(member)))
         return results

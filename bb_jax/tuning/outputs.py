@@ -54,6 +54,30 @@ def recommendation(study: optuna.Study) -> dict | None:
     chosen = outcome.get("recommended")
     row = rows[str(chosen if chosen is not None else CONTROL)]
     beat = chosen is not None
+    cheapest = outcome.get("cheapest")
+    return {
+        "cheapest": None if cheapest is None else _cheapest(study, rows[str(cheapest)], outcome),
+        **_recommended(study, row, beat, outcome)}
+
+
+def _run_steps(row: dict, outcome: dict) -> int:
+    """Env steps per run of a validated row: its own under a FLOP budget."""
+    return int(row.get("num_steps") or outcome["num_steps"])
+
+
+def _cheapest(study: optuna.Study, row: dict, outcome: dict) -> dict:
+    """The cheapest validated candidate not significantly worse than the best one."""
+    return {"trial": row["trial"], "params": row["params"], "validated_mean": row["mean"],
+            "validated_ci95": row["ci95"], "vs_best": row.get("vs_best"),
+            "train_seconds_per_run": row.get("train_seconds_per_run"),
+            "tflops_per_run": row.get("tflops_per_run"),
+            "train_command": train_command(study, row["params"], outcome["seeds"],
+                                           _run_steps(row, outcome),
+                                           f"{study.study_name}_cheapest",
+                                           outcome.get("eval_episodes", 200))}
+
+
+def _recommended(study: optuna.Study, row: dict, beat: bool, outcome: dict) -> dict:
     return {
         "beats_control": beat,
         "trial": row["trial"],
@@ -63,8 +87,10 @@ def recommendation(study: optuna.Study) -> dict | None:
         "tuning_value": row.get("tuning_value"),
         "vs_control": row.get("vs_control"),
         "seeds": outcome["seeds"],
+        "train_seconds_per_run": row.get("train_seconds_per_run"),
+        "tflops_per_run": row.get("tflops_per_run"),
         "train_command": train_command(
-            study, row["params"], outcome["seeds"], outcome["num_steps"],
+            study, row["params"], outcome["seeds"], _run_steps(row, outcome),
             f"{study.study_name}_{'recommended' if beat else 'control'}",
             outcome.get("eval_episodes", 200)),
         "summary": (f"trial {row['trial']} beat the default configuration on "
@@ -78,7 +104,8 @@ def trial_record(trial: FrozenTrial) -> dict:
     return {
         "number": trial.number,
         "state": trial.state.name,
-        "value": trial.value,
+        "value": trial.values[0] if trial.values else None,
+        "values": trial.values,
         "params": trial.params,
         "intermediate_values": {str(k): v for k, v in sorted(trial.intermediate_values.items())},
         "user_attrs": trial.user_attrs,
@@ -89,8 +116,9 @@ def trial_record(trial: FrozenTrial) -> dict:
 def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = max(complete, key=lambda t: t.values[0]) if complete else None
     attrs = study.user_attrs
+    multi = len(study.directions) > 1
     return {
         "study_name": study.study_name,
         "scenario": attrs.get("scenario"),
@@ -101,9 +129,17 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
         "storage": redact(storage_url) if storage_url else "in-memory",
         "seeds_per_trial": attrs.get("seeds_per_trial", 1),
         "tuning_seeds": attrs.get("tuning_seeds"),
+        "objectives": attrs.get("objectives", ["return"]),
+        "flop_budget": attrs.get("flop_budget"),
+        "time_budget": attrs.get("time_budget"),
+        "calibration": attrs.get("calibration"),
+        "device": attrs.get("device"),
+        "pareto_front": [t.number for t in study.best_trials] if multi else None,
+        "compile_seconds": sum(v.get("compile_seconds", 0.0) for k, v in attrs.items()
+                               if k.startswith("programs_worker")),
         # the highest tuning value: selected as the best of many noisy values, so biased
         # upwards; "recommendation" holds the figure validated on fresh seeds
-        "best_value": best.value if best else None,
+        "best_value": best.values[0] if best else None,
         "best_params": best.params if best else None,
         "best_trial": best.number if best else None,
         "validation": attrs.get("validation"),
@@ -127,9 +163,14 @@ def _write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
 def _write_plot(make_figure, path: Path) -> None:
+    """One HTML page per plot; they share the plotly.min.js written beside them, so they
+    open without a network."""
     try:
-        html = make_figure().to_html(include_plotlyjs="cdn")
+        html = make_figure().to_html(include_plotlyjs=PLOTLY_JS)
     except (ValueError, RuntimeError, ZeroDivisionError) as err:
         html = f"<html><body><p>plot not available: {err}</p></body></html>\n"
     _write_atomic(path, html)
@@ -140,6 +181,8 @@ def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path
     replaced atomically; several workers of one study may write them concurrently."""
     from optuna import visualization
 
+    from plotly.offline import get_plotlyjs
+
     output_dir.mkdir(parents=True, exist_ok=True)
     name = study.study_name
     paths = {
@@ -148,14 +191,49 @@ def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path
         "importances": output_dir / f"{name}_importances.html",
         "parallel": output_dir / f"{name}_parallel.html",
         "intermediate": output_dir / f"{name}_intermediate.html",
+        "cost": output_dir / f"{name}_cost.html",
     }
+    multi = len(study.directions) > 1
+    if multi:
+        paths["pareto"] = output_dir / f"{name}_pareto.html"
     _write_atomic(paths["results"], json.dumps(finite_json(results_dict(study, storage_url)),
                                                indent=2, default=_json_default, allow_nan=False))
-    _write_plot(lambda: visualization.plot_optimization_history(study), paths["history"])
-    _write_plot(lambda: visualization.plot_param_importances(study), paths["importances"])
-    _write_plot(lambda: visualization.plot_parallel_coordinate(study), paths["parallel"])
+    if not (output_dir / PLOTLY_JS).exists():
+        _write_atomic(output_dir / PLOTLY_JS, get_plotlyjs())
+    # a multi-objective study's plots show its first objective, the return
+    target = {"target": (lambda t: t.values[0]), "target_name": "return"} if multi else {}
+    _write_plot(lambda: visualization.plot_optimization_history(study, **target),
+                paths["history"])
+    _write_plot(lambda: visualization.plot_param_importances(study, **target),
+                paths["importances"])
+    _write_plot(lambda: visualization.plot_parallel_coordinate(study, **target),
+                paths["parallel"])
     _write_plot(lambda: visualization.plot_intermediate_values(study), paths["intermediate"])
+    _write_plot(lambda: cost_figure(study), paths["cost"])
+    if multi:
+        _write_plot(lambda: visualization.plot_pareto_front(
+            study, target_names=["return", "training TFLOP per run"]), paths["pareto"])
     return paths
+
+
+def cost_figure(study: optuna.Study):
+    """Every complete trial's tuning return against its training seconds per run (compiles
+    excluded), hover: trial number, TFLOPs and env steps per run."""
+    import plotly.graph_objects as go
+
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.user_attrs.get("train_seconds")]
+    runs = [max(1, len(t.user_attrs.get("per_seed_values", [0]))
+                * len(study.user_attrs.get("scenarios", [0]))) for t in trials]
+    figure = go.Figure(go.Scatter(
+        x=[t.user_attrs["train_seconds"] / n for t, n in zip(trials, runs)],
+        y=[t.values[0] for t in trials], mode="markers",
+        text=[f"trial {t.number}: {t.user_attrs.get('tflops_per_run', 0):.3g} TFLOP, "
+              f"{t.user_attrs.get('env_steps', 0) // n:,} env steps per run"
+              for t, n in zip(trials, runs)]))
+    figure.update_layout(title="Return against cost", xaxis_title="training seconds per run",
+                         yaxis_title="tuning return")
+    return figure
 
 
 def finite_json(x):

@@ -18,16 +18,19 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import numpy as np
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from bb_jax.stats import mean_ci95
+from bb_jax.train.cost import calibrate
 from bb_jax.train.ppo import PPOConfig
 from bb_jax.train.shapes import ShapeChoices
 from bb_jax.tuning import interrupts
 from bb_jax.tuning.cohorts import (
+    BUDGET_REPORTS,
     CohortTrainer,
     MemberResult,
     Report,
@@ -42,6 +45,11 @@ UNTAGGED_GRACE_S = 120.0
 PRUNERS = ("median", "sha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "gp")
 OBJECTIVES = ("train_return", "eval_return")
+# --objectives: what a study optimises. "return" is the --objective above; "cost" the training
+# TFLOPs per run (XLA's count: deterministic, so the same seed gives the same study)
+STUDY_OBJECTIVES = ("return", "cost")
+# the pruners' axis under a FLOP budget: the share of the budget spent, in permille
+BUDGET_SCALE = 1000
 OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
 
 
@@ -109,6 +117,15 @@ class TuneSettings:
     sha_eta: int = 3  # --pruner sha / hyperband: keep the top 1/eta at each rung
     sha_min_fraction: float | None = None  # first rung (share of steps); None: per pruner
     shapes: str = "exact"  # "padded": every batch trains as one shape-padded program
+    # FLOPs per training run (one seed on one scenario): each trains until it spent them,
+    # instead of num_steps env steps; time_budget (seconds) converts to it by a calibration
+    flop_budget: float | None = None
+    time_budget: float | None = None
+    objectives: tuple[str, ...] = ("return",)
+
+    @property
+    def multi_objective(self) -> bool:
+        return "cost" in self.objectives
 
     def resolved_study_name(self) -> str:
         if self.study_name:
@@ -127,11 +144,15 @@ DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
 
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
-    steps = settings.num_steps
-    if settings.pruner == "none":
+    """The pruner on the study's progress axis: env steps, or under a FLOP budget the
+    permille of the budget spent (every member reports at most a tenth apart there)."""
+    steps, window = settings.num_steps, settings.eval_interval + LARGEST_BATCH
+    if settings.flop_budget is not None:
+        steps, window = BUDGET_SCALE, BUDGET_SCALE // BUDGET_REPORTS + 1
+    if settings.pruner == "none" or settings.multi_objective:
         return optuna.pruners.NopPruner()
     if settings.pruner == "median":
-        return EvidenceMedianPruner(steps, window=settings.eval_interval + LARGEST_BATCH,
+        return EvidenceMedianPruner(steps, window=window,
                                     warmup_fraction=settings.warmup_fraction,
                                     margin=settings.median_margin)
     fraction = settings.sha_min_fraction or DEFAULT_MIN_FRACTION[settings.pruner]
@@ -225,6 +246,8 @@ class StudyMismatchError(ValueError):
 _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
                    "num_opponents": ("num_opponents", "--num-opponents"),
                    "num_steps": ("num_steps", "--num-steps"),
+                   "time_budget": ("time_budget", "--time-budget"),
+                   "objectives": ("objectives", "--objectives"),
                    "objective": ("objective", "--objective"),
                    "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial")}
 
@@ -245,10 +268,10 @@ def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
         if attr not in attrs:
             continue
         stored, wanted = attrs[attr], getattr(settings, field)
-        if attr == "scenarios":
+        if attr in ("scenarios", "objectives"):
             stored, wanted = list(stored), list(wanted)
         if stored != wanted:
-            shown = (lambda v: ",".join(v)) if attr == "scenarios" else str
+            shown = (lambda v: ",".join(v)) if attr in ("scenarios", "objectives") else str
             raise StudyMismatchError(
                 f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
                 f"asks for {shown(wanted)}; resume it with the same settings or use another "
@@ -265,12 +288,13 @@ def open_study(settings: TuneSettings) -> optuna.Study:
     study = optuna.create_study(
         study_name=settings.resolved_study_name(),
         storage=storage,
-        pruner=make_pruner(settings),
-        direction="maximize",
+        directions=[("minimize" if o == "cost" else "maximize") for o in settings.objectives],
         load_if_exists=True,
     )
-    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
     check_study_matches(study, settings)
+    _settle_budget(study, settings)
+    study.pruner = make_pruner(settings)
+    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
     if "scenario" not in study.user_attrs:
         study.set_user_attr("scenario", settings.scenario_arg)
         study.set_user_attr("scenarios", list(settings.scenarios))
@@ -282,7 +306,41 @@ def open_study(settings: TuneSettings) -> optuna.Study:
         study.set_user_attr("tuning_seeds", tuning_seeds(settings.seed,
                                                          settings.seeds_per_trial))
         study.set_user_attr("learner", PPOConfig().learner_choices)
+        study.set_user_attr("objectives", list(settings.objectives))
+        study.set_user_attr("time_budget", settings.time_budget)
+        study.set_user_attr("device", device_kind())
     return study
+
+
+def device_kind() -> str:
+    """The accelerator a study's costs were measured on, e.g. "cpu:cpu x2"."""
+    device = jax.devices()[0]
+    return f"{device.platform}:{getattr(device, 'device_kind', device)} x{jax.device_count()}"
+
+
+def _settle_budget(study: optuna.Study, settings: TuneSettings) -> None:
+    """The study's FLOP budget per training run: the one it recorded (a resumed study keeps
+    its budget and calibration, so its trials stay comparable), else --flop-budget, else
+    --time-budget converted by a calibration of the default configuration measured now."""
+    attrs = study.user_attrs
+    if "flop_budget" in attrs:
+        stored = attrs["flop_budget"]
+        if settings.time_budget is None and settings.flop_budget not in (None, stored):
+            raise StudyMismatchError(
+                f"study {study.study_name!r} was created with --flop-budget {stored:g}, this "
+                f"run asks for {settings.flop_budget:g}; resume it with the same settings or "
+                "use another --study-name")
+        settings.flop_budget = stored
+        return
+    if settings.time_budget is not None:
+        calibration = calibrate(
+            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents),
+            settings.seeds_per_trial * len(settings.scenarios),
+            chunk=max(1, round(settings.eval_interval / PPOConfig.batch_size)))
+        calibration["device"] = device_kind()
+        settings.flop_budget = settings.time_budget * calibration["flops_per_second"]
+        study.set_user_attr("calibration", calibration)
+    study.set_user_attr("flop_budget", settings.flop_budget)
 
 
 class Tuner:
@@ -298,12 +356,15 @@ class Tuner:
                                   total_steps=settings.num_steps, batch_size=LARGEST_BATCH),
             num_steps=settings.num_steps,
             eval_interval=settings.eval_interval,
+            flop_budget=settings.flop_budget,
             eval_episodes=settings.eval_episodes if settings.objective == "eval_return" else 0,
             max_population=settings.max_population,
             progress=self._progress_line,
             shape_choices=shape_choices() if settings.shapes == "padded" else None,
         )
         self.finished = 0
+        self.compile_seconds = 0.0  # this worker's compiles, all batches
+        self._batch_compile = (0.0, 1)  # compile clock at the batch's start, its trials
         self.env_steps = 0
         self.started = time.perf_counter()
 
@@ -356,8 +417,10 @@ class Tuner:
         self.log(f"{members} members trained in {len(programs)} compiled program(s) "
                  f"({self.settings.shapes} shapes): " + ", ".join(
                      f"{name} x{size}: {n}" for (name, size), n in programs.items()))
+        self.log(f"compiling took {self.compile_seconds:.1f} s of this run")
         self.study.set_user_attr(f"programs_worker{self.settings.worker_index}", {
             "shapes": self.settings.shapes, "compiled_programs": len(programs),
+            "compile_seconds": self.compile_seconds,
             "members": members,
             "members_per_program": [{"program": name, "population": size, "members": n}
                                     for (name, size), n in programs.items()]})
@@ -415,8 +478,10 @@ class Tuner:
             by_trial: dict[int, list[Report]] = {}
             for r in reports:
                 by_trial.setdefault(owner[r.member_id], []).append(r)
+            if self.settings.multi_objective:
+                return set()  # Optuna prunes no multi-objective trial
             for i, rows in by_trial.items():
-                trials[i].report(float(np.mean([r.value for r in rows])), rows[0].env_steps)
+                trials[i].report(float(np.mean([r.value for r in rows])), self._progress(rows))
             stop_trials = {i for i, rows in by_trial.items()
                            if not rows[0].final and trials[i].should_prune()}
             pruned.update(stop_trials)
@@ -431,20 +496,35 @@ class Tuner:
                         self._tell(trial, [done[m] for m in members], i in pruned, seeds)
                     told.add(i)
 
+        clock = self.trainer.compile_clock
+        self._batch_compile = (clock.seconds(), len(trials))
         with _Heartbeat(self.study, trials):
             self.trainer.run(specs, on_reports, on_finished)
+        self.compile_seconds += clock.seconds() - self._batch_compile[0]
         best = self._best_value()
         rate = self.env_steps / (time.perf_counter() - self.started)
         self._progress_line(f"best {best:.2f} (tuning value) | {rate:,.0f} env-steps/s overall"
                             if best is not None else f"{rate:,.0f} env-steps/s overall")
 
+    def _progress(self, rows: list[Report]) -> int:
+        """A trial's report step: its members' env steps, or under a FLOP budget the
+        permille of the budget they spent (pruners then compare at equal compute)."""
+        if self.settings.flop_budget is None:
+            return rows[0].env_steps
+        return round(BUDGET_SCALE * rows[0].flops / self.settings.flop_budget)
+
     def _tell(self, trial: optuna.Trial, rows: list[MemberResult], pruned: bool,
               seeds: list[int]) -> None:
         """Tell one trial: FAIL if any member failed, else PRUNED or COMPLETE with the mean
-        over seeds (of the mean over scenarios); per-seed values go into user attrs."""
+        over seeds (of the mean over scenarios), and with --objectives return,cost its
+        training TFLOPs per run; per-seed values and costs go into user attrs."""
         n_scenarios = len(rows) // len(seeds)
         self.env_steps += sum(r.env_steps for r in rows)
-        trial.set_user_attr("env_steps", int(sum(r.env_steps for r in rows)))
+        for name, value in cost_attrs(rows).items():
+            trial.set_user_attr(name, value)
+        since, shared_by = self._batch_compile
+        trial.set_user_attr("compile_seconds",
+                            (self.trainer.compile_clock.seconds() - since) / shared_by)
         failed = [r for r in rows if r.state == "failed"]
         if failed:
             trial.set_user_attr("fail_reason", failed[0].reason)
@@ -459,14 +539,28 @@ class Tuner:
             mean, ci95 = mean_ci95(per_seed)
             trial.set_user_attr("per_seed_values", per_seed)
             trial.set_user_attr("ci95", ci95 if math.isfinite(ci95) else None)
-            self.study.tell(trial, mean)
+            cost = trial.user_attrs["tflops_per_run"]
+            self.study.tell(trial, [mean, cost] if self.settings.multi_objective else mean)
         self.finished += 1
 
     def _best_value(self) -> float | None:
-        try:
-            return self.study.best_value
-        except ValueError:
-            return None
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return max((t.values[0] for t in complete), default=None)
+
+
+def cost_attrs(rows: list[MemberResult]) -> dict:
+    """A trial's cost from its members (one per seed and scenario): env steps and training
+    FLOPs in all, TFLOPs per run (the cost objective), FLOPs per env step, training seconds
+    (its members' shares of their programs' wall time, compiles excluded) and the env
+    steps per such second."""
+    steps = sum(r.env_steps for r in rows)
+    flops = sum(r.flops for r in rows)
+    seconds = sum(r.seconds for r in rows)
+    return {"env_steps": int(steps), "flops": flops,
+            "tflops_per_run": flops / len(rows) / 1e12,
+            "flops_per_env_step": flops / steps if steps else None,
+            "train_seconds": seconds,
+            "env_steps_per_second": steps / seconds if seconds > 0 else None}
 
 
 class _Heartbeat:

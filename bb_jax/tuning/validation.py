@@ -42,12 +42,21 @@ class Candidate:
 
 
 def top_candidates(study: optuna.Study, top_k: int) -> list[Candidate]:
-    """The top-k COMPLETE trials by tuning value, then the control."""
-    complete = sorted((t for t in study.get_trials(deepcopy=False)
-                       if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
-    if not complete:
+    """The top-k COMPLETE trials by tuning value, then the control. A multi-objective study
+    (return, cost) offers its Pareto front instead: up to k members spread evenly along it
+    from the best return to the cheapest."""
+    if len(study.directions) > 1:
+        pool = sorted(study.best_trials, key=lambda t: t.values[0], reverse=True)
+        if len(pool) > top_k:
+            picks = sorted({round(i) for i in np.linspace(0, len(pool) - 1, top_k)})
+            pool = [pool[i] for i in picks]
+    else:
+        pool = sorted((t for t in study.get_trials(deepcopy=False)
+                       if t.state == TrialState.COMPLETE), key=lambda t: t.value,
+                      reverse=True)[:top_k]
+    if not pool:
         raise ValueError(f"study {study.study_name!r} has no complete trial to validate")
-    rows = [Candidate(t.number, dict(t.params), t.value) for t in complete[:top_k]]
+    rows = [Candidate(t.number, dict(t.params), t.values[0]) for t in pool]
     return rows + [Candidate(CONTROL, control_params(), None)]
 
 
@@ -69,7 +78,12 @@ def validate(
     results = trainer.run(specs)
     per_seed = np.full((len(candidates), len(seeds)), np.nan)
     failed = np.zeros(len(candidates), int)
+    costs = []
     for i in range(len(candidates)):
+        runs = [results[(i * len(seeds)) * n_s + m] for m in range(len(seeds) * n_s)]
+        costs.append({"num_steps": int(np.mean([r.env_steps for r in runs])),
+                      "tflops_per_run": float(np.mean([r.flops for r in runs])) / 1e12,
+                      "train_seconds_per_run": float(np.mean([r.seconds for r in runs]))})
         for j in range(len(seeds)):
             rows = [results[(i * len(seeds) + j) * n_s + k] for k in range(n_s)]
             if any(r.state != "complete" for r in rows):
@@ -82,7 +96,7 @@ def validate(
         mean, ci = mean_ci95(per_seed[i][np.isfinite(per_seed[i])])
         row = {"trial": c.trial, "params": c.params, "tuning_value": c.tuning_value,
                "mean": mean, "ci95": ci, "per_seed": per_seed[i].tolist(),
-               "n_failed": int(failed[i])}
+               "n_failed": int(failed[i]), **costs[i]}
         if c.trial != CONTROL:
             row["vs_control"] = paired_difference(per_seed[i], control).as_dict()
             if c.tuning_value is not None and math.isfinite(mean):
@@ -92,7 +106,23 @@ def validate(
     eligible = [r for r in out if r["trial"] != CONTROL and r["n_failed"] == 0
                 and r["vs_control"]["significant"]]
     return {"seeds": list(seeds), "rows": out,
-            "recommended": eligible[0]["trial"] if eligible else None}
+            "recommended": eligible[0]["trial"] if eligible else None,
+            "cheapest": cheapest_not_worse(out)}
+
+
+def cheapest_not_worse(rows: list[dict]) -> int | str | None:
+    """The candidate with the fewest training seconds per run whose paired difference to
+    the best validated candidate (highest mean, control included) is not significantly
+    below zero; rows gain `vs_best`. None when no candidate ran on every seed."""
+    whole = [r for r in rows if r["n_failed"] == 0 and math.isfinite(r["mean"])]
+    if not whole:
+        return None
+    best = max(whole, key=lambda r: r["mean"])
+    for row in whole:
+        row["vs_best"] = paired_difference(row["per_seed"], best["per_seed"]).as_dict()
+    close = [r for r in whole if not paired_difference(best["per_seed"], r["per_seed"])
+             .significant]
+    return min(close, key=lambda r: r["train_seconds_per_run"])["trial"]
 
 
 def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
@@ -108,7 +138,8 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
     chunks and may reuse its compiled population sizes (rounds) instead of compiling anew."""
     attrs = study.user_attrs
     scenarios = list(attrs.get("scenarios", ["default"]))
-    steps = int(num_steps or attrs.get("num_steps", 50_000))
+    budget = None if num_steps else attrs.get("flop_budget")
+    steps = None if budget else int(num_steps or attrs.get("num_steps") or 50_000)
     seeds = validation_seeds(int(attrs.get("seed", 0)), n_seeds, first_seed)
     used = set(attrs.get("tuning_seeds", []))
     if used & set(seeds):
@@ -118,14 +149,16 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
     trainer = CohortTrainer(
         PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
                   total_steps=steps, batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
-        num_steps=steps, eval_episodes=eval_episodes, max_population=max_population,
+        num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
+        max_population=max_population,
         progress=log,
-        eval_interval=tuner_trainer.eval_interval if tuner_trainer else steps,
+        eval_interval=tuner_trainer.eval_interval if tuner_trainer else (steps or 10_000),
         sizing=tuner_trainer.sizing if tuner_trainer else CompileAwareSizing(),
     )
-    log(f"validating the top {len(candidates) - 1} trial(s) and the default configuration "
-        f"(control) on {len(seeds)} fresh seeds x {steps:,} steps")
+    length = f"{steps:,} steps" if budget is None else f"{budget / 1e12:.3g} TFLOP each"
+    log(f"validating {len(candidates) - 1} trial(s) and the default configuration "
+        f"(control) on {len(seeds)} fresh seeds x {length}")
     outcome = validate(candidates, member_spec, trainer, scenarios, seeds)
-    outcome.update(num_steps=steps, eval_episodes=eval_episodes)
+    outcome.update(num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes)
     study.set_user_attr("validation", finite_json(outcome))
     return outcome
