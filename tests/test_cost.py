@@ -1,0 +1,146 @@
+"""Compute-aware tuning: FLOPs per update from XLA's cost analysis, FLOP budgets (equal
+compute per trial, deterministic), the return-and-cost study with its validated Pareto front,
+offline plots and the budget flags' usage errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bb_jax.cli import tune_main
+from bb_jax.train.cost import CompileClock, flops_per_env_step, update_flops
+from bb_jax.train.ppo import PPOConfig
+from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.tuning.validation import cheapest_not_worse
+
+CHEAP = {"hidden_size": 64, "batch_size": 512, "learning_rate": 5e-4, "num_epochs": 3,
+         "clip_epsilon": 0.2, "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99,
+         "gae_lambda": 0.95}
+
+
+def test_update_flops_count_every_epoch_and_follow_the_network():
+    config = PPOConfig(hidden_size=64, batch_size=512)
+    three, six = update_flops(config, 3), update_flops(config, 6)
+    nine = update_flops(config, 9)
+    assert six > three and nine - six == pytest.approx(six - three, rel=1e-9)
+    assert update_flops(config, 99) == update_flops(config, config.max_epochs)
+    # two 2-layer torsos: ~4x the matrix work per unit of hidden size doubling
+    wide = flops_per_env_step(config.replace(hidden_size=256), 3)
+    assert 6 < wide / flops_per_env_step(config, 3) < 20
+
+
+def test_hidden_512_costs_what_a_hand_count_gives():
+    # forward 2 torsos of 512 x 512 (+ input and heads) per env step: rollout 1 forward,
+    # each of 6 epochs forward + backward (~3 forwards); ~2 x 2 x 512^2 FLOP per forward
+    per_forward = 2 * 2 * 512 * 512 + 2 * 2 * 512 * 40
+    hand = per_forward * (1 + 1 + 6 * 3)
+    counted = flops_per_env_step(PPOConfig(hidden_size=512, batch_size=512), 6)
+    assert 0.7 < counted / hand < 1.5
+
+
+def test_compile_clock_counts_only_new_compiles():
+    import jax
+    import jax.numpy as jnp
+
+    clock = CompileClock()
+    f = jax.jit(lambda x: jnp.sin(x) * 3.0 + 0.123456)
+    f(jnp.ones(7)).block_until_ready()
+    once = clock.seconds()
+    assert once > 0
+    f(jnp.ones(7)).block_until_ready()
+    assert clock.seconds() == once
+
+
+def test_a_flop_budget_gives_cheap_members_more_steps():
+    trainer = CohortTrainer(PPOConfig(), num_steps=None, eval_interval=2048, flop_budget=5e10)
+    cheap = MemberSpec(0, 64, 512, {"num_epochs": 3}, "easy", 0)
+    dear = MemberSpec(1, 256, 512, {"num_epochs": 10}, "easy", 0)
+    a, b = trainer.plan(cheap), trainer.plan(dear)
+    assert a.updates > 5 * b.updates
+    for plan in (a, b):
+        assert plan.updates % plan.chunk == 0 and plan.chunk & (plan.chunk - 1) == 0
+        assert plan.updates * plan.update_flops <= 5e10 or plan.updates == plan.chunk
+        # a report at about every tenth of the budget (every update when it buys fewer)
+        assert plan.updates // plan.chunk >= min(10, plan.updates)
+
+
+def _run(tmp: Path, name: str, *extra: str) -> dict:
+    tmp.mkdir(parents=True, exist_ok=True)
+    enqueue = tmp / "enqueue.json"
+    enqueue.write_text(json.dumps([CHEAP, {**CHEAP, "learning_rate": 1e-4}]))
+    code = tune_main(["--scenario", "easy", "--n-trials", "2", "--seed", "3",
+                      "--seeds-per-trial", "1", "--eval-interval", "1024", "--enqueue",
+                      str(enqueue), "--study-name", name, "--output-dir", str(tmp), *extra])
+    assert code == 0
+    return json.loads((tmp / f"{name}_results.json").read_text())
+
+
+def test_same_seed_gives_the_same_study_under_a_flop_budget(tmp_path):
+    runs = [_run(tmp_path / str(i), "budget", "--flop-budget", "4e9", "--no-validate",
+                 "--pruner", "none") for i in range(2)]
+    for run in runs:
+        assert run["flop_budget"] == 4e9 and run["device"]
+    first, second = ([(t["params"], t["value"], t["intermediate_values"],
+                       t["user_attrs"]["flops"], t["user_attrs"]["env_steps"])
+                      for t in run["trials"]] for run in runs)
+    assert first == second
+    trial = runs[0]["trials"][0]
+    # the run spent (almost all of) its budget; reports are permille of it
+    assert 0.5 * 4e9 < trial["user_attrs"]["flops"] <= 4e9
+    steps = sorted(int(s) for s in trial["intermediate_values"])
+    assert steps[-1] <= 1000 and len(steps) >= 10
+
+
+def test_return_and_cost_study_validates_its_front(tmp_path, capsys):
+    result = _run(tmp_path, "front", "--objectives", "return,cost", "--num-steps", "4096",
+                  "--validate-top-k", "2", "--validate-seeds", "2", "--eval-episodes", "10")
+    assert result["objectives"] == ["return", "cost"]
+    assert result["pareto_front"]
+    for trial in result["trials"]:
+        assert trial["values"][1] == pytest.approx(trial["user_attrs"]["tflops_per_run"])
+    rec = result["recommendation"]
+    assert rec["cheapest"] is not None
+    assert "scripts/train_simple.py" in rec["cheapest"]["train_command"]
+    out = capsys.readouterr().out
+    assert "cheapest not significantly worse" in out
+    assert (tmp_path / "front_pareto.html").exists()
+    pages = list(tmp_path.glob("*.html"))
+    assert len(pages) == 6
+    for page in pages:
+        html = page.read_text()
+        assert 'src="plotly.min.js"' in html
+        assert 'src="http' not in html and "cdn.plot.ly" not in html
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+
+
+def test_cheapest_is_the_fastest_not_significantly_worse():
+    rows = [{"trial": 0, "mean": 10.0, "per_seed": [10, 11, 9, 10], "n_failed": 0,
+             "train_seconds_per_run": 9.0},
+            {"trial": 1, "mean": 9.9, "per_seed": [9, 12, 8, 10.6], "n_failed": 0,
+             "train_seconds_per_run": 2.0},
+            {"trial": 2, "mean": 5.0, "per_seed": [5, 6, 4, 5], "n_failed": 0,
+             "train_seconds_per_run": 1.0}]
+    assert cheapest_not_worse(rows) == 1
+    rows[1]["n_failed"] = 1
+    assert cheapest_not_worse(rows) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--flop-budget", "0"], "--flop-budget must be > 0"),
+    (["--time-budget", "-3"], "--time-budget must be > 0"),
+    (["--flop-budget", "1e12", "--num-steps", "8192"], "give one of them"),
+    (["--flop-budget", "1e12", "--time-budget", "5"], "not both"),
+    (["--objectives", "return,speed"], "valid objectives are return, cost"),
+    (["--objectives", "cost"], "needs return"),
+    (["--objectives", "return,cost", "--flop-budget", "1e12"], "equal env steps"),
+])
+def test_budget_and_objective_usage_errors(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = tune_main([*argv, "--output-dir", str(out), "--storage",
+                      f"sqlite:///{tmp_path}/s.db", "--study-name", "x"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists() and not (tmp_path / "s.db").exists()
