@@ -16,20 +16,21 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres]'
 	touch $(STAMP)
 
-# The main job: a small real sweep (12 trials x 100k steps x 2 seeds each, default scenario;
-# 100k is the shortest horizon at which tuning was measured to pay, docs/HYPERPARAMETER_TUNING.md)
-# into an embedded SQLite study, then its top 2 and the default configuration retrained on 8
-# fresh seeds: it recommends only what beats the defaults (paired 95% CI). Running it again
-# adds 12 trials and validates again.
+# The main job: a small real sweep at equal compute (8 trials, each seed trained until it has
+# spent 1e11 FLOPs: cheap configurations train more env steps; 2 seeds per trial, default
+# scenario) into an embedded SQLite study, then its top 2 and the default configuration
+# retrained on 6 fresh seeds at the same budget: it recommends only what beats the defaults
+# (paired 95% CI), and names the cheapest configuration not significantly worse than the
+# best. Running it again adds 8 trials and validates again.
 tune: $(STAMP)
 	mkdir -p $(TUNE_DIR)
-	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 12 --num-steps 100000 \
-		--eval-interval 10000 --n-jobs 1 --validate-top-k 2 --validate-seeds 8 \
+	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 8 --flop-budget 1e11 \
+		--eval-interval 4096 --n-jobs 1 --validate-top-k 2 --validate-seeds 6 \
 		--study-name quickstart --storage sqlite:///$(TUNE_DIR)/quickstart.db \
 		--output-dir $(TUNE_DIR)
 
 test: $(STAMP)
-	$(PY) -m pytest tests --durations=15
+	$(PY) -m pytest tests -rs --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check bb_jax scripts benchmarks tests
