@@ -144,3 +144,20 @@ def test_budget_and_objective_usage_errors(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists() and not (tmp_path / "s.db").exists()
+
+
+def test_workers_with_other_seeds_train_on_the_study_seeds(tmp_path):
+    """The study owns its tuning seeds: a second worker (or a resume) with another --seed
+    trains on the seeds recorded at creation."""
+    storage = f"sqlite:///{tmp_path}/paired.db"
+    for seed in ("1", "2"):
+        enqueue = tmp_path / "enqueue.json"
+        enqueue.write_text(json.dumps([CHEAP]))
+        assert tune_main(["--scenario", "easy", "--n-trials", "1", "--seed", seed,
+                          "--seeds-per-trial", "2", "--num-steps", "4096", "--eval-interval",
+                          "2048", "--enqueue", str(enqueue), "--no-validate", "--storage",
+                          storage, "--study-name", "paired", "--output-dir",
+                          str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "paired_results.json").read_text())
+    assert result["tuning_seeds"] == [1000, 1001]
+    assert [t["user_attrs"]["seeds"] for t in result["trials"]] == [[1000, 1001]] * 2

@@ -362,6 +362,11 @@ class Tuner:
             progress=self._progress_line,
             shape_choices=shape_choices() if settings.shapes == "padded" else None,
         )
+        # the study's own seeds, recorded at its creation: every worker and every resume
+        # trains on them whatever its --seed (which then seeds only its sampler), so all
+        # trials of the study stay paired
+        self.tuning_seeds = list(self.study.user_attrs.get("tuning_seeds") or tuning_seeds(
+            settings.seed, settings.seeds_per_trial))
         self.finished = 0
         self.compile_seconds = 0.0  # this worker's compiles, all batches
         self._batch_compile = (0.0, 1)  # compile clock at the batch's start, its trials
@@ -459,7 +464,7 @@ class Tuner:
         """Train a batch: every trial x seed x scenario is one member. A trial's value is the
         mean over its members; it is told as soon as its last member finishes."""
         scenarios = self.settings.scenarios
-        seeds = tuning_seeds(self.settings.seed, self.settings.seeds_per_trial)
+        seeds = self.tuning_seeds
         per_trial = len(seeds) * len(scenarios)
         specs, owner = [], {}
         for i, trial in enumerate(trials):
