@@ -200,7 +200,8 @@ class CohortTrainer:
             updates = self.num_steps // spec.batch_size
             target = round(self.eval_interval / spec.batch_size)
             chunk = plan_chunks(updates, target)[0]
-            return MemberPlan(updates, chunk, max(1, round(target / chunk)), flops)
+            every = max(1, round(self.eval_interval / (chunk * spec.batch_size)))
+            return MemberPlan(updates, chunk, every, flops)
         affordable = max(1, int(self.flop_budget // flops))
         chunk = 1 << max(0, (affordable // BUDGET_REPORTS).bit_length() - 1)
         return MemberPlan(max(chunk, affordable // chunk * chunk), chunk, 1, flops)
