@@ -28,7 +28,9 @@ def test_without_measurements_it_compiles_the_next_power_of_two():
 
 def test_reuses_a_compiled_size_when_compiling_costs_more():
     sizing = CompileAwareSizing(compile_s=15.0)
-    sizing.observe(SHAPE, 4, seconds=20.0, member_steps=4 * 10_000, new=True)
+    sizing.observe(SHAPE, 4, seconds=20.0, member_steps=4 * 10_000, new=True,
+                   compile_seconds=19.0)  # 1 s of training: 25 us/step
+    assert sizing.compile_s == 17.0
     sizing.observe(SHAPE, 4, seconds=1.0, member_steps=4 * 10_000, new=False)  # 25 us/step
     assert sizing.known(SHAPE) == {4}
     # 3 members: pad to the compiled 4 (free) rather than compile 4 again - same size anyway
@@ -41,7 +43,8 @@ def test_reuses_a_compiled_size_when_compiling_costs_more():
 
 def test_compiles_when_padding_would_waste_more_than_a_compile():
     sizing = CompileAwareSizing(compile_s=5.0)
-    sizing.observe(SHAPE, 64, seconds=30.0, member_steps=64 * 1000, new=True)
+    sizing.observe(SHAPE, 64, seconds=69.0, member_steps=64 * 1000, new=True,
+                   compile_seconds=5.0)
     sizing.observe(SHAPE, 64, seconds=64.0, member_steps=64 * 1000, new=False)  # 1 ms/step
     # one member padded to 64 would train 63 useless copies for 50k steps
     assert sizing.choose(SHAPE, 1, 50_000, limit=1024) == 1
@@ -52,6 +55,8 @@ def test_compiles_when_padding_would_waste_more_than_a_compile():
 def test_observed_compile_time_updates_the_estimate():
     sizing = CompileAwareSizing(compile_s=15.0)
     sizing.observe(SHAPE, 1, seconds=1.0, member_steps=1000, new=False)  # 1 ms/step
-    sizing.observe(SHAPE, 2, seconds=2.0 + 5.0, member_steps=2000, new=True)  # 5 s compile
+    sizing.observe(SHAPE, 2, seconds=2.0 + 5.0, member_steps=2000, new=True,
+                   compile_seconds=5.0)  # JAX's compile events measured 5 s
     assert sizing.compile_s == 10.0
+    assert sizing.step_cost[SHAPE] == 1e-3  # the compile is not counted as training
     assert sizing.known(SHAPE) == {2}

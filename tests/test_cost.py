@@ -62,8 +62,14 @@ def test_a_flop_budget_gives_cheap_members_more_steps():
     for plan in (a, b):
         assert plan.updates % plan.chunk == 0 and plan.chunk & (plan.chunk - 1) == 0
         assert plan.updates * plan.update_flops <= 5e10 or plan.updates == plan.chunk
-        # a report at about every tenth of the budget (every update when it buys fewer)
-        assert plan.updates // plan.chunk >= min(10, plan.updates)
+        # about ten reports at the default epochs, at least five at the most epochs
+        assert plan.updates // plan.chunk >= min(5, plan.updates)
+    # one chunk length per shape: members of other epochs share its compiled program
+    same_shape = [trainer.plan(MemberSpec(2 + e, 64, 512, {"num_epochs": e}, "easy", 0))
+                  for e in (3, 6, 10)]
+    assert len({p.chunk for p in same_shape}) == 1
+    assert same_shape[0].updates > same_shape[1].updates > same_shape[2].updates
+    assert same_shape[1].updates // same_shape[1].chunk >= 10
 
 
 def _run(tmp: Path, name: str, *extra: str) -> dict:

@@ -38,7 +38,7 @@ def _flops(fn, *args) -> float:
     return float(jax.jit(fn).lower(*args).cost_analysis()["flops"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _body_flops(config: PPOConfig) -> tuple[float, float, float]:
     """(one rollout step, advantages, one minibatch step) FLOPs of one member of `config`."""
     ppo = PPO(config.replace(total_steps=None), static_epochs=False)

@@ -25,7 +25,7 @@ from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.train.cost import CompileClock, update_flops
 from bb_jax.train.memory import memory_budget, population_limit
 from bb_jax.train.population import Population, evaluation_key
-from bb_jax.train.ppo import PPOConfig, stack_hyperparams
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
 from bb_jax.train.shapes import ShapeChoices
 
@@ -140,16 +140,17 @@ class CompileAwareSizing:
         run = 0.0 if per_step is None else rounds * size * steps * per_step
         return run + (self.compile_s if new else 0.0)
 
-    def observe(self, shape, size: int, seconds: float, member_steps: int, new: bool) -> None:
-        """A timed stretch of training (a new program's first stretch includes its compile)."""
-        per_step = self.step_cost.get(shape)
+    def observe(self, shape, size: int, seconds: float, member_steps: int, new: bool,
+                compile_seconds: float = 0.0) -> None:
+        """A timed stretch of training: `seconds` of wall time, `compile_seconds` of them
+        compiling (JAX's own compile events; a new program's first stretch compiles)."""
         if new:
-            if per_step is not None:
-                self.compile_s = 0.5 * self.compile_s + 0.5 * max(
-                    0.0, seconds - per_step * member_steps)
+            self.compile_s = 0.5 * self.compile_s + 0.5 * compile_seconds
             self.known(shape).add(size)
-        else:
-            measured = seconds / max(1, member_steps)
+        training = seconds - compile_seconds
+        if training > 0:
+            per_step = self.step_cost.get(shape)
+            measured = training / max(1, member_steps)
             self.step_cost[shape] = measured if per_step is None else 0.5 * (per_step + measured)
 
 
@@ -191,9 +192,9 @@ class CohortTrainer:
     def plan(self, spec: MemberSpec) -> MemberPlan:
         """A member's training length. By env steps: num_steps // batch updates, chunks that
         divide them, a report about every eval_interval env steps. By a FLOP budget: as many
-        updates as the budget buys, in chunks of a power of two near a tenth of them (a
-        report at each: every member reports at about the same shares of its budget, and
-        few chunk lengths, hence compiles, serve a shape)."""
+        updates as the budget buys, in chunks of a power of two near a tenth of what its
+        shape buys at the default epochs (a report at each; one chunk length, hence one
+        compile, per shape and population size, shared by members of other epochs)."""
         config = self.config_for(spec.hidden_size, spec.batch_size)
         flops = update_flops(config, int(spec.hyperparams["num_epochs"]))
         if self.flop_budget is None:
@@ -203,7 +204,12 @@ class CohortTrainer:
             every = max(1, round(self.eval_interval / (chunk * spec.batch_size)))
             return MemberPlan(updates, chunk, every, flops)
         affordable = max(1, int(self.flop_budget // flops))
-        chunk = 1 << max(0, (affordable // BUDGET_REPORTS).bit_length() - 1)
+        # the chunk follows the shape alone (its cost at the default epochs), so every member
+        # of a shape, the validation's control included, shares one compiled program
+        typical = max(1, int(self.flop_budget // update_flops(
+            config, DEFAULT_HYPERPARAMS["num_epochs"])))
+        chunk = 1 << max(0, (typical // BUDGET_REPORTS).bit_length() - 1)
+        chunk = min(chunk, 1 << (affordable.bit_length() - 1))
         return MemberPlan(max(chunk, affordable // chunk * chunk), chunk, 1, flops)
 
     def run(
@@ -231,7 +237,8 @@ class CohortTrainer:
         for key, members in cohorts.items():
             config = configs[key]
             work = max(self.plan(m).updates for m in members) * config.batch_size
-            size = self.sizing.choose(key, len(members), work, limits[key])
+            size = self.sizing.choose(self.program_of(key, members), len(members), work,
+                                      limits[key])
             if len(members) > limits[key] and self.progress is not None:
                 why = "device memory" if limits[key] < self.max_population else "max population"
                 self.progress(f"cohort {self._name(config)}: {len(members)} members in rounds "
@@ -242,6 +249,14 @@ class CohortTrainer:
                 results.update(finished)
                 on_finished(finished)
         return results
+
+    def program_of(self, key, members: Sequence[MemberSpec]) -> tuple:
+        """What a cohort's compiled program depends on besides its population size: its
+        shape and chunk length (cohorts of one shape that train for different numbers of
+        updates share it), or "padded"."""
+        if self.shape_choices is not None:
+            return key
+        return (*key[:2], self.plan(members[0]).chunk)
 
     def _name(self, config: PPOConfig) -> str:
         if self.shape_choices is None:
@@ -298,6 +313,7 @@ class CohortTrainer:
         )
 
     def _run_cohort(self, key, config, members, size, on_reports) -> dict[int, MemberResult]:
+        key = self.program_of(key, members)
         population = self._population(config, members, size)
         by_id = {m.member_id: m for m in members}
         plans = {m.member_id: self.plan(m) for m in members}
@@ -323,9 +339,10 @@ class CohortTrainer:
             # largest batch for every member
             work = metrics["env_steps"].shape[1] * config.batch_size * population.size
             wall = time.perf_counter() - stretch_start
-            self.sizing.observe(key, population.size, wall, work,
-                                new=population.size not in self.sizing.known(key))
             compiling = self.compile_clock.seconds() - compiled_before
+            self.sizing.observe(key, population.size, wall, work,
+                                new=population.size not in self.sizing.known(key),
+                                compile_seconds=compiling)
             training = [m for m in population.members if m >= 0 and m not in results]
             for member in training:
                 seconds[member] = (seconds.get(member, 0.0)

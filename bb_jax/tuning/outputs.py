@@ -180,7 +180,6 @@ def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path
     """Write {study}_results.json and four HTML plots; returns their paths. Each file is
     replaced atomically; several workers of one study may write them concurrently."""
     from optuna import visualization
-
     from plotly.offline import get_plotlyjs
 
     output_dir.mkdir(parents=True, exist_ok=True)
