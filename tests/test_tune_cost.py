@@ -1,0 +1,40 @@
+"""The compute-aware tuning benchmark in its smoke form: four tuners, their picks and the
+control validated on the same fresh seeds at one FLOP budget."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bb_jax.train.cost import flops_per_env_step
+from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tune_cost_quick(tmp_path):
+    out = tmp_path / "cost.json"
+    proc = subprocess.run([sys.executable, "benchmarks/tune_cost.py", "--quick", "--out",
+                           str(out)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    budget = results["settings"]["flop_budget"]
+    # the step budget is what the defaults train in the FLOP budget: equal compute for them
+    per_step = flops_per_env_step(PPOConfig(), DEFAULT_HYPERPARAMS["num_epochs"])
+    steps = results["step_budget_steps"]
+    assert steps * per_step <= budget < (steps + PPOConfig.batch_size) * per_step
+    (entry,) = results["scenarios"]
+    names = ["step_budget", "compute_budget", "random_budget", "multi_objective"]
+    assert all(entry[n]["n_trials"] == 2 for n in names)
+    assert entry["multi_objective"]["front"], "a multi-objective study has a Pareto front"
+    validation = entry["validation"]
+    rows = {r["trial"]: r for r in validation["rows"]}
+    assert set(rows) == {*names, "control"}
+    for row in rows.values():
+        # every candidate trained on the same fresh seeds at the same FLOP budget
+        assert len(row["per_seed"]) == len(validation["seeds"]) == 2
+        assert row["tflops_per_run"] * 1e12 <= budget * 1.0001
+    assert not set(validation["seeds"]) & {42000, 42001}, "validation seeds are fresh"
+    assert "compute_budget_vs_step_budget" in validation["vs_control"]
+    assert results["compute_aware_wins"] == int(entry["compute_aware_wins"])
+    assert (out.parent / "cost_pareto.png").stat().st_size > 0
