@@ -4,35 +4,42 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 TUNE_DIR := experiments/hyperparameter_tuning
 
 .PHONY: tune test lint lock clean
 
-# Installs the exact versions of constraints.txt (same seed -> same study months from now).
+# Installs the exact versions of constraints.txt (same seed -> same study months from now):
+# what a sweep needs for `make tune`, the test and PostgreSQL extras on top for `make test`.
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres]'
+	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $(STAMP)
 
-# The main job: a small real sweep at equal compute (8 trials, each seed trained until it has
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres]'
+	touch $(DEV_STAMP)
+
+# The main job: a small real sweep at equal compute (6 trials, each seed trained until it has
 # spent 1e11 FLOPs: cheap configurations train more env steps; 2 seeds per trial, default
 # scenario) into an embedded SQLite study, then its top 2 and the default configuration
 # retrained on 6 fresh seeds at the same budget: it recommends only what beats the defaults
 # (paired 95% CI), and names the cheapest configuration not significantly worse than the
-# best. Running it again adds 8 trials and validates again.
+# best. Running it again adds 6 trials and validates again. Compiling dominates its time
+# (one program per network shape), hence few trials.
 tune: $(STAMP)
 	mkdir -p $(TUNE_DIR)
-	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 8 --flop-budget 1e11 \
+	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 6 --flop-budget 1e11 \
 		--eval-interval 4096 --n-jobs 1 --validate-top-k 2 --validate-seeds 6 \
 		--study-name quickstart --storage sqlite:///$(TUNE_DIR)/quickstart.db \
 		--output-dir $(TUNE_DIR)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest tests -rs --durations=15
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check bb_jax scripts benchmarks tests
 
 # Refresh constraints.txt: the newest versions pyproject.toml's ranges allow, in a scratch venv.

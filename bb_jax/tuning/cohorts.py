@@ -377,10 +377,10 @@ class CohortTrainer:
             live = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
             if self.progress is not None:
                 rate = sum(trained.values()) / (time.perf_counter() - started)
-                first = live[0] if live else 0
-                self.progress(f"cohort {self._name(config)}: step {int(steps[first]):,}/"
-                              f"{total_steps(population.members[first]) if live else 0:,}, "
-                              f"{len(live)} live, {rate:,.0f} env-steps/s")
+                where = (f"step {int(steps[live[0]]):,}/"
+                         f"{total_steps(population.members[live[0]]):,}, {len(live)} live"
+                         if live else f"all {len(results)} member(s) done or stopped")
+                self.progress(f"cohort {self._name(config)}: {where}, {rate:,.0f} env-steps/s")
             if not live:
                 return results
             remaining = max(plans[population.members[p]].updates
