@@ -383,7 +383,7 @@ def test_validate_best_compares_top_trials_with_the_control(sweep, tmp_path, cap
     _, storage, _, _ = sweep
     out = tmp_path / "validation.json"
     code = validate_main(["--study-name", "quick", "--storage", storage, "--top-k", "1",
-                          "--seeds", "3", "--seed", "900", "--eval-episodes", "20",
+                          "--seeds", "900", "901", "902", "--eval-episodes", "20",
                           "--results-json", str(out)])
     assert code == 0
     written = json.loads(out.read_text())

@@ -243,7 +243,9 @@ def study_without_complete_trial(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["--top-k", "0"], "--top-k must be >= 1"),
-    (["--seeds", "1"], "--seeds must be >= 2"),
+    (["--n-seeds", "1"], "--n-seeds: a confidence interval needs at least 2 seeds"),
+    (["--seeds", "7"], "--seeds: a confidence interval needs at least 2 seeds"),
+    (["--seeds", "7", "9"], "--seeds must be consecutive"),
     (["--num-steps", "0"], "--num-steps must be > 0"),
     ([], "has no complete trial"),
     (["--study-name", "other"], "no study 'other' in this storage; studies: v"),
@@ -253,6 +255,21 @@ def test_validate_best_bad_input(study_without_complete_trial, args, expected, c
     assert validate_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
+
+
+def test_validate_best_reads_the_storage_from_the_environment(study_without_complete_trial,
+                                                             monkeypatch, capsys):
+    from bb_jax.cli.validate import _validate_parser
+
+    monkeypatch.setenv("BB_JAX_STORAGE", study_without_complete_trial)
+    assert _validate_parser().parse_args(["--study-name", "v"]).storage == \
+        study_without_complete_trial
+    # the study is found through the variable: its one pruned trial is the reported problem
+    assert validate_main(["--study-name", "v"]) == 2
+    assert "has no complete trial" in capsys.readouterr().err
+    monkeypatch.delenv("BB_JAX_STORAGE")
+    assert validate_main(["--study-name", "v"]) == 2
+    assert "--storage URL or $BB_JAX_STORAGE" in capsys.readouterr().err
 
 
 def test_validate_best_bad_storage_url(capsys):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from bb_jax import devices
 from bb_jax.cli.common import (
+    STORAGE_ENV,
     OneLineParser,
     UsageError,
     check_writable_dir,
@@ -39,18 +41,25 @@ def _validate_parser() -> argparse.ArgumentParser:
         prog="validate_best.py",
         description="Retrain the top-k configurations of a study and the default "
                     "configuration (control) on fresh seeds in one population call per shape; "
-                    "print each one's mean +/- 95%% CI, the paired difference to the control "
+                    "print each one's mean +/- 95% CI, the paired difference to the control "
                     "and the recommendation.",
     )
     p.add_argument("--study-name", required=True)
-    p.add_argument("--storage", required=True, help="the study's storage URL")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--seeds", type=int, default=8, help="fresh seeds per configuration (>= 2)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="first seed (default: fresh seeds derived from the study's seed)")
-    p.add_argument("--num-steps", type=int, default=None, help="default: the study's")
-    p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--results-json", default=None)
+    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None,
+                   help=f"the study's storage URL (default: ${STORAGE_ENV}; the variable keeps "
+                        "a password off the command line)")
+    p.add_argument("--top-k", type=int, default=3,
+                   help="best complete trials to validate (default: %(default)s)")
+    p.add_argument("--n-seeds", type=int, default=8,
+                   help="fresh seeds per configuration, >= 2 (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="the fresh seeds themselves, as in train_simple.py (default: "
+                        "--n-seeds seeds derived from the study's seed)")
+    p.add_argument("--num-steps", type=int, default=None,
+                   help="env steps per run (default: the study's length or FLOP budget)")
+    p.add_argument("--eval-episodes", type=int, default=200,
+                   help="fresh episodes per seed (default: %(default)s)")
+    p.add_argument("--results-json", default=None, help="also write the outcome here")
     return p
 
 
@@ -64,9 +73,19 @@ def validate_main(argv: list[str] | None = None) -> int:
     try:
         if args.top_k < 1:
             raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
-        if args.seeds < 2:
-            raise UsageError(f"--seeds must be >= 2 (a confidence interval needs two), got "
-                             f"{args.seeds}")
+        if args.storage is None:
+            raise UsageError(f"give the study's storage: --storage URL or ${STORAGE_ENV}")
+        n_seeds = args.n_seeds if args.seeds is None else len(args.seeds)
+        if n_seeds < 2:
+            flag = "--n-seeds" if args.seeds is None else "--seeds"
+            raise UsageError(f"{flag}: a confidence interval needs at least 2 seeds, got "
+                             f"{n_seeds}")
+        if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+            raise UsageError(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
+        if args.seeds is not None and args.seeds != list(range(args.seeds[0],
+                                                              args.seeds[0] + n_seeds)):
+            raise UsageError("--seeds must be consecutive (e.g. 900 901 902): validation "
+                             "seeds are a first seed and a count")
         if args.num_steps is not None and args.num_steps < 1:
             raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
         if args.eval_episodes < 1:
@@ -86,8 +105,8 @@ def validate_main(argv: list[str] | None = None) -> int:
         from bb_jax.tuning.validation import validate_study
 
         enable_compile_cache()
-        outcome = validate_study(study, args.top_k, args.seeds, args.num_steps,
-                                 args.eval_episodes, args.seed,
+        outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
+                                 args.eval_episodes, args.seeds[0] if args.seeds else None,
                                  log=lambda line: print(line, flush=True))
     except (UsageError, StorageError, ValueError) as err:
         return fail(prog, redact(str(err)))
