@@ -9,9 +9,9 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -226,10 +226,11 @@ def test_stale_heartbeat_fails_the_trial(tmp_path):
             "bb_pid_start": process_start_time(os.getpid())}
     silent, beating = (running_trial(storage, "hb", **tags) for _ in range(2))
     storage.record_heartbeat(silent)
-    # SQLite's clock counts whole seconds: after 3.2 s the silent trial's heartbeat is at
-    # least 3 s old, beyond the grace period
-    time.sleep(3.2)
     storage.record_heartbeat(beating)
+    # the silent trial's last heartbeat, moved a minute back: beyond the 2 s grace period
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-60 seconds')"
+                   " WHERE trial_id = ?", (silent,))
     assert fail_stale_trials(study) == [storage.get_trial(silent).number]
     assert storage.get_trial(beating).state == TrialState.RUNNING
     assert "heartbeats" in storage.get_trial(silent).user_attrs["fail_reason"]
@@ -333,7 +334,9 @@ def test_second_interrupt_while_waiting_for_a_worker_still_writes_the_outputs(tm
         sigint = 1 << (signal.SIGINT - 1)
         wait_for(lambda: any(_pending_signals(pid) & sigint for pid in children), tuner,
                  what="the tuner passing the interrupt to its stopped worker")
-        time.sleep(0.5)  # from passing it on to waiting for the worker: a few lines
+        # the tuner's main thread blocks in waitpid for its worker (Linux: /proc wchan)
+        wait_for(lambda: Path(f"/proc/{tuner.proc.pid}/wchan").read_text() == "do_wait",
+                 tuner, what="the tuner waiting for its worker process")
         kill(tuner, signal.SIGINT)
         assert tuner.wait() == 128 + signal.SIGINT, tuner.output()
     finally:
