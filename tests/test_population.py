@@ -219,3 +219,21 @@ def test_population_with_per_member_scenarios():
     # fewer houses survive
     _assert_trees_equal(_member(pop.state, 0), _member(pop.state, 3), "state")
     assert metrics["mean_return"][1, -1] < metrics["mean_return"][0, -1] - 200
+
+
+def test_one_evaluation_program_serves_every_batch_size():
+    """Evaluation uses the network alone: configs that differ only in batch size share one
+    compiled evaluation, and it returns what the population's own PPO evaluates."""
+    from bb_jax.train.ppo import PPO
+
+    config = LEARN_CONFIG.replace(total_steps=None)
+    other = config.replace(batch_size=2 * config.batch_size)
+    assert compiled(config).evaluate is compiled(other).evaluate
+    assert compiled(config).evaluate is not compiled(
+        config.replace(hidden_size=2 * config.hidden_size)).evaluate
+    population = Population(other, stack_hyperparams([{}] * 2), keys([3, 4]))
+    key = jax.random.PRNGKey(11)
+    shared = population.evaluate(key, 8)
+    own = jax.vmap(PPO(other).evaluate, in_axes=(0, 0, None, None, 0))(
+        population.state.params, jax.random.split(key, 2), 8, False, population.scenarios)
+    np.testing.assert_array_equal(shared, np.asarray(own))

@@ -59,6 +59,23 @@ def compiled(config: PPOConfig, shapes: ShapeChoices | None = None) -> CompiledP
     return _COMPILED[key]
 
 
+_EVALUATORS: dict[PPOConfig, object] = {}
+
+
+def _evaluator(config: PPOConfig):
+    """The jitted, vmapped `PPO.evaluate` of `config`. Evaluation plays fresh episodes with
+    the network alone, so configs that differ only in batch size share one program (one
+    compile per hidden size instead of per shape)."""
+    try:
+        key = config.replace(batch_size=PPOConfig.batch_size, num_envs=None)
+    except ValueError:  # a config whose minibatches do not divide the default batch
+        key = config
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = jax.jit(jax.vmap(PPO(key).evaluate, in_axes=(0, 0, None, None, 0)),
+                                   static_argnums=(2, 3))
+    return _EVALUATORS[key]
+
+
 def _make_compiled(config: PPOConfig, shapes: ShapeChoices | None) -> CompiledPPO:
     ppo = PPO(config, shapes=shapes)
     return CompiledPPO(
@@ -70,7 +87,7 @@ def _make_compiled(config: PPOConfig, shapes: ShapeChoices | None) -> CompiledPP
             jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0, 0, 0)), static_argnums=2,
             donate_argnums=0,
         ),
-        evaluate=jax.jit(
+        evaluate=_evaluator(config) if shapes is None else jax.jit(
             jax.vmap(ppo.evaluate, in_axes=(0, 0, None, None, 0)), static_argnums=(2, 3)
         ),
     )
