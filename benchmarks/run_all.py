@@ -62,6 +62,8 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         # what `--population-size auto` picks on a CPU
         "tune_population_1": ["tune_throughput.py", "--sweeps", "standard", "--n-jobs", "2",
                               "--population-size", "1"],
+        # step budget vs compute budget vs multi-objective vs random, validated at equal compute
+        "tune_cost": ["tune_cost.py"],
     }
 
 
