@@ -80,8 +80,6 @@ def validate_main(argv: list[str] | None = None) -> int:
             flag = "--n-seeds" if args.seeds is None else "--seeds"
             raise UsageError(f"{flag}: a confidence interval needs at least 2 seeds, got "
                              f"{n_seeds}")
-        if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-            raise UsageError(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
         if args.seeds is not None and args.seeds != list(range(args.seeds[0],
                                                               args.seeds[0] + n_seeds)):
             raise UsageError("--seeds must be consecutive (e.g. 900 901 902): validation "

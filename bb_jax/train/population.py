@@ -13,6 +13,7 @@ the caller never sees (metrics and evaluations cover the real members only).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -59,21 +60,20 @@ def compiled(config: PPOConfig, shapes: ShapeChoices | None = None) -> CompiledP
     return _COMPILED[key]
 
 
-_EVALUATORS: dict[PPOConfig, object] = {}
-
-
 def _evaluator(config: PPOConfig):
     """The jitted, vmapped `PPO.evaluate` of `config`. Evaluation plays fresh episodes with
     the network alone, so configs that differ only in batch size share one program (one
     compile per hidden size instead of per shape)."""
     try:
-        key = config.replace(batch_size=PPOConfig.batch_size, num_envs=None)
+        return _jitted_evaluate(config.replace(batch_size=PPOConfig.batch_size, num_envs=None))
     except ValueError:  # a config whose minibatches do not divide the default batch
-        key = config
-    if key not in _EVALUATORS:
-        _EVALUATORS[key] = jax.jit(jax.vmap(PPO(key).evaluate, in_axes=(0, 0, None, None, 0)),
-                                   static_argnums=(2, 3))
-    return _EVALUATORS[key]
+        return _jitted_evaluate(config)
+
+
+@functools.cache
+def _jitted_evaluate(config: PPOConfig):
+    return jax.jit(jax.vmap(PPO(config).evaluate, in_axes=(0, 0, None, None, 0)),
+                   static_argnums=(2, 3))
 
 
 def _make_compiled(config: PPOConfig, shapes: ShapeChoices | None) -> CompiledPPO:

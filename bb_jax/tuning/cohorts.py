@@ -210,7 +210,7 @@ class CohortTrainer:
             config, DEFAULT_HYPERPARAMS["num_epochs"])))
         chunk = 1 << max(0, (typical // BUDGET_REPORTS).bit_length() - 1)
         chunk = min(chunk, 1 << (affordable.bit_length() - 1))
-        return MemberPlan(max(chunk, affordable // chunk * chunk), chunk, 1, flops)
+        return MemberPlan(affordable // chunk * chunk, chunk, 1, flops)
 
     def run(
         self,
