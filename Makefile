@@ -22,17 +22,19 @@ $(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,postgres]'
 	touch $(DEV_STAMP)
 
-# The main job: a small real sweep at equal compute (6 trials, each seed trained until it has
-# spent 1e11 FLOPs: cheap configurations train more env steps; 2 seeds per trial, default
-# scenario) into an embedded SQLite study, then its top 2 and the default configuration
+# The main job: a small real sweep at equal compute into an embedded SQLite study. It tunes
+# the seven traced hyperparameters at the default network shape (--fix: one compiled program
+# for the sweep and its validation, where compiling each shape costs 20-30 s on a 2-core
+# CPU); each of a trial's 2 seeds trains until it has spent 1e11 FLOPs, so configurations
+# with fewer epochs train more env steps. Then its top 2 and the default configuration are
 # retrained on 6 fresh seeds at the same budget: it recommends only what beats the defaults
-# (paired 95% CI), and names the cheapest configuration not significantly worse than the
-# best. Running it again adds 6 trials and validates again. Compiling dominates its time
-# (one program per network shape), hence few trials.
+# (paired 95% CI) and names the cheapest configuration not significantly worse than the
+# best. Running it again adds 6 trials and validates again.
 tune: $(STAMP)
 	mkdir -p $(TUNE_DIR)
 	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 6 --flop-budget 1e11 \
-		--eval-interval 4096 --n-jobs 1 --validate-top-k 2 --validate-seeds 6 \
+		--fix hidden_size=128,batch_size=1024 --eval-interval 4096 --n-jobs 1 \
+		--validate-top-k 2 --validate-seeds 6 \
 		--study-name quickstart --storage sqlite:///$(TUNE_DIR)/quickstart.db \
 		--output-dir $(TUNE_DIR)
 

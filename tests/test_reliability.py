@@ -457,7 +457,14 @@ def bad_inputs(tmp: Path, closed_port: int) -> dict[str, tuple[list[str], str]]:
         "n_jobs_zero": (["--n-jobs", "0"], "--n-jobs"),
         "eval_interval_too_big": (["--eval-interval", "9000"], "--eval-interval"),
         "missing_enqueue_file": (["--enqueue", str(tmp / "none.json")], "cannot read"),
+        "fix_unknown": (["--fix", "hidden=64"], "NAME one of hidden_size"),
+        "fix_no_value": (["--fix", "hidden_size"], "NAME one of hidden_size"),
+        "fix_outside": (["--fix", "hidden_size=100"], "one of 64, 128, 256, 512"),
+        "fix_not_a_number": (["--fix", "gamma=high"], "not a number"),
+        "enqueue_against_fix": (["--fix", "hidden_size=128", "--enqueue",
+                                 str(tmp / "hidden_64.json")], "one of 128"),
     }
+    (tmp / "hidden_64.json").write_text(json.dumps([{"hidden_size": 64}]))
     for name, text in enqueue.items():
         path = tmp / f"{name}.json"
         path.write_text(text)
@@ -481,7 +488,8 @@ def inputs_dir(tmp_path):
     "num_opponents_ten", "max_population_zero", "n_jobs_zero", "eval_interval_too_big",
     "missing_enqueue_file", "enqueue_invalid_json", "enqueue_not_a_list",
     "enqueue_unknown_param", "enqueue_out_of_range", "enqueue_wrong_type",
-    "enqueue_null_value",
+    "enqueue_null_value", "fix_unknown", "fix_no_value", "fix_outside", "fix_not_a_number",
+    "enqueue_against_fix",
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(case, inputs_dir, closed_port, tmp_path,
                                                       capsys, monkeypatch):
@@ -525,7 +533,9 @@ def snapshot(url: str, path: Path):
     (["--num-steps", "8192"], "was created with --num-steps 4096"),
     (["--scenario", "easy"], "was created with --scenario default"),
     (["--num-opponents", "3"], "was created with --num-opponents 2"),
-], ids=["bad_steps", "bad_scenario", "other_steps", "other_scenario", "other_opponents"])
+    (["--fix", "hidden_size=64"], "was created with --fix (nothing)"),
+], ids=["bad_steps", "bad_scenario", "other_steps", "other_scenario", "other_opponents",
+        "other_fix"])
 def test_bad_input_leaves_an_existing_study_untouched(existing_study, args, expected, tmp_path,
                                                       capsys):
     url, path = existing_study

@@ -63,13 +63,25 @@ def counting_compiles():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
+# the sweep's batch size is held (--fix) and its six trials start from two queued hidden
+# sizes: two network shapes, so two training programs, instead of up to six sampled ones
+SWEEP_BATCH = 512
+SWEEP_HIDDEN = (64, 128, 64, 128, 64, 128)
+
+
+def sweep_args(tmp: Path) -> tuple[str, ...]:
+    enqueue = tmp / "sweep_enqueue.json"
+    enqueue.write_text(json.dumps([{"hidden_size": h} for h in SWEEP_HIDDEN]))
+    return ("--fix", f"batch_size={SWEEP_BATCH}", "--enqueue", str(enqueue))
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     storage = f"sqlite:///{tmp / 'study.db'}"
     before = set(compiled_configs())
     with counting_compiles() as names:
-        results = run_sweep(tmp, "quick", "--storage", storage, *VALIDATION)
+        results = run_sweep(tmp, "quick", "--storage", storage, *VALIDATION, *sweep_args(tmp))
     new_configs = set(compiled_configs()) - before
     return tmp, storage, results, (new_configs, names)
 
@@ -106,8 +118,11 @@ def test_sweep_writes_every_output(sweep):
     assert results["best_value"] == best["value"]
     assert results["best_params"] == best["params"]
     assert results["seeds_per_trial"] == 2 and results["tuning_seeds"] == tuning_seeds(7, 2)
+    assert results["fixed"] == {"batch_size": SWEEP_BATCH}
+    assert [t["params"]["hidden_size"] for t in results["trials"]] == list(SWEEP_HIDDEN)
     for trial in results["trials"]:
         assert set(trial["params"]) == set(SEARCH_SPACE)
+        assert trial["params"]["batch_size"] == SWEEP_BATCH
         assert trial["user_attrs"]["seeds"] == tuning_seeds(7, 2)
         assert trial["intermediate_values"], "every trial reports intermediate values"
         steps = [int(s) for s in trial["intermediate_values"]]
@@ -129,7 +144,8 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
 @pytest.mark.slow
 def test_same_seed_gives_identical_trials(sweep, tmp_path):
     _, _, first, _ = sweep
-    again = run_sweep(tmp_path, "again", *VALIDATION)  # fresh in-memory study, same seed
+    # a fresh in-memory study, same seed
+    again = run_sweep(tmp_path, "again", *VALIDATION, *sweep_args(tmp_path))
     for a, b in zip(first["trials"], again["trials"], strict=True):
         assert a["params"] == b["params"]
         assert a["state"] == b["state"]
@@ -152,12 +168,17 @@ def test_compiles_are_bounded_by_cohort_shapes(sweep):
 
 @pytest.mark.slow
 def test_resume_adds_trials(sweep):
-    tmp, storage, _, _ = sweep
+    tmp, storage, before, _ = sweep
     results = run_sweep(tmp, "quick", "--storage", storage, "--n-trials", "2",
-                        "--population-size", "2", *NO_VALIDATION)
+                        "--population-size", "2", "--fix", f"batch_size={SWEEP_BATCH}",
+                        *NO_VALIDATION)
     assert results["n_trials"] == 8
     numbers = [t["number"] for t in results["trials"]]
     assert numbers == list(range(8))
+    # the first six trials are the ones the fixture's sweep ran, unchanged
+    kept = ("number", "state", "value", "params", "intermediate_values")
+    assert [{k: t[k] for k in kept} for t in results["trials"][:6]] == [
+        {k: t[k] for k in kept} for t in before["trials"]]
 
 
 @pytest.mark.slow

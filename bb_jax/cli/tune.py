@@ -113,6 +113,10 @@ def _tune_parser() -> argparse.ArgumentParser:
                         "GPU/TPU (default: auto)")
     p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
     p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--fix", default=None, metavar="NAME=VALUE[,...]",
+                   help="hold search-space parameters at one value in every trial, e.g. "
+                        "hidden_size=128,batch_size=1024 (one network shape: one compiled "
+                        "program for the whole study) (default: none)")
     p.add_argument("--enqueue", default=None,
                    help="JSON file: a list of parameter dicts to try first")
     p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"))
@@ -122,8 +126,9 @@ def _tune_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_enqueue(path: str) -> tuple[dict, ...]:
-    from bb_jax.tuning.space import SEARCH_SPACE
+def read_enqueue(path: str, space: dict) -> tuple[dict, ...]:
+    """The --enqueue file's parameter dicts, each checked against the study's search space."""
+    from bb_jax.tuning.space import contains, describe
 
     try:
         rows = json.loads(Path(path).read_text())
@@ -137,30 +142,44 @@ def read_enqueue(path: str) -> tuple[dict, ...]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise UsageError(f"--enqueue file {path} must hold a JSON list of parameter objects")
     for row in rows:
-        unknown = set(row) - set(SEARCH_SPACE)
+        unknown = set(row) - set(space)
         if unknown:
             raise UsageError(f"--enqueue file {path}: unknown parameters {sorted(unknown)}; "
-                             f"valid: {', '.join(SEARCH_SPACE)}")
+                             f"valid: {', '.join(space)}")
         for name, value in row.items():
-            try:
-                inside = SEARCH_SPACE[name]._contains(SEARCH_SPACE[name].to_internal_repr(value))
-            except (ValueError, TypeError):
-                inside = False
-            if not inside or isinstance(value, bool):
+            if not contains(space[name], value):
                 raise UsageError(f"--enqueue file {path}: {name}={value!r} is outside the "
-                                 f"search space ({_describe(SEARCH_SPACE[name])})")
+                                 f"search space ({describe(space[name])})")
     return tuple(rows)
 
 
-def _describe(distribution) -> str:
-    if hasattr(distribution, "choices"):
-        return "one of " + ", ".join(map(str, distribution.choices))
-    return f"{distribution.low} .. {distribution.high}"
+def parse_fixed(text: str | None) -> dict:
+    """--fix NAME=VALUE[,NAME=VALUE...]: parameters held at one value in every trial."""
+    from bb_jax.tuning.space import SEARCH_SPACE, search_space, takes_integers
+
+    if not text:
+        return {}
+    fixed = {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or name not in SEARCH_SPACE:
+            raise UsageError(f"--fix {text!r}: give NAME=VALUE pairs with NAME one of "
+                             f"{', '.join(SEARCH_SPACE)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"--fix {name}={value!r}: not a number") from None
+        fixed[name] = int(number) if number.is_integer() and takes_integers(name) else number
+    try:
+        search_space(fixed)
+    except ValueError as err:
+        raise UsageError(f"--fix: {err}") from None
+    return fixed
 
 
 def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
-    from bb_jax.tuning.space import LARGEST_BATCH, MAX_SEEDS_PER_TRIAL
+    from bb_jax.tuning.space import LARGEST_BATCH, MAX_SEEDS_PER_TRIAL, search_space
     from bb_jax.tuning.storage import StorageError, validate_url
     from bb_jax.tuning.tuner import (
         TuneSettings,
@@ -230,7 +249,8 @@ def tune_settings(args):
         validate_url(args.storage)
     except StorageError as err:
         raise UsageError(str(err)) from None
-    enqueue = read_enqueue(args.enqueue) if args.enqueue else ()
+    fixed = parse_fixed(args.fix)
+    enqueue = read_enqueue(args.enqueue, search_space(fixed)) if args.enqueue else ()
     check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
                  args.eval_episodes if args.objective == "eval_return" else 0)
     # checked, not created: a run refused later (e.g. its database is unreachable) leaves
@@ -247,7 +267,7 @@ def tune_settings(args):
         sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
-        time_budget=time_budget, objectives=objectives,
+        time_budget=time_budget, objectives=objectives, fixed=fixed,
     )
 
 
@@ -475,6 +495,8 @@ def worker_command(settings, index: int, n_trials: int,
             *(["--min-fraction", str(settings.sha_min_fraction)]
               if settings.sha_min_fraction is not None else []),
             "--sampler", settings.sampler, "--no-validate",
+            *(["--fix", ",".join(f"{k}={v!r}" for k, v in settings.fixed.items())]
+              if settings.fixed else []),
             "--objective", settings.objective, "--eval-episodes", str(settings.eval_episodes),
             "--output-dir", str(settings.output_dir),
             "--max-population", str(settings.max_population), "--worker-index", str(index)]

@@ -38,8 +38,51 @@ TRAIN_FLAGS = {
 }
 
 
+def contains(distribution, value) -> bool:
+    """Whether `value` is one of `distribution`'s values (a choice, or inside its range; an
+    integer distribution takes integers only, and no distribution takes a bool)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    if isinstance(distribution, IntDistribution) and not float(value).is_integer():
+        return False
+    return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
+
+
+def search_space(fixed: dict | None = None) -> dict:
+    """SEARCH_SPACE with each parameter of `fixed` held at its value (a one-choice
+    distribution: every trial still carries all parameters, and a study records one space).
+    Fixing the network shape makes every trial one compiled program."""
+    fixed = fixed or {}
+    unknown = sorted(set(fixed) - set(SEARCH_SPACE))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}; valid: {', '.join(SEARCH_SPACE)}")
+    for name, value in fixed.items():
+        if not contains(SEARCH_SPACE[name], value):
+            raise ValueError(f"{name}={value!r} is outside the search space "
+                             f"({describe(SEARCH_SPACE[name])})")
+    return {name: CategoricalDistribution([fixed[name]]) if name in fixed else distribution
+            for name, distribution in SEARCH_SPACE.items()}
+
+
+def takes_integers(name: str) -> bool:
+    """Whether SEARCH_SPACE's parameter `name` is an integer (a shape or a count)."""
+    distribution = SEARCH_SPACE[name]
+    if isinstance(distribution, CategoricalDistribution):
+        return all(isinstance(c, int) for c in distribution.choices)
+    return isinstance(distribution, IntDistribution)
+
+
+def describe(distribution) -> str:
+    """The values of a distribution, for error messages."""
+    if isinstance(distribution, CategoricalDistribution):
+        return "one of " + ", ".join(map(str, distribution.choices))
+    return f"{distribution.low} .. {distribution.high}"
+
+
 def suggest(trial: optuna.Trial, name: str, distribution) -> object:
-    """Sample parameter `name` of `trial` from one of SEARCH_SPACE's distributions."""
+    """Sample parameter `name` of `trial` from one of search_space()'s distributions."""
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
     if isinstance(distribution, IntDistribution):

@@ -36,7 +36,14 @@ from bb_jax.tuning.cohorts import (
     Report,
 )
 from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
-from bb_jax.tuning.space import LARGEST_BATCH, SEARCH_SPACE, member_spec, suggest, tuning_seeds
+from bb_jax.tuning.space import (
+    LARGEST_BATCH,
+    SEARCH_SPACE,
+    member_spec,
+    search_space,
+    suggest,
+    tuning_seeds,
+)
 from bb_jax.tuning.storage import make_storage
 
 # a bb_jax worker tags each trial within milliseconds of creating it; an untagged RUNNING
@@ -122,6 +129,8 @@ class TuneSettings:
     flop_budget: float | None = None
     time_budget: float | None = None
     objectives: tuple[str, ...] = ("return",)
+    # search-space parameters held at one value in every trial (--fix)
+    fixed: dict = dataclasses.field(default_factory=dict)
 
     @property
     def multi_objective(self) -> bool:
@@ -249,7 +258,8 @@ _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
                    "time_budget": ("time_budget", "--time-budget"),
                    "objectives": ("objectives", "--objectives"),
                    "objective": ("objective", "--objective"),
-                   "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial")}
+                   "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial"),
+                   "fixed": ("fixed", "--fix")}
 
 
 def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
@@ -271,11 +281,20 @@ def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
         if attr in ("scenarios", "objectives"):
             stored, wanted = list(stored), list(wanted)
         if stored != wanted:
-            shown = (lambda v: ",".join(v)) if attr in ("scenarios", "objectives") else str
+            shown = _shown_setting(attr)
             raise StudyMismatchError(
                 f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
                 f"asks for {shown(wanted)}; resume it with the same settings or use another "
                 "--study-name")
+
+
+def _shown_setting(attr: str) -> Callable[[object], str]:
+    """How a recorded study setting reads on the command line."""
+    if attr in ("scenarios", "objectives"):
+        return ",".join
+    if attr == "fixed":
+        return lambda fixed: ",".join(f"{k}={v}" for k, v in fixed.items()) or "(nothing)"
+    return str
 
 
 def _choices(learner: dict) -> str:
@@ -309,6 +328,7 @@ def open_study(settings: TuneSettings) -> optuna.Study:
         study.set_user_attr("objectives", list(settings.objectives))
         study.set_user_attr("time_budget", settings.time_budget)
         study.set_user_attr("device", device_kind())
+        study.set_user_attr("fixed", dict(settings.fixed))
     return study
 
 
@@ -442,7 +462,7 @@ class Tuner:
         for key, value in (("bb_host", socket.gethostname()), ("bb_pid", os.getpid()),
                            ("bb_pid_start", _START_TIME)):
             trial.storage.set_trial_system_attr(trial._trial_id, key, value)
-        for name, distribution in SEARCH_SPACE.items():
+        for name, distribution in search_space(self.settings.fixed).items():
             suggest(trial, name, distribution)
         return trial
 
