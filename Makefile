@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 TUNE_DIR := experiments/hyperparameter_tuning
 
-.PHONY: tune test lint lock clean
+.PHONY: tune test test-all lint lock clean
 
 # Installs the exact versions of constraints.txt (same seed -> same study months from now):
 # what a sweep needs for `make tune`, the test and PostgreSQL extras on top for `make test`.
@@ -38,7 +38,12 @@ tune: $(STAMP)
 		--study-name quickstart --storage sqlite:///$(TUNE_DIR)/quickstart.db \
 		--output-dir $(TUNE_DIR)
 
+# The suite without its `slow` tier: what CI (.ci/run) runs, minutes on a 2-core CPU. Every
+# slow test has a cheaper sibling here; `make test-all` runs both tiers (about an hour there).
 test: $(DEV_STAMP)
+	$(PY) -m pytest tests -m "not slow" -rs --durations=15
+
+test-all: $(DEV_STAMP)
 	$(PY) -m pytest tests -rs --durations=15
 
 lint: $(DEV_STAMP)

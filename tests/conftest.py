@@ -7,8 +7,8 @@
   line called in-process before any other JAX computation (`bb_jax.devices.use_host_devices`)
   would choose the device count of the whole pytest process. Subprocess tests get the real
   default (every core), unless they set it themselves.
-- Long tests carry the `slow` marker (registered in pyproject.toml): `pytest -m "not slow"` is
-  the quick loop, `make test` (CI) runs everything.
+- Long tests carry the `slow` marker (registered in pyproject.toml): `make test` (CI) runs
+  `-m "not slow"`, where each slow test has a cheaper sibling; `make test-all` runs both.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from reliability_helpers import SMALL, write_enqueue_file
 
 from bb_jax.cli import tune_main
 from bb_jax.train.cost import CompileClock, flops_per_env_step, update_flops
@@ -99,6 +100,7 @@ def test_same_seed_gives_the_same_study_under_a_flop_budget(tmp_path):
     assert steps[-1] <= 1000 and len(steps) >= 10
 
 
+@pytest.mark.slow
 def test_return_and_cost_study_validates_its_front(tmp_path, capsys):
     result = _run(tmp_path, "front", "--objectives", "return,cost", "--num-steps", "4096",
                   "--validate-top-k", "2", "--validate-seeds", "2", "--eval-episodes", "10")
@@ -152,18 +154,17 @@ def test_budget_and_objective_usage_errors(argv, message, tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "s.db").exists()
 
 
-def test_workers_with_other_seeds_train_on_the_study_seeds(tmp_path):
-    """The study owns its tuning seeds: a second worker (or a resume) with another --seed
-    trains on the seeds recorded at creation."""
+def test_a_resume_with_another_seed_trains_on_the_study_seeds(tmp_path):
+    """The study owns its tuning seeds: a resume with another --seed trains on the seeds
+    recorded at creation (worker processes: tests/test_pairing.py). The reliability tests'
+    one-update program, shared through the compile cache."""
     storage = f"sqlite:///{tmp_path}/paired.db"
     for seed in ("1", "2"):
-        enqueue = tmp_path / "enqueue.json"
-        enqueue.write_text(json.dumps([CHEAP]))
-        assert tune_main(["--scenario", "easy", "--n-trials", "1", "--seed", seed,
-                          "--seeds-per-trial", "2", "--num-steps", "4096", "--eval-interval",
-                          "2048", "--enqueue", str(enqueue), "--no-validate", "--storage",
-                          storage, "--study-name", "paired", "--output-dir",
-                          str(tmp_path)]) == 0
+        enqueue = write_enqueue_file(tmp_path / f"q{seed}.json", [int(seed)])
+        assert tune_main(["--seed", seed, "--seeds-per-trial", "2", "--population-size", "2",
+                          *SMALL, "--enqueue", str(enqueue), "--storage", storage,
+                          "--study-name", "paired", "--n-trials", "1",
+                          "--output-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "paired_results.json").read_text())
     assert result["tuning_seeds"] == [1000, 1001]
     assert [t["user_attrs"]["seeds"] for t in result["trials"]] == [[1000, 1001]] * 2

@@ -80,13 +80,14 @@ import jax
 from bb_jax.cli import tune_main
 for name in ("first", "again"):
     assert tune_main(["--n-trials", "3", "--population-size", "3", "--num-steps", "4096",
-                      "--eval-interval", "2048", "--seed", "5", "--study-name", name,
+                      "--eval-interval", "4096", "--seed", "5", "--study-name", name,
                       "--enqueue", sys.argv[2], "--no-validate",
                       "--output-dir", sys.argv[1]]) == 0
 print(jax.device_count())
 """
-# one shape for the three trials: one cohort, one training program (the rest is sampled)
-ONE_SHAPE = [{"hidden_size": 64, "batch_size": 512}] * 3
+# one shape for the three trials: one cohort, one training program of one update (the rest
+# is sampled)
+ONE_SHAPE = [{"hidden_size": 64, "batch_size": 4096}] * 3
 
 
 def test_same_seed_same_study_on_two_host_devices(tmp_path):

@@ -88,6 +88,7 @@ def _exact_state(padded_state, i, like):
                        opt_state=_crop(row.opt_state, like.opt_state))
 
 
+@pytest.mark.slow
 def test_padded_members_train_exactly_as_their_own_shapes():
     population = _population()
     exact = [_exact_population(i) for i in range(len(MEMBERS))]
@@ -143,6 +144,7 @@ def test_until_stops_each_member_at_its_own_update_count():
             min(k + 1, stop) * batches[i] for k in range(3)]
 
 
+@pytest.mark.slow
 def test_cohort_trainer_padded_reports_like_exact_in_one_program():
     """The tuner's path: members of mixed shapes in one padded program report at the same env
     steps with the same values as the exact cohorts (one program per shape), and a second

@@ -4,6 +4,7 @@ resume, Ctrl-C, diverging trials, bad input, secrets, and memory-bounded populat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,7 +40,7 @@ from reliability_helpers import (
     warm_compile_cache,
 )
 
-from bb_jax.cli import tune_main, worker_command
+from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.train import memory
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig
 from bb_jax.train.runs import load_params
@@ -550,6 +551,32 @@ def test_bad_input_leaves_an_existing_study_untouched(existing_study, args, expe
     assert not (tmp_path / "out2").exists()
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--num-steps", "8192"], "was created with --num-steps 4096"),
+    (["--scenario", "easy"], "was created with --scenario default"),
+    (["--num-opponents", "3"], "was created with --num-opponents 2"),
+    (["--objective", "eval_return"], "was created with --objective train_return"),
+    (["--seeds-per-trial", "3"], "was created with --seeds-per-trial 2"),
+    (["--objectives", "return,cost"], "was created with --objectives return"),
+    (["--fix", "hidden_size=64"], "was created with --fix (nothing)"),
+], ids=["steps", "scenario", "opponents", "objective", "seeds_per_trial", "objectives", "fix"])
+def test_every_recorded_setting_is_checked_on_resume(args, expected, tmp_path, capsys):
+    """A study recorded by the tuner (no trial trained): resuming it with any one of its
+    recorded settings changed is refused with one line, exit 2, the database unchanged."""
+    from bb_jax.tuning.tuner import open_study
+
+    url, path = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "study.db"
+    open_study(TuneSettings(storage=url, study_name="kept", num_steps=4096, seeds_per_trial=2))
+    before = path.read_bytes()
+    code, err = run_cli(["--study-name", "kept", "--storage", url, "--n-trials", "1",
+                         "--num-steps", "4096", "--eval-interval", "4096",
+                         "--seeds-per-trial", "2", "--output-dir", str(tmp_path / "out"),
+                         *args], capsys)
+    assert code == 2 and expected in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert path.read_bytes() == before and not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_study_of_another_learner_is_refused_and_left_untouched(existing_study, tmp_path,
                                                                 capsys):
@@ -621,6 +648,29 @@ def test_worker_processes_get_the_url_outside_their_command_line(tmp_path):
     args, env = worker_command(settings, 1, 3)
     assert not any("TopSecret1" in arg for arg in args)  # `ps` shows the command line
     assert env["BB_JAX_STORAGE"] == url
+
+
+def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkeypatch):
+    """Every setting reaches an --n-jobs worker: its command line (and the storage URL in its
+    environment) parses back into the parent's settings, but for its share of the trials
+    and its index. Non-default values for every flag, so a dropped one shows."""
+    from bb_jax.cli.tune import _tune_parser, tune_settings
+
+    argv = ["--scenario", "easy,hard", "--num-opponents", "3", "--flop-budget", "2e10",
+            "--n-trials", "5", "--seed", "11", "--eval-interval", "2048",
+            "--seeds-per-trial", "3", "--pruner", "hyperband", "--median-margin", "2.5",
+            "--warmup-fraction", "0.1", "--eta", "4", "--min-fraction", "0.2",
+            "--sampler", "random", "--timeout", "77.5", "--study-name", "rt",
+            "--storage", f"sqlite:///{tmp_path}/rt.db", "--population-size", "3",
+            "--shapes", "padded", "--objective", "eval_return", "--eval-episodes", "33",
+            "--output-dir", str(tmp_path / "out"), "--max-population", "64",
+            "--fix", "hidden_size=64,gamma=0.97"]
+    parent = tune_settings(_tune_parser().parse_args(argv))
+    args, env = worker_command(parent, 1, 2)
+    monkeypatch.setenv(STORAGE_ENV, env[STORAGE_ENV])
+    worker = tune_settings(_tune_parser().parse_args(args[3:]))
+    assert dataclasses.replace(worker, n_trials=5, worker_index=0) == parent
+    assert (worker.n_trials, worker.worker_index) == (2, 1)
 
 
 def test_storage_from_the_environment(tmp_path, closed_port, monkeypatch, capsys):

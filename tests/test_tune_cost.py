@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bb_jax.train.cost import flops_per_env_step
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_tune_cost_quick(tmp_path):
     out = tmp_path / "cost.json"
     proc = subprocess.run([sys.executable, "benchmarks/tune_cost.py", "--quick", "--out",

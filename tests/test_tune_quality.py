@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_tune_quality_quick(tmp_path):
     out = tmp_path / "quality.json"
     proc = subprocess.run([sys.executable, "benchmarks/tune_quality.py", "--quick", "--out",

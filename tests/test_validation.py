@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
+from reliability_helpers import warm_compile_cache
 
 from bb_jax.cli import tune_main, validate_main
 from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
@@ -85,6 +86,19 @@ def test_a_consistent_gain_is_recommended_and_noise_is_not():
     assert rows[0]["selection_bias"] == pytest.approx(1000.0 - rows[0]["mean"])
     assert [r["mean"] for r in out["rows"]] == sorted((r["mean"] for r in out["rows"]),
                                                       reverse=True)
+
+
+@pytest.mark.parametrize("order", [(0.1, 0.3), (0.3, 0.1)])
+def test_of_two_significant_gains_the_larger_is_recommended(order):
+    """Both beat the control on every seed; the recommendation is the higher validated mean,
+    whichever the study ranked first."""
+    gains = {0.1: 10.0, 0.3: 20.0}
+    values = {lr: [v + gains[lr] + d for v, d in zip(CONTROL_VALUES, [1, -1, 2, -2], strict=True)]
+              for lr in order}
+    out = validate(candidates(*order), spec, ScriptedTrainer(table(values)), ["default"], SEEDS)
+    rows = {r["trial"]: r for r in out["rows"]}
+    assert all(rows[i]["vs_control"]["significant"] for i in range(2))
+    assert out["recommended"] == order.index(0.3)
 
 
 def test_a_failed_seed_is_counted_and_bars_the_recommendation():
@@ -223,8 +237,10 @@ def test_bad_tuning_flags_are_one_line_exit_2_nothing_written(args, expected, tm
 
 
 def test_timeout_asks_no_new_batch(tmp_path, capsys):
+    warm_compile_cache()  # the fixed shape's one-update program of 2 members
     code = tune_main(["--n-trials", "3", "--num-steps", "4096", "--eval-interval", "4096",
-                      "--population-size", "1", "--seeds-per-trial", "1", "--timeout",
+                      "--fix", "hidden_size=64,batch_size=4096",
+                      "--population-size", "1", "--seeds-per-trial", "2", "--timeout",
                       "0.001", "--no-validate", "--output-dir", str(tmp_path),
                       "--study-name", "t", "--storage", f"sqlite:///{tmp_path / 't.db'}"])
     assert code == 0
@@ -276,3 +292,39 @@ def test_validate_best_bad_storage_url(capsys):
     assert validate_main(["--study-name", "v", "--storage", "redis://host/0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "malformed storage URL" in err[0]
+
+
+def test_every_trial_is_told_the_mean_of_its_own_members(monkeypatch):
+    """A batch of 3 trials x 2 seeds x 2 scenarios: each member is (its trial's parameters,
+    one seed, one scenario) and each trial's value and per-seed values come from its own 4
+    members (values made from learning rate, seed and scenario by a scripted trainer)."""
+    rates = (1e-4, 2e-4, 4e-4)
+    seen = []
+
+    def value(spec):
+        return spec.hyperparams["learning_rate"] * 1e6 + spec.seed + (
+            0.5 if spec.scenario == "hard" else 0.0)
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        seen.extend(specs)
+        results = {s.member_id: MemberResult(s.member_id, "complete", value(s), env_steps=4096,
+                                             flops=1e9, seconds=0.1) for s in specs}
+        on_finished(results)
+        return results
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    settings = TuneSettings(scenarios=("easy", "hard"), scenario_arg="easy,hard",
+                            num_steps=4096, n_trials=3, population_size=3, eval_interval=4096,
+                            pruner="none", seeds_per_trial=2, seed=9,
+                            enqueue=tuple({**FIXED, "learning_rate": lr} for lr in rates))
+    tuner = Tuner(settings, log=lambda line: None)
+    tuner.run()
+    assert len(seen) == 12 and len({s.member_id for s in seen}) == 12
+    assert {(s.hyperparams["learning_rate"], s.seed, s.scenario) for s in seen} == {
+        (lr, seed, sc) for lr in rates for seed in (9000, 9001) for sc in ("easy", "hard")}
+    for trial, lr in zip(tuner.study.trials, rates, strict=True):
+        assert trial.params["learning_rate"] == lr
+        per_seed = [lr * 1e6 + seed + 0.25 for seed in (9000, 9001)]
+        assert trial.user_attrs["per_seed_values"] == pytest.approx(per_seed)
+        assert trial.value == pytest.approx(np.mean(per_seed))
+        assert trial.user_attrs["seeds"] == [9000, 9001]

@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,13 @@ def write_outputs(study: optuna.Study, storage_url: str | None, output_dir: Path
     target = {"target": (lambda t: t.values[0]), "target_name": "return"} if multi else {}
     _write_plot(lambda: visualization.plot_optimization_history(study, **target),
                 paths["history"])
-    _write_plot(lambda: visualization.plot_param_importances(study, **target),
-                paths["importances"])
+    # the importance evaluator ranks parameters for a low custom target (and warns that it
+    # does whenever a target is given): negate the return
+    low = {"target": (lambda t: -t.values[0]), "target_name": "return"} if multi else {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+        _write_plot(lambda: visualization.plot_param_importances(study, **low),
+                    paths["importances"])
     _write_plot(lambda: visualization.plot_parallel_coordinate(study, **target),
                 paths["parallel"])
     _write_plot(lambda: visualization.plot_intermediate_values(study), paths["intermediate"])

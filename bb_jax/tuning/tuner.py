@@ -301,35 +301,69 @@ def _choices(learner: dict) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in learner.items())
 
 
+# a worker that finds a study with no trials and no recorded settings waits this long for
+# its creator (another worker, possibly still timing a --time-budget calibration) to record
+# them; a study created outside the tuner has trials (queued ones) or waits once
+CREATOR_WAIT_S = 300.0
+# a worker that records the settings of a study created elsewhere re-reads them after this
+# pause, so workers that started together all train on the last settings written
+SETTLE_S = 1.0
+
+
 def open_study(settings: TuneSettings) -> optuna.Study:
-    """Create the study, or load it (checking that it matches `settings`) when it exists."""
+    """Create the study, or load it (checking that it matches `settings`) when it exists.
+
+    The study owns its settings (tuning seeds, budget, ...): the worker whose create_study
+    succeeds records them (the tuning seeds last), and every other worker and every resume
+    uses the recorded ones whatever its own --seed, so all trials stay paired."""
     storage = make_storage(settings.storage)
-    study = optuna.create_study(
-        study_name=settings.resolved_study_name(),
-        storage=storage,
-        directions=[("minimize" if o == "cost" else "maximize") for o in settings.objectives],
-        load_if_exists=True,
-    )
+    name = settings.resolved_study_name()
+    directions = [("minimize" if o == "cost" else "maximize") for o in settings.objectives]
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage)
+        created = False
+        _await_creator(study)
     check_study_matches(study, settings)
+    recording = "tuning_seeds" not in study.user_attrs
+    if recording:
+        _record_settings(study, settings)
     _settle_budget(study, settings)
-    study.pruner = make_pruner(settings)
-    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
-    if "scenario" not in study.user_attrs:
-        study.set_user_attr("scenario", settings.scenario_arg)
-        study.set_user_attr("scenarios", list(settings.scenarios))
-        study.set_user_attr("num_opponents", settings.num_opponents)
-        study.set_user_attr("num_steps", settings.num_steps)
-        study.set_user_attr("objective", settings.objective)
-        study.set_user_attr("seeds_per_trial", settings.seeds_per_trial)
-        study.set_user_attr("seed", settings.seed)
+    if recording:
         study.set_user_attr("tuning_seeds", tuning_seeds(settings.seed,
                                                          settings.seeds_per_trial))
-        study.set_user_attr("learner", PPOConfig().learner_choices)
-        study.set_user_attr("objectives", list(settings.objectives))
-        study.set_user_attr("time_budget", settings.time_budget)
-        study.set_user_attr("device", device_kind())
-        study.set_user_attr("fixed", dict(settings.fixed))
+        if not created:  # another worker may have recorded its own meanwhile: use the last
+            time.sleep(SETTLE_S)
+            settings.flop_budget = study.user_attrs.get("flop_budget")
+    study.pruner = make_pruner(settings)
+    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
     return study
+
+
+def _await_creator(study: optuna.Study) -> None:
+    """Wait until the worker that created `study` has recorded its settings (their last,
+    the tuning seeds), unless the study already has trials (it was created elsewhere)."""
+    deadline = time.monotonic() + CREATOR_WAIT_S
+    while ("tuning_seeds" not in study.user_attrs and time.monotonic() < deadline
+           and not study.get_trials(deepcopy=False)):
+        time.sleep(0.1)
+
+
+def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
+    study.set_user_attr("scenario", settings.scenario_arg)
+    study.set_user_attr("scenarios", list(settings.scenarios))
+    study.set_user_attr("num_opponents", settings.num_opponents)
+    study.set_user_attr("num_steps", settings.num_steps)
+    study.set_user_attr("objective", settings.objective)
+    study.set_user_attr("seeds_per_trial", settings.seeds_per_trial)
+    study.set_user_attr("seed", settings.seed)
+    study.set_user_attr("learner", PPOConfig().learner_choices)
+    study.set_user_attr("objectives", list(settings.objectives))
+    study.set_user_attr("time_budget", settings.time_budget)
+    study.set_user_attr("device", device_kind())
+    study.set_user_attr("fixed", dict(settings.fixed))
 
 
 def device_kind() -> str:
@@ -385,8 +419,7 @@ class Tuner:
         # the study's own seeds, recorded at its creation: every worker and every resume
         # trains on them whatever its --seed (which then seeds only its sampler), so all
         # trials of the study stay paired
-        self.tuning_seeds = list(self.study.user_attrs.get("tuning_seeds") or tuning_seeds(
-            settings.seed, settings.seeds_per_trial))
+        self.tuning_seeds = list(self.study.user_attrs["tuning_seeds"])
         self.finished = 0
         self.compile_seconds = 0.0  # this worker's compiles, all batches
         self._batch_compile = (0.0, 1)  # compile clock at the batch's start, its trials

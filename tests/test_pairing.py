@@ -1,0 +1,63 @@
+"""The study owns its tuning seeds: three worker processes started together with --seed 1, 2
+and 3 on one new study (SQLite, journal file, a real PostgreSQL server) train every trial on
+the same seeds, the ones the study recorded at its creation and the results JSON shows. Each
+worker queues one configuration of the reliability tests' fixed shape, so the three share
+one compiled program through JAX's persistent cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from optuna.trial import TrialState
+from reliability_helpers import (
+    PostgresServer,
+    Tuner,
+    load_trials,
+    tune_args,
+    warm_compile_cache,
+    write_enqueue_file,
+)
+
+from bb_jax.tuning.space import tuning_seeds
+
+SEEDS = (1, 2, 3)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+def _url(backend: str, tmp_path, request) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if backend == "journal":
+        return f"journal:///{tmp_path / 'study.log'}"
+    return request.getfixturevalue("postgres").create_database("paired")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "journal", "postgresql"])
+def test_workers_with_other_seeds_train_on_the_study_seeds(backend, tmp_path, request):
+    url = _url(backend, tmp_path, request)
+    warm_compile_cache()
+    out = tmp_path / "out"
+    workers = [Tuner(tune_args("paired", url, out, 1, "--seed", str(seed), "--enqueue",
+                               str(write_enqueue_file(tmp_path / f"q{seed}.json", [seed]))),
+                     tmp_path / "logs", f"worker{seed}")
+               for seed in SEEDS]
+    for worker in workers:
+        assert worker.wait() == 0, worker.output()
+    trials = load_trials(url, "paired")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * len(SEEDS)
+    seeds = [t.user_attrs["seeds"] for t in trials]
+    # one worker created the study; its --seed gave every trial's seeds
+    assert seeds[0] in [tuning_seeds(seed, 2) for seed in SEEDS]
+    assert seeds == [seeds[0]] * len(SEEDS)
+    for worker in workers:  # each worker writes the results when it ends
+        assert "results:" in worker.stdout
+    results = json.loads((out / "paired_results.json").read_text())
+    assert results["tuning_seeds"] == seeds[0]
+    assert [t["user_attrs"]["seeds"] for t in results["trials"]] == seeds
