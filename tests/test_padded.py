@@ -189,3 +189,28 @@ def test_population_memory_of_a_padded_program_comes_from_its_own_compile():
     largest = CHOICES.config(BASE)
     padded, exact_largest = member_bytes(largest, 0, CHOICES), member_bytes(largest)
     assert exact_largest <= padded <= 2 * exact_largest
+
+
+@pytest.mark.slow
+def test_the_tuner_with_padded_shapes_gives_the_exact_study(tmp_path):
+    """`--shapes padded` through the tuner: with the hidden size held (--fix), two trials of
+    batch 512 and 4096 train in one padded program and their values are those of the exact
+    study (two programs), within float rounding."""
+    import json
+
+    from bb_jax.cli import tune_main
+
+    enqueue = tmp_path / "q.json"
+    enqueue.write_text(json.dumps([{"batch_size": 512}, {"batch_size": 4096}]))
+    results = {}
+    for shapes in ("exact", "padded"):
+        out = tmp_path / shapes
+        assert tune_main(["--shapes", shapes, "--fix", "hidden_size=64", "--enqueue",
+                          str(enqueue), "--n-trials", "2", "--population-size", "2",
+                          "--seeds-per-trial", "1", "--num-steps", "4096", "--eval-interval",
+                          "4096", "--pruner", "none", "--no-validate", "--seed", "4",
+                          "--study-name", shapes, "--output-dir", str(out)]) == 0
+        results[shapes] = json.loads((out / f"{shapes}_results.json").read_text())
+    exact, padded = results["exact"]["trials"], results["padded"]["trials"]
+    assert [t["params"] for t in exact] == [t["params"] for t in padded]
+    assert [t["value"] for t in padded] == pytest.approx([t["value"] for t in exact], rel=1e-4)

@@ -328,3 +328,51 @@ def test_every_trial_is_told_the_mean_of_its_own_members(monkeypatch):
         assert trial.user_attrs["per_seed_values"] == pytest.approx(per_seed)
         assert trial.value == pytest.approx(np.mean(per_seed))
         assert trial.user_attrs["seeds"] == [9000, 9001]
+
+
+def test_validation_over_scenarios_and_seeds_pairs_each_seed_across_scenarios():
+    """Two scenarios x four seeds: a candidate's value on a seed is the mean of its two
+    scenario runs on that seed, and the paired difference is taken seed by seed. Here the
+    candidate gains +20 on hard only: +10 per seed."""
+    scenario_shift = {"easy": 0.0, "hard": -300.0}
+
+    class ByScenario:
+        def run(self, specs):
+            out = {}
+            for s in specs:
+                gain = 20.0 if (s.hyperparams["learning_rate"] == 0.1
+                                and s.scenario == "hard") else 0.0
+                value = CONTROL_VALUES[SEEDS.index(s.seed)] + scenario_shift[s.scenario] + gain
+                out[s.member_id] = MemberResult(s.member_id, "complete", value)
+            return out
+
+    out = validate(candidates(0.1), spec, ByScenario(), ["easy", "hard"], SEEDS)
+    rows = {r["trial"]: r for r in out["rows"]}
+    assert rows[CONTROL]["per_seed"] == pytest.approx([v - 150.0 for v in CONTROL_VALUES])
+    assert rows[0]["per_seed"] == pytest.approx([v - 140.0 for v in CONTROL_VALUES])
+    assert rows[0]["vs_control"]["mean"] == pytest.approx(10.0)
+    assert rows[0]["vs_control"]["ci95"] == pytest.approx(0.0, abs=1e-9)
+    assert out["recommended"] == 0
+
+
+def test_validation_trains_the_learner_the_study_recorded(monkeypatch):
+    """A study tuned with other learner choices (here: the opposite time input and critic) is
+    validated with those choices, not with this version's defaults."""
+    recorded = {**PPOConfig().learner_choices, "time_input": not PPOConfig.time_input,
+                "critic": "shared" if PPOConfig.critic == "separate" else "separate"}
+    configs = []
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        configs.append(self.base_config)
+        return {s.member_id: MemberResult(s.member_id, "complete", 900.0 + s.seed % 7)
+                for s in specs}
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("learner", recorded)
+    study.set_user_attr("seed", 3)
+    study.set_user_attr("tuning_seeds", [3000, 3001])
+    study.tell(study.ask(SEARCH_SPACE), 950.0)
+    validate_study(study, top_k=1, n_seeds=2, num_steps=4096, log=lambda line: None)
+    assert configs and all(c.learner_choices == recorded for c in configs)
+    assert study.user_attrs["validation"]["seeds"] == [3500, 3501]

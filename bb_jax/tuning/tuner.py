@@ -84,10 +84,11 @@ def default_shapes(backend: str) -> str:
     return "exact" if backend == "cpu" else "padded"
 
 
-def shape_choices() -> ShapeChoices:
-    """The shapes of the search space: what a padded program of this tuner serves."""
-    return ShapeChoices(tuple(SEARCH_SPACE["hidden_size"].choices),
-                        tuple(SEARCH_SPACE["batch_size"].choices))
+def shape_choices(fixed: dict | None = None) -> ShapeChoices:
+    """The shapes of the search space (with --fix's values held): what a padded program of
+    this tuner serves."""
+    space = search_space(fixed)
+    return ShapeChoices(tuple(space["hidden_size"].choices), tuple(space["batch_size"].choices))
 
 
 def default_seeds_per_trial(backend: str) -> int:
@@ -414,7 +415,8 @@ class Tuner:
             eval_episodes=settings.eval_episodes if settings.objective == "eval_return" else 0,
             max_population=settings.max_population,
             progress=self._progress_line,
-            shape_choices=shape_choices() if settings.shapes == "padded" else None,
+            shape_choices=(shape_choices(settings.fixed) if settings.shapes == "padded"
+                           else None),
         )
         # the study's own seeds, recorded at its creation: every worker and every resume
         # trains on them whatever its --seed (which then seeds only its sampler), so all
