@@ -38,7 +38,6 @@ from bb_jax.tuning.cohorts import (
 from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
 from bb_jax.tuning.space import (
     LARGEST_BATCH,
-    SEARCH_SPACE,
     member_spec,
     search_space,
     suggest,
