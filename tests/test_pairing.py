@@ -64,3 +64,33 @@ def test_workers_with_other_seeds_train_on_the_study_seeds(backend, tmp_path, re
     results = json.loads((out / "paired_results.json").read_text())
     assert results["tuning_seeds"] == seeds[0]
     assert [t["user_attrs"]["seeds"] for t in results["trials"]] == seeds
+
+
+def test_a_worker_that_finds_the_study_new_waits_for_its_creator(tmp_path):
+    """The creator of a study may take a while to record its settings (a --time-budget
+    calibration compiles and trains first): a worker that finds the study with neither
+    settings nor trials waits for them instead of recording its own --seed's."""
+    import threading
+    import time
+
+    import optuna
+
+    from bb_jax.tuning import tuner
+    from bb_jax.tuning.tuner import TuneSettings, open_study
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    creator = TuneSettings(storage=url, study_name="new", seed=1, num_steps=4096)
+    study = optuna.create_study(study_name="new", storage=url, direction="maximize")
+    seen = {}
+
+    def worker():
+        opened = open_study(TuneSettings(storage=url, study_name="new", seed=2, num_steps=4096))
+        seen["seeds"] = opened.user_attrs["tuning_seeds"]
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    time.sleep(tuner.SETTLE_S + 1.0)  # longer than a recording worker's settling pause
+    tuner._record_settings(study, creator)
+    study.set_user_attr("tuning_seeds", tuning_seeds(1, creator.seeds_per_trial))
+    thread.join(timeout=60)
+    assert seen["seeds"] == tuning_seeds(1, creator.seeds_per_trial)

@@ -139,6 +139,14 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
     complete = [t for t in results["trials"] if t["state"] == "COMPLETE"]
     assert max(len(t["intermediate_values"]) for t in pruned) < max(
         len(t["intermediate_values"]) for t in complete)
+    # synchronous halving over the one batch: at the rung where a trial stopped, every trial
+    # that went on had a value at least as high
+    for trial in pruned:
+        rung = max(trial["intermediate_values"], key=int)
+        went_on = [t for t in results["trials"]
+                   if max(map(int, t["intermediate_values"])) > int(rung)]
+        assert went_on and all(t["intermediate_values"][rung] >= trial["intermediate_values"][rung]
+                               for t in went_on), (trial["number"], rung)
 
 
 @pytest.mark.slow
