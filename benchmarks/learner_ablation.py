@@ -86,7 +86,8 @@ def summarise(results: dict, scenarios: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenarios", nargs="+", default=["easy", "default", "hard"])
+    p.add_argument("--scenario", default="easy,default,hard",
+                   help="comma-separated scenarios (default: easy,default,hard)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--num-steps", type=int, default=200_000, help="env steps per member")
     p.add_argument("--eval-episodes", type=int, default=200)
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny smoke run (written to /tmp)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    args.scenarios = [name.strip() for name in args.scenario.split(",")]
     devices.use_host_devices()
     if "default" not in args.variants:
         p.error("--variants must include 'default' (the paired comparisons' reference)")

@@ -177,7 +177,8 @@ def plot_fronts(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (one scenario, tiny)")
-    ap.add_argument("--scenarios", default="default,hard,easy")
+    ap.add_argument("--scenario", default="default,hard,easy",
+                    help="comma-separated scenarios (default: default,hard,easy)")
     ap.add_argument("--flop-budget", type=float, default=1e11,
                     help="FLOPs per training run (default: %(default)g)")
     ap.add_argument("--trials", type=int, default=8, help="trials per strategy (default: "
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args(argv)
     if args.quick:
-        args.scenarios, args.flop_budget, args.trials = "easy", 1e10, 2
+        args.scenario, args.flop_budget, args.trials = "easy", 1e10, 2
         args.validate_seeds, args.eval_episodes, args.eval_interval = 2, 16, 2048
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     steps = control_steps(args.flop_budget)
@@ -200,7 +201,7 @@ def main(argv=None) -> int:
     results = {"benchmark": "tune_cost", "quick": args.quick, "machine": machine_info(),
                "settings": {k: v for k, v in vars(args).items() if k != "out"},
                "step_budget_steps": steps, "scenarios": []}
-    for scenario in args.scenarios.split(","):
+    for scenario in args.scenario.split(","):
         entry = {"scenario": scenario, "control_tflops": steps * flops_per_env_step(
             PPOConfig(), DEFAULT_HYPERPARAMS["num_epochs"]) / 1e12}
         rows = []

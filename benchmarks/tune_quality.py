@@ -132,7 +132,8 @@ def run_strategy(scenario: str, name: str, spec: dict, args, log) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (one scenario, tiny)")
-    ap.add_argument("--scenarios", default="default,hard,easy")
+    ap.add_argument("--scenario", default="default,hard,easy",
+                    help="comma-separated scenarios (default: default,hard,easy)")
     ap.add_argument("--steps", type=int, default=100_000, help="env steps per training run")
     ap.add_argument("--trials", type=int, default=16, help="trials of the K-seed strategies")
     ap.add_argument("--seeds-per-trial", type=int, default=2)
@@ -145,14 +146,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args(argv)
     if args.quick:
-        args.scenarios, args.steps, args.trials, args.eval_interval = "easy", 8192, 2, 4096
+        args.scenario, args.steps, args.trials, args.eval_interval = "easy", 8192, 2, 4096
         args.top_k, args.validate_seeds, args.eval_episodes = 1, 2, 16
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = {"benchmark": "tune_quality", "quick": args.quick, "machine": machine_info(),
                "settings": {k: v for k, v in vars(args).items() if k != "out"}, "rows": []}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for scenario in args.scenarios.split(","):
+    for scenario in args.scenario.split(","):
         for name, spec in strategies(args.seeds_per_trial).items():
             results["rows"].append(run_strategy(scenario, name, spec, args,
                                                 lambda line: print(line, flush=True)))

@@ -211,7 +211,7 @@ def test_main_tiny_run_writes_the_report(tmp_path):
     """Two seeds x two scenarios, one update each: every output written, the figures of each
     scenario its own (PPO and the baselines score `hard` far below `easy`)."""
     md, png, js = tmp_path / "RESULTS.md", tmp_path / "results.png", tmp_path / "results.json"
-    code = main(["--num-steps", "4096", "--seeds", "0", "1", "--scenarios", "easy", "hard",
+    code = main(["--num-steps", "4096", "--seeds", "0", "1", "--scenario", "easy,hard",
                  "--hidden-size", "32", "--eval-episodes", "20", "--baseline-episodes", "64",
                  "--out", str(md), "--plot", str(png), "--json", str(js)])
     assert code == 0

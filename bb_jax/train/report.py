@@ -508,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="results_report.py", description=__doc__.split("\n")[0])
     ap.add_argument("--num-steps", type=int, default=ReportSettings.num_steps)
     ap.add_argument("--seeds", type=int, nargs="+", default=list(ReportSettings.seeds))
-    ap.add_argument("--scenarios", nargs="+", default=None, choices=list_scenarios())
+    ap.add_argument("--scenario", default="all",
+                    help="a scenario, a comma-separated list, or 'all' (default: all)")
     ap.add_argument("--hidden-size", type=int, default=ReportSettings.hidden_size)
     ap.add_argument("--eval-episodes", type=int, default=ReportSettings.eval_episodes)
     ap.add_argument("--baseline-episodes", type=int, default=ReportSettings.baseline_episodes)
@@ -527,10 +528,16 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(results, args.out, args.plot, args.json)
         print(f"wrote {args.out}, {args.plot}, {args.json} from {args.from_json}")
         return 0
+    names = list_scenarios() if args.scenario == "all" else [
+        name.strip() for name in args.scenario.split(",") if name.strip()]
+    unknown = [name for name in names if name not in list_scenarios()]
+    if unknown or not names:
+        ap.error(f"--scenario {args.scenario!r}: valid scenarios are "
+                 f"{', '.join(list_scenarios())} (comma-separated) or all")
     devices.use_host_devices()  # the population shards over every core
     settings = ReportSettings(
         num_steps=args.num_steps, seeds=tuple(args.seeds),
-        scenarios=tuple(args.scenarios or list_scenarios()), hidden_size=args.hidden_size,
+        scenarios=tuple(dict.fromkeys(names)), hidden_size=args.hidden_size,
         eval_episodes=args.eval_episodes, baseline_episodes=args.baseline_episodes,
     )
     if args.quick:
