@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import median_abs_deviation
 
 PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -61,12 +62,11 @@ def first_from(values: dict[int, float], step: int) -> float | None:
 
 def noise_sd(changes: list[float]) -> float:
     """Noise standard deviation of one intermediate value from the changes between trials'
-    last two reports: 1.4826 * MAD / sqrt(2) (a change holds two independent noises)."""
+    last two reports: the normal-consistent MAD / sqrt(2) (a change holds two independent
+    noises)."""
     if len(changes) < 2:
         return math.nan
-    centre = statistics.median(changes)
-    mad = statistics.median(abs(c - centre) for c in changes)
-    return 1.4826 * mad / math.sqrt(2.0)
+    return float(median_abs_deviation(changes, scale="normal")) / math.sqrt(2.0)
 
 
 class EvidenceMedianPruner(optuna.pruners.BasePruner):
