@@ -11,7 +11,8 @@ jits and vmaps them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import dataclasses
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import jax
@@ -118,9 +119,8 @@ class PPOConfig:
         return {name: getattr(self, name) for name in LEARNER_CHOICES}
 
     def replace(self, **changes) -> PPOConfig:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return PPOConfig(**values)
+        """A copy with `changes` (dataclasses.replace: the checks of __post_init__ run)."""
+        return dataclasses.replace(self, **changes)
 
 
 @struct.dataclass
