@@ -66,8 +66,9 @@ def default_population_size(backend: str) -> int:
     the work on the same cores) and each population size is one more compile: on the 2-core
     CPU the standard sweep (100 x 50k, 2 jobs, the learner and one seed per trial of
     2026-11-28) took 156 s with populations of 1 and 333 s with 16 (docs/PERFORMANCE.md).
-    On an accelerator members are nearly free until it is full. The seeds of a trial (`--seeds-per-trial`) are members too: a CPU batch of one trial is still
-    a population of K members."""
+    On an accelerator members are nearly free until it is full. The seeds of a trial
+    (`--seeds-per-trial`) are members too: a CPU batch of one trial is still a population of
+    K members."""
     return 1 if backend == "cpu" else 16
 
 
