@@ -63,15 +63,18 @@ def counting_compiles():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-# the sweep's batch size is held (--fix) and its six trials start from two queued hidden
-# sizes: two network shapes, so two training programs, instead of up to six sampled ones
+# the sweep's batch size is held (--fix) and its six trials are queued with two hidden sizes
+# (and distinct learning rates: Optuna skips queueing a row that a trial already has): two
+# network shapes, so two training programs, instead of up to six sampled ones
 SWEEP_BATCH = 512
 SWEEP_HIDDEN = (64, 128, 64, 128, 64, 128)
+SWEEP_RATES = (1e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3)
 
 
 def sweep_args(tmp: Path) -> tuple[str, ...]:
     enqueue = tmp / "sweep_enqueue.json"
-    enqueue.write_text(json.dumps([{"hidden_size": h} for h in SWEEP_HIDDEN]))
+    enqueue.write_text(json.dumps([{"hidden_size": h, "learning_rate": lr}
+                                   for h, lr in zip(SWEEP_HIDDEN, SWEEP_RATES, strict=True)]))
     return ("--fix", f"batch_size={SWEEP_BATCH}", "--enqueue", str(enqueue))
 
 
