@@ -142,12 +142,14 @@ def test_pruning_prunes_inside_the_first_batch(sweep):
     complete = [t for t in results["trials"] if t["state"] == "COMPLETE"]
     assert max(len(t["intermediate_values"]) for t in pruned) < max(
         len(t["intermediate_values"]) for t in complete)
-    # synchronous halving over the one batch: at the rung where a trial stopped, every trial
-    # that went on had a value at least as high
+    # synchronous halving: the trials of one shape train together and are judged at a rung
+    # against the same values, so every trial of its shape that went on past the rung where
+    # a trial stopped had a value at least as high there (shapes train one after the other)
     for trial in pruned:
         rung = max(trial["intermediate_values"], key=int)
         went_on = [t for t in results["trials"]
-                   if max(map(int, t["intermediate_values"])) > int(rung)]
+                   if t["params"]["hidden_size"] == trial["params"]["hidden_size"]
+                   and max(map(int, t["intermediate_values"])) > int(rung)]
         assert went_on and all(t["intermediate_values"][rung] >= trial["intermediate_values"][rung]
                                for t in went_on), (trial["number"], rung)
 
