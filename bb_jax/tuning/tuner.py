@@ -353,18 +353,15 @@ def _await_creator(study: optuna.Study) -> None:
 
 
 def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
-    study.set_user_attr("scenario", settings.scenario_arg)
-    study.set_user_attr("scenarios", list(settings.scenarios))
-    study.set_user_attr("num_opponents", settings.num_opponents)
-    study.set_user_attr("num_steps", settings.num_steps)
-    study.set_user_attr("objective", settings.objective)
-    study.set_user_attr("seeds_per_trial", settings.seeds_per_trial)
-    study.set_user_attr("seed", settings.seed)
-    study.set_user_attr("learner", PPOConfig().learner_choices)
-    study.set_user_attr("objectives", list(settings.objectives))
-    study.set_user_attr("time_budget", settings.time_budget)
-    study.set_user_attr("device", device_kind())
-    study.set_user_attr("fixed", dict(settings.fixed))
+    """The settings that define what a trial of `study` means (the tuning seeds apart)."""
+    recorded = {"scenario": settings.scenario_arg, "scenarios": list(settings.scenarios),
+                "num_opponents": settings.num_opponents, "num_steps": settings.num_steps,
+                "objective": settings.objective, "seeds_per_trial": settings.seeds_per_trial,
+                "seed": settings.seed, "learner": PPOConfig().learner_choices,
+                "objectives": list(settings.objectives), "time_budget": settings.time_budget,
+                "device": device_kind(), "fixed": dict(settings.fixed)}
+    for key, value in recorded.items():
+        study.set_user_attr(key, value)
 
 
 def device_kind() -> str:
@@ -422,6 +419,7 @@ class Tuner:
         # trains on them whatever its --seed (which then seeds only its sampler), so all
         # trials of the study stay paired
         self.tuning_seeds = list(self.study.user_attrs["tuning_seeds"])
+        self.space = search_space(settings.fixed)  # what every trial samples from
         self.finished = 0
         self.compile_seconds = 0.0  # this worker's compiles, all batches
         self._batch_compile = (0.0, 1)  # compile clock at the batch's start, its trials
@@ -497,7 +495,7 @@ class Tuner:
         for key, value in (("bb_host", socket.gethostname()), ("bb_pid", os.getpid()),
                            ("bb_pid_start", _START_TIME)):
             trial.storage.set_trial_system_attr(trial._trial_id, key, value)
-        for name, distribution in search_space(self.settings.fixed).items():
+        for name, distribution in self.space.items():
             suggest(trial, name, distribution)
         return trial
 
