@@ -117,9 +117,16 @@ def tune(scenario: str, name: str, spec: dict, args, steps: int) -> dict:
 
 def validate_picks(scenario: str, rows: list[dict], args) -> dict:
     """Every strategy's pick and the control on the same fresh seeds at the FLOP budget."""
-    candidates = [Candidate(r["strategy"], r["pick"]["params"], r["pick"]["tuning_value"])
-                  for r in rows if "pick" in r]
-    candidates.append(Candidate(CONTROL, control_params(), None))
+    candidates, same_as = [Candidate(CONTROL, control_params(), None)], {}
+    for r in rows:
+        if "pick" not in r:
+            continue
+        twin = next((c.trial for c in candidates if c.params == r["pick"]["params"]), None)
+        if twin is None:
+            candidates.append(Candidate(r["strategy"], r["pick"]["params"],
+                                        r["pick"]["tuning_value"]))
+        else:  # the same configuration trains once; its row stands for both strategies
+            same_as[r["strategy"]] = twin
     trainer = CohortTrainer(
         PPOConfig(scenario=scenario, total_steps=None, batch_size=LARGEST_BATCH),
         num_steps=None, flop_budget=args.flop_budget, eval_interval=args.eval_interval,
@@ -128,6 +135,7 @@ def validate_picks(scenario: str, rows: list[dict], args) -> dict:
     started = time.perf_counter()
     outcome = validate(candidates, member_spec, trainer, [scenario], seeds)
     by_name = {r["trial"]: r for r in outcome["rows"]}
+    by_name.update({name: by_name[twin] for name, twin in same_as.items()})
     control = by_name[CONTROL]["per_seed"]
     comparisons = {name: paired_difference(row["per_seed"], control).as_dict()
                    for name, row in by_name.items() if name != CONTROL}
@@ -135,7 +143,7 @@ def validate_picks(scenario: str, rows: list[dict], args) -> dict:
         comparisons["compute_budget_vs_step_budget"] = paired_difference(
             by_name["compute_budget"]["per_seed"], by_name["step_budget"]["per_seed"]).as_dict()
     return {"seeds": seeds, "validate_s": time.perf_counter() - started,
-            "rows": outcome["rows"], "vs_control": comparisons}
+            "rows": outcome["rows"], "same_pick": same_as, "vs_control": comparisons}
 
 
 def verdict(scenario_result: dict) -> bool:
