@@ -644,8 +644,10 @@ def test_redact_hides_a_bare_password_of_a_seen_url():
 
 def test_worker_processes_get_the_url_outside_their_command_line(tmp_path):
     url = "postgresql://bb:TopSecret1@db.example/study"
+    from bb_jax.cli.tune import _tune_parser
+
     settings = TuneSettings(storage=url, study_name="s", output_dir=tmp_path)
-    args, env = worker_command(settings, 1, 3)
+    args, env = worker_command(_tune_parser().parse_args(["--storage", url]), settings, 1, 3)
     assert not any("TopSecret1" in arg for arg in args)  # `ps` shows the command line
     assert env["BB_JAX_STORAGE"] == url
 
@@ -665,8 +667,16 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
             "--shapes", "padded", "--objective", "eval_return", "--eval-episodes", "33",
             "--output-dir", str(tmp_path / "out"), "--max-population", "64",
             "--fix", "hidden_size=64,gamma=0.97"]
-    parent = tune_settings(_tune_parser().parse_args(argv))
-    args, env = worker_command(parent, 1, 2)
+    parser = _tune_parser()
+    # every flag but help, those a worker does not take, those the budget excludes and the
+    # validation's (a worker does not validate) is set here
+    not_set = {"help", "n_jobs", "enqueue", "worker_index", "num_steps", "time_budget",
+               "objectives", "no_validate", "validate_top_k", "validate_seeds",
+               "validate_steps"}
+    assert {a.dest for a in parser.options if a.option_strings[-1] not in argv} == not_set
+    parsed = parser.parse_args(argv)
+    parent = tune_settings(parsed)
+    args, env = worker_command(parsed, parent, 1, 2)
     monkeypatch.setenv(STORAGE_ENV, env[STORAGE_ENV])
     worker = tune_settings(_tune_parser().parse_args(args[3:]))
     assert dataclasses.replace(worker, n_trials=5, worker_index=0) == parent

@@ -373,8 +373,9 @@ def test_n_jobs_all_cores_shares_a_journal_and_reports_a_failed_worker(tmp_path,
 
     started = []
 
-    def start_worker(settings, index, n_trials, cores):
-        started.append((index, n_trials, worker_command(settings, index, n_trials, cores)[1]))
+    def start_worker(args, settings, index, n_trials, cores):
+        started.append((index, n_trials,
+                        worker_command(args, settings, index, n_trials, cores)[1]))
         return _FakeWorker(1)
 
     monkeypatch.setattr(cli, "_start_worker", start_worker)

@@ -26,6 +26,34 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        """argparse's add_argument, keeping each option in `self.options` (for
+        `command_line`)."""
+        action = super().add_argument(*args, **kwargs)
+        self.__dict__.setdefault("options", []).append(action)
+        return action
+
+
+def command_line(parser: OneLineParser, namespace: argparse.Namespace,
+                 leave_out: tuple[str, ...] = ()) -> list[str]:
+    """The arguments that `parser` parses back into `namespace` (but for the options whose
+    dest is in `leave_out`): every option whose value differs from its default, so a flag
+    added to the parser travels without further code. Floats are written with repr (exact)."""
+    args = []
+    values = vars(namespace)
+    for action in parser.options:
+        if action.dest not in values or action.dest in leave_out:
+            continue
+        value = values[action.dest]
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:  # store_true / store_false: the flag alone sets the value
+            args.append(flag)
+        else:
+            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return args
+
 
 def fail(prog: str, message: str) -> int:
     """Print `message` as one usage-error line of `prog`; the exit code 2."""

@@ -18,6 +18,7 @@ from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
     check_writable_dir,
+    command_line,
     enable_compile_cache,
     fail,
     parse_scenarios,
@@ -385,7 +386,7 @@ def _tune(settings, args) -> int:
     shares = [settings.n_trials // jobs + (i < settings.n_trials % jobs) for i in range(jobs)]
     settings.n_trials = shares[0]
     tuner = Tuner(settings)  # opens (or creates) the study before any worker starts
-    workers = [_start_worker(settings, i, share, devices.job_cores(i, jobs))
+    workers = [_start_worker(args, settings, i, share, devices.job_cores(i, jobs))
                for i, share in enumerate(shares) if i > 0]
     if settings.worker_index > 0:
         tuner.run()
@@ -464,55 +465,33 @@ def _jobs(n_jobs: int, n_trials: int) -> int:
     return min(len(devices.usable_cores()) if n_jobs == -1 else n_jobs, n_trials)
 
 
-def _start_worker(settings, index: int, n_trials: int, cores: list[int]):
+def _start_worker(args, settings, index: int, n_trials: int, cores: list[int]):
     """Another process running `n_trials` trials of the same study (its sampler seeded apart)
     on `cores`."""
     import subprocess
 
-    args, env = worker_command(settings, index, n_trials, cores)
+    argv, env = worker_command(args, settings, index, n_trials, cores)
     # its own process group: a Ctrl-C in the terminal reaches only the tuner, which passes
     # one SIGINT on (a second one could cut short the worker's closing of its batch)
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, env=env, process_group=0)
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env, process_group=0)
 
 
-def worker_command(settings, index: int, n_trials: int,
+def worker_command(args: argparse.Namespace, settings, index: int, n_trials: int,
                    cores: list[int] | None = None) -> tuple[list[str], dict]:
-    """The command line and environment of worker `index`. The storage URL travels in the
-    environment ($BB_JAX_STORAGE), not the command line, which any local user can read; the
-    worker's share of the cores in $BB_JAX_CORES."""
-    args = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
+    """The command line and environment of worker `index`: the tuner's own command line
+    (`args`, derived by the parser, so every flag reaches the workers) with its share of the
+    trials, its index, the study's resolved name and no validation. The storage URL travels
+    in the environment ($BB_JAX_STORAGE), not the command line, which any local user can read;
+    the worker's share of the cores in $BB_JAX_CORES; the enqueued rows are in the study."""
+    worker = argparse.Namespace(**{**vars(args), "n_trials": n_trials, "worker_index": index,
+                                   "study_name": settings.study_name, "no_validate": True})
+    argv = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
                                    "sys.exit(tune_main())"),
-            "--scenario", settings.scenario_arg, "--num-opponents", str(settings.num_opponents),
-            *_length_args(settings),
-            "--objectives", ",".join(settings.objectives), "--n-trials", str(n_trials),
-            *(["--timeout", repr(settings.timeout)] if settings.timeout is not None else []),
-            "--seed", str(settings.seed), "--eval-interval", str(settings.eval_interval),
-            "--pruner", settings.pruner, "--study-name", settings.study_name,
-            "--population-size", str(settings.population_size), "--shapes", settings.shapes,
-            "--seeds-per-trial", str(settings.seeds_per_trial),
-            "--median-margin", str(settings.median_margin),
-            "--warmup-fraction", str(settings.warmup_fraction), "--eta", str(settings.sha_eta),
-            *(["--min-fraction", str(settings.sha_min_fraction)]
-              if settings.sha_min_fraction is not None else []),
-            "--sampler", settings.sampler, "--no-validate",
-            *(["--fix", ",".join(f"{k}={v!r}" for k, v in settings.fixed.items())]
-              if settings.fixed else []),
-            "--objective", settings.objective, "--eval-episodes", str(settings.eval_episodes),
-            "--output-dir", str(settings.output_dir),
-            "--max-population", str(settings.max_population), "--worker-index", str(index)]
+            *command_line(_tune_parser(), worker, leave_out=("storage", "enqueue", "n_jobs"))]
     env = {**os.environ, STORAGE_ENV: settings.storage}
     if cores is not None:
         env[devices.CORES_ENV] = ",".join(map(str, cores))
-    return args, env
-
-
-def _length_args(settings) -> list[str]:
-    """A worker's run-length flags: the ones the study was created with."""
-    if settings.time_budget is not None:
-        return ["--time-budget", repr(settings.time_budget)]
-    if settings.flop_budget is not None:
-        return ["--flop-budget", repr(settings.flop_budget)]
-    return ["--num-steps", str(settings.num_steps)]
+    return argv, env
 
 
 def _pin(cores: list[int]) -> None:
