@@ -133,3 +133,50 @@ def test_synthetic_sweep_sees_a_pruner_that_prunes_the_best():
     none = synthetic_sweep(lambda steps: optuna.pruners.NopPruner(), QUALITY_SD, OLD_NOISE,
                            repetitions=2)
     assert none.top_survival == 1.0 and none.compute_saved == 0.0
+
+
+def test_hyperband_through_the_tuner_keeps_the_best_of_each_bracket(monkeypatch):
+    """Six trials in one batch under --pruner hyperband (eta 3, first rung 1/9 of the steps),
+    trained by a scripted trainer whose members report a value planted per trial at every
+    eval interval. Trials 0, 2, 4 form bracket 0 (rung at 1/9), 1, 3, 5 bracket 1 (rung at
+    1/3); each bracket keeps its best third. The two best trials overall (2 and 4) share a
+    bracket, so keeping them both, as one halving over the batch would, fails."""
+    from bb_jax.tuning import cohorts
+    from bb_jax.tuning.cohorts import MemberResult, Report
+    from bb_jax.tuning.space import control_params
+    from bb_jax.tuning.tuner import Tuner
+
+    planted = [10.0, 20.0, 60.0, 30.0, 50.0, 40.0]
+    rates = [1e-4 * (i + 1) for i in range(len(planted))]
+    num_steps, interval = 9 * 1024, 1024
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        value = {s.member_id: planted[rates.index(s.hyperparams["learning_rate"])]
+                 for s in specs}
+        active, results = set(value), {}
+        for steps in range(interval, num_steps + 1, interval):
+            final = steps == num_steps
+            stop = on_reports([Report(m, steps, value[m], final) for m in sorted(active)])
+            for m in stop:
+                results[m] = MemberResult(m, "stopped", value[m], env_steps=steps)
+            active -= stop
+        results.update({m: MemberResult(m, "complete", value[m], env_steps=num_steps)
+                        for m in active})
+        on_finished(results)
+        return results
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    settings = TuneSettings(num_steps=num_steps, eval_interval=interval, n_trials=6,
+                            population_size=6, pruner="hyperband", sha_eta=3,
+                            sha_min_fraction=1 / 9, seeds_per_trial=2,
+                            enqueue=tuple({**control_params(), "learning_rate": lr}
+                                          for lr in rates))
+    tuner = Tuner(settings, log=lambda line: None)
+    tuner.run()
+    trials = tuner.study.trials
+    assert [t.state == optuna.trial.TrialState.COMPLETE for t in trials] == [
+        False, False, True, False, False, True]
+    first_rung = {0: num_steps // 9, 1: num_steps // 3}
+    for t in trials:
+        if t.state == optuna.trial.TrialState.PRUNED:
+            assert max(t.intermediate_values) == first_rung[t.number % 2]
