@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.game.reference import ReferenceEnv
-from bb_jax.train.ppo import PPO, PPOConfig, Transition, make_hyperparams, make_optimizer
+from bb_jax.train.config import PPOConfig, make_hyperparams
+from bb_jax.train.ppo import PPO, Transition, make_optimizer
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "baseline_trainer_cpu.json"
 

@@ -28,8 +28,8 @@ from bb_jax import devices
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.machine import machine_info
 from bb_jax.stats import mean_ci95, paired_difference
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "learner_ablation_cpu.json"

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 
 from bb_jax import devices
 from bb_jax.machine import machine_info
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train_throughput_cpu.json"
 QUICK_OUT = Path(tempfile.gettempdir()) / "train_throughput_cpu_quick.json"  # not a result

@@ -34,8 +34,8 @@ from optuna.trial import TrialState
 
 from bb_jax.machine import machine_info
 from bb_jax.stats import paired_difference
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.cost import CompileClock, flops_per_env_step
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.tuning.cohorts import CohortTrainer
 from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.space import CONTROL, LARGEST_BATCH, control_params, member_spec

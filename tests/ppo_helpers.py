@@ -13,7 +13,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from bb_jax.train.ppo import PPO, PPOConfig
+from bb_jax.train.config import PPOConfig
+from bb_jax.train.ppo import PPO
 
 # The learning test's config (easy, hidden 64, the default batch and hyperparameters, 300k
 # steps) doubles as the population tests' config: those run a few CHUNK-update chunks of it,

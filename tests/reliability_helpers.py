@@ -48,7 +48,7 @@ def warm_compile_cache() -> None:
     on, before tuner processes start: otherwise on a cold cache every worker started at the
     same time compiles it itself. Once per process."""
     from bb_jax.cli import enable_compile_cache
-    from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
     from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 
     enable_compile_cache()

@@ -11,8 +11,8 @@ import pytest
 from reliability_helpers import SMALL, write_enqueue_file
 
 from bb_jax.cli import tune_main
+from bb_jax.train.config import PPOConfig
 from bb_jax.train.cost import CompileClock, flops_per_env_step, update_flops
-from bb_jax.train.ppo import PPOConfig
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 from bb_jax.tuning.validation import cheapest_not_worse
 

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
+from bb_jax.train.config import PPOConfig, default_num_envs, make_hyperparams, stack_hyperparams
 from bb_jax.train.population import Population, compiled
-from bb_jax.train.ppo import PPO, PPOConfig, make_hyperparams, stack_hyperparams
-from bb_jax.train.shapes import default_num_envs
+from bb_jax.train.ppo import PPO
 
 CONFIG = PPOConfig(hidden_size=16, batch_size=128, num_envs=8, num_minibatches=2,
                    max_epochs=5, total_steps=256)

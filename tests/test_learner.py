@@ -17,7 +17,8 @@ import pytest
 from flax import serialization
 
 from bb_jax.cli import train_main
-from bb_jax.train.ppo import PPO, PPOConfig, make_hyperparams
+from bb_jax.train.config import PPOConfig, make_hyperparams
+from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import load_params
 
 MAX_STEPS = 5

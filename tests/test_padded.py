@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.config import PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population
-from bb_jax.train.ppo import PPOConfig, stack_hyperparams
 from bb_jax.train.shapes import ShapeChoices
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 

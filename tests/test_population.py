@@ -31,8 +31,8 @@ import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, keys, single
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.config import make_hyperparams, stack_hyperparams
 from bb_jax.train.population import Population, compiled
-from bb_jax.train.ppo import make_hyperparams, stack_hyperparams
 
 pytestmark = pytest.mark.slow
 

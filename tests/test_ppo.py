@@ -12,6 +12,7 @@ import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, single, train_single
 
 from bb_jax.train import networks
+from bb_jax.train.config import PPOConfig, make_hyperparams
 from bb_jax.train.losses import (
     RETURN_WINDOW,
     Batch,
@@ -20,7 +21,7 @@ from bb_jax.train.losses import (
     ppo_loss,
     record_returns,
 )
-from bb_jax.train.ppo import PPO, PPOConfig, Transition, make_hyperparams
+from bb_jax.train.ppo import PPO, Transition
 
 # ---------------------------------------------------------------- ppo_loss
 
@@ -379,7 +380,8 @@ def test_make_train_is_a_pure_function_that_jits_and_vmaps_over_seeds():
     import jax
     import numpy as np
 
-    from bb_jax.train.ppo import PPOConfig, make_hyperparams, make_train
+    from bb_jax.train.config import PPOConfig, make_hyperparams
+    from bb_jax.train.ppo import make_train
 
     config = PPOConfig(hidden_size=16, batch_size=128, num_envs=8, total_steps=256)
     keys = jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])

@@ -42,7 +42,8 @@ from reliability_helpers import (
 
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.train import memory
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import load_params
 from bb_jax.tuning import interrupts
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bb_jax.train import baselines
+from bb_jax.train.config import PPOConfig
 from bb_jax.train.learning_speed import (
     chunk_totals,
     first_crossing,
@@ -19,7 +20,6 @@ from bb_jax.train.learning_speed import (
     speed_figures,
     window_chunks,
 )
-from bb_jax.train.ppo import PPOConfig
 from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
 
 

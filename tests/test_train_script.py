@@ -15,7 +15,7 @@ import pytest
 
 from bb_jax.cli import train_main
 from bb_jax.game.scenarios import list_scenarios
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.runs import load_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,8 +22,8 @@ from reliability_helpers import assert_plots_show_study, fixed_params
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.stats import mean_ci95
+from bb_jax.train.config import PPOConfig
 from bb_jax.train.population import compiled_configs
-from bb_jax.train.ppo import PPOConfig
 from bb_jax.tuning.cohorts import CohortTrainer
 from bb_jax.tuning.outputs import train_command
 from bb_jax.tuning.space import SEARCH_SPACE, member_spec, tuning_seeds

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from reliability_helpers import warm_compile_cache
 
 from bb_jax.cli import tune_main, validate_main
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.tuning import cohorts
 from bb_jax.tuning.cohorts import CohortTrainer, MemberResult, MemberSpec
 from bb_jax.tuning.space import (

@@ -17,8 +17,7 @@ from bb_jax.cli.common import (
 )
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
-from bb_jax.train.networks import CRITICS
-from bb_jax.train.ppo import ADV_NORMS, DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.train.config import ADV_NORMS, CRITICS, HYPERPARAM_NAMES, TUNABLE_FIELDS, PPOConfig
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -34,9 +33,6 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
-    p.add_argument("--batch-size", type=int, default=PPOConfig.batch_size,
-                   help="env steps per update (default: %(default)s)")
-    p.add_argument("--hidden-size", type=int, default=PPOConfig.hidden_size)
     p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
                    default=PPOConfig.time_input,
                    help="give the network the episode's progress (step / max steps; default: "
@@ -51,14 +47,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, default=None,
                    help="environments per seed (default: 16 on a CPU, batch size / 16 on a "
                         "GPU/TPU)")
-    p.add_argument("--lr", type=float, default=DEFAULT_HYPERPARAMS["learning_rate"])
-    p.add_argument("--num-epochs", type=int, default=DEFAULT_HYPERPARAMS["num_epochs"])
-    p.add_argument("--clip-epsilon", type=float, default=DEFAULT_HYPERPARAMS["clip_epsilon"])
-    p.add_argument("--entropy-coef", type=float, default=DEFAULT_HYPERPARAMS["entropy_coef"])
-    p.add_argument("--value-coef", type=float, default=DEFAULT_HYPERPARAMS["value_coef"])
-    p.add_argument("--gamma", type=float, default=DEFAULT_HYPERPARAMS["gamma"])
-    p.add_argument("--gae-lambda", type=float, default=DEFAULT_HYPERPARAMS["gae_lambda"])
-    p.add_argument("--max-grad-norm", type=float, default=DEFAULT_HYPERPARAMS["max_grad_norm"])
+    for f in TUNABLE_FIELDS:  # the network shape and the traced hyperparameters
+        p.add_argument(f.metadata["flag"], dest=f.name, type=type(f.default), default=f.default,
+                       help=f"{f.metadata['help']} (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="train all these seeds in one vmapped call (overrides --seed)")
@@ -106,12 +97,7 @@ def _train(args) -> int:
     save_dir = check_writable_dir(Path(args.save_path or Path("runs") / run_name))
     if args.results_json:
         check_writable_dir(Path(args.results_json).resolve().parent)
-    hyperparams = {
-        "learning_rate": args.lr, "clip_epsilon": args.clip_epsilon,
-        "entropy_coef": args.entropy_coef, "value_coef": args.value_coef, "gamma": args.gamma,
-        "gae_lambda": args.gae_lambda, "max_grad_norm": args.max_grad_norm,
-        "num_epochs": args.num_epochs,
-    }
+    hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
     if not 1 <= args.num_epochs <= config.max_epochs:
         raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
     print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "

@@ -24,7 +24,7 @@ from bb_jax.cli.common import (
     parse_scenarios,
 )
 from bb_jax.cli.validate import print_validation
-from bb_jax.train.ppo import PPOConfig
+from bb_jax.train.config import PPOConfig
 from bb_jax.tuning import interrupts
 
 

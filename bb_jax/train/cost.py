@@ -23,8 +23,9 @@ import time
 import jax
 import jax.numpy as jnp
 
+from bb_jax.train.config import PPOConfig, make_hyperparams
 from bb_jax.train.losses import Batch
-from bb_jax.train.ppo import PPO, PPOConfig, make_hyperparams, make_optimizer
+from bb_jax.train.ppo import PPO, make_optimizer
 
 # JAX's duration events for turning a Python function into an executable
 COMPILE_EVENTS = (
@@ -112,8 +113,8 @@ def calibrate(config: PPOConfig, members: int, chunk: int, seconds: float = 3.0)
     chunk of `chunk` updates compiles and warms up, then chunks run until `seconds` passed.
     Returns {"flops_per_second", "seconds", "updates", "members", "hidden_size",
     "batch_size", "compile_seconds"}: what converts a time budget into a FLOP budget."""
+    from bb_jax.train.config import DEFAULT_HYPERPARAMS, stack_hyperparams
     from bb_jax.train.population import Population
-    from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, stack_hyperparams
 
     clock = CompileClock()
     population = Population(config, stack_hyperparams([{}] * members),

@@ -8,16 +8,14 @@ entries.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 
 from bb_jax.train import networks
-
-if TYPE_CHECKING:
-    from bb_jax.train.ppo import PPOHyperparams
+from bb_jax.train.config import PPOHyperparams
 
 RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
 

@@ -20,8 +20,9 @@ import re
 import jax
 import jax.numpy as jnp
 
+from bb_jax.train.config import PPOConfig, stack_hyperparams
 from bb_jax.train.population import broadcast_scenario, compiled
-from bb_jax.train.ppo import PPO, PPOConfig, stack_hyperparams
+from bb_jax.train.ppo import PPO
 from bb_jax.train.shapes import ShapeChoices
 
 MEMORY_BUDGET_ENV = "BB_JAX_MEMORY_BUDGET"

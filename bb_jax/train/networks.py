@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-CRITICS = ("shared", "separate")
+from bb_jax.train.config import CRITICS
 
 
 def _scaled(gain: float):

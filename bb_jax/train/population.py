@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.game.scenarios import Scenario, get_scenario
-from bb_jax.train.ppo import PPO, PPOConfig, PPOHyperparams
+from bb_jax.train.config import PPOConfig, PPOHyperparams
+from bb_jax.train.ppo import PPO
 from bb_jax.train.shapes import MemberShape, ShapeChoices
 
 

@@ -2,16 +2,15 @@
 
 Static config (`PPOConfig`: shapes and loop lengths) decides what is compiled; traced
 hyperparameters (`PPOHyperparams`, one row per population member) do not, so trials that differ
-only in them share one compile. All functions here are pure and un-jitted; `bb_jax.train.population`
-jits and vmaps them.
+only in them share one compile (both in `bb_jax.train.config`). All functions here are pure
+and un-jitted; `bb_jax.train.population` jits and vmaps them.
 
     ppo = PPO(PPOConfig(scenario="easy", total_steps=100_000))
-    state, metrics = jax.jit(ppo.train)(jax.random.PRNGKey(0), default_hyperparams())
+    state, metrics = jax.jit(ppo.train)(jax.random.PRNGKey(0), make_hyperparams())
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -24,6 +23,7 @@ from bb_jax.game import rules
 from bb_jax.game.env import BucketBrigadeEnv, make_env
 from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
+from bb_jax.train.config import PPOConfig, PPOHyperparams
 from bb_jax.train.losses import (
     RETURN_WINDOW,
     Batch,
@@ -34,147 +34,7 @@ from bb_jax.train.losses import (
     ppo_loss,
     record_returns,
 )
-from bb_jax.train.shapes import MemberShape, ShapeChoices, default_num_envs, pad_params
-
-ADV_NORMS = ("batch", "minibatch")
-LEARNER_CHOICES = ("time_input", "critic", "adv_norm")
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """Static settings: changing any of them compiles a new program.
-
-    batch_size: env steps per update (= num_envs x rollout length); num_envs: None derives it
-    from the backend (`default_num_envs`); total_steps: env steps of the whole run, None in the
-    configs that key shared compiled programs (which must not read `num_updates`);
-    reward_scale multiplies rewards seen by the learner (returns are reported unscaled);
-    time_input: the network also sees the episode's progress (step count / max_steps, in
-    [0, 1]; the end of an episode at max_steps is then a real end, not bootstrapped);
-    critic: a "separate" torso for the value head or one "shared" with the policy
-    (`networks.ActorCritic`; separate learns faster, docs/PPO.md's ablation);
-    adv_norm: advantages normalised over the whole "batch" or per "minibatch" (docs/PPO.md)."""
-
-    scenario: str = "default"
-    num_opponents: int = 2
-    opponents: tuple[str, ...] | None = None
-    max_steps: int = 50
-    # chosen per second of training on a 2-core CPU (docs/PPO.md, "Defaults per second"):
-    # as good per env step as hidden 512 / batch 512 was at 200k steps, ~10x cheaper
-    hidden_size: int = 128
-    batch_size: int = 1024
-    num_envs: int | None = None
-    num_minibatches: int = 4
-    max_epochs: int = 10
-    total_steps: int | None = 500_000
-    reward_scale: float = 0.01
-    time_input: bool = True
-    critic: str = "separate"
-    adv_norm: str = "batch"
-
-    def __post_init__(self):
-        if self.critic not in networks.CRITICS:
-            raise ValueError(
-                f"unknown critic {self.critic!r}; valid: {', '.join(networks.CRITICS)}")
-        if self.adv_norm not in ADV_NORMS:
-            raise ValueError(
-                f"unknown advantage normalisation {self.adv_norm!r}; valid: {', '.join(ADV_NORMS)}")
-        object.__setattr__(self, "time_input", bool(self.time_input))
-        if self.num_envs is None:
-            object.__setattr__(self, "num_envs", default_num_envs(self.batch_size))
-        for name in ("hidden_size", "batch_size", "num_envs", "num_minibatches", "max_epochs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.batch_size % self.num_envs:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be a multiple of num_envs ({self.num_envs})"
-            )
-        if self.batch_size % self.num_minibatches:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be a multiple of num_minibatches "
-                f"({self.num_minibatches})"
-            )
-        if self.total_steps is not None and self.total_steps < self.batch_size:
-            raise ValueError(
-                f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size})"
-            )
-        if self.opponents is not None:
-            object.__setattr__(self, "opponents", tuple(self.opponents))
-
-    @property
-    def rollout_length(self) -> int:
-        """Steps each environment takes per update."""
-        return self.batch_size // self.num_envs
-
-    @property
-    def num_updates(self) -> int:
-        if self.total_steps is None:
-            raise ValueError("this config keys a shared compiled program (total_steps=None): "
-                             "the number of updates is the caller's loop, not the config's")
-        return self.total_steps // self.batch_size
-
-    @property
-    def learner_choices(self) -> dict:
-        """{time_input, critic, adv_norm}: the learner's choices, recorded with a run or study
-        (results from different choices are not comparable)."""
-        return {name: getattr(self, name) for name in LEARNER_CHOICES}
-
-    def replace(self, **changes) -> PPOConfig:
-        """A copy with `changes` (dataclasses.replace: the checks of __post_init__ run)."""
-        return dataclasses.replace(self, **changes)
-
-
-@struct.dataclass
-class PPOHyperparams:
-    """Traced hyperparameters: float32 scalars (num_epochs int32, at most max_epochs)."""
-
-    learning_rate: jnp.ndarray
-    clip_epsilon: jnp.ndarray
-    entropy_coef: jnp.ndarray
-    value_coef: jnp.ndarray
-    gamma: jnp.ndarray
-    gae_lambda: jnp.ndarray
-    max_grad_norm: jnp.ndarray
-    num_epochs: jnp.ndarray
-
-
-# Defaults chosen by the project's own tuner (docs/PPO.md, "Defaults from the tuner": a
-# 3-scenario study at 200k steps, validated on fresh seeds, then at hidden 512 and batch 512),
-# kept when the network became PPOConfig's cheaper hidden 128 and batch 1024 ("Defaults per
-# second").
-DEFAULT_HYPERPARAMS = {
-    "learning_rate": 8.5e-4,
-    "clip_epsilon": 0.12,
-    "entropy_coef": 0.007,
-    "value_coef": 0.5,
-    "gamma": 0.995,
-    "gae_lambda": 0.92,
-    "max_grad_norm": 0.5,
-    "num_epochs": 6,
-}
-HYPERPARAM_NAMES = tuple(DEFAULT_HYPERPARAMS)
-
-
-def make_hyperparams(**values) -> PPOHyperparams:
-    """Defaults overridden by `values`; each value a scalar or an array with a population axis."""
-    unknown = set(values) - set(HYPERPARAM_NAMES)
-    if unknown:
-        raise ValueError(
-            f"unknown hyperparameters {sorted(unknown)}; valid: {', '.join(HYPERPARAM_NAMES)}"
-        )
-    merged = {**DEFAULT_HYPERPARAMS, **values}
-    return PPOHyperparams(
-        **{
-            k: jnp.asarray(v, jnp.int32 if k == "num_epochs" else jnp.float32)
-            for k, v in merged.items()
-        }
-    )
-
-
-def stack_hyperparams(rows: list[dict]) -> PPOHyperparams:
-    """One PPOHyperparams with a leading population axis from a list of dicts."""
-    return make_hyperparams(
-        **{k: [row.get(k, DEFAULT_HYPERPARAMS[k]) for row in rows] for k in HYPERPARAM_NAMES}
-    )
+from bb_jax.train.shapes import MemberShape, ShapeChoices, pad_params
 
 
 class Transition(NamedTuple):

@@ -33,9 +33,9 @@ from bb_jax.game.scenarios import get_scenario, list_scenarios, stack_scenarios
 from bb_jax.machine import machine_info
 from bb_jax.stats import mean_ci95
 from bb_jax.train import baselines
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.learning_speed import chunk_means, chunk_totals, learning_speed
 from bb_jax.train.population import Population
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
 
 Z95 = 1.959964

@@ -16,9 +16,9 @@ from flax import serialization
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.stats import mean_ci95
-from bb_jax.train.networks import CRITICS
+from bb_jax.train.config import CRITICS, DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population, evaluation_key
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPO, PPOConfig, stack_hyperparams
+from bb_jax.train.ppo import PPO
 
 
 def plan_chunks(num_updates: int, target: int) -> list[int]:

@@ -11,28 +11,12 @@ rollout over the same environments; `bb_jax.train.ppo.PPO` masks the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-if TYPE_CHECKING:
-    from bb_jax.train.ppo import PPOConfig
-
-CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few envs)
-ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
-
-
-def default_num_envs(batch_size: int, backend: str | None = None) -> int:
-    """Environments per member when the config does not say: 16 on a CPU; on an accelerator
-    batch_size / 16 (16-step rollouts: the launch-bound step loop gets 16 iterations and each
-    one batch_size / 16 envs wide). batch_size keeps its meaning (env steps per update)."""
-    backend = backend or jax.default_backend()
-    if backend == "cpu" or batch_size % ACCELERATOR_ROLLOUT:
-        return CPU_NUM_ENVS
-    return max(CPU_NUM_ENVS, batch_size // ACCELERATOR_ROLLOUT)
-
+from bb_jax.train.config import PPOConfig, default_num_envs
 
 
 @struct.dataclass

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.cost import CompileClock, update_flops
 from bb_jax.train.memory import memory_budget, population_limit
 from bb_jax.train.population import Population, evaluation_key
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.runs import plan_chunks
 from bb_jax.train.shapes import ShapeChoices
 

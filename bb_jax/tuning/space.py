@@ -11,31 +11,33 @@ from __future__ import annotations
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from bb_jax.train.ppo import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, TUNABLE_FIELDS, PPOConfig, Search
 from bb_jax.tuning.cohorts import MemberSpec
 
-SEARCH_SPACE = {
-    "hidden_size": CategoricalDistribution([64, 128, 256, 512]),
-    "learning_rate": FloatDistribution(1e-5, 1e-3, log=True),
-    "batch_size": CategoricalDistribution([512, 1024, 2048, 4096]),
-    "num_epochs": IntDistribution(3, 10),
-    "clip_epsilon": FloatDistribution(0.1, 0.3),
-    "entropy_coef": FloatDistribution(0.001, 0.05, log=True),
-    "value_coef": FloatDistribution(0.3, 0.7),
-    "gamma": FloatDistribution(0.95, 0.999),
-    "gae_lambda": FloatDistribution(0.9, 0.99),
-}
+
+def _distribution(search: Search):
+    """The Optuna distribution of a field's declared search range."""
+    if search.choices:
+        return CategoricalDistribution(list(search.choices))
+    if search.integer:
+        return IntDistribution(int(search.low), int(search.high), log=search.log)
+    return FloatDistribution(search.low, search.high, log=search.log)
+
+
+_SEARCHED = {f.name: f for f in TUNABLE_FIELDS if f.metadata["search"] is not None}
+# the order in which a trial samples its parameters: it decides which of the sampler's random
+# draws each parameter gets, so it stays fixed (the same --seed gives the same study)
+SAMPLING_ORDER = ("hidden_size", "learning_rate", "batch_size", "num_epochs", "clip_epsilon",
+                  "entropy_coef", "value_coef", "gamma", "gae_lambda")
+# the search space: each field's declared range (bb_jax.train.config)
+SEARCH_SPACE = {name: _distribution(_SEARCHED[name].metadata["search"])
+                for name in SAMPLING_ORDER}
 LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
 CONTROL = "control"  # the default configuration's name beside trial numbers
 FRESH_SEED_OFFSET = 500  # validation seeds start at seed * 1000 + this
 MAX_SEEDS_PER_TRIAL = FRESH_SEED_OFFSET  # tuning seeds stay below the validation seeds
 # train_simple.py flag for each tuned parameter
-TRAIN_FLAGS = {
-    "hidden_size": "--hidden-size", "batch_size": "--batch-size", "learning_rate": "--lr",
-    "num_epochs": "--num-epochs", "clip_epsilon": "--clip-epsilon",
-    "entropy_coef": "--entropy-coef", "value_coef": "--value-coef", "gamma": "--gamma",
-    "gae_lambda": "--gae-lambda",
-}
+TRAIN_FLAGS = {name: _SEARCHED[name].metadata["flag"] for name in SAMPLING_ORDER}
 
 
 def contains(distribution, value) -> bool:

@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from bb_jax.stats import mean_ci95, paired_difference
-from bb_jax.train.ppo import PPOConfig
+from bb_jax.train.config import PPOConfig
 from bb_jax.tuning.cohorts import CohortTrainer, CompileAwareSizing, MemberSpec
 from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.space import (

@@ -1,0 +1,197 @@
+"""What a training run is, declared once: the static config (`PPOConfig`: shapes and loop
+lengths, so a change compiles a new program) and the traced hyperparameters (`PPOHyperparams`,
+one row per population member, so trials that differ only in them share one compile).
+
+Each tunable field carries its default, its command-line flag and its search range on the
+field itself (`tunable`); the defaults dict, the tuner's search space, the flags of
+train_simple.py and the printed training commands are derived from these fields. This module
+is the leaf of `bb_jax.train`: it imports nothing of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+ADV_NORMS = ("batch", "minibatch")
+CRITICS = ("shared", "separate")
+LEARNER_CHOICES = ("time_input", "critic", "adv_norm")
+CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few envs)
+ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
+
+
+@dataclass(frozen=True)
+class Search:
+    """How the tuner searches a parameter: one of `choices`, or `low`..`high` (log-uniform
+    with `log`; whole numbers with `integer`)."""
+
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+
+def tunable(default, flag: str, help: str, search: Search | None = None, traced=True):
+    """A field with its default, train_simple.py flag, help text and search range (None: not
+    searched). `traced` fields are pytree leaves of PPOHyperparams; static ones belong to
+    PPOConfig."""
+    metadata = {"flag": flag, "help": help, "search": search}
+    if traced:
+        return struct.field(pytree_node=True, default=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def default_num_envs(batch_size: int, backend: str | None = None) -> int:
+    """Environments per member when the config does not say: 16 on a CPU; on an accelerator
+    batch_size / 16 (16-step rollouts: the launch-bound step loop gets 16 iterations and each
+    one batch_size / 16 envs wide). batch_size keeps its meaning (env steps per update)."""
+    backend = backend or jax.default_backend()
+    if backend == "cpu" or batch_size % ACCELERATOR_ROLLOUT:
+        return CPU_NUM_ENVS
+    return max(CPU_NUM_ENVS, batch_size // ACCELERATOR_ROLLOUT)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Static settings: changing any of them compiles a new program.
+
+    batch_size: env steps per update (= num_envs x rollout length); num_envs: None derives it
+    from the backend (`default_num_envs`); total_steps: env steps of the whole run, None in the
+    configs that key shared compiled programs (which must not read `num_updates`);
+    reward_scale multiplies rewards seen by the learner (returns are reported unscaled);
+    time_input: the network also sees the episode's progress (step count / max_steps, in
+    [0, 1]; the end of an episode at max_steps is then a real end, not bootstrapped);
+    critic: a "separate" torso for the value head or one "shared" with the policy
+    (`networks.ActorCritic`; separate learns faster, docs/PPO.md's ablation);
+    adv_norm: advantages normalised over the whole "batch" or per "minibatch" (docs/PPO.md)."""
+
+    scenario: str = "default"
+    num_opponents: int = 2
+    opponents: tuple[str, ...] | None = None
+    max_steps: int = 50
+    # chosen per second of training on a 2-core CPU (docs/PPO.md, "Defaults per second"):
+    # as good per env step as hidden 512 / batch 512 was at 200k steps, ~10x cheaper
+    hidden_size: int = tunable(128, "--hidden-size", "units per hidden layer",
+                               Search(choices=(64, 128, 256, 512)), traced=False)
+    batch_size: int = tunable(1024, "--batch-size", "env steps per update",
+                              Search(choices=(512, 1024, 2048, 4096)), traced=False)
+    num_envs: int | None = None
+    num_minibatches: int = 4
+    max_epochs: int = 10
+    total_steps: int | None = 500_000
+    reward_scale: float = 0.01
+    time_input: bool = True
+    critic: str = "separate"
+    adv_norm: str = "batch"
+
+    def __post_init__(self):
+        if self.critic not in CRITICS:
+            raise ValueError(
+                f"unknown critic {self.critic!r}; valid: {', '.join(CRITICS)}")
+        if self.adv_norm not in ADV_NORMS:
+            raise ValueError(
+                f"unknown advantage normalisation {self.adv_norm!r}; valid: {', '.join(ADV_NORMS)}")
+        object.__setattr__(self, "time_input", bool(self.time_input))
+        if self.num_envs is None:
+            object.__setattr__(self, "num_envs", default_num_envs(self.batch_size))
+        for name in ("hidden_size", "batch_size", "num_envs", "num_minibatches", "max_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.batch_size % self.num_envs:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_envs ({self.num_envs})"
+            )
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_minibatches "
+                f"({self.num_minibatches})"
+            )
+        if self.total_steps is not None and self.total_steps < self.batch_size:
+            raise ValueError(
+                f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size})"
+            )
+        if self.opponents is not None:
+            object.__setattr__(self, "opponents", tuple(self.opponents))
+
+    @property
+    def rollout_length(self) -> int:
+        """Steps each environment takes per update."""
+        return self.batch_size // self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        if self.total_steps is None:
+            raise ValueError("this config keys a shared compiled program (total_steps=None): "
+                             "the number of updates is the caller's loop, not the config's")
+        return self.total_steps // self.batch_size
+
+    @property
+    def learner_choices(self) -> dict:
+        """{time_input, critic, adv_norm}: the learner's choices, recorded with a run or study
+        (results from different choices are not comparable)."""
+        return {name: getattr(self, name) for name in LEARNER_CHOICES}
+
+    def replace(self, **changes) -> PPOConfig:
+        """A copy with `changes` (dataclasses.replace: the checks of __post_init__ run)."""
+        return dataclasses.replace(self, **changes)
+
+
+@struct.dataclass
+class PPOHyperparams:
+    """Traced hyperparameters: float32 scalars (num_epochs int32, at most max_epochs), or
+    arrays with a leading population axis. The defaults were chosen by the project's own tuner
+    (docs/PPO.md, "Defaults from the tuner": a 3-scenario study at 200k steps, validated on
+    fresh seeds, then at hidden 512 and batch 512) and kept when the network became
+    PPOConfig's cheaper hidden 128 and batch 1024 ("Defaults per second")."""
+
+    learning_rate: jnp.ndarray = tunable(8.5e-4, "--lr", "Adam step size",
+                                         Search(low=1e-5, high=1e-3, log=True))
+    clip_epsilon: jnp.ndarray = tunable(0.12, "--clip-epsilon", "PPO's ratio clip",
+                                        Search(low=0.1, high=0.3))
+    entropy_coef: jnp.ndarray = tunable(0.007, "--entropy-coef", "weight of the entropy bonus",
+                                        Search(low=0.001, high=0.05, log=True))
+    value_coef: jnp.ndarray = tunable(0.5, "--value-coef", "weight of the value loss",
+                                      Search(low=0.3, high=0.7))
+    gamma: jnp.ndarray = tunable(0.995, "--gamma", "discount per night",
+                                 Search(low=0.95, high=0.999))
+    gae_lambda: jnp.ndarray = tunable(0.92, "--gae-lambda", "GAE's lambda",
+                                      Search(low=0.9, high=0.99))
+    max_grad_norm: jnp.ndarray = tunable(0.5, "--max-grad-norm",
+                                         "global gradient-norm clip (not searched)")
+    num_epochs: jnp.ndarray = tunable(6, "--num-epochs", "passes over each batch (<= max_epochs)",
+                                      Search(low=3, high=10, integer=True))
+
+
+TUNABLE_FIELDS = tuple(f for cls in (PPOConfig, PPOHyperparams)
+                       for f in dataclasses.fields(cls) if "flag" in f.metadata)
+DEFAULT_HYPERPARAMS = {f.name: f.default for f in dataclasses.fields(PPOHyperparams)}
+HYPERPARAM_NAMES = tuple(DEFAULT_HYPERPARAMS)
+
+
+def make_hyperparams(**values) -> PPOHyperparams:
+    """Defaults overridden by `values`; each value a scalar or an array with a population axis."""
+    unknown = set(values) - set(HYPERPARAM_NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameters {sorted(unknown)}; valid: {', '.join(HYPERPARAM_NAMES)}"
+        )
+    merged = {**DEFAULT_HYPERPARAMS, **values}
+    return PPOHyperparams(
+        **{
+            k: jnp.asarray(v, jnp.int32 if isinstance(DEFAULT_HYPERPARAMS[k], int) else
+                           jnp.float32)
+            for k, v in merged.items()
+        }
+    )
+
+
+def stack_hyperparams(rows: list[dict]) -> PPOHyperparams:
+    """One PPOHyperparams with a leading population axis from a list of dicts."""
+    return make_hyperparams(
+        **{k: [row.get(k, DEFAULT_HYPERPARAMS[k]) for row in rows] for k in HYPERPARAM_NAMES}
+    )

@@ -1,0 +1,55 @@
+"""Each tunable setting is declared once, on its field (`bb_jax.train.config`): its default,
+flag and search range reach the defaults dict, the search space and train_simple.py's flags."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from optuna.distributions import CategoricalDistribution
+
+from bb_jax.cli.train import _train_parser
+from bb_jax.train.config import (
+    DEFAULT_HYPERPARAMS,
+    TUNABLE_FIELDS,
+    PPOConfig,
+    PPOHyperparams,
+    make_hyperparams,
+)
+from bb_jax.tuning.space import SAMPLING_ORDER, SEARCH_SPACE, TRAIN_FLAGS, control_params
+
+
+def test_every_searched_field_is_sampled_once_and_every_hyperparameter_has_a_default():
+    searched = [f.name for f in TUNABLE_FIELDS if f.metadata["search"] is not None]
+    assert sorted(SAMPLING_ORDER) == sorted(searched) == sorted(SEARCH_SPACE)
+    assert list(DEFAULT_HYPERPARAMS) == [f.name for f in dataclasses.fields(PPOHyperparams)]
+    assert make_hyperparams().num_epochs.dtype.name == "int32"
+    assert make_hyperparams().learning_rate.dtype.name == "float32"
+
+
+def test_the_control_is_inside_the_search_space():
+    for name, value in control_params().items():
+        distribution = SEARCH_SPACE[name]
+        if isinstance(distribution, CategoricalDistribution):
+            assert value in distribution.choices, name
+        else:
+            assert distribution.low <= value <= distribution.high, name
+
+
+def test_train_flags_carry_every_searched_value_and_default():
+    """train_simple.py parses each searched parameter's flag (the one printed commands use)
+    into that parameter, and its default is the field's."""
+    parser = _train_parser()
+    defaults = parser.parse_args([])
+    for f in TUNABLE_FIELDS:
+        assert getattr(defaults, f.name) == f.default, f.name
+    assert (defaults.hidden_size, defaults.batch_size) == (PPOConfig.hidden_size,
+                                                           PPOConfig.batch_size)
+    values = {}
+    for name, distribution in SEARCH_SPACE.items():
+        if isinstance(distribution, CategoricalDistribution):
+            values[name] = distribution.choices[-1]
+        else:
+            values[name] = distribution.high
+    argv = [token for name, value in values.items() for token in (TRAIN_FLAGS[name], str(value))]
+    parsed = parser.parse_args(argv)
+    assert {name: getattr(parsed, name) for name in values} == values
