@@ -67,17 +67,19 @@ def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams, weight=None):
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
     clipped = jnp.clip(ratio, 1.0 - hp.clip_epsilon, 1.0 + hp.clip_epsilon)
-    policy_loss = -_mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage), weight)
-    value_loss = 0.5 * _mean((value - batch.target) ** 2, weight)
-    entropy = _mean(networks.entropy(house_logits, mode_logits), weight)
+    mask = _where(weight)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage),
+                            where=mask)
+    value_loss = 0.5 * jnp.mean((value - batch.target) ** 2, where=mask)
+    entropy = jnp.mean(networks.entropy(house_logits, mode_logits), where=mask)
     total = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * entropy
     metrics = {
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
-        "approx_kl": _mean((ratio - 1.0) - log_ratio, weight),
-        "clip_fraction": _mean((jnp.abs(ratio - 1.0) > hp.clip_epsilon).astype(jnp.float32),
-                               weight),
+        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio, where=mask),
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hp.clip_epsilon, where=mask,
+                                  dtype=jnp.float32),
     }
     return total, metrics
 
@@ -101,25 +103,18 @@ def mean_recent_return(recent, num_episodes):
                      jnp.nan)
 
 
-def _mean(x, weight=None):
-    """Mean of x, or over the entries where the 0/1 `weight` (same shape) is 1."""
-    if weight is None:
-        return jnp.mean(x)
-    return jnp.sum(jnp.where(weight > 0, x, 0.0)) / jnp.sum(weight)
-
-
-def _var(x, weight=None):
-    if weight is None:
-        return jnp.var(x)
-    return _mean(jnp.square(x - _mean(x, weight)), weight)
+def _where(weight):
+    """The mask of a 0/1 `weight` (None: every entry counts), for jnp's where= reductions."""
+    return None if weight is None else weight > 0
 
 
 def normalise(advantage, weight=None):
-    if weight is None:
-        return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-    return (advantage - _mean(advantage, weight)) / (jnp.sqrt(_var(advantage, weight)) + 1e-8)
+    """Advantages standardised over the entries where `weight` is 1 (all when None)."""
+    mask = _where(weight)
+    return (advantage - jnp.mean(advantage, where=mask)) / (
+        jnp.std(advantage, where=mask) + 1e-8)
 
 
 def explained_variance(value, target, weight=None):
-    var = _var(target, weight)
-    return jnp.where(var > 0, 1.0 - _var(target - value, weight) / var, 0.0)
+    var = jnp.var(target, where=_where(weight))
+    return jnp.where(var > 0, 1.0 - jnp.var(target - value, where=_where(weight)) / var, 0.0)
