@@ -53,3 +53,24 @@ def test_train_flags_carry_every_searched_value_and_default():
     argv = [token for name, value in values.items() for token in (TRAIN_FLAGS[name], str(value))]
     parsed = parser.parse_args(argv)
     assert {name: getattr(parsed, name) for name in values} == values
+
+
+def test_every_option_of_the_three_command_lines_shows_its_default():
+    """--help of train_simple.py, tune_hyperparameters.py and validate_best.py: every option
+    (but --help) says its default, and no help text shows a doubled percent sign."""
+    import argparse
+    import re
+
+    from bb_jax.cli.tune import _tune_parser
+    from bb_jax.cli.validate import _validate_parser
+
+    for parser in (_train_parser(), _tune_parser(), _validate_parser()):
+        text = parser.format_help()
+        assert "%%" not in text
+        options = text.split("options:", 1)[1]
+        blocks = re.split(r"\n(?=  -)", options.strip("\n"))
+        shown = [b for b in blocks if not b.lstrip().startswith("-h, --help")]
+        assert len(shown) == len([a for a in parser.options if a.dest != "help"
+                                  and a.help != argparse.SUPPRESS])
+        for block in shown:
+            assert "default" in block, block

@@ -28,7 +28,14 @@ class OneLineParser(argparse.ArgumentParser):
 
     def add_argument(self, *args, **kwargs) -> argparse.Action:
         """argparse's add_argument, keeping each option in `self.options` (for
-        `command_line`)."""
+        `command_line`); a help text that does not say its default gets it appended."""
+        help_text = kwargs.get("help")
+        if kwargs.get("action") != "help" and help_text is not argparse.SUPPRESS and not (
+                help_text and ("default:" in help_text or "%(default)" in help_text)):
+            shown = ("off" if kwargs.get("action") == "store_true" else
+                     "none" if kwargs.get("default") is None else "%(default)s")
+            kwargs["help"] = f"{help_text} (default: {shown})" if help_text else \
+                f"default: {shown}"
         action = super().add_argument(*args, **kwargs)
         self.__dict__.setdefault("options", []).append(action)
         return action

@@ -29,7 +29,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="default",
                    help="a scenario, a comma-separated list, or 'all': every seed trains on "
                         "each; the final return is their mean (the tuner's objective)")
-    p.add_argument("--num-opponents", type=int, default=2)
+    p.add_argument("--num-opponents", type=int, default=2,
+                   help="heuristic opponents beside the learner, 1..9")
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
@@ -50,15 +51,17 @@ def _train_parser() -> argparse.ArgumentParser:
     for f in TUNABLE_FIELDS:  # the network shape and the traced hyperparameters
         p.add_argument(f.metadata["flag"], dest=f.name, type=type(f.default), default=f.default,
                        help=f"{f.metadata['help']} (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="the run's seed")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="train all these seeds in one vmapped call (overrides --seed)")
-    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--eval-episodes", type=int, default=200,
+                   help="fresh episodes per seed evaluated after training")
     p.add_argument("--chunk-updates", type=int, default=10, help="updates between progress lines")
-    p.add_argument("--run-name", default=None)
-    p.add_argument("--save-path", default=None, help="folder for the run (default runs/RUN_NAME)")
-    p.add_argument("--results-json", default=None)
-    p.add_argument("--list-scenarios", action="store_true")
+    p.add_argument("--run-name", default=None,
+                   help="the run's name (default: ppo_SCENARIO_hHIDDEN_sSEED)")
+    p.add_argument("--save-path", default=None, help="folder for the run (default: runs/RUN_NAME)")
+    p.add_argument("--results-json", default=None, help="also write the summary here")
+    p.add_argument("--list-scenarios", action="store_true", help="print the scenarios and stop")
     return p
 
 

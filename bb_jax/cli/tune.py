@@ -50,7 +50,8 @@ def _tune_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scenario", default="default",
                    help="a scenario, a comma-separated list, or 'all' (objective = mean)")
-    p.add_argument("--num-opponents", type=int, default=2)
+    p.add_argument("--num-opponents", type=int, default=2,
+                   help="heuristic opponents beside the learner, 1..9")
     p.add_argument("--num-steps", type=int, default=None,
                    help=f"env steps per training run (one seed on one scenario; default: "
                         f"{DEFAULT_NUM_STEPS:,} unless a budget is given)")
@@ -65,7 +66,8 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="return, or return,cost: a multi-objective study of return and "
                         "training TFLOPs per run (Pareto front; no pruning) (default: return)")
     p.add_argument("--n-trials", type=int, default=100, help="new trials to run")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42,
+                   help="seeds the sampler; a new study tunes on seeds SEED*1000+i")
     p.add_argument("--n-jobs", type=int, default=1,
                    help="worker processes sharing the study (-1: one per CPU core)")
     p.add_argument("--eval-interval", type=int, default=5_000,
@@ -99,7 +101,8 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="env steps per validation run (default: --num-steps)")
     p.add_argument("--no-validate", action="store_true",
                    help="skip the validation (the study's best is then only a tuning value)")
-    p.add_argument("--study-name", default=None)
+    p.add_argument("--study-name", default=None,
+                   help="the study to create or resume (default: bb_SCENARIO_DATE_TIME)")
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None,
                    help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH "
                         f"(default: ${STORAGE_ENV} if set, else in-memory; the variable keeps a "
@@ -112,15 +115,19 @@ def _tune_parser() -> argparse.ArgumentParser:
                         "padded: the whole batch in one program of the largest shapes, smaller "
                         "members masked (same results); auto: exact on a CPU, padded on a "
                         "GPU/TPU (default: auto)")
-    p.add_argument("--objective", choices=OBJECTIVES, default="train_return")
-    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--objective", choices=OBJECTIVES, default="train_return",
+                   help="a seed's value: its last-interval training return, or the mean of "
+                        "--eval-episodes fresh episodes")
+    p.add_argument("--eval-episodes", type=int, default=200,
+                   help="fresh episodes per seed in evaluations")
     p.add_argument("--fix", default=None, metavar="NAME=VALUE[,...]",
                    help="hold search-space parameters at one value in every trial, e.g. "
                         "hidden_size=128,batch_size=1024 (one network shape: one compiled "
                         "program for the whole study) (default: none)")
     p.add_argument("--enqueue", default=None,
                    help="JSON file: a list of parameter dicts to try first")
-    p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"))
+    p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"),
+                   help="where the results JSON and plots go")
     p.add_argument("--max-population", type=int, default=1024,
                    help="members per compiled population; larger cohorts run in rounds")
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
