@@ -9,6 +9,7 @@ interrupts) <- `bb_jax.cli`. `bb_jax.stats` and `bb_jax.machine` are small share
 from bb_jax.game.env import BucketBrigadeEnv, EnvState, make_env
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import Scenario, get_scenario, list_scenarios
+from bb_jax.train.runs import load_run
 
 __all__ = [
     "OPPONENT_KINDS",
@@ -17,5 +18,6 @@ __all__ = [
     "Scenario",
     "get_scenario",
     "list_scenarios",
+    "load_run",
     "make_env",
 ]

@@ -45,7 +45,7 @@ from bb_jax.train import memory
 from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import load_params
-from bb_jax.tuning import interrupts
+from bb_jax import interrupts
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 from bb_jax.tuning.outputs import results_dict, write_outputs
 from bb_jax.tuning.space import SEARCH_SPACE

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import signal
+import sys
 from pathlib import Path
 
-from bb_jax import devices
+from bb_jax import devices, interrupts
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
     check_writable_dir,
+    command_line,
     fail,
     parse_scenarios,
 )
@@ -61,30 +65,94 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="the run's name (default: ppo_SCENARIO_hHIDDEN_sSEED)")
     p.add_argument("--save-path", default=None, help="folder for the run (default: runs/RUN_NAME)")
     p.add_argument("--results-json", default=None, help="also write the summary here")
+    p.add_argument("--checkpoint-every", type=int, default=50_000,
+                   help="env steps per seed between checkpoints of the whole training state "
+                        "(rounded up to whole chunks; 0: only on Ctrl-C/SIGTERM)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run saved in RUN_DIR from its latest checkpoint, with "
+                        "its own settings (no other flag)")
     p.add_argument("--list-scenarios", action="store_true", help="print the scenarios and stop")
     return p
 
 
 def train_main(argv: list[str] | None = None) -> int:
     devices.use_host_devices()
-    args = _train_parser().parse_args(argv)
+    parser = _train_parser()
+    args = parser.parse_args(argv)
     if args.list_scenarios:
         print("\n".join(list_scenarios()))
         return 0
     try:
-        return _train(args)
+        if args.resume is not None:
+            args = resumed_args(parser, args)
+        with interrupts.raising():
+            return _train(parser, args)
     except (UsageError, ValueError) as err:
         return fail("train_simple.py", str(err))
+    except KeyboardInterrupt as err:
+        folder = _save_dir(args)
+        print(f"interrupted: continue from the latest checkpoint with --resume {folder}"
+              if (folder / CHECKPOINTS).is_dir() else
+              "interrupted before the first checkpoint", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, interrupts.Terminated)
+                      else signal.SIGINT)
 
 
-def _train(args) -> int:
-    from bb_jax.train.runs import load_params, save_run, train_seeds
+RUN_FILE = "run.json"  # a run's command line, written when it starts (for --resume)
+CHECKPOINTS = "checkpoints"  # a run's orbax checkpoints while it is unfinished
+
+
+def resumed_args(parser: OneLineParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The settings of the run in --resume's folder, from the command line it saved."""
+    given = command_line(parser, args, leave_out=("resume",))
+    if given:
+        raise UsageError(f"--resume continues a run with its own settings; drop "
+                         f"{' '.join(given)}")
+    folder = Path(args.resume)
+    try:
+        saved = json.loads((folder / RUN_FILE).read_text())["argv"]
+    except (OSError, ValueError, KeyError):
+        raise UsageError(f"--resume {folder}: no run of train_simple.py there (no readable "
+                         f"{RUN_FILE})") from None
+    resumed = parser.parse_args(saved)
+    resumed.save_path, resumed.resume = str(folder), str(folder)
+    return resumed
+
+
+def _run_name(args) -> str:
+    seeds = args.seeds if args.seeds else [args.seed]
+    label = "+".join(parse_scenarios(args.scenario)) if args.scenario != "all" else "all"
+    return args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}"
+
+
+def _save_dir(args) -> Path:
+    return Path(args.save_path or Path("runs") / _run_name(args))
+
+
+def _checked_folder(args) -> Path:
+    """The run's folder, checked: an unfinished run's checkpoints are continued only with
+    --resume, and a finished run is not resumed."""
+    save_dir = check_writable_dir(_save_dir(args))
+    has_checkpoints = (save_dir / CHECKPOINTS).is_dir() and any((save_dir / CHECKPOINTS).iterdir())
+    if args.resume is None and has_checkpoints:
+        raise UsageError(f"{save_dir} holds checkpoints of an unfinished run: continue it with "
+                         f"--resume {save_dir}, or choose another --save-path or --run-name")
+    if args.resume is not None and not has_checkpoints and (save_dir / "config.json").exists():
+        raise UsageError(f"--resume {save_dir}: that run has finished (its results are there)")
+    return save_dir
+
+
+def _train(parser: OneLineParser, args) -> int:
+    from bb_jax.train.checkpoints import Checkpoints
+    from bb_jax.train.runs import load_params, metric_lines, save_run, train_seeds
 
     scenarios = parse_scenarios(args.scenario)
     if args.num_steps <= 0:
         raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     config = PPOConfig(
         scenario=scenarios[0], num_opponents=args.num_opponents,
         opponents=tuple(args.opponents) if args.opponents else None,
@@ -92,40 +160,57 @@ def _train(args) -> int:
         total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
         adv_norm=args.adv_norm,
     )
+    if not 1 <= args.num_epochs <= config.max_epochs:
+        raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
     # before anything is written: a checkpoint of another network stops the run here
     init_params = load_params(Path(args.init_params), config) if args.init_params else None
     seeds = args.seeds if args.seeds else [args.seed]
-    label = "+".join(scenarios) if args.scenario != "all" else "all"
-    run_name = args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}"
-    save_dir = check_writable_dir(Path(args.save_path or Path("runs") / run_name))
+    save_dir, run_name = _checked_folder(args), _run_name(args)
     if args.results_json:
         check_writable_dir(Path(args.results_json).resolve().parent)
-    hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
-    if not 1 <= args.num_epochs <= config.max_epochs:
-        raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
     print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
           f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
-    run = train_seeds(config, hyperparams, seeds, args.chunk_updates, args.eval_episodes,
+    (save_dir / RUN_FILE).write_text(json.dumps(
+        {"argv": command_line(parser, args, leave_out=("resume", "save_path"))}, indent=2))
+    members = [(seed, name) for seed in seeds for name in scenarios]
+    metrics = save_dir / "metrics.jsonl"
+    metrics.write_text("")
+
+    def append_metrics(chunk: dict, first_update: int) -> None:  # live, chunk by chunk
+        with metrics.open("a") as f:
+            f.writelines(metric_lines(members, chunk, first_update))
+
+    checkpoints = Checkpoints(save_dir / CHECKPOINTS)
+    run = train_seeds(config, {name: getattr(args, name) for name in HYPERPARAM_NAMES}, seeds,
+                      args.chunk_updates, args.eval_episodes,
                       progress=lambda line: print(line, flush=True), scenarios=list(scenarios),
-                      init_params=init_params)
+                      init_params=init_params, checkpoints=checkpoints,
+                      checkpoint_every=-(-args.checkpoint_every // config.batch_size),
+                      on_chunk=append_metrics)
     paths = save_run(run, save_dir, run_name)
+    checkpoints.close()
+    shutil.rmtree(save_dir / CHECKPOINTS)  # finished: the saved run replaces them
     summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
                "save_path": str(save_dir)}
-    what = "final return (mean of last 100 episodes"
-    if len(scenarios) > 1:
-        for name, figure in summary["per_scenario"].items():
-            print(f"{what}) on {name}: {figure['mean']:.2f}")
-        what += f", mean over {len(scenarios)} scenarios"
-    fr = summary["final_return"]
-    print(f"{what}): {fr['mean']:.2f} +/- {fr['ci95']:.2f} (95% CI over {len(seeds)} seeds)"
-          if len(seeds) > 1 else f"{what}): {fr['mean']:.2f}")
-    ev = summary["eval_return_sampled"]
-    print(f"fresh-episode return ({args.eval_episodes} episodes per seed, sampled policy): "
-          f"{ev['mean']:.2f} +/- {ev['ci95']:.2f} (95% CI over seeds)" if len(seeds) > 1 else
-          f"fresh-episode return ({args.eval_episodes} episodes, sampled policy): "
-          f"{ev['mean']:.2f}")
+    _print_summary(summary, len(seeds), args.eval_episodes)
     print(f"saved to {save_dir} ({', '.join(p.name for p in paths.values())})")
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(summary, indent=2))
         print(f"results: {args.results_json}")
     return 0
+
+
+def _print_summary(summary: dict, num_seeds: int, eval_episodes: int) -> None:
+    what = "final return (mean of last 100 episodes"
+    if len(summary["scenarios"]) > 1:
+        for name, figure in summary["per_scenario"].items():
+            print(f"{what}) on {name}: {figure['mean']:.2f}")
+        what += f", mean over {len(summary['scenarios'])} scenarios"
+    fr = summary["final_return"]
+    print(f"{what}): {fr['mean']:.2f} +/- {fr['ci95']:.2f} (95% CI over {num_seeds} seeds)"
+          if num_seeds > 1 else f"{what}): {fr['mean']:.2f}")
+    ev = summary["eval_return_sampled"]
+    print(f"fresh-episode return ({eval_episodes} episodes per seed, sampled policy): "
+          f"{ev['mean']:.2f} +/- {ev['ci95']:.2f} (95% CI over seeds)" if num_seeds > 1 else
+          f"fresh-episode return ({eval_episodes} episodes, sampled policy): "
+          f"{ev['mean']:.2f}")

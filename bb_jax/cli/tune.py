@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jax
 
-from bb_jax import devices
+from bb_jax import devices, interrupts
 from bb_jax.cli.common import (
     STORAGE_ENV,
     OneLineParser,
@@ -25,7 +25,6 @@ from bb_jax.cli.common import (
 )
 from bb_jax.cli.validate import print_validation
 from bb_jax.train.config import PPOConfig
-from bb_jax.tuning import interrupts
 
 
 def _auto_or_int(text: str) -> int | str:

@@ -14,8 +14,10 @@ import msgpack
 import numpy as np
 from flax import serialization
 
+from bb_jax import interrupts
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.stats import mean_ci95
+from bb_jax.train.checkpoints import Checkpoints
 from bb_jax.train.config import CRITICS, DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import PPO
@@ -96,13 +98,20 @@ def train_seeds(
     progress: Callable[[str], None] | None = print,
     scenarios: list[str] | None = None,
     init_params=None,
+    checkpoints: Checkpoints | None = None,
+    checkpoint_every: int = 0,
+    on_chunk: Callable[[dict, int], None] | None = None,
 ) -> SeedRun:
     """Train every seed of one configuration on every scenario (default: the config's) as one
     vmapped population of seeds x scenarios, in chunks. A seed's PRNG key is the same on every
     scenario, as in the tuner's trials.
 
     init_params: network parameters (`load_params`) every member starts from instead of its
-    own initialisation (the optimizer state starts fresh)."""
+    own initialisation (the optimizer state starts fresh). checkpoints: the run continues
+    from their latest checkpoint if there is one, saves one every `checkpoint_every` updates
+    (rounded up to whole chunks; 0: none) and one when interrupted (KeyboardInterrupt, which
+    is raised again). on_chunk(metrics, first_update): each chunk's metrics ([members,
+    updates] arrays) as soon as it is done, for live logs."""
     scenarios = list(scenarios or [config.scenario])
     hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
     members = [(seed, name) for seed in seeds for name in scenarios]
@@ -116,23 +125,72 @@ def train_seeds(
             lambda row, x: jax.device_put(np.broadcast_to(x, row.shape).astype(row.dtype),
                                           row.sharding),
             population.state.params, init_params))
-    chunks, steps = [], 0
-    for length in plan_chunks(config.num_updates, chunk_updates):
-        chunks.append(population.run(length))  # on the device until the end of the run
-        steps += length * config.batch_size
-        if progress is not None:  # the one value read per chunk (it waits for the chunk)
-            ret = np.nanmean(np.asarray(chunks[-1]["mean_return"][:, -1]))
-            elapsed = time.perf_counter() - start
-            progress(
-                f"steps {steps:>9,}/{config.num_updates * config.batch_size:,}  "
-                f"{steps * len(members) / elapsed:>9,.0f} steps/s  return {ret:8.2f}"
-            )
+    plan = plan_chunks(config.num_updates, chunk_updates)
+    chunks, done, earlier_s = [], 0, 0.0
+    if checkpoints is not None and checkpoints.latest() is not None:
+        restored = checkpoints.restore(population.state)
+        population.state, done = restored.state, restored.updates
+        chunks, earlier_s = [restored.curves], restored.settings["elapsed_s"]
+        if on_chunk is not None:
+            on_chunk(restored.curves, 1)
+    loop = _ChunkLoop(population, config, len(members), checkpoints, checkpoint_every,
+                      progress, on_chunk, start - earlier_s)
+    loop.run(plan, chunks, done)
     curves = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in chunks[0]}
     eval_keys = jax.numpy.stack([evaluation_key(int(seed)) for seed, _ in members])
     eval_sampled = population.evaluate(eval_keys, eval_episodes, greedy=False)
     eval_greedy = population.evaluate(eval_keys, eval_episodes, greedy=True)
     return SeedRun(config, hp_row, list(seeds), curves, eval_sampled, eval_greedy,
-                   time.perf_counter() - start, population, scenarios)
+                   time.perf_counter() - start + earlier_s, population, scenarios)
+
+
+@dataclasses.dataclass
+class _ChunkLoop:
+    """The chunks of `train_seeds` after the `done` updates already trained: progress lines,
+    live metrics and checkpoints (periodic, and on an interrupt)."""
+
+    population: Population
+    config: PPOConfig
+    num_members: int
+    checkpoints: Checkpoints | None
+    checkpoint_every: int
+    progress: Callable[[str], None] | None
+    on_chunk: Callable[[dict, int], None] | None
+    started: float  # perf_counter of the run's start, earlier sessions' time included
+
+    def run(self, plan: list[int], chunks: list[dict], done: int) -> None:
+        total = self.config.num_updates * self.config.batch_size
+        saved = done
+        try:
+            for length in plan[done // plan[0]:]:
+                with interrupts.deferred():  # the state, its curves and `done` agree
+                    chunks.append(self.population.run(length))  # on the device until read
+                    done += length
+                interrupts.raise_pending()  # a signal whose exception JAX swallowed
+                if self.on_chunk is not None:
+                    self.on_chunk(chunks[-1], done - length + 1)
+                if self.progress is not None:  # the one value read per chunk (it waits)
+                    ret = np.nanmean(np.asarray(chunks[-1]["mean_return"][:, -1]))
+                    steps = done * self.config.batch_size
+                    rate = steps * self.num_members / (time.perf_counter() - self.started)
+                    self.progress(f"steps {steps:>9,}/{total:,}  {rate:>9,.0f} steps/s  "
+                                  f"return {ret:8.2f}")
+                if self.checkpoint_every and done - saved >= self.checkpoint_every:
+                    self._save(done, chunks)
+                    saved = done
+        except KeyboardInterrupt:
+            if done > saved:
+                with interrupts.deferred():  # a second Ctrl-C waits for the checkpoint
+                    self._save(done, chunks)
+            raise
+
+    def _save(self, done: int, chunks: list[dict]) -> None:
+        if self.checkpoints is None:
+            return
+        curves = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1)
+                  for k in chunks[0]}
+        self.checkpoints.save(done, self.population.state, curves,
+                              {"elapsed_s": time.perf_counter() - self.started})
 
 
 def config_json(config: PPOConfig, hyperparams: dict) -> dict:
@@ -149,11 +207,7 @@ def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
          **config_json(run.config, run.hyperparams)},
         indent=2))
     with paths["metrics"].open("w") as f:
-        for i, (seed, scenario) in enumerate(run.members):
-            for t in range(run.curves["env_steps"].shape[1]):
-                row = {"seed": seed, "scenario": scenario, "update": t + 1}
-                row.update({k: _json_number(v[i, t]) for k, v in run.curves.items()})
-                f.write(json.dumps(row) + "\n")
+        f.writelines(metric_lines(run.members, run.curves, 1))
     for i, (seed, scenario) in enumerate(run.members):
         name = f"params_seed{seed}" + (f"_{scenario}" if len(run.scenarios) > 1 else "")
         path = save_dir / f"{name}.msgpack"
@@ -161,6 +215,18 @@ def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
         paths[name] = path
     plot_curves(run, paths["curve"], run_name)
     return paths
+
+
+def metric_lines(members: list[tuple[int, str]], curves: dict, first_update: int) -> list[str]:
+    """metrics.jsonl lines of `curves` ([members, updates] arrays) whose first update is
+    `first_update`: one JSON object per member and update, member-major within the block."""
+    lines = []
+    for i, (seed, scenario) in enumerate(members):
+        for t in range(np.shape(curves["env_steps"])[1]):
+            row = {"seed": seed, "scenario": scenario, "update": first_update + t}
+            row.update({k: _json_number(np.asarray(v[i, t])) for k, v in curves.items()})
+            lines.append(json.dumps(row) + "\n")
+    return lines
 
 
 def _json_number(x):
@@ -226,3 +292,32 @@ def load_params(path: Path, config: PPOConfig):
             if other != config and found == _param_shapes(other):
                 message += f": it was saved with time_input={time_input}, critic={critic!r}"
     raise ValueError(message)
+
+
+@dataclasses.dataclass
+class SavedRun:
+    """A finished run read back (`load_run`): its config, hyperparameters, and each member's
+    network parameters by (seed, scenario)."""
+
+    config: PPOConfig
+    hyperparams: dict
+    params: dict[tuple[int, str], dict]
+
+
+def load_run(folder: Path) -> SavedRun:
+    """The run `save_run` wrote into `folder` (ValueError, one line, when it is not one)."""
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{folder} holds no finished run (config.json: {err})") from None
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    config = PPOConfig(**{k: v for k, v in saved["config"].items() if k in fields})
+    scenarios = saved.get("scenarios") or [config.scenario]
+    params = {}
+    for seed in saved["seeds"]:
+        for scenario in scenarios:
+            name = f"params_seed{seed}" + (f"_{scenario}" if len(scenarios) > 1 else "")
+            params[(seed, scenario)] = load_params(folder / f"{name}.msgpack", config)
+    return SavedRun(config, saved["hyperparameters"], params)
+

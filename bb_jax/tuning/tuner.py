@@ -24,11 +24,11 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
+from bb_jax import interrupts
 from bb_jax.stats import mean_ci95
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.cost import calibrate
 from bb_jax.train.shapes import ShapeChoices
-from bb_jax.tuning import interrupts
 from bb_jax.tuning.cohorts import (
     BUDGET_REPORTS,
     CohortTrainer,

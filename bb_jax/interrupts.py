@@ -1,5 +1,6 @@
-"""Ctrl-C and SIGTERM for the tuner: raised as exceptions in the main thread, never lost, and
-held back while a trial is being created or closed.
+"""Ctrl-C and SIGTERM for the tuner and training runs: raised as exceptions in the main
+thread, never lost, and held back while a trial is being created or closed or a training
+chunk is being recorded.
 
 Python drops an exception raised by a signal handler while a garbage-collector callback or a
 finalizer runs ("Exception ignored in ..."); JAX registers such a callback, so a plain

@@ -1,0 +1,73 @@
+"""Checkpoints of a training run with orbax: the whole training state of a population
+(parameters, optimizer state, environment states, PRNG keys, update counters, the episode
+ring buffers), the curves recorded so far and the run's settings, so that a run stopped by
+Ctrl-C, SIGTERM or kill -9 continues where its last checkpoint was and ends bit-identical to
+the run that was never stopped (same device count).
+
+A checkpoint is written whole or not at all (orbax finalises a step's folder only when it is
+complete), so a process killed while saving leaves the previous checkpoint as the latest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+KEEP = 2  # checkpoints kept: the latest and the one before it
+
+
+@dataclasses.dataclass
+class Restored:
+    """What `Checkpoints.restore` gives back: the training state (placed like the template),
+    the curves of the updates done (arrays [members, updates]) and the saved settings."""
+
+    state: object
+    curves: dict[str, np.ndarray]
+    settings: dict
+    updates: int
+
+
+class Checkpoints:
+    """The checkpoints of one run in `directory` (created when the first one is saved)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory).resolve()
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(
+                max_to_keep=KEEP, enable_async_checkpointing=False))
+
+    def latest(self) -> int | None:
+        """Updates done at the latest complete checkpoint, or None when there is none."""
+        return self.manager.latest_step()
+
+    def save(self, updates: int, state, curves: dict[str, np.ndarray], settings: dict) -> None:
+        """Save the state after `updates` updates (waits until it is on disk)."""
+        self.manager.save(updates, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            curves=ocp.args.StandardSave({k: np.asarray(v) for k, v in curves.items()}),
+            settings=ocp.args.JsonSave(settings)))
+        self.manager.wait_until_finished()
+
+    def settings(self, updates: int | None = None) -> dict:
+        """The settings saved with a checkpoint (default: the latest)."""
+        step = self.latest() if updates is None else updates
+        return self.manager.restore(step, args=ocp.args.Composite(
+            settings=ocp.args.JsonRestore()))["settings"]
+
+    def restore(self, template) -> Restored:
+        """The latest checkpoint; `template` is a state of the same run's population (its
+        shapes, dtypes and device placement are the restored state's)."""
+        step = self.latest()
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), curves=ocp.args.StandardRestore(),
+            settings=ocp.args.JsonRestore()))
+        curves = {k: np.asarray(v) for k, v in out["curves"].items()}
+        return Restored(out["state"], curves, out["settings"], step)
+
+    def close(self) -> None:
+        self.manager.close()

@@ -1,0 +1,139 @@
+"""Checkpoints of a training run (orbax): a run interrupted after some chunks continues from
+its checkpoint and ends bit-identical to the run that was never stopped; train_simple.py's
+--resume after kill -9; the usage errors around --resume; a finished run read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import bb_jax
+from bb_jax.cli import train_main
+from bb_jax.train.checkpoints import Checkpoints
+from bb_jax.train.config import PPOConfig
+from bb_jax.train.runs import train_seeds
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = PPOConfig(scenario="easy", hidden_size=32, batch_size=512, total_steps=8 * 512)
+SEEDS = [3, 4]
+
+
+def _params(run):
+    return [jax.tree.map(np.asarray, run.population.member_params(i))
+            for i in range(len(run.members))]
+
+
+def _same(a, b) -> bool:
+    return all(jax.tree.leaves(jax.tree.map(np.array_equal, a, b)))
+
+
+class _StopAfter:
+    """on_chunk that raises KeyboardInterrupt (as Ctrl-C would) once `n` chunks are done."""
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, 0
+
+    def __call__(self, chunk, first_update):
+        self.seen += 1
+        if self.seen == self.n:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_continues_bit_identical(tmp_path):
+    """Interrupted after 2 of 4 chunks (no periodic checkpoint), the run saves its state; a
+    second call continues from it; parameters, curves and evaluations equal the uninterrupted
+    run's."""
+    full = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None)
+    checkpoints = Checkpoints(tmp_path / "ck")
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None,
+                    checkpoints=checkpoints, on_chunk=_StopAfter(2))
+    assert checkpoints.latest() == 4  # updates done when it stopped
+    seen = []
+    resumed = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None,
+                          checkpoints=checkpoints,
+                          on_chunk=lambda chunk, first: seen.append((first, chunk["env_steps"]
+                                                                     .shape[1])))
+    assert seen == [(1, 4), (5, 2), (7, 2)]  # the restored curves, then the two chunks left
+    assert _same(_params(resumed), _params(full))
+    for name in full.curves:
+        np.testing.assert_array_equal(resumed.curves[name], full.curves[name], err_msg=name)
+    np.testing.assert_array_equal(resumed.eval_sampled, full.eval_sampled)
+
+
+def test_periodic_checkpoints_keep_the_latest_two(tmp_path):
+    checkpoints = Checkpoints(tmp_path / "ck")
+    train_seeds(CONFIG, {}, SEEDS[:1], chunk_updates=2, eval_episodes=4, progress=None,
+                checkpoints=checkpoints, checkpoint_every=2)
+    assert checkpoints.manager.all_steps() == [6, 8]
+
+
+def _train(*args) -> list[str]:
+    return ["--scenario", "easy", "--num-steps", "4096", "--batch-size", "512",
+            "--hidden-size", "32", "--seeds", "3", "4", "--eval-episodes", "8",
+            "--chunk-updates", "2", *map(str, args)]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--resume", "{tmp}/none"], "no run of train_simple.py there"),
+    (["--resume", "{tmp}/none", "--lr", "0.001"], "drop --lr 0.001"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+])
+def test_resume_usage_errors(tmp_path, capsys, argv, message):
+    code = train_main([a.format(tmp=tmp_path) for a in argv]
+                      + ["--save-path", str(tmp_path / "run")] * (argv[0] != "--resume"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_new_run_does_not_overwrite_an_unfinished_one(tmp_path, capsys):
+    folder = tmp_path / "run"
+    (folder / "checkpoints" / "4").mkdir(parents=True)
+    assert train_main(_train("--save-path", folder)) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_ends_like_the_run_never_stopped(tmp_path):
+    """train_simple.py killed with SIGKILL after its first checkpoint, then --resume: every
+    parameter of both seeds equals an uninterrupted run's; the finished run reads back with
+    bb_jax.load_run and its checkpoints are gone."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = [sys.executable, str(ROOT / "scripts" / "train_simple.py")]
+    argv = ["--scenario", "easy", "--num-steps", "40960", "--batch-size", "512",
+            "--hidden-size", "32", "--seeds", "3", "4", "--eval-episodes", "8",
+            "--chunk-updates", "4", "--checkpoint-every", "2048"]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    done = subprocess.run([*script, *argv, "--save-path", str(whole)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    proc = subprocess.Popen([*script, *argv, "--save-path", str(stopped)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    steps = stopped / "checkpoints"
+    deadline = time.monotonic() + 600
+    while not (steps.is_dir() and any(p.name.isdigit() for p in steps.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (stopped / "config.json").exists()  # it did not finish
+    resumed = subprocess.run([*script, "--resume", str(stopped)], env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = bb_jax.load_run(whole), bb_jax.load_run(stopped)
+    assert a.config == b.config and a.hyperparams == b.hyperparams
+    assert sorted(a.params) == sorted(b.params) == [(3, "easy"), (4, "easy")]
+    assert all(_same(a.params[k], b.params[k]) for k in a.params)
+    assert not (stopped / "checkpoints").exists()
+    lines = (stopped / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["update"] for x in lines] == \
+        [json.loads(x)["update"] for x in (whole / "metrics.jsonl").read_text().splitlines()]
