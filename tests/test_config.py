@@ -74,3 +74,15 @@ def test_every_option_of_the_three_command_lines_shows_its_default():
                                   and a.help != argparse.SUPPRESS])
         for block in shown:
             assert "default" in block, block
+
+
+def test_a_train_command_line_parses_back_to_the_same_settings():
+    """What --resume relies on: train_simple.py's settings written back as a command line
+    (lists, --no-time-input, floats) parse into the same settings."""
+    from bb_jax.cli.common import command_line
+
+    parser = _train_parser()
+    argv = ["--scenario", "easy,hard", "--seeds", "3", "4", "--no-time-input", "--lr", "1e-4",
+            "--critic", "shared", "--opponents", "hero", "liar", "--num-steps", "4096"]
+    parsed = parser.parse_args(argv)
+    assert parser.parse_args(command_line(parser, parsed)) == parsed

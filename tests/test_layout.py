@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bb_jax"
 LAYERS = {"game": 0, "train": 1, "tuning": 2, "cli": 3}
-HELPERS = {"stats", "machine", "devices", "interrupts"}
+HELPERS = {"stats", "machine", "devices", "interrupts", "progress"}
 
 
 def layer_of(module: str) -> int | None:

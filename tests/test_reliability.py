@@ -40,12 +40,12 @@ from reliability_helpers import (
     warm_compile_cache,
 )
 
+from bb_jax import interrupts
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.train import memory
 from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import load_params
-from bb_jax import interrupts
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
 from bb_jax.tuning.outputs import results_dict, write_outputs
 from bb_jax.tuning.space import SEARCH_SPACE

@@ -41,6 +41,10 @@ class OneLineParser(argparse.ArgumentParser):
         return action
 
 
+def _token(value) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def command_line(parser: OneLineParser, namespace: argparse.Namespace,
                  leave_out: tuple[str, ...] = ()) -> list[str]:
     """The arguments that `parser` parses back into `namespace` (but for the options whose
@@ -54,11 +58,13 @@ def command_line(parser: OneLineParser, namespace: argparse.Namespace,
         value = values[action.dest]
         if value == action.default:
             continue
-        flag = action.option_strings[-1]
-        if action.nargs == 0:  # store_true / store_false: the flag alone sets the value
-            args.append(flag)
+        if action.nargs == 0:  # the flag alone sets the value (--x / --no-x for booleans)
+            negative = [o for o in action.option_strings if o.startswith("--no-")]
+            args.append(negative[0] if value is False and negative else action.option_strings[0])
+        elif isinstance(value, (list, tuple)):  # nargs="+"
+            args += [action.option_strings[-1], *map(_token, value)]
         else:
-            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+            args += [action.option_strings[-1], _token(value)]
     return args
 
 

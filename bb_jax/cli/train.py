@@ -21,6 +21,7 @@ from bb_jax.cli.common import (
 )
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
+from bb_jax.progress import Progress
 from bb_jax.train.config import ADV_NORMS, CRITICS, HYPERPARAM_NAMES, TUNABLE_FIELDS, PPOConfig
 
 
@@ -181,12 +182,14 @@ def _train(parser: OneLineParser, args) -> int:
             f.writelines(metric_lines(members, chunk, first_update))
 
     checkpoints = Checkpoints(save_dir / CHECKPOINTS)
+    bar = Progress(config.num_updates * config.batch_size, "steps", "step")
     run = train_seeds(config, {name: getattr(args, name) for name in HYPERPARAM_NAMES}, seeds,
-                      args.chunk_updates, args.eval_episodes,
-                      progress=lambda line: print(line, flush=True), scenarios=list(scenarios),
-                      init_params=init_params, checkpoints=checkpoints,
+                      args.chunk_updates, args.eval_episodes, progress=bar.update,
+                      scenarios=list(scenarios), init_params=init_params,
+                      checkpoints=checkpoints,
                       checkpoint_every=-(-args.checkpoint_every // config.batch_size),
                       on_chunk=append_metrics)
+    bar.close()
     paths = save_run(run, save_dir, run_name)
     checkpoints.close()
     shutil.rmtree(save_dir / CHECKPOINTS)  # finished: the saved run replaces them

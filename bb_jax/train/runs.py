@@ -95,7 +95,7 @@ def train_seeds(
     seeds: list[int],
     chunk_updates: int = 10,
     eval_episodes: int = 200,
-    progress: Callable[[str], None] | None = print,
+    progress: Callable[[int, str], None] | None = None,
     scenarios: list[str] | None = None,
     init_params=None,
     checkpoints: Checkpoints | None = None,
@@ -111,7 +111,8 @@ def train_seeds(
     from their latest checkpoint if there is one, saves one every `checkpoint_every` updates
     (rounded up to whole chunks; 0: none) and one when interrupted (KeyboardInterrupt, which
     is raised again). on_chunk(metrics, first_update): each chunk's metrics ([members,
-    updates] arrays) as soon as it is done, for live logs."""
+    updates] arrays) as soon as it is done, for live logs. progress(env steps per seed done,
+    text): after each chunk (`bb_jax.progress.Progress.update`)."""
     scenarios = list(scenarios or [config.scenario])
     hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
     members = [(seed, name) for seed in seeds for name in scenarios]
@@ -154,12 +155,11 @@ class _ChunkLoop:
     num_members: int
     checkpoints: Checkpoints | None
     checkpoint_every: int
-    progress: Callable[[str], None] | None
+    progress: Callable[[int, str], None] | None
     on_chunk: Callable[[dict, int], None] | None
     started: float  # perf_counter of the run's start, earlier sessions' time included
 
     def run(self, plan: list[int], chunks: list[dict], done: int) -> None:
-        total = self.config.num_updates * self.config.batch_size
         saved = done
         try:
             for length in plan[done // plan[0]:]:
@@ -173,8 +173,7 @@ class _ChunkLoop:
                     ret = np.nanmean(np.asarray(chunks[-1]["mean_return"][:, -1]))
                     steps = done * self.config.batch_size
                     rate = steps * self.num_members / (time.perf_counter() - self.started)
-                    self.progress(f"steps {steps:>9,}/{total:,}  {rate:>9,.0f} steps/s  "
-                                  f"return {ret:8.2f}")
+                    self.progress(steps, f"{rate:>9,.0f} steps/s  return {ret:8.2f}")
                 if self.checkpoint_every and done - saved >= self.checkpoint_every:
                     self._save(done, chunks)
                     saved = done

@@ -25,6 +25,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from bb_jax import interrupts
+from bb_jax.progress import Progress
 from bb_jax.stats import mean_ci95
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.cost import calibrate
@@ -421,16 +422,15 @@ class Tuner:
         self.tuning_seeds = list(self.study.user_attrs["tuning_seeds"])
         self.space = search_space(settings.fixed)  # what every trial samples from
         self.finished = 0
+        # trials told, with an ETA: a bar on a terminal when logging to stdout, else lines
+        self.bar = Progress(settings.n_trials, "trials", "trial", None if log is print else log)
         self.compile_seconds = 0.0  # this worker's compiles, all batches
         self._batch_compile = (0.0, 1)  # compile clock at the batch's start, its trials
         self.env_steps = 0
         self.started = time.perf_counter()
 
     def _progress_line(self, text: str) -> None:
-        n = self.settings.n_trials
-        width = 20
-        filled = int(width * self.finished / max(1, n))
-        self.log(f"[{'#' * filled}{'.' * (width - filled)}] {self.finished}/{n} trials | {text}")
+        self.bar.update(self.finished, text)
 
     def run(self) -> optuna.Study:
         stale = fail_stale_trials(self.study)
@@ -461,7 +461,9 @@ class Tuner:
                 with interrupts.deferred():
                     self._close_unfinished(trials, "interrupted" if isinstance(
                         err, KeyboardInterrupt) else f"worker error: {type(err).__name__}")
+                self.bar.close()
                 raise
+        self.bar.close()
         self.record_programs()
         return self.study
 

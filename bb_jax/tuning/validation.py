@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from bb_jax.progress import Progress
 from bb_jax.stats import mean_ci95, paired_difference
 from bb_jax.train.config import PPOConfig
 from bb_jax.tuning.cohorts import CohortTrainer, CompileAwareSizing, MemberSpec
@@ -66,6 +67,7 @@ def validate(
     trainer: CohortTrainer,
     scenarios: list[str],
     seeds: list[int],
+    progress: Progress | None = None,
 ) -> dict:
     """Train candidates x seeds x scenarios (one population per shape) and compare each with
     the control. Returns {"seeds", "rows", "recommended"}: rows ranked by validated mean, each
@@ -75,7 +77,16 @@ def validate(
     specs = [make_spec((i * len(seeds) + j) * n_s + k, c.params, scenario, seed)
              for i, c in enumerate(candidates) for j, seed in enumerate(seeds)
              for k, scenario in enumerate(scenarios)]
-    results = trainer.run(specs)
+    if progress is None:
+        results = trainer.run(specs)
+    else:  # runs done, as each population ends
+        finished: set[int] = set()
+
+        def count(done: dict) -> None:
+            finished.update(done)
+            progress.update(len(finished), "runs trained")
+
+        results = trainer.run(specs, on_finished=count)
     per_seed = np.full((len(candidates), len(seeds)), np.nan)
     failed = np.zeros(len(candidates), int)
     costs = []
@@ -158,7 +169,10 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
     length = f"{steps:,} steps" if budget is None else f"{budget / 1e12:.3g} TFLOP each"
     log(f"validating {len(candidates) - 1} trial(s) and the default configuration "
         f"(control) on {len(seeds)} fresh seeds x {length}")
-    outcome = validate(candidates, member_spec, trainer, scenarios, seeds)
+    bar = Progress(len(candidates) * len(seeds) * len(scenarios), "validation runs", "run",
+                   None if log is print else log)
+    outcome = validate(candidates, member_spec, trainer, scenarios, seeds, bar)
+    bar.close()
     outcome.update(num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes)
     study.set_user_attr("validation", finite_json(outcome))
     return outcome
