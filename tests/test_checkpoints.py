@@ -72,7 +72,7 @@ def test_an_interrupted_run_continues_bit_identical(tmp_path):
 
 def test_periodic_checkpoints_keep_the_latest_two(tmp_path):
     checkpoints = Checkpoints(tmp_path / "ck")
-    train_seeds(CONFIG, {}, SEEDS[:1], chunk_updates=2, eval_episodes=4, progress=None,
+    train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None,
                 checkpoints=checkpoints, checkpoint_every=2)
     assert checkpoints.manager.all_steps() == [6, 8]
 
