@@ -233,14 +233,22 @@ def _json_number(x):
     return None if isinstance(x, float) and not np.isfinite(x) else x
 
 
+DIAGNOSTICS = ("approx_kl", "clip_fraction", "entropy", "explained_variance", "value_loss")
+
+
 def plot_curves(run: SeedRun, path: Path, title: str) -> None:
+    """The learning curve (mean of the last 100 returns per member and their mean) above a
+    panel of PPO's diagnostics per update, mean over members: KL, clip fraction, entropy,
+    explained variance and value loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = run.curves["env_steps"][0]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = plt.figure(figsize=(10, 6.5))
+    grid = fig.add_gridspec(2, len(DIAGNOSTICS), height_ratios=(2, 1))
+    ax = fig.add_subplot(grid[0, :])
     for i, (seed, scenario) in enumerate(run.members):
         label = f"seed {seed}" + (f" {scenario}" if len(run.scenarios) > 1 else "")
         ax.plot(steps, run.curves["mean_return"][i], alpha=0.4, label=label)
@@ -249,6 +257,11 @@ def plot_curves(run: SeedRun, path: Path, title: str) -> None:
     ax.set_ylabel("mean of last 100 episode returns")
     ax.set_title(title)
     ax.legend(fontsize="small")
+    for k, name in enumerate(DIAGNOSTICS):
+        panel = fig.add_subplot(grid[1, k])
+        panel.plot(steps, np.nanmean(run.curves[name], axis=0), color="C3")
+        panel.set_title(name.replace("_", " "), fontsize="small")
+        panel.tick_params(labelsize="x-small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
