@@ -180,3 +180,39 @@ def test_hyperband_through_the_tuner_keeps_the_best_of_each_bracket(monkeypatch)
     for t in trials:
         if t.state == optuna.trial.TrialState.PRUNED:
             assert max(t.intermediate_values) == first_rung[t.number % 2]
+
+
+def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch):
+    """Optuna's callback protocol: callback(study, frozen_trial) once per trial, after its
+    tell, with its final state and value (here: 3 trials, one of them pruned)."""
+    from bb_jax.tuning import cohorts
+    from bb_jax.tuning.cohorts import MemberResult, Report
+    from bb_jax.tuning.space import control_params
+    from bb_jax.tuning.tuner import Tuner
+
+    planted = {1e-4: 10.0, 2e-4: 30.0, 3e-4: 20.0}
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        value = {s.member_id: planted[s.hyperparams["learning_rate"]] for s in specs}
+        stop = on_reports([Report(m, 2048, v) for m, v in value.items()])
+        results = {m: MemberResult(m, "stopped" if m in stop else "complete", v,
+                                   env_steps=4096) for m, v in value.items()}
+        on_finished(results)
+        return results
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    seen = []
+    settings = TuneSettings(num_steps=4096, eval_interval=2048, n_trials=3, population_size=3,
+                            pruner="sha", sha_eta=3, sha_min_fraction=0.5, seeds_per_trial=1,
+                            enqueue=tuple({**control_params(), "learning_rate": lr}
+                                          for lr in planted))
+    tuner = Tuner(settings, log=lambda line: None,
+                  callbacks=[lambda study, trial: seen.append(
+                      (study.study_name, trial.number, trial.state, trial.value))])
+    tuner.run()
+    name = tuner.study.study_name
+    assert [(n, number) for n, number, _, _ in seen] == [(name, 0), (name, 1), (name, 2)]
+    assert [state for _, _, state, _ in seen] == [optuna.trial.TrialState.PRUNED,
+                                                  optuna.trial.TrialState.COMPLETE,
+                                                  optuna.trial.TrialState.PRUNED]
+    assert seen[1][3] == 30.0

@@ -15,14 +15,14 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from bb_jax import interrupts
 from bb_jax.progress import Progress
@@ -399,9 +399,14 @@ def _settle_budget(study: optuna.Study, settings: TuneSettings) -> None:
 class Tuner:
     """Runs `settings.n_trials` new trials of a study in batches of `population_size`."""
 
-    def __init__(self, settings: TuneSettings, log: Callable[[str], None] = print):
+    def __init__(self, settings: TuneSettings, log: Callable[[str], None] = print,
+                 callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()):
+        """`callbacks`: called as callback(study, frozen_trial) after each trial is told (the
+        signature of study.optimize's callbacks, so optuna-integration's MLflowCallback and
+        WeightsAndBiasesCallback attach as they are)."""
         self.settings = settings
         self.log = log
+        self.callbacks = tuple(callbacks)
         self.study = open_study(settings)
         self.trainer = CohortTrainer(
             base_config=PPOConfig(scenario=settings.scenarios[0],
@@ -588,10 +593,10 @@ class Tuner:
         failed = [r for r in rows if r.state == "failed"]
         if failed:
             trial.set_user_attr("fail_reason", failed[0].reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            told = self.study.tell(trial, state=TrialState.FAIL)
             self.log(f"trial {trial.number} failed: {failed[0].reason}")
         elif pruned:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            told = self.study.tell(trial, state=TrialState.PRUNED)
         else:
             per_seed = [float(np.mean([r.value for r in rows[j * n_scenarios:
                                                                 (j + 1) * n_scenarios]]))
@@ -600,8 +605,11 @@ class Tuner:
             trial.set_user_attr("per_seed_values", per_seed)
             trial.set_user_attr("ci95", ci95 if math.isfinite(ci95) else None)
             cost = trial.user_attrs["tflops_per_run"]
-            self.study.tell(trial, [mean, cost] if self.settings.multi_objective else mean)
+            told = self.study.tell(trial, [mean, cost] if self.settings.multi_objective
+                                   else mean)
         self.finished += 1
+        for callback in self.callbacks:  # Optuna's callback protocol, as study.optimize calls it
+            callback(self.study, told)
 
     def _best_value(self) -> float | None:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
