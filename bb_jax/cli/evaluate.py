@@ -1,0 +1,65 @@
+"""`evaluate_main`: scripts/evaluate.py and bb-evaluate (a saved policy's return against chosen
+opponents, beside every heuristic and the random policy in the learner's seat)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bb_jax.cli.common import OneLineParser, UsageError, check_scenario, fail
+from bb_jax.game.opponents import OPPONENT_KINDS
+
+PROG = "evaluate.py"
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=PROG, description="Evaluate a saved run's policy on fresh episodes "
+                      "against chosen opponents, beside each heuristic in the learner's seat.")
+    p.add_argument("run_dir", help="a folder train_simple.py saved a finished run in")
+    p.add_argument("--scenario", default=None,
+                   help="the scenario to play (default: the run's first)")
+    p.add_argument("--opponents", default=None, metavar="KIND[,KIND...]",
+                   help=f"the opponents, as many as the run trained with; kinds: "
+                        f"{', '.join(OPPONENT_KINDS)} (default: the run's)")
+    p.add_argument("--episodes", type=int, default=1000, help="fresh episodes per policy")
+    p.add_argument("--seed", type=int, default=0, help="seeds the evaluation episodes")
+    p.add_argument("--greedy", action="store_true",
+                   help="the policy plays its most likely action instead of sampling")
+    p.add_argument("--results-json", default=None, help="also write the figures here")
+    return p
+
+
+def evaluate_main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input (one line naming the valid choices)."""
+    args = _evaluate_parser().parse_args(argv)
+    try:
+        report = _evaluate(args)
+    except (UsageError, ValueError) as err:
+        return fail(PROG, str(err))
+    for line in report["lines"]:
+        print(line)
+    if args.results_json:
+        with open(args.results_json, "w") as f:
+            json.dump({k: v for k, v in report.items() if k != "lines"}, f, indent=2)
+    return 0
+
+
+def _evaluate(args) -> dict:
+    from bb_jax.train.evaluation import evaluate_run
+    from bb_jax.train.runs import load_run
+
+    if args.episodes < 2:
+        raise UsageError(f"--episodes must be >= 2, got {args.episodes}")
+    run = load_run(args.run_dir)
+    scenario = check_scenario(args.scenario) if args.scenario else run.config.scenario
+    kinds = None
+    if args.opponents is not None:
+        kinds = tuple(k.strip() for k in args.opponents.split(","))
+        unknown = [k for k in kinds if k not in OPPONENT_KINDS]
+        if unknown:
+            raise UsageError(f"unknown opponent kind {unknown[0]!r}; valid kinds: "
+                             f"{', '.join(OPPONENT_KINDS)}")
+        if len(kinds) != run.config.num_opponents:
+            raise UsageError(f"--opponents needs {run.config.num_opponents} kinds (the run's "
+                             f"network sees that many), got {len(kinds)}")
+    return evaluate_run(run, scenario, kinds, args.episodes, args.seed, args.greedy)

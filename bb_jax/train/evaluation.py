@@ -1,0 +1,72 @@
+"""A saved policy on fresh episodes against chosen opponents, beside the random policy and
+every heuristic in the learner's seat (`baselines`), through the same evaluation scan."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bb_jax.game.env import make_env
+from bb_jax.game.opponents import default_opponents
+from bb_jax.game.scenarios import get_scenario
+from bb_jax.stats import mean_ci95
+from bb_jax.train import networks
+from bb_jax.train.baselines import BASELINES, batch_returns, evaluate_policy
+from bb_jax.train.ppo import PPO
+from bb_jax.train.runs import SavedRun
+
+
+def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
+                   episodes: int, key, greedy: bool = False) -> dict[int, np.ndarray]:
+    """{seed: float32[episodes]}: each seed's network on the same fresh episodes of
+    `scenario` (the parameters it trained on that scenario, else on the run's first)."""
+    config = run.config.replace(scenario=scenario, opponents=kinds or run.config.opponents)
+    ppo = PPO(config)
+    env = make_env(get_scenario(scenario, config.num_opponents + 1), config.num_opponents,
+                   config.opponents, config.max_steps)
+
+    def act(k, obs, state, params):
+        house, mode, _ = ppo.network.apply(params, ppo.inputs(obs, state.step_count))
+        return networks.greedy(house, mode) if greedy else networks.sample(k, house, mode)
+
+    trained = {s for _, s in run.params}
+    own = scenario if scenario in trained else next(iter(run.params))[1]
+    seeds = sorted(seed for seed, s in run.params if s == own)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[run.params[(seed, own)]
+                                                        for seed in seeds])
+    play = jax.jit(jax.vmap(lambda p: evaluate_policy(env, act, key, episodes, None, p)))
+    returns = np.asarray(play(stacked))
+    return {seed: returns[i] for i, seed in enumerate(seeds)}
+
+
+def evaluate_run(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None, episodes: int,
+                 seed: int = 0, greedy: bool = False) -> dict:
+    """The policy's mean return (95% CI over the run's seeds, over episodes with one seed)
+    and each baseline's (95% CI over episodes), all on episodes of the same key, with the
+    lines that print them."""
+    key = jax.random.PRNGKey(seed)
+    per_seed = policy_returns(run, scenario, kinds, episodes, key, greedy)
+    means = [float(r.mean()) for r in per_seed.values()]
+    if len(means) > 1:
+        mean, ci = mean_ci95(means)
+        over = f"{len(means)} seeds"
+    else:
+        mean, ci = mean_ci95(next(iter(per_seed.values())))
+        over = f"{episodes} episodes"
+    opponents = kinds or run.config.opponents or default_opponents(run.config.num_opponents)
+    rows = batch_returns(list(BASELINES), [scenario] * len(BASELINES), episodes, key,
+                         run.config.num_opponents, opponents, run.config.max_steps)
+    baselines = {name: dict(zip(("mean", "ci95"), mean_ci95(row), strict=True))
+                 for name, row in zip(BASELINES, rows, strict=True)}
+    mode = "greedy" if greedy else "sampled"
+    lines = [f"{scenario} against {', '.join(opponents)} ({episodes} fresh episodes, key "
+             f"{seed}):",
+             f"  policy ({mode}): {mean:8.2f} +/- {ci:.2f} (95% CI over {over})"]
+    lines += [f"  {name:<15} {b['mean']:8.2f} +/- {b['ci95']:.2f} (in the learner's seat)"
+              for name, b in sorted(baselines.items(), key=lambda kv: -kv[1]["mean"])]
+    return {"scenario": scenario, "opponents": list(opponents), "episodes": episodes,
+            "greedy": greedy,
+            "policy": {"mean": mean, "ci95": ci, "per_seed": dict(zip(
+                map(str, per_seed), means, strict=True))},
+            "baselines": baselines, "lines": lines}
