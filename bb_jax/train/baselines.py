@@ -57,8 +57,7 @@ def heuristic_act(key, obs, state: EnvState, policy_params: jnp.ndarray) -> jnp.
 def evaluate_policy(env: BucketBrigadeEnv, act: ActFn, key, num_episodes: int,
                     scenario: Scenario | None = None, policy_params=None) -> jnp.ndarray:
     """float32[num_episodes]: agent 0's undiscounted returns over fresh episodes (pure; jit
-    and vmap it from outside; num_episodes is static)."""
-    scenario = env.scenario if scenario is None else scenario
+    and vmap it from outside; num_episodes is static; scenario None: the env's)."""
     k_reset, k_run = jax.random.split(key)
     blocks = env.sample_reset_draws(k_reset, (num_episodes,))
     obs, env_state = jax.vmap(env.reset_with_draws, in_axes=(0, None))(blocks, scenario)

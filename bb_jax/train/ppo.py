@@ -253,7 +253,7 @@ class PPO:
 
     @property
     def default_scenario(self) -> Scenario:
-        return self.env.scenario
+        return self.env.default_params
 
     def init(self, key, hp: PPOHyperparams, scenario: Scenario | None = None,
              shape: MemberShape | None = None) -> TrainState:
