@@ -6,7 +6,8 @@ runs, baselines, report, memory sizing) <- `bb_jax.tuning` (Optuna ask/tell, coh
 interrupts) <- `bb_jax.cli`. `bb_jax.stats` and `bb_jax.machine` are small shared helpers.
 """
 
-from bb_jax.game.env import BucketBrigadeEnv, EnvState, make_env
+import importlib
+
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import Scenario, get_scenario, list_scenarios
 
@@ -19,3 +20,13 @@ __all__ = [
     "list_scenarios",
     "make_env",
 ]
+
+# Importing gymnax creates a JAX array, which starts JAX's backend; `bb_jax.devices` must be
+# able to set the host device count after `import bb_jax`, so the env loads on first use.
+_ENV_NAMES = ("BucketBrigadeEnv", "EnvState", "make_env")
+
+
+def __getattr__(name: str):
+    if name in _ENV_NAMES:
+        return getattr(importlib.import_module("bb_jax.game.env"), name)
+    raise AttributeError(f"module 'bb_jax' has no attribute {name!r}")

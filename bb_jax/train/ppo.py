@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +21,6 @@ import optax
 from flax import struct
 
 from bb_jax.game import rules
-from bb_jax.game.env import BucketBrigadeEnv, make_env
 from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
 from bb_jax.train.losses import (
@@ -35,6 +34,9 @@ from bb_jax.train.losses import (
     record_returns,
 )
 from bb_jax.train.shapes import MemberShape, ShapeChoices, default_num_envs, pad_params
+
+if TYPE_CHECKING:  # the env (gymnax) loads on first use: see bb_jax/__init__.py
+    from bb_jax.game.env import BucketBrigadeEnv
 
 ADV_NORMS = ("batch", "minibatch")
 LEARNER_CHOICES = ("time_input", "critic", "adv_norm")
@@ -226,6 +228,8 @@ class PPO:
     network: networks.ActorCritic = field(init=False)
 
     def __post_init__(self):
+        from bb_jax.game.env import make_env
+
         c = self.config
         env = make_env(c.scenario, c.num_opponents, c.opponents, c.max_steps)
         object.__setattr__(self, "env", env)
