@@ -117,8 +117,8 @@ class BucketBrigadeEnv(environment.Environment[EnvState, Scenario]):
         return spaces.Tuple([spaces.Discrete(rules.NUM_HOUSES), spaces.Discrete(NUM_MODES)])
 
     def observation_space(self, params: Scenario) -> spaces.Box:
-        """float32[22 + 4N] between 0 and the game features' largest values (houses 2, signals
-        and modes 1, houses visited 9); the scenario block is exactly `params`' values."""
+        """float32[22 + 4N] between 0 and the game features' largest values (house states 2,
+        signals and modes 1, locations 9); the scenario block is exactly `params`' values."""
         info = params.info_vector()
         game_high = rules.observation_high(self.num_agents)[: self.observation_size - info.size]
         return spaces.Box(
