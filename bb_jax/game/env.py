@@ -26,13 +26,14 @@ gymnax's does (the same select of reset over stepped state; `info` holds "termin
 "truncated" and "final_observation", the observation of the step's result) from the one block.
 `step_env` / `reset_env` have gymnax's signatures and meaning: `step_env(key, ...)` is the step
 without auto-reset on the same block, so on a step that does not end the episode it equals
-`step(key, ...)`; `reset_env` draws a reset block from its key; `reset` is gymnax's.
+`step(key, ...)`; `reset_env` draws a reset block from its key; `reset` is gymnax's (jitted
+with the env static; a reset does no arithmetic on the scenario, so whether it is a constant
+or an argument changes nothing).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import chex
 import jax
@@ -147,9 +148,12 @@ class BucketBrigadeEnv(environment.Environment[EnvState, Scenario]):
         )
         return obs, state, reward, terminated, _episode_info(state)
 
-    @partial(jax.jit, static_argnames=("self",))
     def step(self, key: chex.PRNGKey, state: EnvState, action, params: Scenario | None = None):
-        """`step_with_draws` on the block drawn from `key` (see the module docstring)."""
+        """`step_with_draws` on the block drawn from `key` (see the module docstring).
+
+        Not jitted here, unlike gymnax's (jit it from outside): jitted with the env static, the
+        default scenario's values would be compile-time constants, and XLA's folding of them
+        moves rewards by an ulp from the same scenario passed as an argument."""
         return self.step_with_draws(state, action, self.sample_draws(key), params)
 
     # --- the draw layout ---------------------------------------------------------------------

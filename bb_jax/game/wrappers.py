@@ -8,10 +8,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import chex
-import jax
 import jax.numpy as jnp
 from gymnax.environments import environment, spaces
 
@@ -62,7 +60,6 @@ class FlatActionWrapper(environment.Environment[EnvState, Scenario]):
     def step_env(self, key: chex.PRNGKey, state: EnvState, action, params: Scenario):
         return self.env.step_env(key, state, unflatten_action(action), params)
 
-    @partial(jax.jit, static_argnames=("self",))
     def step(self, key: chex.PRNGKey, state: EnvState, action, params: Scenario | None = None):
-        """`env.step` (its one-block auto-reset) with the action unflattened."""
+        """`env.step` (its one-block auto-reset, not jitted) with the action unflattened."""
         return self.env.step(key, state, unflatten_action(action), params)
