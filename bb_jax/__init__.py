@@ -2,14 +2,15 @@
 
 Layers (each imports only from the ones before it): `bb_jax.game` (the game, opponents, the
 single-learner env, the plain-Python reference) <- `bb_jax.train` (networks, PPO, populations,
-runs, baselines, report, memory sizing) <- `bb_jax.tuning` (Optuna ask/tell, cohorts, storage,
-interrupts) <- `bb_jax.cli`. `bb_jax.stats` and `bb_jax.machine` are small shared helpers.
+runs, checkpoints, baselines, report, memory sizing) <- `bb_jax.tuning` (Optuna ask/tell,
+cohorts, storage) <- `bb_jax.cli`. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`,
+`bb_jax.interrupts` and `bb_jax.progress` are small shared helpers.
 """
 
-from bb_jax.game.env import BucketBrigadeEnv, EnvState, make_env
+import importlib
+
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import Scenario, get_scenario, list_scenarios
-from bb_jax.train.runs import load_run
 
 __all__ = [
     "OPPONENT_KINDS",
@@ -21,3 +22,15 @@ __all__ = [
     "load_run",
     "make_env",
 ]
+
+# Importing gymnax creates a JAX array, which starts JAX's backend; `bb_jax.devices` must be
+# able to set the host device count after `import bb_jax`, so the env (and the training code
+# that imports it) loads on first use.
+_LAZY = {"BucketBrigadeEnv": "bb_jax.game.env", "EnvState": "bb_jax.game.env",
+         "make_env": "bb_jax.game.env", "load_run": "bb_jax.train.runs"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bb_jax' has no attribute {name!r}")

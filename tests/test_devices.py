@@ -44,6 +44,25 @@ def test_a_count_the_user_set_is_kept():
     assert probe(JAX_NUM_CPU_DEVICES="5") == {"asked": 0, "late": 0, "devices": 5}
 
 
+ENTRY_POINTS = """
+import json, sys
+import bb_jax.cli, bb_jax.train.report
+from bb_jax import devices
+print(json.dumps({"asked": devices.use_host_devices([0, 1]), "gymnax": "gymnax" in sys.modules}))
+"""
+
+
+def test_entry_points_import_without_starting_jax():
+    """gymnax's import makes a JAX array (starting the backend), so the env loads on first use:
+    the command lines and the report still choose the device count after their imports."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", devices.CORES_ENV)}
+    env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", ENTRY_POINTS], env=env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"asked": 2, "gymnax": False}
+
+
 def test_jobs_split_the_cores(monkeypatch):
     monkeypatch.setenv(devices.CORES_ENV, "4,5,6,7,8")
     assert devices.usable_cores() == [4, 5, 6, 7, 8]

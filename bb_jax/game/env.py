@@ -1,14 +1,34 @@
-"""The single-learner training view: agent 0 learns, agents 1..N-1 are heuristic opponents.
-
-gymnax-style API with auto-reset:
+"""The single-learner training view as a gymnax 1.0 `Environment`: agent 0 learns, agents
+1..N-1 are heuristic opponents.
 
     env = make_env("default", num_opponents=2)
-    obs, state = env.reset(key)
-    obs, state, reward, terminated, truncated, info = env.step(key, state, action)
+    params = env.default_params              # the scenario is gymnax's EnvParams
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
 
-Each step consumes one flat block of `env.num_draws` uniforms (`env.draws_from_block` names its
-parts), so a batch of environments can draw all its randomness with one key
-(`env.sample_draws(key, batch)`), and the reference implementation can replay it exactly.
+`params` (a `Scenario`, every field traced) may be left out, meaning the env's own scenario;
+a batch of scenarios `vmap`s like any array, one compiled program for all of them. The action
+is int32[2] (house 0..9, mode REST=0 / WORK=1), or the (house, mode) pair that
+`action_space(params)` samples; `bb_jax.game.wrappers.FlatActionWrapper` makes it one
+`Discrete(20)`.
+
+Randomness: each step consumes one flat block of `num_draws` float32 uniforms
+(`draws_from_block` names its parts, docs/GAME_RULES.md "the draw layout"); its tail holds the
+draws of the reset that follows if the step ends the episode. So a batch of environments draws
+all its randomness with one key (`sample_draws(key, batch_shape)`) and the plain-Python
+reference replays a trajectory from its blocks exactly.
+
+Decision: `step` is this module's override, not gymnax's generic one. gymnax 1.0's
+`Environment.step` splits its key into a step key and a reset key and draws the reset from the
+second, so the reset draws could not be the tail of the step's block (`step(key)` would no
+longer be `step_with_draws(state, action, sample_draws(key))`). The override auto-resets the way
+gymnax's does (the same select of reset over stepped state; `info` holds "terminated",
+"truncated" and "final_observation", the observation of the step's result) from the one block.
+`step_env` / `reset_env` have gymnax's signatures and meaning: `step_env(key, ...)` is the step
+without auto-reset on the same block, so on a step that does not end the episode it equals
+`step(key, ...)`; `reset_env` draws a reset block from its key; `reset` is gymnax's (jitted
+with the env static; a reset does no arithmetic on the scenario, so whether it is a constant
+or an argument changes nothing).
 """
 
 from __future__ import annotations
@@ -19,12 +39,14 @@ import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
+from gymnax.environments import environment, spaces
 
 from bb_jax.game import opponents, rules
 from bb_jax.game.opponents import check_kinds, default_opponents
 from bb_jax.game.scenarios import Scenario, get_scenario
 
 STEP_DRAWS = 4 * rules.NUM_HOUSES
+NUM_MODES = 2
 
 
 @struct.dataclass
@@ -49,9 +71,11 @@ class ViewDraws:
     reset_params: jnp.ndarray
 
 
-@dataclass(frozen=True)
-class BucketBrigadeEnv:
-    """Static configuration of the view; the scenario (traced) can be passed per call."""
+# eq=False: gymnax jits `reset` / `step` with the env as a static argument, so it must hash;
+# its scenario holds arrays, so it hashes (and compares) by identity, as gymnax's envs do.
+@dataclass(frozen=True, eq=False)
+class BucketBrigadeEnv(environment.Environment[EnvState, Scenario]):
+    """Static configuration of the view; `scenario` is the default `EnvParams`."""
 
     scenario: Scenario
     opponent_kinds: tuple[str, ...]
@@ -71,7 +95,68 @@ class BucketBrigadeEnv:
 
     @property
     def action_dims(self) -> tuple[int, int]:
-        return (rules.NUM_HOUSES, 2)
+        return (rules.NUM_HOUSES, NUM_MODES)
+
+    # --- gymnax's interface ------------------------------------------------------------------
+
+    @property
+    def default_params(self) -> Scenario:
+        return self.scenario
+
+    @property
+    def name(self) -> str:
+        return "BucketBrigade-v1"
+
+    @property
+    def num_actions(self) -> int:
+        """20 distinct actions: 10 houses x (REST, WORK)."""
+        return rules.NUM_HOUSES * NUM_MODES
+
+    def action_space(self, params: Scenario) -> spaces.Tuple:
+        """(house Discrete(10), mode Discrete(2)); `contains` also takes the int32[2] action."""
+        del params
+        return spaces.Tuple([spaces.Discrete(rules.NUM_HOUSES), spaces.Discrete(NUM_MODES)])
+
+    def observation_space(self, params: Scenario) -> spaces.Box:
+        """float32[22 + 4N] between 0 and the game features' largest values (house states 2,
+        signals and modes 1, locations 9); the scenario block is exactly `params`' values."""
+        info = params.info_vector()
+        game_high = rules.observation_high(self.num_agents)[: self.observation_size - info.size]
+        return spaces.Box(
+            low=jnp.concatenate([jnp.zeros_like(game_high), info]),
+            high=jnp.concatenate([game_high, info]),
+            shape=(self.observation_size,),
+            dtype=jnp.float32,
+        )
+
+    def is_truncated(self, state: EnvState, params: Scenario) -> jnp.ndarray:
+        """bool[]: the episode has reached `max_steps` steps."""
+        del params
+        return state.step_count >= self.max_steps
+
+    def reset_env(self, key: chex.PRNGKey, params: Scenario):
+        """Returns (obs float32[22 + 4N], EnvState) of a fresh episode drawn from `key`."""
+        return self.reset_with_draws(self.sample_reset_draws(key), params)
+
+    def step_env(self, key: chex.PRNGKey, state: EnvState, action, params: Scenario):
+        """One night without auto-reset, on the block `step(key, ...)` would draw.
+
+        Returns (obs, state, reward float32[], terminated bool[], info) with
+        info["episode_return"] / ["episode_length"] the episode's figures so far."""
+        obs, state, reward, terminated = self._night(
+            state, action, self.draws_from_block(self.sample_draws(key)), params
+        )
+        return obs, state, reward, terminated, _episode_info(state)
+
+    def step(self, key: chex.PRNGKey, state: EnvState, action, params: Scenario | None = None):
+        """`step_with_draws` on the block drawn from `key` (see the module docstring).
+
+        Not jitted here, unlike gymnax's (jit it from outside): jitted with the env static, the
+        default scenario's values would be compile-time constants, and XLA's folding of them
+        moves rewards by an ulp from the same scenario passed as an argument."""
+        return self.step_with_draws(state, action, self.sample_draws(key), params)
+
+    # --- the draw layout ---------------------------------------------------------------------
 
     @property
     def num_draws(self) -> int:
@@ -83,9 +168,6 @@ class BucketBrigadeEnv:
     @property
     def num_reset_draws(self) -> int:
         return rules.NUM_HOUSES + opponents.NUM_PARAMS * self.num_opponents
-
-    def _table(self) -> opponents.OpponentTable:
-        return opponents.make_table(self.opponent_kinds)
 
     def draws_from_block(self, block: jnp.ndarray) -> ViewDraws:
         """Name the parts of float32[num_draws]: night | opponents | reset ignite | reset params."""
@@ -112,79 +194,77 @@ class BucketBrigadeEnv:
         """float32[*batch_shape, num_reset_draws] reset uniforms from one key."""
         return rules.uniforms(key, (*batch_shape, self.num_reset_draws))
 
-    def reset_with_draws(self, block: jnp.ndarray, scenario: Scenario | None = None):
-        """block float32[num_reset_draws]: ignite(10) then opponent parameters (M x 10)."""
-        scenario = self.scenario if scenario is None else scenario
+    def reset_with_draws(self, block: jnp.ndarray, params: Scenario | None = None):
+        """block float32[num_reset_draws]: ignite(10) then opponent parameters (M x 10).
+        Returns (obs float32[22 + 4N], EnvState); params None: the env's scenario."""
+        params = self.default_params if params is None else params
         h = rules.NUM_HOUSES
         return self._reset(
             rules.ResetDraws(ignite=block[:h]),
             block[h:].reshape(self.num_opponents, opponents.NUM_PARAMS),
-            scenario,
+            params,
         )
 
-    def _reset(self, draws: rules.ResetDraws, param_uniforms: jnp.ndarray, scenario: Scenario):
+    def step_with_draws(self, state: EnvState, action, block: jnp.ndarray,
+                        params: Scenario | None = None):
+        """action int32[2] (house, mode); block float32[num_draws]; params None: the env's
+        scenario.
+
+        Returns (obs, state, reward float32[], terminated bool[], truncated bool[], info);
+        after a terminated or truncated step, obs and state are those of a fresh episode drawn
+        from the block's tail and info["final_observation"] is the observation of the step's
+        result. info["episode_return"] / ["episode_length"] hold the step's episode's figures.
+        """
+        params = self.default_params if params is None else params
+        draws = self.draws_from_block(block)
+        obs_st, state_st, reward, terminated = self._night(state, action, draws, params)
+        truncated = self.is_truncated(state_st, params)
+        done = terminated | truncated
+        obs_re, state_re = self._reset(draws.reset, draws.reset_params, params)
+        state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_re, state_st)
+        obs = jnp.where(done, obs_re, obs_st)
+        info = {
+            **_episode_info(state_st),
+            "terminated": terminated,
+            "truncated": truncated,
+            "final_observation": obs_st,
+        }
+        return obs, state, reward, terminated, truncated, info
+
+    def _reset(self, draws: rules.ResetDraws, param_uniforms: jnp.ndarray, params: Scenario):
         state = EnvState(
-            game=rules.reset_with_draws(draws, scenario, self.num_agents),
-            opponent_params=opponents.episode_params(self._table(), param_uniforms),
+            game=rules.reset_with_draws(draws, params, self.num_agents),
+            opponent_params=opponents.episode_params(
+                opponents.make_table(self.opponent_kinds), param_uniforms
+            ),
             step_count=jnp.int32(0),
             episode_return=jnp.float32(0.0),
         )
-        return rules.observation(state.game, scenario), state
+        return rules.observation(state.game, params), state
 
-    def reset(self, key: chex.PRNGKey, scenario: Scenario | None = None):
-        """Returns (obs float32[22 + 4N], EnvState)."""
-        return self.reset_with_draws(
-            self.sample_reset_draws(key), scenario
-        )
-
-    def step_with_draws(
-        self, state: EnvState, action: jnp.ndarray, block: jnp.ndarray,
-        scenario: Scenario | None = None,
-    ):
-        """action int32[2] (house, mode); block float32[num_draws].
-
-        Returns (obs, state, reward float32[], terminated bool[], truncated bool[], info);
-        after a terminated or truncated step, obs and state are those of a fresh episode and
-        info["final_observation"] is the observation of the step's result.
-        info["episode_return"] / ["episode_length"] hold the finished episode's figures.
-        """
-        scenario = self.scenario if scenario is None else scenario
+    def _night(self, state: EnvState, action, draws: ViewDraws, params: Scenario):
+        """The opponents act on the observation before the night, then the night is played.
+        Returns (obs, state, agent 0's reward float32[], terminated bool[])."""
+        action = jnp.asarray(action, jnp.int32)
         chex.assert_shape(action, (2,))
-        draws = self.draws_from_block(block)
         g = state.game
         opponent_actions = opponents.act(
             state.opponent_params, g.houses, g.locations, g.last_actions[1:], g.night > 0,
             draws.act,
         )
-        actions = jnp.concatenate([action.astype(jnp.int32)[None], opponent_actions])
-        next_game, rewards, terminated = rules.step_with_draws(g, actions, draws.step, scenario)
-        reward = rewards[0]
-        step_count = state.step_count + 1
-        truncated = step_count >= self.max_steps
-        stepped = EnvState(
-            game=next_game,
+        actions = jnp.concatenate([action[None], opponent_actions])
+        game, rewards, terminated = rules.step_with_draws(g, actions, draws.step, params)
+        state = EnvState(
+            game=game,
             opponent_params=state.opponent_params,
-            step_count=step_count,
-            episode_return=state.episode_return + reward,
+            step_count=state.step_count + 1,
+            episode_return=state.episode_return + rewards[0],
         )
-        final_obs = rules.observation(next_game, scenario)
-        reset_obs, reset_state = self._reset(draws.reset, draws.reset_params, scenario)
-        done = terminated | truncated
-        next_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
-        obs = jnp.where(done, reset_obs, final_obs)
-        info = {
-            "terminated": terminated,
-            "truncated": truncated,
-            "final_observation": final_obs,
-            "episode_return": stepped.episode_return,
-            "episode_length": step_count,
-        }
-        return obs, next_state, reward, terminated, truncated, info
+        return rules.observation(game, params), state, rewards[0], terminated
 
-    def step(self, key: chex.PRNGKey, state: EnvState, action: jnp.ndarray,
-             scenario: Scenario | None = None):
-        """Like `step_with_draws`, with the block drawn from `key`."""
-        return self.step_with_draws(state, action, self.sample_draws(key), scenario)
+
+def _episode_info(state: EnvState) -> dict:
+    return {"episode_return": state.episode_return, "episode_length": state.step_count}
 
 
 def check_num_opponents(num_opponents: int) -> int:

@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from bb_jax.game import opponents, rules
-from bb_jax.game.env import BucketBrigadeEnv, EnvState, make_env
 from bb_jax.game.scenarios import Scenario, get_scenario, stack_scenarios
+
+if TYPE_CHECKING:  # the env (gymnax) loads on first use: see bb_jax/__init__.py
+    from bb_jax.game.env import BucketBrigadeEnv, EnvState
 
 BASELINES = ("random", *opponents.ARCHETYPES)
 LEARNER_SEAT = 0
 
 # act(key, obs float32[M, D], state EnvState[M], policy) -> int32[M, 2]
-ActFn = Callable[[jax.Array, jnp.ndarray, EnvState, jnp.ndarray], jnp.ndarray]
+ActFn = Callable[[jax.Array, jnp.ndarray, "EnvState", jnp.ndarray], jnp.ndarray]
 
 
 def uniform_random_act(key, obs, state: EnvState, policy_params=None) -> jnp.ndarray:
@@ -57,8 +60,7 @@ def heuristic_act(key, obs, state: EnvState, policy_params: jnp.ndarray) -> jnp.
 def evaluate_policy(env: BucketBrigadeEnv, act: ActFn, key, num_episodes: int,
                     scenario: Scenario | None = None, policy_params=None) -> jnp.ndarray:
     """float32[num_episodes]: agent 0's undiscounted returns over fresh episodes (pure; jit
-    and vmap it from outside; num_episodes is static)."""
-    scenario = env.scenario if scenario is None else scenario
+    and vmap it from outside; num_episodes is static; scenario None: the env's)."""
     k_reset, k_run = jax.random.split(key)
     blocks = env.sample_reset_draws(k_reset, (num_episodes,))
     obs, env_state = jax.vmap(env.reset_with_draws, in_axes=(0, None))(blocks, scenario)
@@ -93,6 +95,8 @@ def _compiled(num_opponents: int, opponent_kinds: tuple[str, ...] | None, max_st
               num_episodes: int):
     """Jitted evaluation vmapped over (keys, scenarios, policies): one compile per view
     config and episode count, whatever the policies and scenarios."""
+    from bb_jax.game.env import make_env
+
     env = make_env("default", num_opponents, opponent_kinds, max_steps)
 
     def run(key, scenario, is_random, params):

@@ -7,9 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.game.env import make_env
 from bb_jax.game.opponents import default_opponents
-from bb_jax.game.scenarios import get_scenario
 from bb_jax.stats import mean_ci95
 from bb_jax.train import networks
 from bb_jax.train.baselines import BASELINES, batch_returns, evaluate_policy
@@ -22,9 +20,7 @@ def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
     """{seed: float32[episodes]}: each seed's network on the same fresh episodes of
     `scenario` (the parameters it trained on that scenario, else on the run's first)."""
     config = run.config.replace(scenario=scenario, opponents=kinds or run.config.opponents)
-    ppo = PPO(config)
-    env = make_env(get_scenario(scenario, config.num_opponents + 1), config.num_opponents,
-                   config.opponents, config.max_steps)
+    ppo = PPO(config)  # its env plays `scenario` against the chosen opponents
 
     def act(k, obs, state, params):
         house, mode, _ = ppo.network.apply(params, ppo.inputs(obs, state.step_count))
@@ -35,7 +31,7 @@ def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
     seeds = sorted(seed for seed, s in run.params if s == own)
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[run.params[(seed, own)]
                                                         for seed in seeds])
-    play = jax.jit(jax.vmap(lambda p: evaluate_policy(env, act, key, episodes, None, p)))
+    play = jax.jit(jax.vmap(lambda p: evaluate_policy(ppo.env, act, key, episodes, None, p)))
     returns = np.asarray(play(stacked))
     return {seed: returns[i] for i, seed in enumerate(seeds)}
 

@@ -12,7 +12,7 @@ and un-jitted; `bb_jax.train.population` jits and vmaps them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +20,6 @@ import optax
 from flax import struct
 
 from bb_jax.game import rules
-from bb_jax.game.env import BucketBrigadeEnv, make_env
 from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
 from bb_jax.train.config import PPOConfig, PPOHyperparams
@@ -35,6 +34,9 @@ from bb_jax.train.losses import (
     record_returns,
 )
 from bb_jax.train.shapes import MemberShape, ShapeChoices, pad_params
+
+if TYPE_CHECKING:  # the env (gymnax) loads on first use: see bb_jax/__init__.py
+    from bb_jax.game.env import BucketBrigadeEnv
 
 
 class Transition(NamedTuple):
@@ -87,6 +89,8 @@ class PPO:
     network: networks.ActorCritic = field(init=False)
 
     def __post_init__(self):
+        from bb_jax.game.env import make_env
+
         c = self.config
         env = make_env(c.scenario, c.num_opponents, c.opponents, c.max_steps)
         object.__setattr__(self, "env", env)
@@ -114,7 +118,7 @@ class PPO:
 
     @property
     def default_scenario(self) -> Scenario:
-        return self.env.scenario
+        return self.env.default_params
 
     def init(self, key, hp: PPOHyperparams, scenario: Scenario | None = None,
              shape: MemberShape | None = None) -> TrainState:
