@@ -2,8 +2,8 @@
 
 Randomness is explicit: every random decision consumes one float32 uniform in [0, 1) from a
 fixed-shape block (`ResetDraws`, `StepDraws`), so the plain-Python reference can replay a JAX
-trajectory exactly by consuming the same block. `reset(key, ...)` / `step(key, ...)` draw the
-block from a key; `reset_with_draws` / `step_with_draws` take it ready-made.
+trajectory exactly by consuming the same block. `reset_with_draws` / `step_with_draws` take
+the block ready-made; the env (`bb_jax.game.env`) draws it from a key.
 """
 
 from __future__ import annotations
@@ -68,19 +68,6 @@ def uniforms(key: chex.PRNGKey, shape: tuple[int, ...]) -> jnp.ndarray:
         return jax.random.uniform(key, shape)
 
 
-def sample_reset_draws(key: chex.PRNGKey) -> ResetDraws:
-    return ResetDraws(ignite=uniforms(key, (NUM_HOUSES,)))
-
-
-def sample_step_draws(key: chex.PRNGKey) -> StepDraws:
-    u = uniforms(key, (4 * NUM_HOUSES,))
-    return StepDraws(
-        extinguish=u[:NUM_HOUSES],
-        spread=u[NUM_HOUSES : 3 * NUM_HOUSES].reshape(NUM_HOUSES, 2),
-        ignite=u[3 * NUM_HOUSES :],
-    )
-
-
 def reset_with_draws(draws: ResetDraws, scenario: Scenario, num_agents: int) -> GameState:
     """A fresh town (all SAFE, fix), each house then BURNING with probability p_fire."""
     houses = jnp.where(draws.ignite < scenario.p_fire, BURNING, SAFE).astype(jnp.int32)
@@ -92,10 +79,6 @@ def reset_with_draws(draws: ResetDraws, scenario: Scenario, num_agents: int) -> 
         locations=zeros,
         last_actions=jnp.zeros((num_agents, 2), jnp.int32),
     )
-
-
-def reset(key: chex.PRNGKey, scenario: Scenario, num_agents: int) -> GameState:
-    return reset_with_draws(sample_reset_draws(key), scenario, num_agents)
 
 
 def ownership(num_agents: int) -> jnp.ndarray:
@@ -167,12 +150,6 @@ def step_with_draws(
         last_actions=actions,
     )
     return next_state, rewards, done
-
-
-def step(
-    key: chex.PRNGKey, state: GameState, actions: jnp.ndarray, scenario: Scenario
-) -> tuple[GameState, jnp.ndarray, jnp.ndarray]:
-    return step_with_draws(state, actions, sample_step_draws(key), scenario)
 
 
 def observation(state: GameState, scenario: Scenario) -> jnp.ndarray:
