@@ -9,8 +9,7 @@ import numpy as np
 
 from bb_jax.game.opponents import default_opponents
 from bb_jax.stats import mean_ci95
-from bb_jax.train import networks
-from bb_jax.train.baselines import BASELINES, batch_returns, evaluate_policy
+from bb_jax.train.baselines import BASELINES, batch_returns
 from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import SavedRun
 
@@ -22,16 +21,12 @@ def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
     config = run.config.replace(scenario=scenario, opponents=kinds or run.config.opponents)
     ppo = PPO(config)  # its env plays `scenario` against the chosen opponents
 
-    def act(k, obs, state, params):
-        house, mode, _ = ppo.network.apply(params, ppo.inputs(obs, state.step_count))
-        return networks.greedy(house, mode) if greedy else networks.sample(k, house, mode)
-
     trained = {s for _, s in run.params}
     own = scenario if scenario in trained else next(iter(run.params))[1]
     seeds = sorted(seed for seed, s in run.params if s == own)
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[run.params[(seed, own)]
                                                         for seed in seeds])
-    play = jax.jit(jax.vmap(lambda p: evaluate_policy(ppo.env, act, key, episodes, None, p)))
+    play = jax.jit(jax.vmap(lambda p: ppo.evaluate(p, key, episodes, greedy)))
     returns = np.asarray(play(stacked))
     return {seed: returns[i] for i, seed in enumerate(seeds)}
 

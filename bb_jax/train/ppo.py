@@ -22,6 +22,7 @@ from flax import struct
 from bb_jax.game import rules
 from bb_jax.game.scenarios import Scenario
 from bb_jax.train import networks
+from bb_jax.train.baselines import evaluate_policy
 from bb_jax.train.config import PPOConfig, PPOHyperparams
 from bb_jax.train.losses import (
     RETURN_WINDOW,
@@ -384,34 +385,26 @@ class PPO:
         state = self.init(key, hp, scenario)
         return self.run_updates(state, hp, self.config.num_updates, scenario)
 
-    def evaluate(self, params, key, num_episodes: int = 100, greedy: bool = False,
-                 scenario: Scenario | None = None) -> jnp.ndarray:
-        """float32[num_episodes]: returns of fresh episodes played in parallel."""
-        scenario = self.default_scenario if scenario is None else scenario
-        k_reset, k_run = jax.random.split(key)
-        blocks = self.env.sample_reset_draws(k_reset, (num_episodes,))
-        obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(blocks, scenario)
-        step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
+    def policy_act(self, greedy: bool = False):
+        """The network as a baselines.ActFn: act(key, obs, env_state, params) -> int32[M, 2],
+        sampled from the policy or (greedy) its most likely house and mode."""
 
-        def one_step(carry, step_key):
-            env_state, obs, alive, total = carry
-            k_act, k_env = jax.random.split(step_key)
+        def act(key, obs, env_state, params):
             house_logits, mode_logits, _ = self.network.apply(
                 params, self.inputs(obs, env_state.step_count))
             if greedy:
-                action = networks.greedy(house_logits, mode_logits)
-            else:
-                action = networks.sample(k_act, house_logits, mode_logits)
-            obs, env_state, reward, terminated, truncated, _ = step_envs(
-                env_state, action, self.env.sample_draws(k_env, (num_episodes,)), scenario
-            )
-            total = total + jnp.where(alive, reward, 0.0)
-            return (env_state, obs, alive & ~(terminated | truncated), total), None
+                return networks.greedy(house_logits, mode_logits)
+            return networks.sample(key, house_logits, mode_logits)
 
-        init = (env_state, obs, jnp.ones((num_episodes,), bool), jnp.zeros((num_episodes,)))
-        keys = jax.random.split(k_run, self.env.max_steps)
-        (_, _, _, total), _ = jax.lax.scan(one_step, init, keys)
-        return total
+        return act
+
+    def evaluate(self, params, key, num_episodes: int = 100, greedy: bool = False,
+                 scenario: Scenario | None = None) -> jnp.ndarray:
+        """float32[num_episodes]: returns of fresh episodes played in parallel (the
+        baselines' evaluation scan, with the network in the learner's seat)."""
+        scenario = self.default_scenario if scenario is None else scenario
+        return evaluate_policy(self.env, self.policy_act(greedy), key, num_episodes, scenario,
+                               params)
 
 
 def make_train(config: PPOConfig):
