@@ -86,7 +86,7 @@ def _train(*args) -> list[str]:
 @pytest.mark.parametrize("argv,message", [
     (["--resume", "{tmp}/none"], "no run of train_simple.py there"),
     (["--resume", "{tmp}/none", "--lr", "0.001"], "drop --lr 0.001"),
-    (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be > 0"),
 ])
 def test_resume_usage_errors(tmp_path, capsys, argv, message):
     code = train_main([a.format(tmp=tmp_path) for a in argv]

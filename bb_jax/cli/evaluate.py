@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from bb_jax.cli.common import OneLineParser, UsageError, check_scenario, fail
+from bb_jax.cli.common import (
+    OneLineParser,
+    UsageError,
+    check_scenario,
+    check_writable_dir,
+    fail,
+)
 from bb_jax.game.opponents import OPPONENT_KINDS
 
 PROG = "evaluate.py"
@@ -26,6 +33,9 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true",
                    help="the policy plays its most likely action instead of sampling")
     p.add_argument("--results-json", default=None, help="also write the figures here")
+    p.add_argument("--replay", default=None, metavar="FILE.html",
+                   help="also write a page that replays episode 0 of the first seed night by "
+                        "night (self-contained, opens offline)")
     return p
 
 
@@ -50,6 +60,8 @@ def _evaluate(args) -> dict:
 
     if args.episodes < 2:
         raise UsageError(f"--episodes must be >= 2, got {args.episodes}")
+    if args.replay:
+        check_writable_dir(Path(args.replay).resolve().parent)
     run = load_run(args.run_dir)
     scenario = check_scenario(args.scenario) if args.scenario else run.config.scenario
     kinds = None
@@ -62,4 +74,19 @@ def _evaluate(args) -> dict:
         if len(kinds) != run.config.num_opponents:
             raise UsageError(f"--opponents needs {run.config.num_opponents} kinds (the run's "
                              f"network sees that many), got {len(kinds)}")
-    return evaluate_run(run, scenario, kinds, args.episodes, args.seed, args.greedy)
+    report = evaluate_run(run, scenario, kinds, args.episodes, args.seed, args.greedy)
+    if args.replay:
+        import jax
+
+        from bb_jax.cli.replay_page import write_replay
+        from bb_jax.train.evaluation import record_episode
+
+        episode = record_episode(run, scenario, kinds, args.episodes,
+                                 jax.random.PRNGKey(args.seed), args.greedy)
+        write_replay(Path(args.replay), episode, f"{scenario} against "
+                     f"{', '.join(report['opponents'])}")
+        report["replay"] = {"path": args.replay, "seed": episode["seed"],
+                            "return": episode["return"]}
+        report["lines"].append(f"replay of episode 0 of seed {episode['seed']} (return "
+                               f"{episode['return']:.1f}): {args.replay}")
+    return report

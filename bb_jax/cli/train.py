@@ -68,7 +68,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-json", default=None, help="also write the summary here")
     p.add_argument("--checkpoint-every", type=int, default=50_000,
                    help="env steps per seed between checkpoints of the whole training state "
-                        "(rounded up to whole chunks; 0: only on Ctrl-C/SIGTERM)")
+                        "(rounded up to whole chunks; one is also saved on Ctrl-C/SIGTERM)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run saved in RUN_DIR from its latest checkpoint, with "
                         "its own settings (no other flag)")
@@ -152,8 +152,9 @@ def _train(parser: OneLineParser, args) -> int:
         raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    if args.checkpoint_every < 0:
-        raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.checkpoint_every <= 0:
+        raise UsageError(f"--checkpoint-every must be > 0 (env steps per seed), got "
+                         f"{args.checkpoint_every}")
     config = PPOConfig(
         scenario=scenarios[0], num_opponents=args.num_opponents,
         opponents=tuple(args.opponents) if args.opponents else None,

@@ -58,9 +58,13 @@ def heuristic_act(key, obs, state: EnvState, policy_params: jnp.ndarray) -> jnp.
 
 
 def evaluate_policy(env: BucketBrigadeEnv, act: ActFn, key, num_episodes: int,
-                    scenario: Scenario | None = None, policy_params=None) -> jnp.ndarray:
+                    scenario: Scenario | None = None, policy_params=None,
+                    record: bool = False):
     """float32[num_episodes]: agent 0's undiscounted returns over fresh episodes (pure; jit
-    and vmap it from outside; num_episodes is static; scenario None: the env's)."""
+    and vmap it from outside; num_episodes is static; scenario None: the env's). With
+    `record`, (returns, trace): trace["first_obs"] float32[E, D] (after the reset),
+    trace["obs"] float32[T, E, D] (each night's result, before any auto-reset),
+    trace["reward"] and trace["alive"] [T, E] (alive: the night belongs to the episode)."""
     k_reset, k_run = jax.random.split(key)
     blocks = env.sample_reset_draws(k_reset, (num_episodes,))
     obs, env_state = jax.vmap(env.reset_with_draws, in_axes=(0, None))(blocks, scenario)
@@ -70,15 +74,19 @@ def evaluate_policy(env: BucketBrigadeEnv, act: ActFn, key, num_episodes: int,
         env_state, obs, alive, total = carry
         k_act, k_env = jax.random.split(step_key)
         action = act(k_act, obs, env_state, policy_params)
-        obs, env_state, reward, terminated, truncated, _ = step_envs(
+        obs, env_state, reward, terminated, truncated, info = step_envs(
             env_state, action, env.sample_draws(k_env, (num_episodes,)), scenario
         )
         total = total + jnp.where(alive, reward, 0.0)
-        return (env_state, obs, alive & ~(terminated | truncated), total), None
+        trace = (info["final_observation"], reward, alive) if record else None
+        return (env_state, obs, alive & ~(terminated | truncated), total), trace
 
     init = (env_state, obs, jnp.ones((num_episodes,), bool), jnp.zeros((num_episodes,)))
-    (_, _, _, total), _ = jax.lax.scan(one_step, init, jax.random.split(k_run, env.max_steps))
-    return total
+    (_, _, _, total), trace = jax.lax.scan(one_step, init,
+                                           jax.random.split(k_run, env.max_steps))
+    if not record:
+        return total
+    return total, {"first_obs": obs, "obs": trace[0], "reward": trace[1], "alive": trace[2]}
 
 
 def mixed_act(key, obs, state: EnvState, policy) -> jnp.ndarray:

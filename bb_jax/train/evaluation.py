@@ -14,18 +14,44 @@ from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import SavedRun
 
 
+def _policy(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None) -> PPO:
+    """The run's network in an env that plays `scenario` against the chosen opponents."""
+    return PPO(run.config.replace(scenario=scenario, opponents=kinds or run.config.opponents))
+
+
+def _member_params(run: SavedRun, scenario: str) -> dict[int, dict]:
+    """{seed: parameters} the run trained on `scenario`, else on its first scenario."""
+    trained = {s for _, s in run.params}
+    own = scenario if scenario in trained else next(iter(run.params))[1]
+    return {seed: params for (seed, s), params in sorted(run.params.items()) if s == own}
+
+
+def record_episode(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
+                   episodes: int, key, greedy: bool = False) -> dict:
+    """Episode 0 of the first seed's evaluation (the same episode `policy_returns` counts):
+    {"seed", "return", "houses" int[T+1, 10], "actions" int[T, N, 2] (house, mode of every
+    agent each night), "reward" float[T]} for its T nights."""
+    ppo = _policy(run, scenario, kinds)
+    seed, params = next(iter(_member_params(run, scenario).items()))
+    total, trace = jax.jit(lambda p: ppo.evaluate(p, key, episodes, greedy, record=True))(params)
+    n = ppo.env.num_agents
+    alive = np.asarray(trace["alive"][:, 0])
+    obs = np.asarray(trace["obs"][:, 0][alive])
+    houses = np.concatenate([np.asarray(trace["first_obs"][0, :10])[None], obs[:, :10]])
+    actions = obs[:, 10 + 2 * n:10 + 4 * n].reshape(-1, n, 2)
+    return {"seed": seed, "return": float(total[0]), "houses": houses.astype(int),
+            "actions": actions.astype(int), "reward": np.asarray(trace["reward"][:, 0])[alive]}
+
+
 def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
                    episodes: int, key, greedy: bool = False) -> dict[int, np.ndarray]:
     """{seed: float32[episodes]}: each seed's network on the same fresh episodes of
     `scenario` (the parameters it trained on that scenario, else on the run's first)."""
-    config = run.config.replace(scenario=scenario, opponents=kinds or run.config.opponents)
-    ppo = PPO(config)  # its env plays `scenario` against the chosen opponents
+    ppo = _policy(run, scenario, kinds)
 
-    trained = {s for _, s in run.params}
-    own = scenario if scenario in trained else next(iter(run.params))[1]
-    seeds = sorted(seed for seed, s in run.params if s == own)
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[run.params[(seed, own)]
-                                                        for seed in seeds])
+    members = _member_params(run, scenario)
+    seeds = list(members)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members.values())
     play = jax.jit(jax.vmap(lambda p: ppo.evaluate(p, key, episodes, greedy)))
     returns = np.asarray(play(stacked))
     return {seed: returns[i] for i, seed in enumerate(seeds)}

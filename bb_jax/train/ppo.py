@@ -399,12 +399,13 @@ class PPO:
         return act
 
     def evaluate(self, params, key, num_episodes: int = 100, greedy: bool = False,
-                 scenario: Scenario | None = None) -> jnp.ndarray:
+                 scenario: Scenario | None = None, record: bool = False):
         """float32[num_episodes]: returns of fresh episodes played in parallel (the
-        baselines' evaluation scan, with the network in the learner's seat)."""
+        baselines' evaluation scan, with the network in the learner's seat); with `record`,
+        also the episodes' trace (`baselines.evaluate_policy`)."""
         scenario = self.default_scenario if scenario is None else scenario
         return evaluate_policy(self.env, self.policy_act(greedy), key, num_episodes, scenario,
-                               params)
+                               params, record)
 
 
 def make_train(config: PPOConfig):
