@@ -137,3 +137,29 @@ def test_kill_9_then_resume_ends_like_the_run_never_stopped(tmp_path):
     lines = (stopped / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["update"] for x in lines] == \
         [json.loads(x)["update"] for x in (whole / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tensorboard_events_read_back_with_tensorboards_own_reader(tmp_path):
+    """--log tensorboard: every seed's return and diagnostics per update, at its env steps,
+    as TensorBoard's EventAccumulator reads them; they equal metrics.jsonl's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder = tmp_path / "run"
+    assert train_main(_train("--save-path", folder, "--log", "tensorboard")) == 0
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"seed3/mean_return", "seed4/mean_return", "seed3/approx_kl",
+            "seed4/explained_variance"} <= tags
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    for seed in (3, 4):
+        mine = [r for r in rows if r["seed"] == seed]
+        read = events.Scalars(f"seed{seed}/value_loss")
+        assert [e.step for e in read] == [r["update"] * 512 for r in mine]
+        assert [e.value for e in read] == pytest.approx([r["value_loss"] for r in mine])
+
+
+def test_an_unknown_logger_is_refused(tmp_path, capsys):
+    assert train_main(_train("--save-path", tmp_path / "run", "--log", "wandb")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "valid loggers are tensorboard" in err[0]

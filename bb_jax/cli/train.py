@@ -69,6 +69,10 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=50_000,
                    help="env steps per seed between checkpoints of the whole training state "
                         "(rounded up to whole chunks; one is also saved on Ctrl-C/SIGTERM)")
+    p.add_argument("--log", default=None, metavar="LOGGER[,...]",
+                   help="also log each chunk's metrics live: tensorboard (event files in "
+                        "RUN_DIR/tensorboard; needs bb-jax[tensorboard]) (default: "
+                        "metrics.jsonl only)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run saved in RUN_DIR from its latest checkpoint, with "
                         "its own settings (no other flag)")
@@ -144,8 +148,9 @@ def _checked_folder(args) -> Path:
 
 
 def _train(parser: OneLineParser, args) -> int:
+    from bb_jax.cli.run_logs import RunLogs, check_loggers
     from bb_jax.train.checkpoints import Checkpoints
-    from bb_jax.train.runs import load_params, metric_lines, save_run, train_seeds
+    from bb_jax.train.runs import load_params, save_run, train_seeds
 
     scenarios = parse_scenarios(args.scenario)
     if args.num_steps <= 0:
@@ -166,6 +171,7 @@ def _train(parser: OneLineParser, args) -> int:
         raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
     # before anything is written: a checkpoint of another network stops the run here
     init_params = load_params(Path(args.init_params), config) if args.init_params else None
+    loggers = check_loggers(args.log)
     seeds = args.seeds if args.seeds else [args.seed]
     save_dir, run_name = _checked_folder(args), _run_name(args)
     if args.results_json:
@@ -174,14 +180,8 @@ def _train(parser: OneLineParser, args) -> int:
           f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
     (save_dir / RUN_FILE).write_text(json.dumps(
         {"argv": command_line(parser, args, leave_out=("resume", "save_path"))}, indent=2))
-    members = [(seed, name) for seed in seeds for name in scenarios]
-    metrics = save_dir / "metrics.jsonl"
-    metrics.write_text("")
-
-    def append_metrics(chunk: dict, first_update: int) -> None:  # live, chunk by chunk
-        with metrics.open("a") as f:
-            f.writelines(metric_lines(members, chunk, first_update))
-
+    logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
+                   config.batch_size)
     checkpoints = Checkpoints(save_dir / CHECKPOINTS)
     bar = Progress(config.num_updates * config.batch_size, "steps", "step")
     run = train_seeds(config, {name: getattr(args, name) for name in HYPERPARAM_NAMES}, seeds,
@@ -189,8 +189,9 @@ def _train(parser: OneLineParser, args) -> int:
                       scenarios=list(scenarios), init_params=init_params,
                       checkpoints=checkpoints,
                       checkpoint_every=-(-args.checkpoint_every // config.batch_size),
-                      on_chunk=append_metrics)
+                      on_chunk=logs.chunk)
     bar.close()
+    logs.close()
     paths = save_run(run, save_dir, run_name)
     checkpoints.close()
     shutil.rmtree(save_dir / CHECKPOINTS)  # finished: the saved run replaces them
