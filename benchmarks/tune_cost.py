@@ -189,7 +189,7 @@ def main(argv=None) -> int:
                     help="comma-separated scenarios (default: default,hard,easy)")
     ap.add_argument("--flop-budget", type=float, default=1e11,
                     help="FLOPs per training run (default: %(default)g)")
-    ap.add_argument("--trials", type=int, default=8, help="trials per strategy (default: "
+    ap.add_argument("--trials", type=int, default=20, help="trials per strategy (default: "
                     "%(default)s)")
     ap.add_argument("--seeds-per-trial", type=int, default=2)
     ap.add_argument("--pruner", default="median")
