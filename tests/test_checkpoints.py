@@ -23,7 +23,7 @@ from bb_jax.train.config import PPOConfig
 from bb_jax.train.runs import train_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = PPOConfig(scenario="easy", hidden_size=32, batch_size=512, total_steps=8 * 512)
+CONFIG = PPOConfig(scenario="easy", hidden_size=16, batch_size=256, total_steps=8 * 256)
 SEEDS = [3, 4]
 
 
@@ -52,14 +52,14 @@ def test_an_interrupted_run_continues_bit_identical(tmp_path):
     """Interrupted after 2 of 4 chunks (no periodic checkpoint), the run saves its state; a
     second call continues from it; parameters, curves and evaluations equal the uninterrupted
     run's."""
-    full = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None)
+    full = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None)
     checkpoints = Checkpoints(tmp_path / "ck")
     with pytest.raises(KeyboardInterrupt):
-        train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None,
+        train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
                     checkpoints=checkpoints, on_chunk=_StopAfter(2))
     assert checkpoints.latest() == 4  # updates done when it stopped
     seen = []
-    resumed = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None,
+    resumed = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
                           checkpoints=checkpoints,
                           on_chunk=lambda chunk, first: seen.append((first, chunk["env_steps"]
                                                                      .shape[1])))
@@ -72,7 +72,7 @@ def test_an_interrupted_run_continues_bit_identical(tmp_path):
 
 def test_periodic_checkpoints_keep_the_latest_two(tmp_path):
     checkpoints = Checkpoints(tmp_path / "ck")
-    train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=8, progress=None,
+    train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
                 checkpoints=checkpoints, checkpoint_every=2)
     assert checkpoints.manager.all_steps() == [6, 8]
 

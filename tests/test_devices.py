@@ -110,6 +110,7 @@ print(jax.device_count())
 ONE_SHAPE = [{"hidden_size": 64, "batch_size": 4096}] * 3
 
 
+@pytest.mark.slow  # cheaper siblings: test_sharding.py (sharded = unsharded), test_cost.py
 def test_same_seed_same_study_on_two_host_devices(tmp_path):
     """A command-line sweep on two host devices (3 trials: padded to 4 members, split in two)
     gives the same study again from the same seed."""

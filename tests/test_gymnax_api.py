@@ -81,14 +81,15 @@ def test_vmap_over_a_batch_of_params():
     reset_keys = jax.random.split(jax.random.key(3), 2)
     step_keys = jax.random.split(jax.random.key(4), 2)
     actions = jnp.array([7, 7])
+    step = jax.jit(env.step)  # the scenario is an argument here: traced, as in a batch
     obs, state = jax.vmap(env.reset)(reset_keys, batch)
-    out = jax.vmap(env.step)(step_keys, state, actions, batch)
+    out = jax.jit(jax.vmap(env.step))(step_keys, state, actions, batch)
     assert bool(jnp.all(jax.vmap(lambda o, p: env.observation_space(p).contains(o))(obs, batch)))
     for i, name in enumerate(names):
         own = make(name).default_params
         obs_i, state_i = env.reset(reset_keys[i], own)
         np.testing.assert_array_equal(obs_i, obs[i])
-        alone = env.step(step_keys[i], state_i, actions[i], own)
+        alone = step(step_keys[i], state_i, actions[i], own)
         jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a, b[i]), alone, out)
     assert not np.array_equal(obs[0], obs[1])
 
@@ -98,15 +99,16 @@ def test_reset_env_and_step_env_are_the_step_without_auto_reset(env):
     step that ends it, step_env's observation is step's final_observation and step starts a
     new episode."""
     params = env.default_params
-    step_env = jax.jit(env.step_env)
+    step_env, step = jax.jit(env.step_env), jax.jit(env.step)  # params passed: traced in both
+    sample = jax.jit(env.action_space(params).sample)
     obs, state = env.reset_env(jax.random.key(5), params)
     np.testing.assert_array_equal(obs, env.reset(jax.random.key(5), params)[0])
     key = jax.random.key(6)
     for t in range(MAX_STEPS):
         key, k_act, k_step = jax.random.split(key, 3)
-        action = env.action_space(params).sample(k_act)
+        action = sample(k_act)
         obs_e, state_e, reward_e, term_e, info_e = step_env(k_step, state, action, params)
-        obs, state_next, reward, term, trunc, info = env.step(k_step, state, action, params)
+        obs, state_next, reward, term, trunc, info = step(k_step, state, action, params)
         assert bool(term) == bool(term_e) and float(reward) == float(reward_e)
         np.testing.assert_array_equal(info["final_observation"], obs_e)
         assert bool(trunc) == bool(env.is_truncated(state_e, params))
@@ -306,6 +308,7 @@ LEARN_MARGIN = 40.0
 EVAL_EPISODES = 512
 
 
+@pytest.mark.slow  # cheaper siblings: the API tests above
 def test_ppo_on_the_gymnax_api_beats_uniform_random():
     env, config = make(LEARN_SCENARIO), Config()
     params = env.default_params
