@@ -39,7 +39,7 @@ tune: $(STAMP)
 		--output-dir $(TUNE_DIR)
 
 # The suite without its `slow` tier: what CI (.ci/run) runs, minutes on a 2-core CPU. Every
-# slow test has a cheaper sibling here; `make test-all` runs both tiers (40 min there).
+# slow test has a cheaper sibling here; `make test-all` runs both tiers.
 test: $(DEV_STAMP)
 	$(PY) -m pytest tests -m "not slow" -rs --durations=15
 
