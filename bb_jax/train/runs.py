@@ -31,6 +31,11 @@ def plan_chunks(num_updates: int, target: int) -> list[int]:
     return [length] * (num_updates // length)
 
 
+def joined(chunks: list[dict]) -> dict[str, np.ndarray]:
+    """The curves of consecutive chunks ([members, updates] arrays each) as one run's."""
+    return {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in chunks[0]}
+
+
 @dataclasses.dataclass
 class SeedRun:
     """Result of `train_seeds`: one member per (seed, scenario), seed-major (member
@@ -137,7 +142,7 @@ def train_seeds(
     loop = _ChunkLoop(population, config, len(members), checkpoints, checkpoint_every,
                       progress, on_chunk, start - earlier_s)
     loop.run(plan, chunks, done)
-    curves = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1) for k in chunks[0]}
+    curves = joined(chunks)
     eval_keys = jax.numpy.stack([evaluation_key(int(seed)) for seed, _ in members])
     eval_sampled = population.evaluate(eval_keys, eval_episodes, greedy=False)
     eval_greedy = population.evaluate(eval_keys, eval_episodes, greedy=True)
@@ -186,8 +191,7 @@ class _ChunkLoop:
     def _save(self, done: int, chunks: list[dict]) -> None:
         if self.checkpoints is None:
             return
-        curves = {k: np.concatenate([np.asarray(c[k]) for c in chunks], axis=1)
-                  for k in chunks[0]}
+        curves = joined(chunks)
         self.checkpoints.save(done, self.population.state, curves,
                               {"elapsed_s": time.perf_counter() - self.started})
 
