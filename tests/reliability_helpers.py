@@ -85,6 +85,16 @@ def by_state(trials, state: TrialState) -> list[optuna.trial.FrozenTrial]:
     return [t for t in trials if t.state == state]
 
 
+TOLD_ENV = "BB_TEST_TOLD"
+
+
+def record_told(study, trial) -> None:
+    """A tuner callback for --callback reliability_helpers:record_told: appends (pid, trial
+    number, state) as a JSON line to the file $BB_TEST_TOLD names."""
+    with open(os.environ[TOLD_ENV], "a") as f:
+        f.write(json.dumps([os.getpid(), trial.number, trial.state.name]) + "\n")
+
+
 def tune_args(name: str, storage: str | None, out: Path, n_trials: int, *extra: str) -> list:
     args = [sys.executable, str(SCRIPT), "--study-name", name, "--output-dir", str(out),
             "--n-trials", str(n_trials), "--population-size", "2", *SMALL, *extra]

@@ -106,12 +106,14 @@ def test_a_new_run_does_not_overwrite_an_unfinished_one(tmp_path, capsys):
 def test_kill_9_then_resume_ends_like_the_run_never_stopped(tmp_path):
     """train_simple.py killed with SIGKILL after its first checkpoint, then --resume: every
     parameter of both seeds equals an uninterrupted run's; the finished run reads back with
-    bb_jax.load_run and its checkpoints are gone."""
+    bb_jax.load_run and its checkpoints are gone; its MLflow run goes on in the same run."""
+    from mlflow import MlflowClient
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     script = [sys.executable, str(ROOT / "scripts" / "train_simple.py")]
     argv = ["--scenario", "easy", "--num-steps", "40960", "--batch-size", "512",
             "--hidden-size", "32", "--seeds", "3", "4", "--eval-episodes", "8",
-            "--chunk-updates", "4", "--checkpoint-every", "2048"]
+            "--chunk-updates", "4", "--checkpoint-every", "2048", "--log", "mlflow"]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     done = subprocess.run([*script, *argv, "--save-path", str(whole)], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -137,29 +139,51 @@ def test_kill_9_then_resume_ends_like_the_run_never_stopped(tmp_path):
     lines = (stopped / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["update"] for x in lines] == \
         [json.loads(x)["update"] for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    # the resumed run logged into the MLflow run it had started: every step, the same values
+    histories = []
+    for folder in (whole, stopped):
+        known = json.loads((folder / "mlflow_run.json").read_text())
+        client = MlflowClient(known["tracking_uri"])
+        assert client.get_run(known["run_id"]).info.status == "FINISHED"
+        histories.append({(m.step, m.value) for m in client.get_metric_history(
+            known["run_id"], "seed4/value_loss")})
+    assert histories[0] == histories[1] and len(histories[0]) == 40960 // 512
 
 
-def test_tensorboard_events_read_back_with_tensorboards_own_reader(tmp_path):
-    """--log tensorboard: every seed's return and diagnostics per update, at its env steps,
-    as TensorBoard's EventAccumulator reads them; they equal metrics.jsonl's."""
+def test_live_metrics_read_back_by_tensorboard_and_mlflow(tmp_path):
+    """--log tensorboard,mlflow: every seed's return and diagnostics per update, at its env
+    steps, as TensorBoard's EventAccumulator and MLflow's client read them; they equal
+    metrics.jsonl's. The MLflow run holds the run's hyperparameters and is finished."""
+    from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     folder = tmp_path / "run"
-    assert train_main(_train("--save-path", folder, "--log", "tensorboard")) == 0
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert train_main(_train("--save-path", folder, "--log", "tensorboard,mlflow",
+                             "--mlflow-uri", uri, "--lr", "0.0007", "--run-name", "r1")) == 0
     events = EventAccumulator(str(folder / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"seed3/mean_return", "seed4/mean_return", "seed3/approx_kl",
             "seed4/explained_variance"} <= tags
+    client = MlflowClient(uri)
+    run = client.get_run(json.loads((folder / "mlflow_run.json").read_text())["run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "r1"
+    assert run.data.params["learning_rate"] == "0.0007" and run.data.params["hidden_size"] == "32"
+    assert tags == set(run.data.metrics)
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     for seed in (3, 4):
         mine = [r for r in rows if r["seed"] == seed]
         read = events.Scalars(f"seed{seed}/value_loss")
-        assert [e.step for e in read] == [r["update"] * 512 for r in mine]
+        logged = sorted(client.get_metric_history(run.info.run_id, f"seed{seed}/value_loss"),
+                        key=lambda m: m.step)
+        assert [e.step for e in read] == [m.step for m in logged] == \
+            [r["update"] * 512 for r in mine]
         assert [e.value for e in read] == pytest.approx([r["value_loss"] for r in mine])
+        assert [m.value for m in logged] == pytest.approx([r["value_loss"] for r in mine])
 
 
 def test_an_unknown_logger_is_refused(tmp_path, capsys):
     assert train_main(_train("--save-path", tmp_path / "run", "--log", "wandb")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "valid loggers are tensorboard" in err[0]
+    assert len(err) == 1 and "valid loggers are tensorboard, mlflow" in err[0]

@@ -182,9 +182,13 @@ def test_hyperband_through_the_tuner_keeps_the_best_of_each_bracket(monkeypatch)
             assert max(t.intermediate_values) == first_rung[t.number % 2]
 
 
-def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch):
+def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch, tmp_path):
     """Optuna's callback protocol: callback(study, frozen_trial) once per trial, after its
-    tell, with its final state and value (here: 3 trials, one of them pruned)."""
+    tell, with its final state and value (here: 3 trials, two of them pruned); the
+    settings' mlflow_uri (--mlflow-uri) adds MLflow's: one MLflow run per trial (a pruned
+    one with its last reported value, as Optuna tells it)."""
+    from mlflow import MlflowClient
+
     from bb_jax.tuning import cohorts
     from bb_jax.tuning.cohorts import MemberResult, Report
     from bb_jax.tuning.space import control_params
@@ -205,7 +209,8 @@ def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch):
     settings = TuneSettings(num_steps=4096, eval_interval=2048, n_trials=3, population_size=3,
                             pruner="sha", sha_eta=3, sha_min_fraction=0.5, seeds_per_trial=1,
                             enqueue=tuple({**control_params(), "learning_rate": lr}
-                                          for lr in planted))
+                                          for lr in planted),
+                            mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db")
     tuner = Tuner(settings, log=lambda line: None,
                   callbacks=[lambda study, trial: seen.append(
                       (study.study_name, trial.number, trial.state, trial.value))])
@@ -216,3 +221,8 @@ def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch):
                                                   optuna.trial.TrialState.COMPLETE,
                                                   optuna.trial.TrialState.PRUNED]
     assert seen[1][3] == 30.0
+    client = MlflowClient(settings.mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    assert sorted((r.info.run_name, r.data.tags["state"], r.data.metrics.get("train_return"),
+                   float(r.data.params["learning_rate"])) for r in runs) == [
+        ("0", "PRUNED", 10.0, 1e-4), ("1", "COMPLETE", 30.0, 2e-4), ("2", "PRUNED", 20.0, 3e-4)]

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from reliability_helpers import (
     FIXED,
     LONGER,
+    TOLD_ENV,
     Tuner,
     assert_plots_show_study,
     by_state,
@@ -91,17 +92,33 @@ def test_journal_storage_two_worker_processes(tmp_path):
 
 @pytest.mark.slow
 def test_sqlite_two_processes_never_locked(tmp_path):
-    """--n-jobs 2: the tuner and one worker process on one SQLite file."""
+    """--n-jobs 2: the tuner and one worker process on one SQLite file. Both run the
+    --callback and --mlflow-uri callbacks on the trials they tell: every trial once, from the
+    process that trained it, and one MLflow run per trial with its value."""
+    from mlflow import MlflowClient
+
     url = f"sqlite:///{tmp_path / 'study.db'}"
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     queue_trials(url, "sqlite2", 4)
     out = tmp_path / "out"
-    tuner = Tuner(tune_args("sqlite2", url, out, 4, "--n-jobs", "2"), tmp_path, "tuner")
+    told = tmp_path / "told.jsonl"
+    tuner = Tuner(tune_args("sqlite2", url, out, 4, "--n-jobs", "2", "--callback",
+                            "reliability_helpers:record_told", "--mlflow-uri", mlflow_uri),
+                  tmp_path, "tuner", env={TOLD_ENV: str(told), "PYTHONPATH": os.pathsep.join(
+                      [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])})
     assert tuner.wait() == 0, tuner.output()
     assert "locked" not in tuner.stderr and "Traceback" not in tuner.stderr, tuner.output()
     trials = load_trials(url, "sqlite2")
     assert len(by_state(trials, TrialState.COMPLETE)) == 4 == len(trials)
     pids = {t.system_attrs["bb_pid"] for t in trials}
     assert len(pids) == 2, "both processes trained trials"
+    seen = [json.loads(line) for line in told.read_text().splitlines()]
+    assert sorted((pid, number) for pid, number, _ in seen) == sorted(
+        (t.system_attrs["bb_pid"], t.number) for t in trials)
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("sqlite2").experiment_id])
+    assert sorted((r.info.run_name, r.data.metrics["train_return"]) for r in runs) == sorted(
+        (str(t.number), t.value) for t in trials)
     results = json.loads((out / "sqlite2_results.json").read_text())
     assert results["n_complete"] == 4  # the tuner waits for its worker before writing
 
@@ -465,6 +482,9 @@ def bad_inputs(tmp: Path, closed_port: int) -> dict[str, tuple[list[str], str]]:
         "fix_not_a_number": (["--fix", "gamma=high"], "not a number"),
         "enqueue_against_fix": (["--fix", "hidden_size=128", "--enqueue",
                                  str(tmp / "hidden_64.json")], "one of 128"),
+        "callback_not_importable": (["--callback", "no_such_module:hook"], "cannot import"),
+        "callback_no_name": (["--callback", "json"], "give MODULE:NAME"),
+        "callback_not_callable": (["--callback", "json:__doc__"], "is not callable"),
     }
     (tmp / "hidden_64.json").write_text(json.dumps([{"hidden_size": 64}]))
     for name, text in enqueue.items():
@@ -491,7 +511,8 @@ def inputs_dir(tmp_path):
     "missing_enqueue_file", "enqueue_invalid_json", "enqueue_not_a_list",
     "enqueue_unknown_param", "enqueue_out_of_range", "enqueue_wrong_type",
     "enqueue_null_value", "fix_unknown", "fix_no_value", "fix_outside", "fix_not_a_number",
-    "enqueue_against_fix",
+    "enqueue_against_fix", "callback_not_importable", "callback_no_name",
+    "callback_not_callable",
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(case, inputs_dir, closed_port, tmp_path,
                                                       capsys, monkeypatch):
@@ -667,7 +688,9 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
             "--storage", f"sqlite:///{tmp_path}/rt.db", "--population-size", "3",
             "--shapes", "padded", "--objective", "eval_return", "--eval-episodes", "33",
             "--output-dir", str(tmp_path / "out"), "--max-population", "64",
-            "--fix", "hidden_size=64,gamma=0.97"]
+            "--fix", "hidden_size=64,gamma=0.97",
+            "--callback", "reliability_helpers:record_told", "json:dumps",
+            "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]
     parser = _tune_parser()
     # every flag but help, those a worker does not take, those the budget excludes and the
     # validation's (a worker does not validate) is set here

@@ -4,6 +4,7 @@ population, saved runs)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import signal
@@ -71,8 +72,12 @@ def _train_parser() -> argparse.ArgumentParser:
                         "(rounded up to whole chunks; one is also saved on Ctrl-C/SIGTERM)")
     p.add_argument("--log", default=None, metavar="LOGGER[,...]",
                    help="also log each chunk's metrics live: tensorboard (event files in "
-                        "RUN_DIR/tensorboard; needs bb-jax[tensorboard]) (default: "
+                        "RUN_DIR/tensorboard; needs bb-jax[tensorboard]), mlflow (one MLflow "
+                        "run in experiment bb-jax; needs bb-jax[mlflow]) (default: "
                         "metrics.jsonl only)")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI",
+                   help="MLflow tracking URI for --log mlflow (default: $MLFLOW_TRACKING_URI, "
+                        "else sqlite:///RUN_DIR/mlflow.db)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run saved in RUN_DIR from its latest checkpoint, with "
                         "its own settings (no other flag)")
@@ -180,11 +185,14 @@ def _train(parser: OneLineParser, args) -> int:
           f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
     (save_dir / RUN_FILE).write_text(json.dumps(
         {"argv": command_line(parser, args, leave_out=("resume", "save_path"))}, indent=2))
-    logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
-                   config.batch_size)
     checkpoints = Checkpoints(save_dir / CHECKPOINTS)
+    hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
+    logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
+                   config.batch_size, run_name=run_name, mlflow_uri=args.mlflow_uri,
+                   params={**dataclasses.asdict(config), **hyperparams, "seeds": seeds},
+                   resuming=checkpoints.latest() is not None)
     bar = Progress(config.num_updates * config.batch_size, "steps", "step")
-    run = train_seeds(config, {name: getattr(args, name) for name in HYPERPARAM_NAMES}, seeds,
+    run = train_seeds(config, hyperparams, seeds,
                       args.chunk_updates, args.eval_episodes, progress=bar.update,
                       scenarios=list(scenarios), init_params=init_params,
                       checkpoints=checkpoints,

@@ -25,6 +25,7 @@ from bb_jax.cli.common import (
 )
 from bb_jax.cli.validate import print_validation
 from bb_jax.train.config import PPOConfig
+from bb_jax.tuning.callbacks import CallbackError, check_mlflow, import_callback
 
 
 def _auto_or_int(text: str) -> int | str:
@@ -129,6 +130,13 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="where the results JSON and plots go")
     p.add_argument("--max-population", type=int, default=1024,
                    help="members per compiled population; larger cohorts run in rounds")
+    p.add_argument("--callback", nargs="+", default=None, metavar="MODULE:NAME",
+                   help="Optuna callbacks called as callback(study, frozen_trial) after each "
+                        "trial is told, in every --n-jobs worker too (default: none)")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI",
+                   help="log every told trial to MLflow (optuna-integration's MLflowCallback; "
+                        "experiment = study name), e.g. sqlite:///mlflow.db; needs "
+                        "bb-jax[mlflow]")
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
@@ -256,6 +264,13 @@ def tune_settings(args):
         validate_url(args.storage)
     except StorageError as err:
         raise UsageError(str(err)) from None
+    try:
+        for spec in args.callback or ():
+            import_callback(spec)
+        if args.mlflow_uri is not None:
+            check_mlflow()
+    except CallbackError as err:
+        raise UsageError(str(err)) from None
     fixed = parse_fixed(args.fix)
     enqueue = read_enqueue(args.enqueue, search_space(fixed)) if args.enqueue else ()
     check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
@@ -275,6 +290,7 @@ def tune_settings(args):
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
         time_budget=time_budget, objectives=objectives, fixed=fixed,
+        callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri,
     )
 
 

@@ -30,6 +30,7 @@ from bb_jax.stats import mean_ci95
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.cost import calibrate
 from bb_jax.train.shapes import ShapeChoices
+from bb_jax.tuning.callbacks import tuner_callbacks
 from bb_jax.tuning.cohorts import (
     BUDGET_REPORTS,
     CohortTrainer,
@@ -133,6 +134,10 @@ class TuneSettings:
     objectives: tuple[str, ...] = ("return",)
     # search-space parameters held at one value in every trial (--fix)
     fixed: dict = dataclasses.field(default_factory=dict)
+    # Optuna callbacks by import path (--callback MODULE:NAME) and an MLflow tracking URI
+    # (--mlflow-uri): names, not objects, so --n-jobs workers build the same (callbacks.py)
+    callbacks: tuple[str, ...] = ()
+    mlflow_uri: str | None = None
 
     @property
     def multi_objective(self) -> bool:
@@ -403,11 +408,13 @@ class Tuner:
                  callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()):
         """`callbacks`: called as callback(study, frozen_trial) after each trial is told (the
         signature of study.optimize's callbacks, so optuna-integration's MLflowCallback and
-        WeightsAndBiasesCallback attach as they are)."""
+        WeightsAndBiasesCallback attach as they are), after those `settings` names."""
         self.settings = settings
         self.log = log
-        self.callbacks = tuple(callbacks)
         self.study = open_study(settings)
+        metric_names = [settings.objective, *(["tflops_per_run"] * settings.multi_objective)]
+        self.callbacks = (*tuner_callbacks(settings.callbacks, settings.mlflow_uri,
+                                           self.study.study_name, metric_names), *callbacks)
         self.trainer = CohortTrainer(
             base_config=PPOConfig(scenario=settings.scenarios[0],
                                   num_opponents=settings.num_opponents,
