@@ -1,5 +1,5 @@
-"""Shared pieces of the reliability tests: tuner processes on a small fixed-shape sweep, study
-inspection, and a throwaway PostgreSQL server.
+"""Shared pieces of the tests: tuner processes on a small fixed-shape sweep, study inspection,
+counting compiles, and a throwaway PostgreSQL server.
 
 Every sweep here trains trials of one static shape (hidden 64, batch 4096, one update of
 4096 env steps) in populations of 2, queued into the study before the workers start: then a
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -40,6 +41,27 @@ LONGER = ["--num-steps", str(10 * 4096)]
 FIXED = {"hidden_size": 64, "batch_size": 4096, "num_epochs": 3, "clip_epsilon": 0.2,
          "entropy_coef": 0.01, "value_coef": 0.5, "gamma": 0.99, "gae_lambda": 0.95}
 PROCESS_TIMEOUT = 420
+
+
+# JAX's monitoring event for each XLA executable a jitted function gets (compiled or loaded
+# from the persistent cache); `fun_name` names the function
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def counting_compiles():
+    """Yields the list of function names compiled inside the block (jax.monitoring)."""
+    names = []
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            names.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 @functools.cache

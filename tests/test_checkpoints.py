@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from reliability_helpers import counting_compiles
 
 import bb_jax
 from bb_jax.cli import train_main
@@ -59,10 +60,13 @@ def test_an_interrupted_run_continues_bit_identical(tmp_path):
                     checkpoints=checkpoints, on_chunk=_StopAfter(2))
     assert checkpoints.latest() == 4  # updates done when it stopped
     seen = []
-    resumed = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
-                          checkpoints=checkpoints,
-                          on_chunk=lambda chunk, first: seen.append((first, chunk["env_steps"]
-                                                                     .shape[1])))
+    with counting_compiles() as compiled:
+        resumed = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4,
+                              progress=None, checkpoints=checkpoints,
+                              on_chunk=lambda chunk, first: seen.append(
+                                  (first, chunk["env_steps"].shape[1])))
+    # the restored state is placed like a new one: the compiled programs serve it
+    assert not [name for name in compiled if name in ("run_updates", "evaluate")], compiled
     assert seen == [(1, 4), (5, 2), (7, 2)]  # the restored curves, then the two chunks left
     assert _same(_params(resumed), _params(full))
     for name in full.curves:
@@ -78,9 +82,10 @@ def test_periodic_checkpoints_keep_the_latest_two(tmp_path):
 
 
 def _train(*args) -> list[str]:
-    return ["--scenario", "easy", "--num-steps", "4096", "--batch-size", "512",
-            "--hidden-size", "32", "--seeds", "3", "4", "--eval-episodes", "8",
-            "--chunk-updates", "2", *map(str, args)]
+    """train_simple.py's arguments for CONFIG's run (so it shares CONFIG's compiled programs)."""
+    return ["--scenario", "easy", "--num-steps", str(CONFIG.total_steps), "--batch-size",
+            str(CONFIG.batch_size), "--hidden-size", str(CONFIG.hidden_size), "--seeds",
+            *map(str, SEEDS), "--eval-episodes", "4", "--chunk-updates", "2", *map(str, args)]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -169,7 +174,8 @@ def test_live_metrics_read_back_by_tensorboard_and_mlflow(tmp_path):
     client = MlflowClient(uri)
     run = client.get_run(json.loads((folder / "mlflow_run.json").read_text())["run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "r1"
-    assert run.data.params["learning_rate"] == "0.0007" and run.data.params["hidden_size"] == "32"
+    assert run.data.params["learning_rate"] == "0.0007"
+    assert run.data.params["hidden_size"] == str(CONFIG.hidden_size)
     assert tags == set(run.data.metrics)
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     for seed in (3, 4):
@@ -178,7 +184,7 @@ def test_live_metrics_read_back_by_tensorboard_and_mlflow(tmp_path):
         logged = sorted(client.get_metric_history(run.info.run_id, f"seed{seed}/value_loss"),
                         key=lambda m: m.step)
         assert [e.step for e in read] == [m.step for m in logged] == \
-            [r["update"] * 512 for r in mine]
+            [r["update"] * CONFIG.batch_size for r in mine]
         assert [e.value for e in read] == pytest.approx([r["value_loss"] for r in mine])
         assert [m.value for m in logged] == pytest.approx([r["value_loss"] for r in mine])
 

@@ -29,6 +29,7 @@ from reliability_helpers import (
     Tuner,
     assert_plots_show_study,
     by_state,
+    counting_compiles,
     fixed_params,
     freeze_mid_batch,
     kill,
@@ -767,6 +768,15 @@ def test_population_limit():
     assert memory.population_limit(config, 10**15, 16) == 16  # the estimate screens it
     with pytest.raises(memory.PopulationMemoryError, match="MiB"):
         memory.population_limit(config, need - 1, 1024)
+    # a caller that trains only `needed` members at once: the estimate is enough when it
+    # holds them (no program compiled for the analysis), XLA's figure decides otherwise
+    other = BASE.replace(hidden_size=128)
+    estimate = memory.estimate_bytes(other)
+    with counting_compiles() as names:
+        assert memory.population_limit(other, 3 * estimate, 1024, needed=2) == 3
+    assert names == []
+    exact = memory.population_limit(other, 3 * estimate, 1024, needed=4)
+    assert exact == 3 * estimate // memory.member_bytes(other) >= 3
 
 
 def test_memory_budget_sources(monkeypatch):

@@ -5,7 +5,6 @@ command, bounded compiles, several scenarios, the eval-return objective, and wor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -13,11 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import optuna
 import pytest
 from optuna.trial import TrialState
-from reliability_helpers import assert_plots_show_study, fixed_params
+from reliability_helpers import assert_plots_show_study, counting_compiles, fixed_params
 
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.game.scenarios import list_scenarios
@@ -36,31 +34,12 @@ SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
          "--pruner", "sha", "--min-fraction", "0.25", "--eval-episodes", "20"]
 NO_VALIDATION = ("--no-validate",)
 VALIDATION = ("--validate-top-k", "2", "--validate-seeds", "2")
-# JAX's monitoring event for each XLA executable a jitted function gets (compiled or loaded
-# from the persistent cache); `fun_name` names the function
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def run_sweep(tmp: Path, name: str, *extra: str) -> dict:
     code = tune_main([*SWEEP, "--study-name", name, "--output-dir", str(tmp), *extra])
     assert code == 0
     return json.loads((tmp / f"{name}_results.json").read_text())
-
-
-@contextlib.contextmanager
-def counting_compiles():
-    """Yields the list of function names compiled inside the block (jax.monitoring)."""
-    names = []
-
-    def listener(event, duration, **kwargs):
-        if event == COMPILE_EVENT:
-            names.append(kwargs.get("fun_name"))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield names
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 # the sweep's batch size is held (--fix) and its six trials are queued with two hidden sizes

@@ -67,7 +67,13 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract), curves=ocp.args.StandardRestore(),
             settings=ocp.args.JsonRestore()))
         curves = {k: np.asarray(v) for k, v in out["curves"].items()}
-        return Restored(out["state"], curves, out["settings"], step)
+        # placed exactly like the template: orbax commits every array to its device, and an
+        # uncommitted template (one device) would make jit compile the training and
+        # evaluation programs again for the restored state
+        state = jax.tree.map(lambda leaf, like: jax.device_put(leaf, like.sharding)
+                             if like.committed else jax.numpy.asarray(np.asarray(leaf)),
+                             out["state"], template)
+        return Restored(state, curves, out["settings"], step)
 
     def close(self) -> None:
         self.manager.close()

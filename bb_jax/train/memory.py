@@ -5,7 +5,8 @@ chunk program for one member, lowered and compiled without running, and its
 `memory_analysis()` (arguments + outputs - donated + temporaries, plus the final evaluation's
 program). Compiling costs seconds, so `population_limit` first screens with `estimate_bytes`,
 a generous hand count (3-5x XLA's figure on the search space's shapes, docs/PERFORMANCE.md):
-when even that fits, no program is compiled. `memory_budget` is what the device offers (80% of
+when even that fits the largest population allowed, or the members a cohort trains at once,
+no program is compiled. `memory_budget` is what the device offers (80% of
 an accelerator's free memory, half the host's available RAM on a CPU backend, or
 $BB_JAX_MEMORY_BUDGET). `bb_jax.tuning.cohorts.CohortTrainer` trains larger cohorts in several
 rounds, and refuses (`PopulationMemoryError`) a member that does not fit on its own, before any
@@ -139,16 +140,22 @@ def memory_budget() -> int | None:
 
 
 def population_limit(config: PPOConfig, budget: int | None, max_population: int,
-                     eval_episodes: int = 0, shapes: ShapeChoices | None = None) -> int:
+                     eval_episodes: int = 0, shapes: ShapeChoices | None = None,
+                     needed: int | None = None) -> int:
     """Members of `config` (with `shapes`: of its padded program) trained together at most:
     `max_population`, lowered to what fits in `budget` bytes by XLA's figure
-    (`member_bytes`). Raises PopulationMemoryError if not even one member fits."""
+    (`member_bytes`). With `needed` (the members the caller will train at once), a
+    generous estimate that already fits that many is limit enough: nothing is compiled.
+    Raises PopulationMemoryError if not even one member fits."""
     if budget is None:
         return max_population
     if shapes is not None:
         config = shapes.config(config)
-    if max_population * estimate_bytes(config, eval_episodes) <= budget:
+    by_estimate = budget // estimate_bytes(config, eval_episodes)
+    if by_estimate >= max_population:
         return max_population  # fits even by the generous estimate: nothing to compile
+    if needed is not None and by_estimate >= needed:
+        return by_estimate  # a lower bound of XLA's figure that holds the caller's members
     need = member_bytes(config, eval_episodes, shapes)
     fit = budget // need
     if fit < 1:

@@ -231,9 +231,10 @@ class CohortTrainer:
                    for key in cohorts}
         # members per population: --max-population, lowered to what fits in device memory;
         # every cohort is checked before any trains (PopulationMemoryError: not even one fits)
-        limits = {key: population_limit(config, budget, self.max_population,
-                                         self.eval_episodes, padded)
-                  for key, config in configs.items()}
+        limits = {key: population_limit(
+            config, budget, self.max_population, self.eval_episodes, padded,
+            needed=min(self.max_population, next_power_of_two(len(cohorts[key]))))
+            for key, config in configs.items()}
         for key, members in cohorts.items():
             config = configs[key]
             work = max(self.plan(m).updates for m in members) * config.batch_size
