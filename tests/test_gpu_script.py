@@ -5,7 +5,6 @@ The dry run compiles a dozen programs (minutes on a 2-core CPU), so it is `slow`
 sibling checks that the script parses and that every benchmark, flag and test it names exists.
 """
 
-import functools
 import importlib.util
 import json
 import os
@@ -21,13 +20,19 @@ REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@functools.cache
-def _help(script: str) -> str:
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--help"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+def _outputs(commands: dict[str, list[str]]) -> dict[str, str]:
+    """Each command's stdout, the commands run side by side (each starts Python and JAX:
+    seconds, mostly on one core); any that fails fails the test."""
+    procs = {name: subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "PYTHONPATH": str(REPO)})
+             for name, argv in commands.items()}
+    outputs = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}: {err[-2000:]}"
+        outputs[name] = out
+    return outputs
 
 
 def test_gpu_script_names_only_what_exists():
@@ -35,21 +40,27 @@ def test_gpu_script_names_only_what_exists():
     spec = importlib.util.spec_from_file_location("run_all", REPO / "benchmarks" / "run_all.py")
     run_all = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_all)
-    for quick, gpu in ((True, False), (False, True), (False, False)):
-        for name, (script, *args) in run_all.plan(quick, gpu).items():
-            flags = [a for a in args if a.startswith("--")]
-            missing = [f for f in [*flags, "--out"] if f not in _help(script)]
-            assert not missing, f"{name}: {script} has no {missing}"
-    assert "--plots-dir" in _help("run_all.py") and "--quick" in _help("run_all.py")
+    plans = [run_all.plan(quick, gpu) for quick, gpu in ((True, False), (False, True),
+                                                         (False, False))]
+    scripts = {"run_all.py"} | {script for plan in plans for script, *_ in plan.values()}
+    commands = {script: [sys.executable, str(REPO / "benchmarks" / script), "--help"]
+                for script in scripts}
     # each game-test selection of the script (dry run and real) collects tests
     script = (REPO / "benchmarks" / "gpu_run.sh").read_text()
     selections = re.findall(r"^\s*game_tests=\((.*)\)$", script, flags=re.M)
     assert len(selections) == 2, selections
-    for selection in selections:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
-                               "-p", "no:cacheprovider", *shlex.split(selection)],
-                              cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0 and "::" in proc.stdout, proc.stdout[-2000:]
+    for i, selection in enumerate(selections):
+        commands[f"selection {i}"] = [sys.executable, "-m", "pytest", "--collect-only", "-q",
+                                      "-p", "no:cacheprovider", *shlex.split(selection)]
+    outputs = _outputs(commands)
+    for plan in plans:
+        for name, (script, *args) in plan.items():
+            flags = [a for a in args if a.startswith("--")]
+            missing = [f for f in [*flags, "--out"] if f not in outputs[script]]
+            assert not missing, f"{name}: {script} has no {missing}"
+    assert "--plots-dir" in outputs["run_all.py"] and "--quick" in outputs["run_all.py"]
+    for i in range(len(selections)):
+        assert "::" in outputs[f"selection {i}"], outputs[f"selection {i}"][-2000:]
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ optuna-integration's MLflowCallback (one MLflow run per told trial, experiment =
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 
 
@@ -47,7 +48,12 @@ def mlflow_callback(uri: str, study_name: str, metric_names: list[str]) -> Calla
     client = MlflowClient(uri)
     if client.get_experiment_by_name(study_name) is None:
         client.create_experiment(study_name)
-    return MLflowCallback(tracking_uri=uri, metric_name=metric_names)
+    with warnings.catch_warnings():
+        # optuna-integration 4.9 marked it deprecated (removal in 6.0, which the project's
+        # version range excludes); the warning is about our choice, not the user's
+        warnings.filterwarnings("ignore", "MLflowCallback has been deprecated",
+                                FutureWarning)
+        return MLflowCallback(tracking_uri=uri, metric_name=metric_names)
 
 
 def tuner_callbacks(specs: tuple[str, ...], mlflow_uri: str | None, study_name: str,
