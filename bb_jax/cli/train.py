@@ -78,6 +78,10 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-uri", default=None, metavar="URI",
                    help="MLflow tracking URI for --log mlflow (default: $MLFLOW_TRACKING_URI, "
                         "else sqlite:///RUN_DIR/mlflow.db)")
+    p.add_argument("--schedule", default=None, metavar="FILE",
+                   help="JSON list of hyperparameter changes in env steps per seed, e.g. "
+                        "[{\"env_steps\": 40960, \"learning_rate\": 0.0005}], each on a "
+                        "chunk boundary; from a flag's value on (default: none)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run saved in RUN_DIR from its latest checkpoint, with "
                         "its own settings (no other flag)")
@@ -155,7 +159,8 @@ def _checked_folder(args) -> Path:
 def _train(parser: OneLineParser, args) -> int:
     from bb_jax.cli.run_logs import RunLogs, check_loggers
     from bb_jax.train.checkpoints import Checkpoints
-    from bb_jax.train.runs import load_params, save_run, train_seeds
+    from bb_jax.train.runs import load_params, plan_chunks, save_run, train_seeds
+    from bb_jax.train.schedule import read_schedule
 
     scenarios = parse_scenarios(args.scenario)
     if args.num_steps <= 0:
@@ -176,6 +181,10 @@ def _train(parser: OneLineParser, args) -> int:
         raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
     # before anything is written: a checkpoint of another network stops the run here
     init_params = load_params(Path(args.init_params), config) if args.init_params else None
+    schedule = None
+    if args.schedule:
+        schedule = read_schedule(Path(args.schedule), config.batch_size)
+        schedule.check_boundaries(plan_chunks(config.num_updates, args.chunk_updates)[0])
     loggers = check_loggers(args.log)
     seeds = args.seeds if args.seeds else [args.seed]
     save_dir, run_name = _checked_folder(args), _run_name(args)
@@ -197,13 +206,14 @@ def _train(parser: OneLineParser, args) -> int:
                       scenarios=list(scenarios), init_params=init_params,
                       checkpoints=checkpoints,
                       checkpoint_every=-(-args.checkpoint_every // config.batch_size),
-                      on_chunk=logs.chunk)
+                      on_chunk=logs.chunk, schedule=schedule)
     bar.close()
     logs.close()
     paths = save_run(run, save_dir, run_name)
     checkpoints.close()
     shutil.rmtree(save_dir / CHECKPOINTS)  # finished: the saved run replaces them
     summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
+               **({"schedule": run.schedule} if run.schedule is not None else {}),
                "save_path": str(save_dir)}
     _print_summary(summary, len(seeds), args.eval_episodes)
     print(f"saved to {save_dir} ({', '.join(p.name for p in paths.values())})")

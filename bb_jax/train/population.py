@@ -149,6 +149,15 @@ def take(tree, positions):
     return jax.tree.map(lambda x: x[idx], tree)
 
 
+@functools.partial(jax.jit, static_argnames="environment", donate_argnums=0)
+def _copy_rows(state, rows, environment: bool):
+    """Row i of the new state is row rows[i] of `state`: parameters and optimizer state, with
+    `environment` every field (one gather on the device; the old state is donated)."""
+    if environment:
+        return take(state, rows)
+    return state.replace(params=take(state.params, rows), opt_state=take(state.opt_state, rows))
+
+
 class Population:
     """P members of one static config training together.
 
@@ -235,6 +244,22 @@ class Population:
         if self.shapes is not None:
             self.shapes = _place(take(self.shapes, rows), len(rows))
         self.members = np.asarray(members)
+
+    def copy_members(self, parents, environment: bool = False) -> None:
+        """Population-based training's exploit: member i takes the parameters and optimizer
+        state of member parents[i] (int[P]; parents[i] == i keeps its own), on the device. With
+        `environment` also its environment states, PRNG key and episode buffers, so that the
+        copy goes on exactly as its parent would. The update counters agree already."""
+        parents = np.asarray(parents)
+        if parents.shape != (self.size,) or not ((parents >= 0) & (parents < self.size)).all():
+            raise ValueError(f"parents must be {self.size} member positions, got {parents!r}")
+        rows = jnp.asarray([int(parents[p]) for p in _pad_positions(self.size)], jnp.int32)
+        self.state = _place(_copy_rows(self.state, rows, bool(environment)), len(rows))
+
+    def set_hyperparams(self, hyperparams: PPOHyperparams) -> None:
+        """New traced hyperparameters (leading axis P), as explore sets them between chunks:
+        the same shapes and placement, so the compiled programs serve them."""
+        self.hyperparams = _place(_pad(hyperparams, self.size), len(self.state.update))
 
     def evaluate(self, key, num_episodes: int = 100, greedy: bool = False) -> np.ndarray:
         """Returns float32[P, num_episodes] of fresh episodes per member. `key`: one PRNG key

@@ -21,6 +21,7 @@ from bb_jax.train.checkpoints import Checkpoints
 from bb_jax.train.config import CRITICS, DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.ppo import PPO
+from bb_jax.train.schedule import Schedule
 
 
 def plan_chunks(num_updates: int, target: int) -> list[int]:
@@ -50,6 +51,7 @@ class SeedRun:
     wall_time_s: float
     population: Population
     scenarios: list[str] = dataclasses.field(default_factory=list)  # default: the config's
+    schedule: list[dict] | None = None  # changes of the hyperparameters (schedule-file form)
 
     def __post_init__(self):
         self.scenarios = list(self.scenarios) or [self.config.scenario]
@@ -106,6 +108,7 @@ def train_seeds(
     checkpoints: Checkpoints | None = None,
     checkpoint_every: int = 0,
     on_chunk: Callable[[dict, int], None] | None = None,
+    schedule: Schedule | None = None,
 ) -> SeedRun:
     """Train every seed of one configuration on every scenario (default: the config's) as one
     vmapped population of seeds x scenarios, in chunks. A seed's PRNG key is the same on every
@@ -117,7 +120,8 @@ def train_seeds(
     (rounded up to whole chunks; 0: none) and one when interrupted (KeyboardInterrupt, which
     is raised again). on_chunk(metrics, first_update): each chunk's metrics ([members,
     updates] arrays) as soon as it is done, for live logs. progress(env steps per seed done,
-    text): after each chunk (`bb_jax.progress.Progress.update`)."""
+    text): after each chunk (`bb_jax.progress.Progress.update`). schedule: hyperparameters
+    that change between chunks (each change on a chunk boundary), over `hyperparams`."""
     scenarios = list(scenarios or [config.scenario])
     hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
     members = [(seed, name) for seed in seeds for name in scenarios]
@@ -132,6 +136,8 @@ def train_seeds(
                                           row.sharding),
             population.state.params, init_params))
     plan = plan_chunks(config.num_updates, chunk_updates)
+    if schedule is not None:
+        schedule.check_boundaries(plan[0])
     chunks, done, earlier_s = [], 0, 0.0
     if checkpoints is not None and checkpoints.latest() is not None:
         restored = checkpoints.restore(population.state)
@@ -140,14 +146,15 @@ def train_seeds(
         if on_chunk is not None:
             on_chunk(restored.curves, 1)
     loop = _ChunkLoop(population, config, len(members), checkpoints, checkpoint_every,
-                      progress, on_chunk, start - earlier_s)
+                      progress, on_chunk, start - earlier_s, schedule, hp_row)
     loop.run(plan, chunks, done)
     curves = joined(chunks)
     eval_keys = jax.numpy.stack([evaluation_key(int(seed)) for seed, _ in members])
     eval_sampled = population.evaluate(eval_keys, eval_episodes, greedy=False)
     eval_greedy = population.evaluate(eval_keys, eval_episodes, greedy=True)
     return SeedRun(config, hp_row, list(seeds), curves, eval_sampled, eval_greedy,
-                   time.perf_counter() - start + earlier_s, population, scenarios)
+                   time.perf_counter() - start + earlier_s, population, scenarios,
+                   None if schedule is None else schedule.as_env_steps(config.batch_size))
 
 
 @dataclasses.dataclass
@@ -163,11 +170,16 @@ class _ChunkLoop:
     progress: Callable[[int, str], None] | None
     on_chunk: Callable[[dict, int], None] | None
     started: float  # perf_counter of the run's start, earlier sessions' time included
+    schedule: Schedule | None = None
+    base: dict | None = None  # the hyperparameters the schedule changes
 
     def run(self, plan: list[int], chunks: list[dict], done: int) -> None:
         saved = done
         try:
             for length in plan[done // plan[0]:]:
+                if self.schedule is not None:  # the same values leave the program as it is
+                    row = self.schedule.at(done, self.base)
+                    self.population.set_hyperparams(stack_hyperparams([row] * self.num_members))
                 with interrupts.deferred():  # the state, its curves and `done` agree
                     chunks.append(self.population.run(length))  # on the device until read
                     done += length
@@ -207,7 +219,8 @@ def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
              "curve": save_dir / "learning_curve.png"}
     paths["config"].write_text(json.dumps(
         {"run_name": run_name, "seeds": run.seeds, "scenarios": run.scenarios,
-         **config_json(run.config, run.hyperparams)},
+         **config_json(run.config, run.hyperparams),
+         **({"schedule": run.schedule} if run.schedule is not None else {})},
         indent=2))
     with paths["metrics"].open("w") as f:
         f.writelines(metric_lines(run.members, run.curves, 1))

@@ -1,0 +1,211 @@
+"""Population-based training's parts: the exploit decision copies only beyond the noise
+margin and keeps the truly best lineage under noise (synthetic populations); explore stays in
+the declared search ranges; bad rules are refused; on the device a copied member goes on
+exactly as its parent, and new hyperparameters compile nothing; schedules replay changes
+between chunks."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from reliability_helpers import counting_compiles
+
+from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
+from bb_jax.train.population import Population
+from bb_jax.train.runs import train_seeds
+from bb_jax.train.schedule import Schedule, from_env_steps
+from bb_jax.tuning import pbt
+from bb_jax.tuning.pbt import PBTRule
+
+
+def test_exploit_copies_only_beyond_the_noise_margin():
+    """Eight members, quantile 1/4: the two lowest may copy one of the two highest; member 0
+    is far below them (copies), member 1 within the noise of both (keeps its own)."""
+    means = np.array([0.0, 33.0, 34.0, 35.0, 36.0, 37.0, 40.0, 41.0])
+    errors = np.full(8, 4.0)  # the difference's standard error: 4 * sqrt(2) = 5.7
+    for seed in range(20):
+        parents = pbt.exploit(means, errors, PBTRule(quantile=0.25, margin=2.0),
+                              np.random.default_rng(seed))
+        assert parents[0] in (6, 7) and parents[1] in (1,)
+        assert list(parents[2:]) == [2, 3, 4, 5, 6, 7]
+    # without a margin (plain truncation) member 1 copies too
+    parents = pbt.exploit(means, errors, PBTRule(margin=0.0), np.random.default_rng(0))
+    assert parents[1] in (6, 7)
+
+
+def _best_lineage_survival(margin: float, noise_sd: float, quality_sd: float = 20.0,
+                           size: int = 16, steps: int = 10, repetitions: int = 1000) -> float:
+    """Synthetic PBT: member i's policy has a planted quality q_i ~ N(0, quality_sd); each
+    exploit step measures q + N(0, noise_sd) with that standard error, and a copy takes its
+    parent's quality. Returns the share of runs in which some member still descends from the
+    truly best one after `steps` steps."""
+    rng = np.random.default_rng(0)
+    rule, survived = PBTRule(margin=margin), 0
+    for _ in range(repetitions):
+        quality = rng.normal(0.0, quality_sd, size)
+        best, lineage = int(np.argmax(quality)), np.arange(size)
+        for _ in range(steps):
+            measured = quality + rng.normal(0.0, noise_sd, size)
+            parents = pbt.exploit(measured, np.full(size, noise_sd), rule, rng)
+            quality, lineage = quality[parents], lineage[parents]
+        survived += int(best in lineage)
+    return survived / repetitions
+
+
+def test_the_truly_best_lineage_survives_measurement_noise():
+    """At an evaluation noise 1.5x the spread of qualities, the default margin keeps the
+    best member's lineage in >= 90% of runs; plain truncation loses it clearly more often."""
+    rule = PBTRule()
+    with_margin = _best_lineage_survival(rule.margin, noise_sd=30.0)
+    plain = _best_lineage_survival(0.0, noise_sd=30.0)
+    assert with_margin >= 0.9, with_margin
+    assert plain < with_margin - 0.05, (plain, with_margin)
+
+
+def test_explore_perturbs_within_the_declared_ranges():
+    rng = np.random.default_rng(3)
+    row = dict(DEFAULT_HYPERPARAMS)
+    only_factors = PBTRule(resample_probability=0.0)
+    for _ in range(200):
+        new = pbt.explore(row, only_factors, rng)
+        for name, search in pbt.SEARCHED.items():
+            assert search.low <= new[name] <= search.high, (name, new[name])
+            if search.integer:
+                assert isinstance(new[name], int)
+            elif search.low < row[name] * 0.8 and row[name] * 1.25 < search.high:
+                assert new[name] / row[name] == pytest.approx(0.8) or \
+                    new[name] / row[name] == pytest.approx(1.25)
+        assert new["max_grad_norm"] == row["max_grad_norm"]  # not searched: kept
+    redrawn = [pbt.explore(row, PBTRule(resample_probability=1.0), rng)["learning_rate"]
+               for _ in range(200)]
+    low, high = pbt.SEARCHED["learning_rate"].low, pbt.SEARCHED["learning_rate"].high
+    assert min(redrawn) < 3 * low and max(redrawn) > high / 3  # log-uniform over the range
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"quantile": 0.0}, "quantile must be in"),
+    ({"quantile": 0.6}, "quantile must be in"),
+    ({"margin": -1.0}, "margin must be >= 0"),
+    ({"resample_probability": 1.5}, "resample probability"),
+])
+def test_bad_rules_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        PBTRule(**changes)
+
+
+def test_a_population_below_four_is_refused():
+    with pytest.raises(ValueError, match="at least 4"):
+        pbt.exploit(np.zeros(3), np.ones(3), PBTRule(), np.random.default_rng(0))
+
+
+# the checkpoint tests' run (tests/test_checkpoints.py): its compiled programs serve here too
+CONFIG = PPOConfig(scenario="easy", hidden_size=16, batch_size=256, total_steps=8 * 256)
+
+
+def _population() -> Population:
+    keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in (3, 4)])
+    return Population(CONFIG, stack_hyperparams([DEFAULT_HYPERPARAMS] * 2), keys)
+
+
+def _leaves(tree, member: int) -> list[np.ndarray]:
+    return [np.asarray(x[member]) for x in jax.tree.leaves(tree)]
+
+
+def test_a_copied_member_goes_on_exactly_as_its_parent():
+    """Member 1 copies member 0 with its environment, both take new hyperparameters: after
+    the next chunk their parameters are equal bit for bit. Neither the copy nor the new
+    hyperparameters compile another training program."""
+    population = _population()
+    population.run(2)
+    with counting_compiles() as compiled:
+        population.copy_members([0, 0], environment=True)
+        explored = {**DEFAULT_HYPERPARAMS, "learning_rate": 2e-4, "entropy_coef": 0.02}
+        population.set_hyperparams(stack_hyperparams([explored] * 2))
+        population.run(2)
+    assert "run_updates" not in compiled, compiled
+    for a, b in zip(_leaves(population.state, 0), _leaves(population.state, 1), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_copy_without_the_environment_keeps_its_own_episodes():
+    """The default copy takes parameters and optimizer state only: the copied member keeps
+    its PRNG key and environments, so it goes on differently from its parent."""
+    population = _population()
+    population.run(2)
+    own_key = np.asarray(population.state.key[1])
+    parent_opt = _leaves(population.state.opt_state, 0)
+    population.copy_members([0, 0])
+    for a, b in zip(_leaves(population.state.params, 0), _leaves(population.state.params, 1),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(parent_opt, _leaves(population.state.opt_state, 1), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.asarray(population.state.key[1]), own_key)
+    population.run(2)
+    assert not np.array_equal(_leaves(population.state.params, 0)[0],
+                              _leaves(population.state.params, 1)[0])
+
+
+def test_copy_members_refuses_positions_outside_the_population():
+    population = _population()
+    with pytest.raises(ValueError, match="2 member positions"):
+        population.copy_members([0, 2])
+
+
+def test_a_schedule_sets_its_values_between_chunks_without_compiling():
+    """train_seeds with a schedule (learning rate and entropy bonus changed at update 4)
+    equals the same population trained 4 updates, given the new values, trained 4 more;
+    the change compiles no training program."""
+    later = {"learning_rate": 2e-4, "entropy_coef": 0.02}
+    population = _population()
+    population.run(2)
+    population.run(2)
+    population.set_hyperparams(stack_hyperparams([{**DEFAULT_HYPERPARAMS, **later}] * 2))
+    population.run(2)
+    population.run(2)
+    with counting_compiles() as compiled:
+        run = train_seeds(CONFIG, {}, [3, 4], chunk_updates=2, eval_episodes=4, progress=None,
+                          schedule=Schedule(((4, later),)))
+    assert "run_updates" not in compiled, compiled
+    for member in (0, 1):
+        for a, b in zip(_leaves(population.state.params, member),
+                        _leaves(run.population.state.params, member), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert run.schedule == [{"env_steps": 4 * CONFIG.batch_size, **later}]
+
+
+def test_schedule_files_and_their_errors(tmp_path):
+    schedule = from_env_steps([{"env_steps": 0, "gamma": 0.99},
+                               {"env_steps": 2048, "learning_rate": 1e-4}], 512)
+    assert schedule.changes == ((0, {"gamma": 0.99}), (4, {"learning_rate": 1e-4}))
+    assert from_env_steps(schedule.as_env_steps(512), 512) == schedule
+    assert schedule.at(3, {"gamma": 0.9, "learning_rate": 1e-3}) == {
+        "gamma": 0.99, "learning_rate": 1e-3}
+    assert schedule.at(4, {"learning_rate": 1e-3})["learning_rate"] == 1e-4
+    with pytest.raises(ValueError, match="between two updates"):
+        from_env_steps([{"env_steps": 100, "gamma": 0.99}], 512)
+    with pytest.raises(ValueError, match="unknown hyperparameter 'lr'"):
+        from_env_steps([{"env_steps": 0, "lr": 0.1}], 512)
+    with pytest.raises(ValueError, match="not at a chunk boundary"):
+        schedule.check_boundaries(8)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"env_steps": 768, "learning_rate": 1e-4}], "not at a chunk boundary"),
+    ([{"env_steps": 512, "ent": 0.1}], "unknown hyperparameter 'ent'"),
+    ("not json", "cannot read the schedule"),
+])
+def test_train_refuses_a_bad_schedule_in_one_line(tmp_path, capsys, rows, message):
+    from bb_jax.cli import train_main
+
+    path = tmp_path / "schedule.json"
+    path.write_text(rows if isinstance(rows, str) else json.dumps(rows))
+    code = train_main(["--scenario", "easy", "--num-steps", "2048", "--batch-size", "256",
+                       "--hidden-size", "16", "--chunk-updates", "2", "--schedule", str(path),
+                       "--save-path", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "run").exists()
