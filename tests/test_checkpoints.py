@@ -66,7 +66,8 @@ def test_an_interrupted_run_continues_bit_identical(tmp_path):
                               on_chunk=lambda chunk, first: seen.append(
                                   (first, chunk["env_steps"].shape[1])))
     # the restored state is placed like a new one: the compiled programs serve it
-    assert not [name for name in compiled if name in ("run_updates", "evaluate")], compiled
+    assert not [name for name in compiled if "run_updates" in name or "evaluate" in name], \
+        compiled
     assert seen == [(1, 4), (5, 2), (7, 2)]  # the restored curves, then the two chunks left
     assert _same(_params(resumed), _params(full))
     for name in full.curves:
