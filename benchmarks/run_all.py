@@ -64,6 +64,8 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
                               "--population-size", "1"],
         # step budget vs compute budget vs multi-objective vs random, validated at equal compute
         "tune_cost": ["tune_cost.py"],
+        # population-based training's exploit/explore steps against the same plain training
+        "pbt_overhead": ["pbt_overhead.py"],
     }
 
 
