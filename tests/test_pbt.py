@@ -250,6 +250,7 @@ def test_pbt_lineage_follows_the_weights():
     first, second, third, fourth = run.lineages
     assert run.exploit_updates == [5, 10]
     assert first.copies == [(5, 3)] and third.copies == fourth.copies == []
+    assert first.root == second.root == fourth.root == 3 and third.root == 2
     assert first.history[0] == (0, rows[3]) and first.history[1][0] == 5
     # member 1 copies the better-measured of members 0 and 3, both of member 3's weights
     ((update, parent),) = second.copies
@@ -285,3 +286,68 @@ def test_a_real_pbt_run_and_the_replay_of_its_best_schedule():
                          progress=None, schedule=best.schedule)
     assert np.isfinite(replay.summary()["final_return"]["mean"])
     assert replay.schedule == best.schedule.as_env_steps(CONFIG.batch_size)
+
+
+def _pbt_cli(tmp_path, *extra) -> list[str]:
+    return ["--strategy", "pbt", "--scenario", "easy", "--population-size", "4",
+            "--fix", "hidden_size=64,batch_size=512", "--num-steps", "3072",
+            "--pbt-interval", "1024", "--eval-episodes", "8", "--seed", "3",
+            "--storage", f"sqlite:///{tmp_path}/pbt.db", "--study-name", "pbt",
+            "--output-dir", str(tmp_path / "out"), *extra]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--population-size", "3"], "--population-size in 4.."),
+    (["--pbt-quantile", "0.6"], "quantile must be in (0, 0.5]"),
+    (["--pbt-interval", "100"], "multiple of the batch size"),
+    (["--num-steps", "1536"], "at least two intervals"),
+    (["--n-jobs", "2"], "drop --n-jobs"),
+    (["--scenario", "easy,hard"], "one scenario"),
+])
+def test_pbt_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, extra, message):
+    from bb_jax.cli import tune_main
+
+    assert tune_main(_pbt_cli(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, capsys):
+    """--strategy pbt end to end: every member a trial with its schedule, root and copies
+    (trial numbers), intermediate values at the exploit steps; the best schedule written as
+    a file train_simple.py reads, replayed against the defaults on fresh seeds; the outputs
+    and the lineage plot; a second run into the same study is refused."""
+    import optuna
+
+    from bb_jax.cli import tune_main
+    from bb_jax.train.schedule import read_schedule
+
+    argv = _pbt_cli(tmp_path, "--validate-seeds", "2")
+    assert tune_main(argv) == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(study_name="pbt", storage=f"sqlite:///{tmp_path}/pbt.db")
+    trials = study.trials
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    numbers = {t.number for t in trials}
+    for t in trials:
+        assert sorted(t.intermediate_values) == [1024, 2048]
+        assert t.user_attrs["schedule"][0]["env_steps"] == 0
+        assert t.user_attrs["root"] in numbers
+        assert all(c["parent"] in numbers for c in t.user_attrs["copies"])
+    assert sorted(t.user_attrs["seed"] for t in trials) == [3000, 3001, 3002, 3003]
+    validation = study.user_attrs["pbt_validation"]
+    assert validation["seeds"] == [3500, 3501] and validation["difference"]["n"] == 2
+    assert "paired 95% CI" in out and "--schedule" in out
+    best = max(trials, key=lambda t: t.value)
+    schedule = read_schedule(tmp_path / "out" / "pbt_schedule.json", 512)
+    assert schedule.as_env_steps(512) == best.user_attrs["schedule"]
+    results = json.loads((tmp_path / "out" / "pbt_results.json").read_text())
+    assert results["strategy"] == "pbt" and results["pbt_validation"] == validation
+    assert results["pbt"]["exploit_env_steps"] == [1024, 2048]
+    assert [t["user_attrs"]["schedule"] for t in results["trials"]] == [
+        t.user_attrs["schedule"] for t in trials]
+    assert (tmp_path / "out" / "pbt_lineage.png").read_bytes().startswith(b"\x89PNG")
+    assert tune_main(argv) == 2
+    assert "runs once" in capsys.readouterr().err

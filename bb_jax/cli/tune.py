@@ -130,6 +130,19 @@ def _tune_parser() -> argparse.ArgumentParser:
                    help="where the results JSON and plots go")
     p.add_argument("--max-population", type=int, default=1024,
                    help="members per compiled population; larger cohorts run in rounds")
+    p.add_argument("--strategy", choices=("tpe", "pbt"), default="tpe",
+                   help="tpe: trials proposed by --sampler, trained in batches and pruned; "
+                        "pbt: population-based training of --population-size members (auto: "
+                        "16) in one compiled population, exploiting and exploring every "
+                        "--pbt-interval env steps (docs/HYPERPARAMETER_TUNING.md)")
+    p.add_argument("--pbt-interval", type=int, default=20_480,
+                   help="--strategy pbt: env steps per member between exploit steps")
+    p.add_argument("--pbt-quantile", type=float, default=0.25,
+                   help="--strategy pbt: share of members that may copy (the bottom) and be "
+                        "copied (the top), in (0, 0.5]")
+    p.add_argument("--pbt-margin", type=float, default=2.0,
+                   help="--strategy pbt: a member copies only a member better by this many "
+                        "standard errors of the difference (fresh episodes)")
     p.add_argument("--callback", nargs="+", default=None, metavar="MODULE:NAME",
                    help="Optuna callbacks called as callback(study, frozen_trial) after each "
                         "trial is told, in every --n-jobs worker too (default: none)")
@@ -370,6 +383,10 @@ def _tune_main(argv: list[str] | None) -> int:
     prog = "tune_hyperparameters.py"
     args = _tune_parser().parse_args(argv)
     devices.use_host_devices(devices.job_cores(0, _jobs(args.n_jobs, args.n_trials)))
+    if args.strategy == "pbt":
+        from bb_jax.cli.tune_pbt import pbt_main
+
+        return pbt_main(args)
     try:
         settings = tune_settings(args)
     except UsageError as err:

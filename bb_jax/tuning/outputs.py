@@ -146,6 +146,10 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
         "best_trial": best.number if best else None,
         "validation": attrs.get("validation"),
         "recommendation": recommendation(study),
+        # --strategy pbt: its settings and exploit steps, and its schedule's validation
+        "strategy": attrs.get("strategy", "tpe"),
+        "pbt": attrs.get("pbt"),
+        "pbt_validation": attrs.get("pbt_validation"),
         "n_trials": len(trials),
         "n_complete": len(complete),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),

@@ -12,6 +12,7 @@ values) and the copies it made. A member's schedule can be replayed from scratch
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -27,11 +28,13 @@ from bb_jax.tuning.pbt import PBTRule
 @dataclasses.dataclass
 class Lineage:
     """One member's record. history: (first update, hyperparameters) of the values its
-    current weights trained under; copies: (update, parent position) of each exploit;
-    evaluations: fresh-episode mean return at each exploit step."""
+    current weights trained under; root: the member that lineage began with; copies:
+    (update, parent position) of each exploit; evaluations: fresh-episode mean return at
+    each exploit step."""
 
     seed: int
     history: list[tuple[int, dict]]
+    root: int  # the member whose initial weights and hyperparameters this lineage began with
     copies: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     evaluations: list[float] = dataclasses.field(default_factory=list)
 
@@ -65,14 +68,17 @@ def _evaluation_keys(seeds: list[int], step: int) -> jax.Array:
 
 def run_pbt(population: Population, seeds: list[int], rows: list[dict], intervals: int,
             interval_updates: int, rule: PBTRule, rng: np.random.Generator,
-            eval_episodes: int, environment: bool = False) -> PBTRun:
+            eval_episodes: int, environment: bool = False,
+            on_interval: Callable[[int, np.ndarray | None], None] | None = None) -> PBTRun:
     """Train `population` (its members start with hyperparameters `rows`, one seed each) for
     `intervals` x `interval_updates` updates with an exploit-and-explore step between two
-    intervals. `environment`: a copy also takes its parent's environments and PRNG key."""
+    intervals. `environment`: a copy also takes its parent's environments and PRNG key.
+    on_interval(updates done, fresh-episode means or None after the last): progress."""
     if len(rows) != population.size or len(seeds) != population.size:
         raise ValueError(f"one row and one seed per member: {population.size} members, "
                          f"{len(rows)} rows, {len(seeds)} seeds")
-    lineages = [Lineage(seed, [(0, dict(row))]) for seed, row in zip(seeds, rows, strict=True)]
+    lineages = [Lineage(seed, [(0, dict(row))], i)
+                for i, (seed, row) in enumerate(zip(seeds, rows, strict=True))]
     rows = [dict(row) for row in rows]
     chunks, exploit_updates = [], []
     for step in range(intervals):
@@ -85,13 +91,18 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
         parents, rows = pbt.step(rows, means, errors, rule, rng)
         population.copy_members(parents, environment=environment)
         population.set_hyperparams(stack_hyperparams(rows))
-        before = [list(lineage.history) for lineage in lineages]
+        before = [(list(lineage.history), lineage.root) for lineage in lineages]
         for i, (lineage, parent) in enumerate(zip(lineages, parents, strict=True)):
             lineage.evaluations.append(float(means[i]))
             if parent != i:
-                lineage.history = [*before[parent], (done, dict(rows[i]))]
+                history, lineage.root = before[parent]
+                lineage.history = [*history, (done, dict(rows[i]))]
                 lineage.copies.append((done, int(parent)))
         exploit_updates.append(done)
+        if on_interval is not None:
+            on_interval(done, means)
+    if on_interval is not None:
+        on_interval(intervals * interval_updates, None)
     curves = joined(chunks)
     final = population.evaluate(_evaluation_keys(seeds, intervals), eval_episodes)
     return PBTRun(lineages, exploit_updates, curves, np.asarray(final))

@@ -1,0 +1,256 @@
+"""`tune_hyperparameters.py --strategy pbt`: population-based training as one compiled
+population (`bb_jax.tuning.pbt_train.run_pbt`) recorded in an Optuna study, then the best
+final member's schedule replayed from scratch on fresh seeds against the default
+configuration (paired, at equal env steps).
+
+Each member is a trial: its parameters are the hyperparameters it started with (drawn by the
+study's sampler from the search space), its intermediate values the fresh-episode means at
+each exploit step (in env steps per member), its user attributes its lineage: `seed`,
+`schedule` (the hyperparameters its final weights trained under, in env steps, as
+`train_simple.py --schedule` reads them), `root` and `copies` (trial numbers). Its value is
+the mean of its final fresh episodes. A PBT study runs once: it is not resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bb_jax.cli.common import UsageError, check_writable_dir, enable_compile_cache, fail
+from bb_jax.train.config import HYPERPARAM_NAMES, PPOConfig
+
+PROG = "tune_hyperparameters.py"
+MAX_MEMBERS = 500  # each member trains its own tuning seed, below the validation seeds
+
+
+def check_pbt(args) -> dict:
+    """The PBT run's settings from the command line (UsageError: one line, exit 2)."""
+    from bb_jax.cli.common import parse_scenarios
+    from bb_jax.cli.tune import parse_fixed
+    from bb_jax.tuning.pbt import MIN_POPULATION, PBTRule
+    from bb_jax.tuning.storage import StorageError, validate_url
+
+    scenarios = parse_scenarios(args.scenario)
+    if len(scenarios) > 1:
+        raise UsageError("--strategy pbt trains one scenario; give one --scenario")
+    size = 16 if args.population_size == "auto" else int(args.population_size)
+    if not MIN_POPULATION <= size <= MAX_MEMBERS:
+        raise UsageError(f"--strategy pbt needs --population-size in {MIN_POPULATION}.."
+                         f"{MAX_MEMBERS}, got {size}")
+    for flag, given in (("--n-jobs", args.n_jobs != 1), ("--flop-budget", args.flop_budget),
+                        ("--time-budget", args.time_budget),
+                        ("--objectives", args.objectives != "return")):
+        if given:
+            raise UsageError(f"--strategy pbt trains one population in one process at equal "
+                             f"env steps: drop {flag}")
+    try:
+        rule = PBTRule(quantile=args.pbt_quantile, margin=args.pbt_margin)
+    except ValueError as err:
+        raise UsageError(f"--pbt-quantile/--pbt-margin: {err}") from None
+    fixed = parse_fixed(args.fix)
+    config = PPOConfig(scenario=scenarios[0], num_opponents=args.num_opponents,
+                       hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
+                       batch_size=fixed.get("batch_size", PPOConfig.batch_size),
+                       total_steps=None)
+    num_steps = args.num_steps or 200 * config.batch_size
+    if args.pbt_interval < config.batch_size or args.pbt_interval % config.batch_size:
+        raise UsageError(f"--pbt-interval must be a multiple of the batch size "
+                         f"({config.batch_size} env steps), got {args.pbt_interval}")
+    if num_steps % args.pbt_interval or num_steps < 2 * args.pbt_interval:
+        raise UsageError(f"--num-steps must be a multiple of --pbt-interval "
+                         f"({args.pbt_interval}) and at least two intervals, got {num_steps}")
+    if not args.no_validate and args.validate_seeds < 2:
+        raise UsageError(f"--validate-seeds must be >= 2, got {args.validate_seeds}")
+    if args.eval_episodes < 2:
+        raise UsageError(f"--strategy pbt compares members on --eval-episodes fresh episodes "
+                         f"each: give at least 2, got {args.eval_episodes}")
+    try:
+        validate_url(args.storage)
+    except StorageError as err:
+        raise UsageError(str(err)) from None
+    return {"config": config.replace(total_steps=num_steps), "size": size, "rule": rule,
+            "fixed": fixed, "interval_updates": args.pbt_interval // config.batch_size,
+            "intervals": num_steps // args.pbt_interval,
+            "output_dir": check_writable_dir(Path(args.output_dir), keep=False),
+            "study_name": args.study_name or f"pbt_{scenarios[0]}_s{args.seed}"}
+
+
+def pbt_main(args) -> int:
+    try:
+        plan = check_pbt(args)
+    except UsageError as err:
+        return fail(PROG, str(err))
+    from bb_jax.tuning.storage import StorageError, redact
+
+    try:
+        return _run(args, plan)
+    except StorageError as err:
+        return fail(PROG, redact(str(err)))
+
+
+def _study(args, plan):
+    import optuna
+
+    from bb_jax.tuning.storage import make_storage
+
+    storage = make_storage(args.storage)
+    try:
+        optuna.load_study(study_name=plan["study_name"], storage=storage)
+    except KeyError:
+        pass
+    else:
+        raise UsageError(f"study {plan['study_name']!r} exists: a PBT study runs once; "
+                         f"choose another --study-name")
+    return optuna.create_study(study_name=plan["study_name"], storage=storage,
+                               direction="maximize",
+                               sampler=optuna.samplers.TPESampler(seed=args.seed))
+
+
+def _run(args, plan) -> int:
+    import jax
+
+    from bb_jax.train.config import DEFAULT_HYPERPARAMS, stack_hyperparams
+    from bb_jax.train.population import Population
+    from bb_jax.tuning.pbt_train import run_pbt
+    from bb_jax.tuning.space import search_space, tuning_seeds
+
+    try:
+        study = _study(args, plan)
+    except UsageError as err:
+        return fail(PROG, str(err))
+    enable_compile_cache()
+    config, size = plan["config"], plan["size"]
+    space = search_space({**plan["fixed"], "hidden_size": config.hidden_size,
+                          "batch_size": config.batch_size})
+    trials = [study.ask(space) for _ in range(size)]
+    rows = [{**DEFAULT_HYPERPARAMS, **{k: v for k, v in t.params.items()
+                                       if k in HYPERPARAM_NAMES}} for t in trials]
+    seeds = tuning_seeds(args.seed, size)
+    print(f"study {study.study_name} | PBT: {size} members x {config.total_steps:,} env steps "
+          f"| hidden {config.hidden_size} batch {config.batch_size} | exploit every "
+          f"{args.pbt_interval:,} steps (bottom {plan['rule'].quantile:g} copy the top beyond "
+          f"{plan['rule'].margin:g} standard errors)", flush=True)
+    started = time.perf_counter()
+    keys = jax.numpy.stack([jax.random.PRNGKey(seed) for seed in seeds])
+    population = Population(config, stack_hyperparams(rows), keys)
+
+    def progress(updates: int, means) -> None:
+        best = "" if means is None else f"  best fresh-episode mean {np.max(means):8.2f}"
+        print(f"{updates * config.batch_size:>10,} env steps  "
+              f"{time.perf_counter() - started:7.1f} s{best}", flush=True)
+
+    run = run_pbt(population, seeds, rows, plan["intervals"], plan["interval_updates"],
+                  plan["rule"], np.random.default_rng(args.seed), args.eval_episodes,
+                  on_interval=progress)
+    _record(study, trials, run, config, args, plan, time.perf_counter() - started)
+    best = trials[run.best]
+    schedule_path = plan["output_dir"] / f"{study.study_name}_schedule.json"
+    plan["output_dir"].mkdir(parents=True, exist_ok=True)
+    schedule_path.write_text(json.dumps(
+        run.lineages[run.best].schedule.as_env_steps(config.batch_size), indent=2))
+    print(f"best final member: trial {best.number}, fresh-episode mean "
+          f"{float(run.final_returns[run.best].mean()):.2f} (the best of {size} noisy values, "
+          f"biased upwards); its schedule: {schedule_path}")
+    if not args.no_validate:
+        _validate(study, run, config, args, plan, schedule_path)
+    from bb_jax.tuning.outputs import write_outputs
+
+    paths = write_outputs(study, args.storage, plan["output_dir"])
+    lineage_plot(run, config.batch_size, plan["output_dir"] / f"{study.study_name}_lineage.png")
+    print(f"results: {paths['results']}")
+    return 0
+
+
+def _record(study, trials, run, config, args, plan, seconds: float) -> None:
+    """Each member's trial: intermediate values at the exploit steps, its lineage, its final
+    value; the study's PBT settings."""
+    batch = config.batch_size
+    study.set_user_attr("strategy", "pbt")
+    study.set_user_attr("scenarios", [config.scenario])
+    study.set_user_attr("num_opponents", config.num_opponents)
+    study.set_user_attr("num_steps", config.total_steps)
+    study.set_user_attr("pbt", {
+        "population_size": plan["size"], "interval_env_steps": args.pbt_interval,
+        "quantile": plan["rule"].quantile, "margin": plan["rule"].margin,
+        "eval_episodes": args.eval_episodes, "hidden_size": config.hidden_size,
+        "batch_size": batch, "exploit_env_steps": [u * batch for u in run.exploit_updates],
+        "wall_time_s": round(seconds, 2)})
+    for trial, lineage, final in zip(trials, run.lineages, run.final_returns, strict=True):
+        for update, value in zip(run.exploit_updates, lineage.evaluations, strict=True):
+            trial.report(value, update * batch)
+        trial.set_user_attr("seed", lineage.seed)
+        trial.set_user_attr("root", trials[lineage.root].number)
+        trial.set_user_attr("schedule", lineage.schedule.as_env_steps(batch))
+        trial.set_user_attr("copies", [{"env_steps": u * batch, "parent": trials[p].number}
+                                       for u, p in lineage.copies])
+        study.tell(trial, float(np.mean(final)))
+
+
+def _validate(study, run, config, args, plan, schedule_path: Path) -> None:
+    """The best member's schedule from scratch against the defaults on fresh seeds (the same
+    seeds for both: paired), at the study's env steps; the outcome in the study."""
+    from bb_jax.stats import paired_difference
+    from bb_jax.train.config import DEFAULT_HYPERPARAMS
+    from bb_jax.train.runs import train_seeds
+    from bb_jax.tuning.space import validation_seeds
+
+    lineage = run.lineages[run.best]
+    seeds = validation_seeds(args.seed, args.validate_seeds)
+    chunk = plan["interval_updates"]
+
+    def values(result) -> np.ndarray:
+        if args.objective == "eval_return":
+            return result.eval_sampled.mean(axis=1)
+        return result.final_returns[:, 0]
+
+    scheduled = train_seeds(config, lineage.history[0][1], seeds, chunk, args.eval_episodes,
+                            schedule=lineage.schedule)
+    control = train_seeds(config, dict(DEFAULT_HYPERPARAMS), seeds, chunk, args.eval_episodes)
+    diff = paired_difference(values(scheduled), values(control))
+    outcome = {"seeds": seeds, "schedule": values(scheduled).tolist(),
+               "control": values(control).tolist(), "difference": diff.as_dict(),
+               "objective": args.objective}
+    study.set_user_attr("pbt_validation", outcome)
+    verdict = ("the schedule beats the defaults" if diff.significant else
+               "keep the defaults: the schedule did not beat them")
+    print(f"validation on {len(seeds)} fresh seeds ({args.objective}): schedule "
+          f"{np.mean(outcome['schedule']):.2f}, defaults {np.mean(outcome['control']):.2f}, "
+          f"difference {diff.mean:+.2f} +/- {diff.ci95:.2f} (paired 95% CI): {verdict}")
+    command = ["python", "scripts/train_simple.py", "--scenario", config.scenario,
+               "--num-opponents", str(config.num_opponents), "--num-steps",
+               str(config.total_steps), "--hidden-size", str(config.hidden_size),
+               "--batch-size", str(config.batch_size), "--chunk-updates", str(chunk),
+               "--schedule", str(schedule_path), "--seeds", *map(str, seeds)]
+    print(f"train the schedule: {shlex.join(command)}")
+
+
+def lineage_plot(run, batch_size: int, path: Path) -> None:
+    """Every member's learning rate over env steps and its fresh-episode means at the
+    exploit steps, coloured by the lineage (root member) its final weights came from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rates, values) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    colours = plt.get_cmap("tab20")
+    end = len(next(iter(run.curves.values()))[0]) * batch_size
+    for i, lineage in enumerate(run.lineages):
+        colour = colours(lineage.root % 20)
+        steps = [u * batch_size for u, _ in lineage.history] + [end]
+        rate = [row["learning_rate"] for _, row in lineage.history]
+        rates.step(steps, [*rate, rate[-1]], where="post", color=colour, alpha=0.8)
+        values.plot([u * batch_size for u in run.exploit_updates], lineage.evaluations,
+                    marker="o", color=colour, alpha=0.8, label=f"member {i}")
+    rates.set_yscale("log")
+    rates.set_ylabel("learning rate")
+    values.set_ylabel("fresh-episode mean")
+    values.set_xlabel("env steps per member")
+    rates.set_title("PBT lineages (colour: the member a lineage began with)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
