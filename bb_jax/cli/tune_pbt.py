@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -90,6 +91,9 @@ def pbt_main(args) -> int:
         return _run(args, plan)
     except StorageError as err:
         return fail(PROG, redact(str(err)))
+    except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
+        print(f"{PROG}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
+        return 1
 
 
 def _study(args, plan):
