@@ -200,6 +200,7 @@ def _validate(study, run, config, args, plan, schedule_path: Path) -> None:
     from bb_jax.stats import paired_difference
     from bb_jax.train.config import DEFAULT_HYPERPARAMS
     from bb_jax.train.runs import train_seeds
+    from bb_jax.tuning.outputs import python_command
     from bb_jax.tuning.space import validation_seeds
 
     lineage = run.lineages[run.best]
@@ -224,7 +225,7 @@ def _validate(study, run, config, args, plan, schedule_path: Path) -> None:
     print(f"validation on {len(seeds)} fresh seeds ({args.objective}): schedule "
           f"{np.mean(outcome['schedule']):.2f}, defaults {np.mean(outcome['control']):.2f}, "
           f"difference {diff.mean:+.2f} +/- {diff.ci95:.2f} (paired 95% CI): {verdict}")
-    command = ["python", "scripts/train_simple.py", "--scenario", config.scenario,
+    command = [python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
                "--num-opponents", str(config.num_opponents), "--num-steps",
                str(config.total_steps), "--hidden-size", str(config.hidden_size),
                "--batch-size", str(config.batch_size), "--chunk-updates", str(chunk),

@@ -174,12 +174,13 @@ class _ChunkLoop:
     base: dict | None = None  # the hyperparameters the schedule changes
 
     def run(self, plan: list[int], chunks: list[dict], done: int) -> None:
-        saved = done
+        saved, in_force = done, self.base  # the population starts with `base`
         try:
             for length in plan[done // plan[0]:]:
-                if self.schedule is not None:  # the same values leave the program as it is
-                    row = self.schedule.at(done, self.base)
+                row = self.schedule.at(done, self.base) if self.schedule else self.base
+                if row != in_force:  # set only when a change starts (no recompile either way)
                     self.population.set_hyperparams(stack_hyperparams([row] * self.num_members))
+                    in_force = row
                 with interrupts.deferred():  # the state, its curves and `done` agree
                     chunks.append(self.population.run(length))  # on the device until read
                     done += length

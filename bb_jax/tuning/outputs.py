@@ -21,7 +21,7 @@ from bb_jax.tuning.space import CONTROL, TRAIN_FLAGS
 from bb_jax.tuning.storage import redact
 
 
-def _python_command() -> str:
+def python_command() -> str:
     """The interpreter to print: this one, relative, when it lives under the working folder
     (e.g. the quick start's .venv/bin/python), else plain `python`."""
     relative = os.path.relpath(sys.executable)
@@ -34,7 +34,7 @@ def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps
     the study's scenarios and opponents, these seeds and steps."""
     attrs = study.user_attrs
     scenarios = attrs.get("scenarios", ["default"])
-    args = [_python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
+    args = [python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
             "--num-opponents", str(attrs.get("num_opponents", 2)),
             "--num-steps", str(num_steps)]
     for name, flag in TRAIN_FLAGS.items():
