@@ -30,6 +30,8 @@ if not devices.user_set_count():
 
 def pytest_configure(config):
     global _session_cache
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(_CACHE_ENV):
+        return  # a pytest-xdist worker shares the cache its controller made
     _session_cache = tempfile.mkdtemp(prefix="bb_jax_test_xla_")
     os.environ[_CACHE_ENV] = _session_cache
 
