@@ -19,6 +19,8 @@ studies is written beside the JSON.
 
     python benchmarks/tune_cost.py                                 # documented run
     python benchmarks/tune_cost.py --quick --out /tmp/c.json       # smoke (test suite)
+    python benchmarks/tune_cost.py --revalidate --validate-seeds 24 --validate-seed-start 42600
+                                   # the stored picks again on 24 other fresh seeds
 """
 
 from __future__ import annotations
@@ -115,6 +117,14 @@ def tune(scenario: str, name: str, spec: dict, args, steps: int) -> dict:
     return row
 
 
+def validation_seeds(args) -> list[int]:
+    """The fresh seeds: a block of --validate-seeds from --validate-seed-start (default
+    seed x 1000 + 500), disjoint from every tuning seed (tuning uses seed and seed + 1)."""
+    start = args.seed * 1000 + 500 if args.validate_seed_start is None \
+        else args.validate_seed_start
+    return [start + i for i in range(args.validate_seeds)]
+
+
 def validate_picks(scenario: str, rows: list[dict], args) -> dict:
     """Every strategy's pick and the control on the same fresh seeds at the FLOP budget."""
     candidates, same_as = [Candidate(CONTROL, control_params(), None)], {}
@@ -131,7 +141,7 @@ def validate_picks(scenario: str, rows: list[dict], args) -> dict:
         PPOConfig(scenario=scenario, total_steps=None, batch_size=LARGEST_BATCH),
         num_steps=None, flop_budget=args.flop_budget, eval_interval=args.eval_interval,
         eval_episodes=args.eval_episodes)
-    seeds = [args.seed * 1000 + 500 + i for i in range(args.validate_seeds)]
+    seeds = validation_seeds(args)
     started = time.perf_counter()
     outcome = validate(candidates, member_spec, trainer, [scenario], seeds)
     by_name = {r["trial"]: r for r in outcome["rows"]}
@@ -152,6 +162,44 @@ def verdict(scenario_result: dict) -> bool:
     vs = scenario_result["validation"]["vs_control"]
     return any(vs.get(k, {}).get("significant") and vs[k]["mean"] > 0
                for k in ("compute_budget", "compute_budget_vs_step_budget"))
+
+
+def revalidate(out: Path, args) -> int:
+    """Validate the stored picks again on another block of fresh seeds (a larger one, say):
+    the picks and the first validation stay as they were; the new one is stored beside them
+    under "revalidations", with the same verdict."""
+    results = json.loads(out.read_text())
+    seeds = validation_seeds(args)
+    used = {s for e in results["scenarios"] for s in e["validation"]["seeds"]}
+    used |= {s for r in results.get("revalidations", []) for s in r["seeds"]}
+    if used & set(seeds):
+        print(f"error: seeds {sorted(used & set(seeds))} were used by an earlier validation; "
+              f"choose another --validate-seed-start", file=sys.stderr)
+        return 2
+    args.flop_budget, args.eval_interval = (results["settings"][k]
+                                            for k in ("flop_budget", "eval_interval"))
+    args.eval_episodes = results["settings"]["eval_episodes"]
+    entry = {"seeds": seeds, "machine": machine_info(), "scenarios": []}
+    for stored in results["scenarios"]:
+        rows = [stored[name] for name in STRATEGIES if name in stored]
+        again = {"scenario": stored["scenario"],
+                 "validation": validate_picks(stored["scenario"], rows, args)}
+        again["compute_aware_wins"] = verdict(again)
+        report(stored["scenario"], again["validation"])
+        entry["scenarios"].append(again)
+    entry["compute_aware_wins"] = sum(e["compute_aware_wins"] for e in entry["scenarios"])
+    results.setdefault("revalidations", []).append(entry)
+    out.write_text(json.dumps(finite_json(results), indent=2))
+    print(f"on {len(seeds)} new fresh seeds the compute-aware pick beats the step-budget pick "
+          f"or the defaults on {entry['compute_aware_wins']} of {len(entry['scenarios'])} "
+          f"scenarios")
+    return 0
+
+
+def report(scenario: str, validation: dict) -> None:
+    for name, diff in validation["vs_control"].items():
+        print(f"{scenario:>8} {name:<32} {diff['mean']:+7.1f} +/- {diff['ci95']:.1f}"
+              f"{' *' if diff['significant'] else ''}", flush=True)
 
 
 def plot_fronts(results: dict, path: Path) -> None:
@@ -196,13 +244,20 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-interval", type=int, default=4096)
     ap.add_argument("--validate-seeds", type=int, default=6)
     ap.add_argument("--eval-episodes", type=int, default=200)
+    ap.add_argument("--validate-seed-start", type=int, default=None,
+                    help="first fresh seed (default: seed x 1000 + 500)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--revalidate", action="store_true",
+                    help="tune nothing: validate the picks already in --out again on the "
+                         "fresh seeds given, kept beside the first validation")
     args = ap.parse_args(argv)
     if args.quick:
         args.scenario, args.flop_budget, args.trials = "easy", 1e10, 2
         args.validate_seeds, args.eval_episodes, args.eval_interval = 2, 16, 2048
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.revalidate:
+        return revalidate(Path(args.out), args)
     steps = control_steps(args.flop_budget)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,9 +277,7 @@ def main(argv=None) -> int:
                   f" | {row['tune_s']:.0f} s ({row['compile_s']:.0f} s compiling)", flush=True)
         entry["validation"] = validate_picks(scenario, rows, args)
         entry["compute_aware_wins"] = verdict(entry)
-        for name, diff in entry["validation"]["vs_control"].items():
-            print(f"{scenario:>8} {name:<32} {diff['mean']:+7.1f} +/- {diff['ci95']:.1f}"
-                  f"{' *' if diff['significant'] else ''}", flush=True)
+        report(scenario, entry["validation"])
         results["scenarios"].append(entry)
         results["compute_aware_wins"] = sum(e["compute_aware_wins"]
                                             for e in results["scenarios"])

@@ -41,3 +41,22 @@ def test_tune_cost_quick(tmp_path):
     assert "compute_budget_vs_step_budget" in validation["vs_control"]
     assert results["compute_aware_wins"] == int(entry["compute_aware_wins"])
     assert (out.parent / "cost_pareto.png").stat().st_size > 0
+
+    # the same picks again on other fresh seeds, kept beside the first validation
+    again = [sys.executable, "benchmarks/tune_cost.py", "--revalidate", "--out", str(out),
+             "--validate-seeds", "3", "--validate-seed-start", "43000"]
+    proc = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stored = json.loads(out.read_text())
+    assert stored["scenarios"] == results["scenarios"], "tuning and first validation unchanged"
+    (revalidation,) = stored["revalidations"]
+    assert revalidation["seeds"] == [43000, 43001, 43002]
+    rows = {r["trial"]: r for r in revalidation["scenarios"][0]["validation"]["rows"]}
+    assert {n: r["params"] for n, r in rows.items()} == {
+        r["trial"]: r["params"] for r in validation["rows"]}, "the same picks, validated again"
+    assert all(len(r["per_seed"]) == 3 for r in rows.values())
+    # a seed block that overlaps an earlier validation is refused, nothing written
+    before = out.read_text()
+    proc = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 2 and "used by an earlier validation" in proc.stderr
+    assert out.read_text() == before
