@@ -5,8 +5,10 @@ intervals and once with an exploit-and-explore step between two intervals
 device and the new hyperparameters). Both end with the same final evaluation. Both programs
 are compiled before the timed runs (and their compile seconds reported), so the overhead is
 (PBT wall - plain wall) / plain wall at equal env steps, over `--repeats` alternating
-pairs. Also checks that the PBT run
-compiled no training program of its own.
+pairs. That difference of two runs carries the machine's drift between them; the PBT runs
+also time their exploit steps from inside (from the end of an interval's training to the
+end of the copy), whose share of their own wall time the drift cannot reach. Also checks
+that the PBT run compiled no training program of its own.
 
     python benchmarks/pbt_overhead.py                      # 16 members x 204,800 steps
     python benchmarks/pbt_overhead.py --num-steps 20480 --out /tmp/pbt.json   # a smoke run
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     compiled_before = len(compiles)
-    plain_s, pbt_s = [], []
+    plain_s, pbt_s, exploit_s = [], [], []
     for _ in range(args.repeats):  # alternating, so drift in the machine hits both alike
         population = _population(config, rows, seeds)
         start = time.perf_counter()
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_pbt(population, seeds, rows, intervals, interval_updates, PBTRule(),
                       np.random.default_rng(2), args.eval_episodes)
         pbt_s.append(time.perf_counter() - start)
+        exploit_s.append(run.exploit_seconds)
     steps = intervals * interval_updates * config.batch_size
     ratios = [b / a - 1 for a, b in zip(plain_s, pbt_s, strict=True)]
     result = {
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "pbt_wall_s": [round(x, 2) for x in pbt_s],
         "overhead_fraction_per_pair": [round(x, 4) for x in ratios],
         "overhead_fraction": round(sum(pbt_s) / sum(plain_s) - 1, 4),
+        "exploit_s": [round(x, 2) for x in exploit_s],
+        "exploit_share_of_pbt_wall": round(sum(exploit_s) / sum(pbt_s), 4),
         "training_programs_compiled_by_the_timed_runs": sum(
             "run_updates" in str(name) for name, _ in compiles[compiled_before:]),
         "copies_in_the_last_pbt_run": sum(len(lineage.copies) for lineage in run.lineages),

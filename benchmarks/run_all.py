@@ -66,6 +66,8 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         "tune_cost": ["tune_cost.py"],
         # population-based training's exploit/explore steps against the same plain training
         "pbt_overhead": ["pbt_overhead.py"],
+        # PBT's replayed schedule vs TPE and random search at equal env steps, fresh seeds
+        "pbt_quality": ["pbt_quality.py"],
     }
 
 

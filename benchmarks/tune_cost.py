@@ -40,7 +40,13 @@ from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.cost import CompileClock, flops_per_env_step
 from bb_jax.tuning.cohorts import CohortTrainer
 from bb_jax.tuning.outputs import finite_json
-from bb_jax.tuning.space import CONTROL, LARGEST_BATCH, control_params, member_spec
+from bb_jax.tuning.space import (
+    CONTROL,
+    LARGEST_BATCH,
+    control_params,
+    member_spec,
+    validation_seeds,
+)
 from bb_jax.tuning.tuner import Tuner, TuneSettings
 from bb_jax.tuning.validation import Candidate, validate
 
@@ -117,14 +123,6 @@ def tune(scenario: str, name: str, spec: dict, args, steps: int) -> dict:
     return row
 
 
-def validation_seeds(args) -> list[int]:
-    """The fresh seeds: a block of --validate-seeds from --validate-seed-start (default
-    seed x 1000 + 500), disjoint from every tuning seed (tuning uses seed and seed + 1)."""
-    start = args.seed * 1000 + 500 if args.validate_seed_start is None \
-        else args.validate_seed_start
-    return [start + i for i in range(args.validate_seeds)]
-
-
 def validate_picks(scenario: str, rows: list[dict], args) -> dict:
     """Every strategy's pick and the control on the same fresh seeds at the FLOP budget."""
     candidates, same_as = [Candidate(CONTROL, control_params(), None)], {}
@@ -141,7 +139,7 @@ def validate_picks(scenario: str, rows: list[dict], args) -> dict:
         PPOConfig(scenario=scenario, total_steps=None, batch_size=LARGEST_BATCH),
         num_steps=None, flop_budget=args.flop_budget, eval_interval=args.eval_interval,
         eval_episodes=args.eval_episodes)
-    seeds = validation_seeds(args)
+    seeds = validation_seeds(args.seed, args.validate_seeds, args.validate_seed_start)
     started = time.perf_counter()
     outcome = validate(candidates, member_spec, trainer, [scenario], seeds)
     by_name = {r["trial"]: r for r in outcome["rows"]}
@@ -169,7 +167,7 @@ def revalidate(out: Path, args) -> int:
     the picks and the first validation stay as they were; the new one is stored beside them
     under "revalidations", with the same verdict."""
     results = json.loads(out.read_text())
-    seeds = validation_seeds(args)
+    seeds = validation_seeds(args.seed, args.validate_seeds, args.validate_seed_start)
     used = {s for e in results["scenarios"] for s in e["validation"]["seeds"]}
     used |= {s for r in results.get("revalidations", []) for s in r["seeds"]}
     if used & set(seeds):

@@ -222,6 +222,7 @@ class _PlantedPopulation:
         self.size = len(quality)
         self.rng = np.random.default_rng(0)
         self.set_rows = []
+        self.state = self.hyperparams = None
 
     def run(self, updates):
         return {"mean_return": np.tile(self.quality[:, None], (1, updates)),
@@ -262,6 +263,46 @@ def test_pbt_lineage_follows_the_weights():
     assert fourth.schedule.changes == ((0, rows[3]),)
     assert run.curves["mean_return"].shape == (4, 15)
     assert run.best in (0, 1, 3) and len(first.evaluations) == 2
+
+
+def test_an_interrupted_pbt_run_goes_on_from_its_last_exploit_step(tmp_path):
+    """Stopped after its first exploit step's checkpoint (Ctrl-C in the second step's
+    progress call, before that step's checkpoint), a run started again from the checkpoint
+    ends bit-identical to the uninterrupted run: parameters, lineages, curves, final
+    episodes."""
+    from bb_jax.train.checkpoints import Checkpoints
+
+    keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in range(4)])
+    rows = [{**DEFAULT_HYPERPARAMS, "learning_rate": lr} for lr in (1e-5, 1e-4, 5e-4, 1e-3)]
+
+    def train(checkpoints=None, on_interval=None):
+        population = Population(CONFIG, stack_hyperparams(rows), keys)
+        run = run_pbt(population, [0, 1, 2, 3], rows, intervals=3, interval_updates=2,
+                      rule=PBTRule(margin=0.0, resample_probability=0.5),
+                      rng=np.random.default_rng(7), eval_episodes=8,
+                      on_interval=on_interval, checkpoints=checkpoints)
+        return population, run
+
+    def stop_at_the_second_step(updates, means):
+        if updates == 4:
+            raise KeyboardInterrupt
+
+    whole, expected = train()
+    with pytest.raises(KeyboardInterrupt):
+        train(Checkpoints(tmp_path / "ckpt"), stop_at_the_second_step)
+    checkpoints = Checkpoints(tmp_path / "ckpt")
+    assert checkpoints.latest() == 2
+    resumed, run = train(checkpoints)
+    assert [lineage.as_json() for lineage in run.lineages] == [
+        lineage.as_json() for lineage in expected.lineages]
+    assert sum(len(lineage.copies) for lineage in run.lineages) == 2
+    assert run.exploit_updates == expected.exploit_updates == [2, 4]
+    assert expected.exploit_seconds > 0.0, "the exploit steps are timed"
+    for name, curve in expected.curves.items():
+        np.testing.assert_array_equal(run.curves[name], curve)
+    np.testing.assert_array_equal(run.final_returns, expected.final_returns)
+    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(whole.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.slow
@@ -349,5 +390,82 @@ def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, c
     assert [t["user_attrs"]["schedule"] for t in results["trials"]] == [
         t.user_attrs["schedule"] for t in trials]
     assert (tmp_path / "out" / "pbt_lineage.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "out" / "pbt_checkpoints").exists(), "a finished run drops them"
     assert tune_main(argv) == 2
-    assert "runs once" in capsys.readouterr().err
+    assert "no unfinished PBT run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_pbt_run_killed_after_an_exploit_step_continues_with_the_same_command(tmp_path):
+    """tune_hyperparameters.py --strategy pbt killed with SIGKILL after its first exploit
+    step's checkpoint, then the same command: the same member trials complete with the
+    values, intermediate values and lineages of an uninterrupted run; other settings for the
+    unfinished study are refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import optuna
+
+    root = Path(__file__).resolve().parents[1]
+    script = [sys.executable, str(root / "scripts" / "tune_hyperparameters.py")]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def argv(folder):
+        return [*script, *_pbt_cli(folder, "--num-steps", "30720", "--no-validate")]
+
+    def members(folder):
+        study = optuna.load_study(study_name="pbt", storage=f"sqlite:///{folder}/pbt.db")
+        return [(t.number, t.state.name, t.value, t.intermediate_values, t.user_attrs)
+                for t in study.trials]
+
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    for folder in (whole, stopped):
+        folder.mkdir()
+    done = subprocess.run(argv(whole), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    proc = subprocess.Popen(argv(stopped), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    steps = stopped / "out" / "pbt_checkpoints"
+    deadline = time.monotonic() + 600
+    while not (steps.is_dir() and any(p.name.isdigit() for p in steps.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert {state for _, state, *_ in members(stopped)} == {"RUNNING"}
+    other = subprocess.run([*argv(stopped), "--pbt-margin", "1.0"], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode == 2 and "other settings (margin)" in other.stderr
+    again = subprocess.run(argv(stopped), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continued from" in again.stdout
+    assert members(stopped) == members(whole)
+    assert {state for _, state, *_ in members(stopped)} == {"COMPLETE"}
+    assert not steps.exists()
+
+
+@pytest.mark.slow
+def test_pbt_quality_benchmark_smoke(tmp_path):
+    """benchmarks/pbt_quality.py --quick: PBT, TPE and random search at equal env steps, each
+    pick and the defaults trained again on the same fresh seeds, paired."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "pbt_quality.json"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "benchmarks/pbt_quality.py", "--quick", "--out",
+                           str(out)], cwd=root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (entry,) = json.loads(out.read_text())["scenarios"]
+    assert entry["pbt"]["env_steps"] == 4 * 4096 >= entry["tpe"]["env_steps"]
+    assert entry["pbt"]["pick"]["schedule"][0]["env_steps"] == 0
+    validation = entry["validation"]
+    assert set(validation["per_seed"]) == {"control", "pbt", "tpe", "random"}
+    assert all(len(v) == 2 for v in validation["per_seed"].values())
+    assert not set(validation["seeds"]) & {44000, 44001, 44002, 44003}, "fresh seeds"
+    assert {"pbt", "tpe", "random", "pbt_vs_tpe"} <= set(validation["differences"])

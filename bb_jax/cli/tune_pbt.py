@@ -8,19 +8,28 @@ study's sampler from the search space), its intermediate values the fresh-episod
 each exploit step (in env steps per member), its user attributes its lineage: `seed`,
 `schedule` (the hyperparameters its final weights trained under, in env steps, as
 `train_simple.py --schedule` reads them), `root` and `copies` (trial numbers). Its value is
-the mean of its final fresh episodes. A PBT study runs once: it is not resumed.
+the mean of its final fresh episodes.
+
+The study records the run's settings and its members' trial numbers when it is created
+(user attribute `pbt_plan`), and the run saves a checkpoint after every exploit step in
+OUTPUT_DIR/STUDY_checkpoints. The same command again, after Ctrl-C, SIGTERM or kill -9,
+goes on from the latest exploit step with the same trials and ends as the uninterrupted run
+would; other settings are refused. A finished PBT study is not run again.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bb_jax import interrupts
 from bb_jax.cli.common import UsageError, check_writable_dir, enable_compile_cache, fail
 from bb_jax.train.config import HYPERPARAM_NAMES, PPOConfig
 
@@ -88,7 +97,13 @@ def pbt_main(args) -> int:
     from bb_jax.tuning.storage import StorageError, redact
 
     try:
-        return _run(args, plan)
+        with interrupts.raising():
+            return _run(args, plan)
+    except KeyboardInterrupt as err:
+        print(f"interrupted: the same command continues study {plan['study_name']!r} from "
+              f"its latest exploit step", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, interrupts.Terminated)
+                      else signal.SIGINT)
     except StorageError as err:
         return fail(PROG, redact(str(err)))
     except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
@@ -96,61 +111,114 @@ def pbt_main(args) -> int:
         return 1
 
 
-def _study(args, plan):
+def plan_record(args, plan) -> dict:
+    """The settings that make a PBT run what it is, as the study records them."""
+    config, rule = plan["config"], plan["rule"]
+    return {"scenario": config.scenario, "num_opponents": config.num_opponents,
+            "hidden_size": config.hidden_size, "batch_size": config.batch_size,
+            "num_steps": config.total_steps, "population_size": plan["size"],
+            "interval_env_steps": args.pbt_interval, "quantile": rule.quantile,
+            "margin": rule.margin, "eval_episodes": args.eval_episodes, "seed": args.seed,
+            "fixed": plan["fixed"]}
+
+
+def _study(args, plan, storage):
+    """(study, its members' trial numbers or None for a new study, checkpoint folder)."""
     import optuna
 
-    from bb_jax.tuning.storage import make_storage
-
-    storage = make_storage(args.storage)
+    record = plan_record(args, plan)
+    name = plan["study_name"]
+    folder = (plan["output_dir"] / f"{name}_checkpoints").resolve()
     try:
-        optuna.load_study(study_name=plan["study_name"], storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        pass
-    else:
-        raise UsageError(f"study {plan['study_name']!r} exists: a PBT study runs once; "
-                         f"choose another --study-name")
-    return optuna.create_study(study_name=plan["study_name"], storage=storage,
-                               direction="maximize",
-                               sampler=optuna.samplers.TPESampler(seed=args.seed))
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=args.seed))
+        return study, None, folder
+    saved = study.user_attrs.get("pbt_plan")
+    if saved is None or "pbt" in study.user_attrs:
+        raise UsageError(f"study {name!r} exists and is no unfinished PBT run; choose another "
+                         f"--study-name")
+    differ = [key for key in record if saved["settings"].get(key) != record[key]]
+    if differ:
+        raise UsageError(f"study {name!r} is an unfinished PBT run with other settings "
+                         f"({', '.join(differ)}): give its own command to continue it, or "
+                         f"another --study-name")
+    return study, saved["trials"], Path(saved["checkpoints"])
+
+
+def _member_trials(study, storage, numbers: list[int]):
+    """The running trials of an unfinished PBT run, by number."""
+    import optuna
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trials = []
+    for number in numbers:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        if storage.get_trial(trial_id).state != optuna.trial.TrialState.RUNNING:
+            raise UsageError(f"study {study.study_name!r}: member trial {number} is no longer "
+                             f"running; choose another --study-name")
+        trials.append(optuna.trial.Trial(study, trial_id))
+    return trials
 
 
 def _run(args, plan) -> int:
     import jax
 
+    from bb_jax.train.checkpoints import Checkpoints
     from bb_jax.train.config import DEFAULT_HYPERPARAMS, stack_hyperparams
     from bb_jax.train.population import Population
     from bb_jax.tuning.pbt_train import run_pbt
     from bb_jax.tuning.space import search_space, tuning_seeds
+    from bb_jax.tuning.storage import make_storage
 
+    storage = make_storage(args.storage, heartbeat_interval=None)  # one process, no liveness
     try:
-        study = _study(args, plan)
+        study, numbers, folder = _study(args, plan, storage)
+        enable_compile_cache()
+        config, size = plan["config"], plan["size"]
+        if numbers is None:
+            space = search_space({**plan["fixed"], "hidden_size": config.hidden_size,
+                                  "batch_size": config.batch_size})
+            with interrupts.deferred():  # the members and the record that names them
+                trials = [study.ask(space) for _ in range(size)]
+                study.set_user_attr("pbt_plan", {
+                    "settings": plan_record(args, plan), "checkpoints": str(folder),
+                    "trials": [t.number for t in trials]})
+        else:
+            trials = _member_trials(study, storage, numbers)
     except UsageError as err:
         return fail(PROG, str(err))
-    enable_compile_cache()
-    config, size = plan["config"], plan["size"]
-    space = search_space({**plan["fixed"], "hidden_size": config.hidden_size,
-                          "batch_size": config.batch_size})
-    trials = [study.ask(space) for _ in range(size)]
     rows = [{**DEFAULT_HYPERPARAMS, **{k: v for k, v in t.params.items()
                                        if k in HYPERPARAM_NAMES}} for t in trials]
     seeds = tuning_seeds(args.seed, size)
+    checkpoints = Checkpoints(folder)
+    resumed = checkpoints.latest()
     print(f"study {study.study_name} | PBT: {size} members x {config.total_steps:,} env steps "
           f"| hidden {config.hidden_size} batch {config.batch_size} | exploit every "
           f"{args.pbt_interval:,} steps (bottom {plan['rule'].quantile:g} copy the top beyond "
-          f"{plan['rule'].margin:g} standard errors)", flush=True)
+          f"{plan['rule'].margin:g} standard errors)"
+          + ("" if resumed is None else
+             f" | continued from {resumed * config.batch_size:,} env steps"), flush=True)
     started = time.perf_counter()
     keys = jax.numpy.stack([jax.random.PRNGKey(seed) for seed in seeds])
     population = Population(config, stack_hyperparams(rows), keys)
 
     def progress(updates: int, means) -> None:
         best = "" if means is None else f"  best fresh-episode mean {np.max(means):8.2f}"
+        if means is not None:  # live in the study: intermediate values per member
+            for trial, value in zip(trials, means, strict=True):
+                trial.report(float(value), updates * config.batch_size)
         print(f"{updates * config.batch_size:>10,} env steps  "
               f"{time.perf_counter() - started:7.1f} s{best}", flush=True)
 
     run = run_pbt(population, seeds, rows, plan["intervals"], plan["interval_updates"],
                   plan["rule"], np.random.default_rng(args.seed), args.eval_episodes,
-                  on_interval=progress)
-    _record(study, trials, run, config, args, plan, time.perf_counter() - started)
+                  on_interval=progress, checkpoints=checkpoints)
+    with interrupts.deferred():  # every member told, then the checkpoints dropped
+        _record(study, trials, run, config, args, plan, time.perf_counter() - started)
+        checkpoints.close()
+        shutil.rmtree(folder, ignore_errors=True)
     best = trials[run.best]
     schedule_path = plan["output_dir"] / f"{study.study_name}_schedule.json"
     plan["output_dir"].mkdir(parents=True, exist_ok=True)
@@ -170,8 +238,8 @@ def _run(args, plan) -> int:
 
 
 def _record(study, trials, run, config, args, plan, seconds: float) -> None:
-    """Each member's trial: intermediate values at the exploit steps, its lineage, its final
-    value; the study's PBT settings."""
+    """Each member's trial: its lineage and final value (its intermediate values were
+    reported live); the study's PBT settings."""
     batch = config.batch_size
     study.set_user_attr("strategy", "pbt")
     study.set_user_attr("scenarios", [config.scenario])
@@ -184,8 +252,6 @@ def _record(study, trials, run, config, args, plan, seconds: float) -> None:
         "batch_size": batch, "exploit_env_steps": [u * batch for u in run.exploit_updates],
         "wall_time_s": round(seconds, 2)})
     for trial, lineage, final in zip(trials, run.lineages, run.final_returns, strict=True):
-        for update, value in zip(run.exploit_updates, lineage.evaluations, strict=True):
-            trial.report(value, update * batch)
         trial.set_user_attr("seed", lineage.seed)
         trial.set_user_attr("root", trials[lineage.root].number)
         trial.set_user_attr("schedule", lineage.schedule.as_env_steps(batch))
@@ -234,28 +300,45 @@ def _validate(study, run, config, args, plan, schedule_path: Path) -> None:
 
 
 def lineage_plot(run, batch_size: int, path: Path) -> None:
-    """Every member's learning rate over env steps and its fresh-episode means at the
-    exploit steps, coloured by the lineage (root member) its final weights came from."""
+    """Every member's schedule of each searched hyperparameter over env steps (the values
+    its final weights trained under) and its fresh-episode means at the exploit steps,
+    coloured by the lineage (root member) its final weights came from."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (rates, values) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    from bb_jax.tuning.pbt import SEARCHED
+
+    names = list(SEARCHED)
+    columns = 2
+    panels = len(names) + 1
+    fig, axes = plt.subplots((panels + columns - 1) // columns, columns,
+                             figsize=(11, 2.4 * ((panels + 1) // columns)), sharex=True,
+                             squeeze=False)
+    axes = axes.ravel()
     colours = plt.get_cmap("tab20")
     end = len(next(iter(run.curves.values()))[0]) * batch_size
     for i, lineage in enumerate(run.lineages):
         colour = colours(lineage.root % 20)
         steps = [u * batch_size for u, _ in lineage.history] + [end]
-        rate = [row["learning_rate"] for _, row in lineage.history]
-        rates.step(steps, [*rate, rate[-1]], where="post", color=colour, alpha=0.8)
-        values.plot([u * batch_size for u in run.exploit_updates], lineage.evaluations,
-                    marker="o", color=colour, alpha=0.8, label=f"member {i}")
-    rates.set_yscale("log")
-    rates.set_ylabel("learning rate")
-    values.set_ylabel("fresh-episode mean")
-    values.set_xlabel("env steps per member")
-    rates.set_title("PBT lineages (colour: the member a lineage began with)")
+        for ax, name in zip(axes, names, strict=False):
+            values = [row[name] for _, row in lineage.history]
+            ax.step(steps, [*values, values[-1]], where="post", color=colour, alpha=0.8)
+        axes[len(names)].plot([u * batch_size for u in run.exploit_updates],
+                              lineage.evaluations, marker="o", color=colour, alpha=0.8,
+                              label=f"member {i}")
+    for ax, name in zip(axes, names, strict=False):
+        ax.set_ylabel(name.replace("_", " "), fontsize=8)
+        if SEARCHED[name].log:
+            ax.set_yscale("log")
+    axes[len(names)].set_ylabel("fresh-episode mean", fontsize=8)
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    for ax in axes[panels - columns:panels]:
+        ax.set_xlabel("env steps per member")
+        ax.xaxis.set_tick_params(labelbottom=True)
+    fig.suptitle("PBT lineages (colour: the member a lineage began with)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -3,6 +3,11 @@ interval but the last the members are evaluated on fresh episodes and `bb_jax.tu
 decides who copies whom and with which new hyperparameters; the copy and the new values are
 set on the device between two chunks (one program for the whole run).
 
+With `checkpoints`, the population's whole state, the lineages, the explored
+hyperparameters, the host's random generator and the curves are saved after every exploit
+step, and a run that finds a checkpoint there goes on from it: a run stopped by Ctrl-C or
+kill -9 and started again ends bit-identical to one that was never stopped.
+
 The lineage is kept per member: the hyperparameters its current weights trained under (a
 `Schedule` from update 0, its parent's history up to each copy, then its own explored
 values) and the copies it made. A member's schedule can be replayed from scratch with
@@ -12,11 +17,14 @@ values) and the copies it made. A member's schedule can be replayed from scratch
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
+from bb_jax import interrupts
+from bb_jax.train.checkpoints import Checkpoints
 from bb_jax.train.config import stack_hyperparams
 from bb_jax.train.population import Population, evaluation_key
 from bb_jax.train.runs import joined
@@ -42,16 +50,28 @@ class Lineage:
     def schedule(self) -> Schedule:
         return Schedule(tuple((update, dict(row)) for update, row in self.history))
 
+    def as_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, saved: dict) -> Lineage:
+        return cls(saved["seed"], [(int(u), dict(row)) for u, row in saved["history"]],
+                   saved["root"], [(int(u), int(p)) for u, p in saved["copies"]],
+                   list(saved["evaluations"]))
+
 
 @dataclasses.dataclass
 class PBTRun:
     """The members' lineages, each exploit step's update count, the training curves
-    ([members, updates]) and the final fresh-episode returns float[P, episodes]."""
+    ([members, updates]) and the final fresh-episode returns float[P, episodes].
+    exploit_seconds: wall time of this process's exploit steps (evaluation, decisions, copy,
+    new hyperparameters; from the end of an interval's training to the next one's start)."""
 
     lineages: list[Lineage]
     exploit_updates: list[int]
     curves: dict[str, np.ndarray]
     final_returns: np.ndarray
+    exploit_seconds: float = 0.0
 
     @property
     def best(self) -> int:
@@ -69,40 +89,69 @@ def _evaluation_keys(seeds: list[int], step: int) -> jax.Array:
 def run_pbt(population: Population, seeds: list[int], rows: list[dict], intervals: int,
             interval_updates: int, rule: PBTRule, rng: np.random.Generator,
             eval_episodes: int, environment: bool = False,
-            on_interval: Callable[[int, np.ndarray | None], None] | None = None) -> PBTRun:
+            on_interval: Callable[[int, np.ndarray | None], None] | None = None,
+            checkpoints: Checkpoints | None = None) -> PBTRun:
     """Train `population` (its members start with hyperparameters `rows`, one seed each) for
     `intervals` x `interval_updates` updates with an exploit-and-explore step between two
     intervals. `environment`: a copy also takes its parent's environments and PRNG key.
-    on_interval(updates done, fresh-episode means or None after the last): progress."""
+    on_interval(updates done, fresh-episode means or None after the last): progress.
+    checkpoints: saved after each exploit step, and the latest one resumed from (`rng` is
+    then set to its saved state)."""
     if len(rows) != population.size or len(seeds) != population.size:
         raise ValueError(f"one row and one seed per member: {population.size} members, "
                          f"{len(rows)} rows, {len(seeds)} seeds")
     lineages = [Lineage(seed, [(0, dict(row))], i)
                 for i, (seed, row) in enumerate(zip(seeds, rows, strict=True))]
     rows = [dict(row) for row in rows]
-    chunks, exploit_updates = [], []
-    for step in range(intervals):
+    chunks, exploit_updates, first, exploit_seconds = [], [], 0, 0.0
+    if checkpoints is not None and checkpoints.latest() is not None:
+        restored = checkpoints.restore(population.state)
+        saved = restored.settings
+        population.state, chunks = restored.state, [restored.curves]
+        rows, exploit_updates = saved["rows"], saved["exploit_updates"]
+        lineages = [Lineage.from_json(lineage) for lineage in saved["lineages"]]
+        rng.bit_generator.state = saved["rng"]
+        population.set_hyperparams(stack_hyperparams(rows))
+        first = len(exploit_updates)
+    for step in range(first, intervals):
         chunks.append(population.run(interval_updates))
         if step == intervals - 1:
             break
         done = (step + 1) * interval_updates
+        jax.block_until_ready(chunks[-1])  # the interval's training is done
+        began = time.perf_counter()
         returns = population.evaluate(_evaluation_keys(seeds, step), eval_episodes)
         means, errors = pbt.episode_scores(returns)
         parents, rows = pbt.step(rows, means, errors, rule, rng)
         population.copy_members(parents, environment=environment)
         population.set_hyperparams(stack_hyperparams(rows))
-        before = [(list(lineage.history), lineage.root) for lineage in lineages]
-        for i, (lineage, parent) in enumerate(zip(lineages, parents, strict=True)):
-            lineage.evaluations.append(float(means[i]))
-            if parent != i:
-                history, lineage.root = before[parent]
-                lineage.history = [*history, (done, dict(rows[i]))]
-                lineage.copies.append((done, int(parent)))
+        jax.block_until_ready((population.state, population.hyperparams))
+        exploit_seconds += time.perf_counter() - began
+        _record_exploit(lineages, parents, rows, means, done)
         exploit_updates.append(done)
-        if on_interval is not None:
+        if on_interval is not None:  # before the checkpoint: a resume repeats, never skips it
             on_interval(done, means)
+        if checkpoints is not None:
+            chunks = [joined(chunks)]
+            with interrupts.deferred():  # a checkpoint is written whole
+                checkpoints.save(done, population.state, chunks[0], {
+                    "rows": rows, "exploit_updates": exploit_updates,
+                    "lineages": [lineage.as_json() for lineage in lineages],
+                    "rng": rng.bit_generator.state})
     if on_interval is not None:
         on_interval(intervals * interval_updates, None)
     curves = joined(chunks)
     final = population.evaluate(_evaluation_keys(seeds, intervals), eval_episodes)
-    return PBTRun(lineages, exploit_updates, curves, np.asarray(final))
+    return PBTRun(lineages, exploit_updates, curves, np.asarray(final), exploit_seconds)
+
+
+def _record_exploit(lineages: list[Lineage], parents, rows: list[dict], means, done: int):
+    """Each member's evaluation at this exploit step; a member that copied takes its
+    parent's history (as it was before this step) and goes on with its explored values."""
+    before = [(list(lineage.history), lineage.root) for lineage in lineages]
+    for i, (lineage, parent) in enumerate(zip(lineages, parents, strict=True)):
+        lineage.evaluations.append(float(means[i]))
+        if parent != i:
+            history, lineage.root = before[parent]
+            lineage.history = [*history, (done, dict(rows[i]))]
+            lineage.copies.append((done, int(parent)))
