@@ -344,6 +344,8 @@ def _pbt_cli(tmp_path, *extra) -> list[str]:
     (["--num-steps", "1536"], "at least two intervals"),
     (["--n-jobs", "2"], "drop --n-jobs"),
     (["--scenario", "easy,hard"], "one scenario"),
+    (["--pbt-versus", "nosuch"], "--pbt-versus nosuch: no study"),
+    (["--pbt-versus", "tpe", "--no-validate"], "drop --no-validate"),
 ])
 def test_pbt_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, extra, message):
     from bb_jax.cli import tune_main
@@ -365,7 +367,13 @@ def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, c
     from bb_jax.cli import tune_main
     from bb_jax.train.schedule import read_schedule
 
-    argv = _pbt_cli(tmp_path, "--validate-seeds", "2")
+    tpe = ["--scenario", "easy", "--fix", "hidden_size=64,batch_size=512", "--num-steps",
+           "3072", "--eval-interval", "1024", "--n-trials", "2", "--seed", "3", "--no-validate",
+           "--storage", f"sqlite:///{tmp_path}/pbt.db", "--study-name", "tpe",
+           "--output-dir", str(tmp_path / "tpe")]
+    assert tune_main(tpe) == 0
+    capsys.readouterr()
+    argv = _pbt_cli(tmp_path, "--validate-seeds", "2", "--pbt-versus", "tpe")
     assert tune_main(argv) == 0
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="pbt", storage=f"sqlite:///{tmp_path}/pbt.db")
@@ -381,6 +389,13 @@ def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, c
     validation = study.user_attrs["pbt_validation"]
     assert validation["seeds"] == [3500, 3501] and validation["difference"]["n"] == 2
     assert "paired 95% CI" in out and "--schedule" in out
+    # the TPE study's best static configuration on the same fresh seeds, paired
+    tpe_best = optuna.load_study(study_name="tpe", storage=f"sqlite:///{tmp_path}/pbt.db")
+    versus = validation["versus"]
+    assert versus["trial"] == tpe_best.best_trial.number and len(versus["values"]) == 2
+    assert versus["schedule_vs_static"]["n"] == 2 and versus["study_env_steps"] > 0
+    assert validation["winner"] in ("schedule", "static", "defaults")
+    assert "train the TPE study's configuration" in out
     best = max(trials, key=lambda t: t.value)
     schedule = read_schedule(tmp_path / "out" / "pbt_schedule.json", 512)
     assert schedule.as_env_steps(512) == best.user_attrs["schedule"]

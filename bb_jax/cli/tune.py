@@ -143,6 +143,9 @@ def _tune_parser() -> argparse.ArgumentParser:
     p.add_argument("--pbt-margin", type=float, default=2.0,
                    help="--strategy pbt: a member copies only a member better by this many "
                         "standard errors of the difference (fresh episodes)")
+    p.add_argument("--pbt-versus", default=None, metavar="STUDY",
+                   help="--strategy pbt: also validate the best trial of this TPE study (same "
+                        "storage) on the same fresh seeds, paired with the schedule")
     p.add_argument("--callback", nargs="+", default=None, metavar="MODULE:NAME",
                    help="Optuna callbacks called as callback(study, frozen_trial) after each "
                         "trial is told, in every --n-jobs worker too (default: none)")

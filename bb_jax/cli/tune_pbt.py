@@ -42,7 +42,7 @@ def check_pbt(args) -> dict:
     from bb_jax.cli.common import parse_scenarios
     from bb_jax.cli.tune import parse_fixed
     from bb_jax.tuning.pbt import MIN_POPULATION, PBTRule
-    from bb_jax.tuning.storage import StorageError, validate_url
+    from bb_jax.tuning.storage import StorageError, holds_nothing, validate_url
 
     scenarios = parse_scenarios(args.scenario)
     if len(scenarios) > 1:
@@ -82,6 +82,10 @@ def check_pbt(args) -> dict:
         validate_url(args.storage)
     except StorageError as err:
         raise UsageError(str(err)) from None
+    if args.pbt_versus is not None and args.no_validate:
+        raise UsageError("--pbt-versus compares in the validation: drop --no-validate")
+    if args.pbt_versus is not None and holds_nothing(args.storage):
+        raise _no_versus(args.pbt_versus)
     return {"config": config.replace(total_steps=num_steps), "size": size, "rule": rule,
             "fixed": fixed, "interval_updates": args.pbt_interval // config.batch_size,
             "intervals": num_steps // args.pbt_interval,
@@ -174,6 +178,7 @@ def _run(args, plan) -> int:
 
     storage = make_storage(args.storage, heartbeat_interval=None)  # one process, no liveness
     try:
+        versus = None if args.pbt_versus is None else _versus(args.pbt_versus, storage)
         study, numbers, folder = _study(args, plan, storage)
         enable_compile_cache()
         config, size = plan["config"], plan["size"]
@@ -228,13 +233,35 @@ def _run(args, plan) -> int:
           f"{float(run.final_returns[run.best].mean()):.2f} (the best of {size} noisy values, "
           f"biased upwards); its schedule: {schedule_path}")
     if not args.no_validate:
-        _validate(study, run, config, args, plan, schedule_path)
+        _validate(study, run, config, args, plan, schedule_path, versus)
     from bb_jax.tuning.outputs import write_outputs
 
     paths = write_outputs(study, args.storage, plan["output_dir"])
     lineage_plot(run, config.batch_size, plan["output_dir"] / f"{study.study_name}_lineage.png")
     print(f"results: {paths['results']}")
     return 0
+
+
+def _no_versus(name: str) -> UsageError:
+    return UsageError(f"--pbt-versus {name}: no study with a complete trial of that name in "
+                      f"--storage")
+
+
+def _versus(name: str, storage) -> dict:
+    """The best complete trial of the TPE study `name`: its number, parameters, value and
+    the env steps the study trained in all (UsageError when there is none)."""
+    import optuna
+
+    try:
+        other = optuna.load_study(study_name=name, storage=storage)
+        best = other.best_trial
+    except (KeyError, ValueError, RuntimeError):
+        raise _no_versus(name) from None
+    if len(other.directions) > 1 or other.user_attrs.get("strategy") == "pbt":
+        raise UsageError(f"--pbt-versus {name}: a single-objective TPE study is needed")
+    env_steps = sum(t.user_attrs.get("env_steps", 0) for t in other.get_trials(deepcopy=False))
+    return {"study": name, "trial": best.number, "params": dict(best.params),
+            "tuning_value": best.value, "study_env_steps": int(env_steps)}
 
 
 def _record(study, trials, run, config, args, plan, seconds: float) -> None:
@@ -260,13 +287,13 @@ def _record(study, trials, run, config, args, plan, seconds: float) -> None:
         study.tell(trial, float(np.mean(final)))
 
 
-def _validate(study, run, config, args, plan, schedule_path: Path) -> None:
+def _validate(study, run, config, args, plan, schedule_path: Path, versus: dict | None) -> None:
     """The best member's schedule from scratch against the defaults on fresh seeds (the same
-    seeds for both: paired), at the study's env steps; the outcome in the study."""
+    seeds for both: paired), at the study's env steps, and with `versus` also a TPE study's
+    best static configuration; the outcome in the study and the command of the winner."""
     from bb_jax.stats import paired_difference
     from bb_jax.train.config import DEFAULT_HYPERPARAMS
     from bb_jax.train.runs import train_seeds
-    from bb_jax.tuning.outputs import python_command
     from bb_jax.tuning.space import validation_seeds
 
     lineage = run.lineages[run.best]
@@ -278,25 +305,74 @@ def _validate(study, run, config, args, plan, schedule_path: Path) -> None:
             return result.eval_sampled.mean(axis=1)
         return result.final_returns[:, 0]
 
-    scheduled = train_seeds(config, lineage.history[0][1], seeds, chunk, args.eval_episodes,
-                            schedule=lineage.schedule)
-    control = train_seeds(config, dict(DEFAULT_HYPERPARAMS), seeds, chunk, args.eval_episodes)
-    diff = paired_difference(values(scheduled), values(control))
-    outcome = {"seeds": seeds, "schedule": values(scheduled).tolist(),
-               "control": values(control).tolist(), "difference": diff.as_dict(),
-               "objective": args.objective}
-    study.set_user_attr("pbt_validation", outcome)
-    verdict = ("the schedule beats the defaults" if diff.significant else
-               "keep the defaults: the schedule did not beat them")
+    scheduled = values(train_seeds(config, lineage.history[0][1], seeds, chunk,
+                                   args.eval_episodes, schedule=lineage.schedule))
+    control = values(train_seeds(config, dict(DEFAULT_HYPERPARAMS), seeds, chunk,
+                                 args.eval_episodes))
+    diff = paired_difference(scheduled, control)
+    outcome = {"seeds": seeds, "schedule": scheduled.tolist(), "control": control.tolist(),
+               "difference": diff.as_dict(), "objective": args.objective}
     print(f"validation on {len(seeds)} fresh seeds ({args.objective}): schedule "
-          f"{np.mean(outcome['schedule']):.2f}, defaults {np.mean(outcome['control']):.2f}, "
-          f"difference {diff.mean:+.2f} +/- {diff.ci95:.2f} (paired 95% CI): {verdict}")
+          f"{np.mean(scheduled):.2f}, defaults {np.mean(control):.2f}, difference "
+          f"{diff.mean:+.2f} +/- {diff.ci95:.2f} (paired 95% CI)")
+    winner = "schedule" if diff.significant and diff.mean > 0 else "defaults"
+    if versus is not None:
+        shape = {k: int(versus["params"][k]) for k in ("hidden_size", "batch_size")}
+        static = values(train_seeds(
+            config.replace(**shape, num_envs=None), {k: v for k, v in versus["params"].items()
+                                      if k in HYPERPARAM_NAMES},
+            seeds, max(1, chunk * config.batch_size // shape["batch_size"]),
+            args.eval_episodes))
+        outcome["versus"] = {**versus, "values": static.tolist(),
+                             "vs_control": paired_difference(static, control).as_dict(),
+                             "schedule_vs_static": paired_difference(scheduled,
+                                                                     static).as_dict()}
+        against = paired_difference(scheduled, static)
+        print(f"  TPE study {versus['study']!r} trial {versus['trial']} (its "
+              f"{versus['study_env_steps']:,} env steps against this run's "
+              f"{plan['size'] * config.total_steps:,}): {np.mean(static):.2f}; schedule - "
+              f"static {against.mean:+.2f} +/- {against.ci95:.2f} (paired 95% CI)")
+        outcome["winner"] = winner = _winner(scheduled, static, control)
+    else:
+        outcome["winner"] = winner
+    study.set_user_attr("pbt_validation", outcome)
+    print({"schedule": "the schedule wins: it beats the defaults",
+           "static": "the TPE study's configuration wins: it beats the defaults",
+           "defaults": "keep the defaults: nothing beat them"}[winner])
+    command = _train_command("schedule", config, chunk, schedule_path, seeds, versus)
+    print(f"train the schedule: {shlex.join(command)}")
+    if versus is not None:
+        command = _train_command("static", config, chunk, schedule_path, seeds, versus)
+        print(f"train the TPE study's configuration: {shlex.join(command)}")
+
+
+def _winner(scheduled, static, control) -> str:
+    """The validated winner of three: the best of the schedule and the static configuration
+    among those that beat the defaults (paired 95% CI), else the defaults."""
+    from bb_jax.stats import paired_difference
+
+    beat = {name: values for name, values in (("schedule", scheduled), ("static", static))
+            if (d := paired_difference(values, control)).significant and d.mean > 0}
+    return max(beat, key=lambda name: float(np.mean(beat[name]))) if beat else "defaults"
+
+
+def _train_command(which: str, config, chunk: int, schedule_path: Path, seeds, versus):
+    """The train_simple.py command line of the "schedule" or the "static" configuration on
+    the validation seeds."""
+    from bb_jax.tuning.outputs import python_command
+    from bb_jax.tuning.space import TRAIN_FLAGS
+
     command = [python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
                "--num-opponents", str(config.num_opponents), "--num-steps",
-               str(config.total_steps), "--hidden-size", str(config.hidden_size),
-               "--batch-size", str(config.batch_size), "--chunk-updates", str(chunk),
-               "--schedule", str(schedule_path), "--seeds", *map(str, seeds)]
-    print(f"train the schedule: {shlex.join(command)}")
+               str(config.total_steps)]
+    if which == "static":
+        command += [item for name, value in versus["params"].items()
+                    for item in (TRAIN_FLAGS[name], str(value))]
+    else:
+        command += ["--hidden-size", str(config.hidden_size), "--batch-size",
+                    str(config.batch_size), "--chunk-updates", str(chunk), "--schedule",
+                    str(schedule_path)]
+    return [*command, "--seeds", *map(str, seeds)]
 
 
 def lineage_plot(run, batch_size: int, path: Path) -> None:

@@ -72,6 +72,17 @@ def _malformed(url: str) -> StorageError:
     return StorageError(f"malformed storage URL {redact(url)!r}; use {STORAGE_FORMS}")
 
 
+def holds_nothing(url: str | None) -> bool:
+    """Whether `url` certainly holds no study yet: in memory, or a SQLite or journal file that
+    does not exist (opening it would create it)."""
+    if url is None:
+        return True
+    for scheme, prefix in (("sqlite", "sqlite:///"), ("journal", "journal://")):
+        if scheme_of(url) == scheme:
+            return not Path(url[len(prefix):]).exists()
+    return False
+
+
 def validate_url(url: str | None) -> None:
     """Raise StorageError for a URL of no known form (before anything is created)."""
     if url is None:
