@@ -5,7 +5,8 @@ trained again on the same fresh seeds at the same budget, paired.
 
 The budget is --seconds of training per run (one seed on one scenario), converted once into
 FLOPs by the tuner's calibration of the default configuration at the start of the study
-(`--time-budget`), so every run of the study and of its validation spends the same FLOPs.
+(`--time-budget`: the FLOPs the whole device gives the defaults in that time), so every run
+of the study and of its validation spends the same FLOPs.
 
     python benchmarks/defaults_per_second.py                            # documented run
     python benchmarks/defaults_per_second.py --quick --out /tmp/d.json  # smoke
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import optuna
 
+from bb_jax import devices
 from bb_jax.machine import machine_info
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.cost import CompileClock
@@ -43,17 +45,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (tiny)")
     ap.add_argument("--scenario", default="easy,default,hard", help="(default: %(default)s)")
-    ap.add_argument("--seconds", type=float, default=10.0,
+    ap.add_argument("--seconds", type=float, default=5.0,
                     help="training seconds per run, as FLOPs (default: %(default)s)")
-    ap.add_argument("--trials", type=int, default=16, help="(default: %(default)s)")
+    ap.add_argument("--trials", type=int, default=20, help="(default: %(default)s)")
     ap.add_argument("--seeds-per-trial", type=int, default=2, help="(default: %(default)s)")
     ap.add_argument("--top-k", type=int, default=2, help="(default: %(default)s)")
-    ap.add_argument("--validate-seeds", type=int, default=6, help="(default: %(default)s)")
+    ap.add_argument("--validate-seeds", type=int, default=8, help="(default: %(default)s)")
     ap.add_argument("--eval-interval", type=int, default=8192, help="(default: %(default)s)")
     ap.add_argument("--eval-episodes", type=int, default=100, help="(default: %(default)s)")
     ap.add_argument("--seed", type=int, default=45, help="(default: %(default)s)")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="(default: %(default)s)")
     args = ap.parse_args(argv)
+    devices.use_host_devices()  # every core a device, as the command lines do
     if args.quick:
         args.scenario, args.seconds, args.trials, args.top_k = "easy", 0.5, 2, 1
         args.validate_seeds, args.eval_episodes, args.eval_interval = 2, 8, 2048
@@ -62,7 +65,7 @@ def main(argv=None) -> int:
     settings = TuneSettings(
         scenarios=tuple(scenarios), scenario_arg=args.scenario, n_trials=args.trials,
         seed=args.seed, eval_interval=args.eval_interval, seeds_per_trial=args.seeds_per_trial,
-        time_budget=args.seconds, study_name="defaults_per_second",
+        time_budget=args.seconds, study_name="defaults_per_second", population_size=1,
         enqueue=(control_params(), previous_defaults()) if not args.quick else ())
     clock, started = CompileClock(), time.perf_counter()
     tuner = Tuner(settings, log=lambda line: print(line, flush=True))
