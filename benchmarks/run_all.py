@@ -68,6 +68,8 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         "pbt_overhead": ["pbt_overhead.py"],
         # PBT's replayed schedule vs TPE and random search at equal env steps, fresh seeds
         "pbt_quality": ["pbt_quality.py"],
+        # a time-budget study over easy/default/hard against the previous defaults
+        "defaults_per_second": ["defaults_per_second.py"],
     }
 
 

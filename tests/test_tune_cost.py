@@ -32,13 +32,15 @@ def test_tune_cost_quick(tmp_path):
     assert entry["multi_objective"]["front"], "a multi-objective study has a Pareto front"
     validation = entry["validation"]
     rows = {r["trial"]: r for r in validation["rows"]}
-    assert set(rows) == {*names, "control"}
+    # a configuration two strategies picked trains once; its row stands for both
+    assert set(rows) | set(validation["same_pick"]) == {*names, "control"}
+    assert set(validation["same_pick"].values()) <= set(rows)
+    assert set(validation["vs_control"]) == {*names, "compute_budget_vs_step_budget"}
     for row in rows.values():
         # every candidate trained on the same fresh seeds at the same FLOP budget
         assert len(row["per_seed"]) == len(validation["seeds"]) == 2
         assert row["tflops_per_run"] * 1e12 <= budget * 1.0001
     assert not set(validation["seeds"]) & {42000, 42001}, "validation seeds are fresh"
-    assert "compute_budget_vs_step_budget" in validation["vs_control"]
     assert results["compute_aware_wins"] == int(entry["compute_aware_wins"])
     assert (out.parent / "cost_pareto.png").stat().st_size > 0
 
@@ -60,3 +62,27 @@ def test_tune_cost_quick(tmp_path):
     proc = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 2 and "used by an earlier validation" in proc.stderr
     assert out.read_text() == before
+
+
+@pytest.mark.slow
+def test_defaults_per_second_quick(tmp_path):
+    """benchmarks/defaults_per_second.py --quick: a time-budget study (calibrated once), then
+    its pick, the defaults and the previous defaults on the same fresh seeds at the same FLOP
+    budget, paired."""
+    out = tmp_path / "dps.json"
+    proc = subprocess.run([sys.executable, "benchmarks/defaults_per_second.py", "--quick",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    budget = results["flop_budget"]
+    calibration = results["calibration"]
+    assert budget == pytest.approx(calibration["flops_per_second"] * 0.5)
+    rows = {r["trial"]: r for r in results["validation"]["rows"]}
+    assert {"control", "previous_defaults"} <= set(rows) and len(rows) == 3
+    assert rows["previous_defaults"]["params"]["hidden_size"] == 512
+    for row in rows.values():
+        assert len(row["per_seed"]) == 2
+        assert row["tflops_per_run"] * 1e12 <= budget * 1.0001
+    # at equal FLOPs the dearer network trains fewer env steps
+    assert rows["previous_defaults"]["num_steps"] < rows["control"]["num_steps"]
