@@ -48,6 +48,17 @@ PROCESS_TIMEOUT = 420
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
+def kill_9_after_a_checkpoint(proc: subprocess.Popen, folder: Path,
+                              timeout: float = 600) -> None:
+    """SIGKILL `proc` as soon as its orbax checkpoint folder holds a finished step."""
+    deadline = time.monotonic() + timeout
+    while not (folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @contextlib.contextmanager
 def counting_compiles():
     """Yields the list of function names compiled inside the block (jax.monitoring)."""

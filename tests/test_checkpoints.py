@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from reliability_helpers import counting_compiles
+from reliability_helpers import counting_compiles, kill_9_after_a_checkpoint
 
 import bb_jax
 from bb_jax.cli import train_main
@@ -127,12 +125,7 @@ def test_kill_9_then_resume_ends_like_the_run_never_stopped(tmp_path):
     proc = subprocess.Popen([*script, *argv, "--save-path", str(stopped)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     steps = stopped / "checkpoints"
-    deadline = time.monotonic() + 600
-    while not (steps.is_dir() and any(p.name.isdigit() for p in steps.iterdir())):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_9_after_a_checkpoint(proc, steps)
     assert not (stopped / "config.json").exists()  # it did not finish
     resumed = subprocess.run([*script, "--resume", str(stopped)], env=env, capture_output=True,
                              text=True, timeout=600)

@@ -11,7 +11,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from reliability_helpers import counting_compiles
+from reliability_helpers import counting_compiles, kill_9_after_a_checkpoint
 
 from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.train.population import Population
@@ -417,10 +417,8 @@ def test_a_pbt_run_killed_after_an_exploit_step_continues_with_the_same_command(
     values, intermediate values and lineages of an uninterrupted run; other settings for the
     unfinished study are refused."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import optuna
@@ -445,12 +443,7 @@ def test_a_pbt_run_killed_after_an_exploit_step_continues_with_the_same_command(
     proc = subprocess.Popen(argv(stopped), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     steps = stopped / "out" / "pbt_checkpoints"
-    deadline = time.monotonic() + 600
-    while not (steps.is_dir() and any(p.name.isdigit() for p in steps.iterdir())):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_9_after_a_checkpoint(proc, steps)
     assert {state for _, state, *_ in members(stopped)} == {"RUNNING"}
     other = subprocess.run([*argv(stopped), "--pbt-margin", "1.0"], env=env,
                            capture_output=True, text=True, timeout=600)
