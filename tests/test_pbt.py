@@ -368,7 +368,7 @@ def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, c
     from bb_jax.train.schedule import read_schedule
 
     tpe = ["--scenario", "easy", "--fix", "hidden_size=64,batch_size=512", "--num-steps",
-           "3072", "--eval-interval", "1024", "--n-trials", "2", "--seed", "3", "--no-validate",
+           "4096", "--eval-interval", "1024", "--n-trials", "2", "--seed", "3", "--no-validate",
            "--storage", f"sqlite:///{tmp_path}/pbt.db", "--study-name", "tpe",
            "--output-dir", str(tmp_path / "tpe")]
     assert tune_main(tpe) == 0
