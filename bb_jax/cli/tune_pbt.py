@@ -315,7 +315,7 @@ def _validate(study, run, config, args, plan, schedule_path: Path, versus: dict 
     print(f"validation on {len(seeds)} fresh seeds ({args.objective}): schedule "
           f"{np.mean(scheduled):.2f}, defaults {np.mean(control):.2f}, difference "
           f"{diff.mean:+.2f} +/- {diff.ci95:.2f} (paired 95% CI)")
-    winner = "schedule" if diff.significant and diff.mean > 0 else "defaults"
+    candidates = {"schedule": (scheduled, diff)}
     if versus is not None:
         shape = {k: int(versus["params"][k]) for k in ("hidden_size", "batch_size")}
         static = values(train_seeds(
@@ -323,18 +323,17 @@ def _validate(study, run, config, args, plan, schedule_path: Path, versus: dict 
                                       if k in HYPERPARAM_NAMES},
             seeds, max(1, chunk * config.batch_size // shape["batch_size"]),
             args.eval_episodes))
+        static_diff, against = (paired_difference(static, control),
+                                paired_difference(scheduled, static))
         outcome["versus"] = {**versus, "values": static.tolist(),
-                             "vs_control": paired_difference(static, control).as_dict(),
-                             "schedule_vs_static": paired_difference(scheduled,
-                                                                     static).as_dict()}
-        against = paired_difference(scheduled, static)
+                             "vs_control": static_diff.as_dict(),
+                             "schedule_vs_static": against.as_dict()}
         print(f"  TPE study {versus['study']!r} trial {versus['trial']} (its "
               f"{versus['study_env_steps']:,} env steps against this run's "
               f"{plan['size'] * config.total_steps:,}): {np.mean(static):.2f}; schedule - "
               f"static {against.mean:+.2f} +/- {against.ci95:.2f} (paired 95% CI)")
-        outcome["winner"] = winner = _winner(scheduled, static, control)
-    else:
-        outcome["winner"] = winner
+        candidates["static"] = (static, static_diff)
+    outcome["winner"] = winner = _winner(candidates)
     study.set_user_attr("pbt_validation", outcome)
     print({"schedule": "the schedule wins: it beats the defaults",
            "static": "the TPE study's configuration wins: it beats the defaults",
@@ -346,13 +345,12 @@ def _validate(study, run, config, args, plan, schedule_path: Path, versus: dict 
         print(f"train the TPE study's configuration: {shlex.join(command)}")
 
 
-def _winner(scheduled, static, control) -> str:
-    """The validated winner of three: the best of the schedule and the static configuration
-    among those that beat the defaults (paired 95% CI), else the defaults."""
-    from bb_jax.stats import paired_difference
-
-    beat = {name: values for name, values in (("schedule", scheduled), ("static", static))
-            if (d := paired_difference(values, control)).significant and d.mean > 0}
+def _winner(candidates: dict) -> str:
+    """The validated winner: of the candidates {name: (values per seed, paired difference to
+    the defaults)} that beat the defaults (95% CI above zero), the one of the highest mean;
+    else "defaults"."""
+    beat = {name: values for name, (values, diff) in candidates.items()
+            if diff.significant and diff.mean > 0}
     return max(beat, key=lambda name: float(np.mean(beat[name]))) if beat else "defaults"
 
 
