@@ -42,6 +42,10 @@ out = {"devices": jax.device_count(), "param_devices": len(leaf(four[0]).shardin
        "three_metric_rows": int(three[1]["mean_return"].shape[0]),
        "four": summary(*four), "three": summary(*three), "again": summary(*again)}
 pop = four[0]
+program = pop.fns.run_updates.lower(pop.state, pop.hyperparams, 2, pop.scenarios, None,
+                                    None).compile().as_text()
+out["collectives"] = sum(program.count(op) for op in
+                         ("all-reduce", "all-gather", "collective-permute", "all-to-all"))
 pop.keep([0, 2, 3])
 out["kept"] = summary(pop, pop.run(1))
 print(json.dumps(out))
@@ -73,6 +77,9 @@ def test_population_shards_and_pads_over_two_devices_with_identical_results():
     assert (two["three_devices"], two["three_rows"]) == (2, 4)
     assert (one["three_devices"], one["three_rows"]) == (1, 3)
     assert two["three_size"] == two["three_metric_rows"] == 3
+    # each device trains its own members: no collective in the program (the members' epoch
+    # loop would otherwise synchronise the devices every epoch)
+    assert two["collectives"] == 0
     for name in ("four", "three", "kept"):
         assert_close(two[name], one[name])
     # a member trains the same whether its population was padded or not

@@ -84,14 +84,35 @@ def _make_compiled(config: PPOConfig, shapes: ShapeChoices | None) -> CompiledPP
         # Init runs once per population: compile it fast rather than make it fast.
         init=jax.jit(jax.vmap(ppo.init), compiler_options=_FAST_COMPILE),
         # The training state is consumed: its buffers are reused for the next state.
-        run_updates=jax.jit(
-            jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0, 0, 0)), static_argnums=2,
-            donate_argnums=0,
-        ),
+        run_updates=jax.jit(_per_device(jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0, 0, 0))),
+                            static_argnums=2, donate_argnums=0),
         evaluate=_evaluator(config) if shapes is None else jax.jit(
             jax.vmap(ppo.evaluate, in_axes=(0, 0, None, None, 0)), static_argnums=(2, 3)
         ),
     )
+
+
+def _per_device(run_updates):
+    """`run_updates` (vmapped over members) run by each device on its own members, with no
+    collective between devices (`jax.shard_map`). Without it the partitioner turns the
+    members' epoch loop (a traced trip count, so a while loop over the batch) into one loop
+    for all devices whose condition is an all-reduce every epoch: the devices wait for each
+    other, and under CPU contention XLA's in-process all-reduce can time out and abort the
+    process."""
+
+    def run(state, hyperparams, num_updates, scenarios, shapes, until):
+        mesh = population_mesh(int(jnp.shape(state.update)[0]))
+        args = (state, hyperparams, scenarios, shapes, until)
+        if mesh is None:
+            return run_updates(state, hyperparams, num_updates, scenarios, shapes, until)
+        members = jax.sharding.PartitionSpec("population")
+        local = jax.shard_map(
+            lambda *a: run_updates(a[0], a[1], num_updates, *a[2:]), mesh=mesh,
+            in_specs=tuple(None if a is None else members for a in args), out_specs=members,
+            check_vma=False)  # no collective inside: nothing varies across devices but data
+        return local(*args)
+
+    return run
 
 
 EVALUATION_STREAM = 0x0E7A1  # folded into a run's seed for its evaluation episodes
@@ -118,11 +139,18 @@ def padded_size(size: int) -> int:
 def population_sharding(size: int):
     """NamedSharding of a leading population axis of `padded_size` members over
     `shard_count` local devices, or None on one device."""
+    mesh = population_mesh(size)
+    return None if mesh is None else jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec("population"))
+
+
+def population_mesh(size: int) -> jax.sharding.Mesh | None:
+    """The 1-D mesh ("population") of `shard_count(size)` local devices that `size` rows are
+    split over, or None on one device (or a size the devices do not divide)."""
     shards = shard_count(size)
     if shards < 2 or size % shards:
         return None
-    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:shards]), ("population",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("population"))
+    return jax.sharding.Mesh(np.array(jax.local_devices()[:shards]), ("population",))
 
 
 def _place(tree, size: int):
