@@ -49,11 +49,12 @@ from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.train.ppo import PPO
 from bb_jax.train.runs import load_params
 from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.tuning.liveness import ReasonedRDBStorage, fail_stale_trials, process_start_time
 from bb_jax.tuning.outputs import results_dict, write_outputs
 from bb_jax.tuning.space import SEARCH_SPACE
 from bb_jax.tuning.storage import StorageError, make_storage, redact, validate_url
 from bb_jax.tuning.tuner import Tuner as StudyTuner
-from bb_jax.tuning.tuner import TuneSettings, fail_stale_trials, process_start_time
+from bb_jax.tuning.tuner import TuneSettings
 
 
 @pytest.fixture(autouse=True)
@@ -193,12 +194,13 @@ def test_trial_orphaned_before_its_worker_tagged_it(tmp_path, monkeypatch):
     """A worker killed between creating a trial and tagging it leaves an untagged RUNNING
     trial: failed once older than the grace period, left alone before (its worker may be
     tagging it right now)."""
-    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}", None))
+    storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}", None)
+    study = optuna.create_study(storage=storage)
     orphan = study.ask()
-    assert fail_stale_trials(study) == []
+    assert fail_stale_trials(study, storage) == []
     assert study.trials[0].state == TrialState.RUNNING
-    monkeypatch.setattr("bb_jax.tuning.tuner.UNTAGGED_GRACE_S", -1.0)
-    assert fail_stale_trials(study) == [orphan.number]
+    monkeypatch.setattr("bb_jax.tuning.liveness.UNTAGGED_GRACE_S", -1.0)
+    assert fail_stale_trials(study, storage) == [orphan.number]
     assert study.trials[0].state == TrialState.FAIL
     assert "before tagging" in study.trials[0].user_attrs["fail_reason"]
 
@@ -224,7 +226,7 @@ def test_stale_check_tells_a_reused_pid_from_the_live_worker(tmp_path):
         tags = {"bb_host": socket.gethostname(), "bb_pid": other.pid}
         same = running_trial(storage, "pids", **tags, bb_pid_start=start)
         reused = running_trial(storage, "pids", **tags, bb_pid_start=str(int(start) - 1))
-        failed = fail_stale_trials(study)
+        failed = fail_stale_trials(study, storage)
     finally:
         other.kill()
         other.wait()
@@ -239,8 +241,8 @@ def test_stale_heartbeat_fails_the_trial(tmp_path):
     """With heartbeats (RDB storages), a RUNNING trial whose last heartbeat is older than the
     grace period is failed, even though its tag names a live process; one with a fresh
     heartbeat is not."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}",
-                                         heartbeat_interval=1, grace_period=2)
+    storage = ReasonedRDBStorage(f"sqlite:///{tmp_path / 'hb.db'}",
+                                 heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="hb")
     tags = {"bb_host": socket.gethostname(), "bb_pid": os.getpid(),
             "bb_pid_start": process_start_time(os.getpid())}
@@ -251,7 +253,7 @@ def test_stale_heartbeat_fails_the_trial(tmp_path):
     with sqlite3.connect(tmp_path / "hb.db") as db:
         db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-60 seconds')"
                    " WHERE trial_id = ?", (silent,))
-    assert fail_stale_trials(study) == [storage.get_trial(silent).number]
+    assert fail_stale_trials(study, storage) == [storage.get_trial(silent).number]
     assert storage.get_trial(beating).state == TrialState.RUNNING
     assert "heartbeats" in storage.get_trial(silent).user_attrs["fail_reason"]
 

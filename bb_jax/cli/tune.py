@@ -410,9 +410,10 @@ def _tune_main(argv: list[str] | None) -> int:
 def _tune(settings, args) -> int:
     import time
 
+    from bb_jax.tuning.liveness import fail_stale_trials
     from bb_jax.tuning.outputs import write_outputs
     from bb_jax.tuning.storage import redact
-    from bb_jax.tuning.tuner import Tuner, device_kind, fail_stale_trials, open_study
+    from bb_jax.tuning.tuner import Tuner, device_kind, open_study
     from bb_jax.tuning.validation import validate_study
 
     enable_compile_cache()
@@ -455,7 +456,7 @@ def _tune(settings, args) -> int:
         with interrupts.deferred():  # a further Ctrl-C waits until the outputs are written
             study = tuner.study if settings.storage is None else open_study(settings)
             if interrupt is not None:  # the killed workers' batches
-                fail_stale_trials(study)
+                fail_stale_trials(study, tuner.storage)
             paths = write_outputs(study, settings.storage, settings.output_dir)
             print(f"results: {paths['results']}", flush=True)
         if interrupt is not None:

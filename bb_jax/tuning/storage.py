@@ -21,7 +21,9 @@ from pathlib import Path
 
 import optuna
 
-# Heartbeats are used on purpose with ask-and-tell (bb_jax.tuning.tuner records them itself).
+from bb_jax.tuning.liveness import ReasonedRDBStorage
+
+# Heartbeats are used on purpose with ask-and-tell (bb_jax.tuning.liveness records them).
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
                         message=".*heartbeat_interval.*")
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
@@ -118,12 +120,14 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def make_storage(url: str | None, heartbeat_interval: int | None = 30):
-    """An Optuna storage for `url` (None: in-memory). Raises StorageError, redacted, when the
+def make_storage(url: str | None, heartbeat_interval: int | None = 30
+                 ) -> optuna.storages.BaseStorage:
+    """An Optuna storage for `url` (None: in-memory); an RDB one says why it fails trials of
+    stale heartbeats (`liveness.ReasonedRDBStorage`). Raises StorageError, redacted, when the
     URL is malformed or the database cannot be reached."""
     validate_url(url)
     if url is None:
-        return None
+        return optuna.storages.InMemoryStorage()
     if scheme_of(url) == "journal":
         return _journal_storage(Path(url[len("journal://"):]))
     engine_kwargs = {"pool_pre_ping": True}
@@ -144,7 +148,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = 30):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
+                storage = ReasonedRDBStorage(
                     sqlalchemy_url(url), engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=None if heartbeat_interval is None else 4 * heartbeat_interval,

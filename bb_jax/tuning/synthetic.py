@@ -56,10 +56,12 @@ def synthetic_sweep(
         for start in range(0, n_trials, batch):
             trials = [study.ask() for _ in range(min(batch, n_trials - start))]
             live = list(trials)
+            last = {}  # trial number -> its last reported value (what a survivor is told)
             for t, step in enumerate(steps):
                 for trial in live:
                     q = quality[trial.number]
-                    trial.report(q * (t + 1) / checkpoints + rng.normal(0.0, noise_sd), step)
+                    last[trial.number] = q * (t + 1) / checkpoints + rng.normal(0.0, noise_sd)
+                    trial.report(last[trial.number], step)
                     trained[trial.number] += 1
                 final = t == checkpoints - 1
                 stop = [] if final else [trial for trial in live if trial.should_prune()]
@@ -67,8 +69,7 @@ def synthetic_sweep(
                     study.tell(trial, state=TrialState.PRUNED)
                 live = [trial for trial in live if trial not in stop]
             for trial in live:
-                study.tell(trial, trial.storage.get_trial(trial._trial_id).intermediate_values[
-                    steps[-1]])
+                study.tell(trial, last[trial.number])
         states = np.array([t.state == TrialState.PRUNED for t in study.get_trials()])
         top = np.argsort(-quality)[: max(1, int(round(top_fraction * n_trials)))]
         survival.append(float(np.mean(~states[top])))

@@ -2,7 +2,8 @@
 (`bb_jax.tuning.cohorts`), report intermediate values, prune inside populations, tell results, and
 write the outputs (results JSON, plots, the command that trains the best configuration).
 
-This module is the only one that talks to Optuna's study (ask/tell/report/should_prune).
+This module is the only one that talks to Optuna's study (ask/tell/report/should_prune);
+`bb_jax.tuning.liveness` fails the trials of dead workers.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-import os
-import socket
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,7 +19,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from bb_jax import interrupts
@@ -37,6 +34,7 @@ from bb_jax.tuning.cohorts import (
     MemberResult,
     Report,
 )
+from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
 from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
 from bb_jax.tuning.space import (
     LARGEST_BATCH,
@@ -47,9 +45,6 @@ from bb_jax.tuning.space import (
 )
 from bb_jax.tuning.storage import make_storage
 
-# a bb_jax worker tags each trial within milliseconds of creating it; an untagged RUNNING
-# trial older than this lost its worker between creation and tag
-UNTAGGED_GRACE_S = 120.0
 PRUNERS = ("median", "sha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "gp")
 OBJECTIVES = ("train_return", "eval_return")
@@ -189,71 +184,6 @@ def make_sampler(settings: TuneSettings, n_existing: int) -> optuna.samplers.Bas
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
 
-def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose worker process (on this host) no longer exists,
-    those whose heartbeat went stale (RDB storages with heartbeats), and those never tagged
-    with a worker that started over UNTAGGED_GRACE_S ago. The reason goes into the trial's
-    user attribute `fail_reason`. Returns their numbers."""
-    storage = study._storage
-    host = socket.gethostname()
-    now = datetime.datetime.now()
-    stale: dict[int, tuple[int, str]] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.system_attrs
-        if attrs.get("bb_host") == host and not _process_alive(attrs.get("bb_pid"),
-                                                               attrs.get("bb_pid_start")):
-            stale[trial._trial_id] = (trial.number, "worker process died (stale RUNNING trial)")
-        elif ("bb_pid" not in attrs and trial.datetime_start is not None
-              and (now - trial.datetime_start).total_seconds() > UNTAGGED_GRACE_S):
-            stale[trial._trial_id] = (trial.number, "worker process died before tagging the "
-                                                    "trial (stale RUNNING trial)")
-    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
-        numbers = {t._trial_id: t.number for t in study.get_trials(deepcopy=False)}
-        for trial_id in storage._get_stale_trial_ids(study._study_id):
-            stale.setdefault(trial_id, (numbers.get(trial_id, -1),
-                                        "worker stopped sending heartbeats (stale RUNNING trial)"))
-    failed = []
-    for trial_id, (number, reason) in stale.items():
-        try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                failed.append(number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker finished or failed it meanwhile
-    return sorted(failed)
-
-
-def process_start_time(pid: int) -> str | None:
-    """The start time of process `pid` (Linux /proc, clock ticks since boot), or None. A pid
-    with another start time is a new process that reused the number."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _process_alive(pid, start=None) -> bool:
-    if not isinstance(pid, int):
-        return True  # not ours to judge
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if start is not None:
-        now = process_start_time(pid)
-        return now is None or now == start
-    return True
-
-
-_START_TIME = process_start_time(os.getpid())
-
-
 class StudyMismatchError(ValueError):
     """An existing study was created with other settings than this run asks for."""
 
@@ -317,13 +247,16 @@ CREATOR_WAIT_S = 300.0
 SETTLE_S = 1.0
 
 
-def open_study(settings: TuneSettings) -> optuna.Study:
-    """Create the study, or load it (checking that it matches `settings`) when it exists.
+def open_study(settings: TuneSettings,
+               storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
+    """Create the study, or load it (checking that it matches `settings`) when it exists, on
+    `storage` (default: a new one for `settings.storage`).
 
     The study owns its settings (tuning seeds, budget, ...): the worker whose create_study
     succeeds records them (the tuning seeds last), and every other worker and every resume
     uses the recorded ones whatever its own --seed, so all trials stay paired."""
-    storage = make_storage(settings.storage)
+    if storage is None:
+        storage = make_storage(settings.storage)
     name = settings.resolved_study_name()
     directions = [("minimize" if o == "cost" else "maximize") for o in settings.objectives]
     try:
@@ -411,7 +344,10 @@ class Tuner:
         WeightsAndBiasesCallback attach as they are), after those `settings` names."""
         self.settings = settings
         self.log = log
-        self.study = open_study(settings)
+        # kept: Optuna keeps a study's storage private, and trial ids need it (liveness.py)
+        self.storage = make_storage(settings.storage)
+        self.study = open_study(settings, self.storage)
+        self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
         metric_names = [settings.objective, *(["tflops_per_run"] * settings.multi_objective)]
         self.callbacks = (*tuner_callbacks(settings.callbacks, settings.mlflow_uri,
                                            self.study.study_name, metric_names), *callbacks)
@@ -445,7 +381,7 @@ class Tuner:
         self.bar.update(self.finished, text)
 
     def run(self) -> optuna.Study:
-        stale = fail_stale_trials(self.study)
+        stale = fail_stale_trials(self.study, self.storage)
         if stale:
             self.log(f"marked stale RUNNING trials as FAIL: {stale}")
         for params in self.settings.enqueue:
@@ -506,18 +442,20 @@ class Tuner:
         parameters: a worker killed while TPE samples leaves a trial that others can tell
         is orphaned."""
         trial = self.study.ask()
-        for key, value in (("bb_host", socket.gethostname()), ("bb_pid", os.getpid()),
-                           ("bb_pid_start", _START_TIME)):
-            trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+        tag_trial(self.storage, self._storage_id(trial))
         for name, distribution in self.space.items():
             suggest(trial, name, distribution)
         return trial
+
+    def _storage_id(self, trial: optuna.Trial) -> int:
+        """The trial's id in the storage (Optuna has no public attribute for it)."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
 
     def _close_unfinished(self, trials: list[optuna.Trial], reason: str) -> None:
         closed = []
         for trial in trials:
             try:
-                if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                if self.storage.get_trial(self._storage_id(trial)).state != TrialState.RUNNING:
                     continue
                 trial.set_user_attr("fail_reason", reason)
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -570,7 +508,7 @@ class Tuner:
 
         clock = self.trainer.compile_clock
         self._batch_compile = (clock.seconds(), len(trials))
-        with _Heartbeat(self.study, trials):
+        with Heartbeat(self.storage, [self._storage_id(trial) for trial in trials]):
             self.trainer.run(specs, on_reports, on_finished)
         self.compile_seconds += clock.seconds() - self._batch_compile[0]
         best = self._best_value()
@@ -636,37 +574,3 @@ def cost_attrs(rows: list[MemberResult]) -> dict:
             "flops_per_env_step": flops / steps if steps else None,
             "train_seconds": seconds,
             "env_steps_per_second": steps / seconds if seconds > 0 else None}
-
-
-class _Heartbeat:
-    """While a batch trains, record its trials' heartbeats every interval (RDB storages with
-    heartbeats; ask-and-tell does not do it), so other workers fail only dead workers' trials."""
-
-    def __init__(self, study: optuna.Study, trials: list[optuna.Trial]):
-        storage = study._storage
-        self.interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
-        self.storage, self.trial_ids = storage, [t._trial_id for t in trials]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while True:
-            for trial_id in self.trial_ids:
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception:  # a transient database error: try again next interval
-                    pass
-            if self.stop.wait(self.interval):
-                return
-
-    def __enter__(self):
-        if self.interval:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.interval:
-            self.stop.set()
-            self.thread.join()
-
-
