@@ -584,7 +584,9 @@ def test_bad_input_leaves_an_existing_study_untouched(existing_study, args, expe
     (["--seeds-per-trial", "3"], "was created with --seeds-per-trial 2"),
     (["--objectives", "return,cost"], "was created with --objectives return"),
     (["--fix", "hidden_size=64"], "was created with --fix (nothing)"),
-], ids=["steps", "scenario", "opponents", "objective", "seeds_per_trial", "objectives", "fix"])
+    (["--space", "full"], "was created with --space small"),
+], ids=["steps", "scenario", "opponents", "objective", "seeds_per_trial", "objectives", "fix",
+        "space"])
 def test_every_recorded_setting_is_checked_on_resume(args, expected, tmp_path, capsys):
     """A study recorded by the tuner (no trial trained): resuming it with any one of its
     recorded settings changed is refused with one line, exit 2, the database unchanged."""
@@ -691,7 +693,7 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
             "--storage", f"sqlite:///{tmp_path}/rt.db", "--population-size", "3",
             "--shapes", "padded", "--objective", "eval_return", "--eval-episodes", "33",
             "--output-dir", str(tmp_path / "out"), "--max-population", "64",
-            "--fix", "hidden_size=64,gamma=0.97",
+            "--fix", "hidden_size=64,gamma=0.97", "--space", "full",
             "--callback", "reliability_helpers:record_told", "json:dumps",
             "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]
     parser = _tune_parser()

@@ -42,6 +42,7 @@ DEFAULT_NUM_STEPS = 50_000
 
 
 def _tune_parser() -> argparse.ArgumentParser:
+    from bb_jax.tuning.space import SPACES
     from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS, SAMPLERS, SHAPES
 
     p = OneLineParser(
@@ -120,6 +121,10 @@ def _tune_parser() -> argparse.ArgumentParser:
                         "--eval-episodes fresh episodes")
     p.add_argument("--eval-episodes", type=int, default=200,
                    help="fresh episodes per seed in evaluations")
+    p.add_argument("--space", choices=(*SPACES, "auto"), default="auto",
+                   help="the network shapes searched: full (hidden 64..512) or small (hidden "
+                        "64, 128: the ones that pay per second on a CPU); auto: small on a "
+                        "CPU, full on a GPU/TPU (default: auto)")
     p.add_argument("--fix", default=None, metavar="NAME=VALUE[,...]",
                    help="hold search-space parameters at one value in every trial, e.g. "
                         "hidden_size=128,batch_size=1024 (one network shape: one compiled "
@@ -184,8 +189,9 @@ def read_enqueue(path: str, space: dict) -> tuple[dict, ...]:
     return tuple(rows)
 
 
-def parse_fixed(text: str | None) -> dict:
-    """--fix NAME=VALUE[,NAME=VALUE...]: parameters held at one value in every trial."""
+def parse_fixed(text: str | None, space: str = "full") -> dict:
+    """--fix NAME=VALUE[,NAME=VALUE...]: parameters held at one value in every trial of the
+    search space `space`."""
     from bb_jax.tuning.space import SEARCH_SPACE, search_space, takes_integers
 
     if not text:
@@ -202,7 +208,7 @@ def parse_fixed(text: str | None) -> dict:
             raise UsageError(f"--fix {name}={value!r}: not a number") from None
         fixed[name] = int(number) if number.is_integer() and takes_integers(name) else number
     try:
-        search_space(fixed)
+        search_space(fixed, space)
     except ValueError as err:
         raise UsageError(f"--fix: {err}") from None
     return fixed
@@ -210,7 +216,12 @@ def parse_fixed(text: str | None) -> dict:
 
 def tune_settings(args):
     """Check the command line and build TuneSettings (raises UsageError)."""
-    from bb_jax.tuning.space import LARGEST_BATCH, MAX_SEEDS_PER_TRIAL, search_space
+    from bb_jax.tuning.space import (
+        LARGEST_BATCH,
+        MAX_SEEDS_PER_TRIAL,
+        default_space,
+        search_space,
+    )
     from bb_jax.tuning.storage import StorageError, validate_url
     from bb_jax.tuning.tuner import (
         TuneSettings,
@@ -287,8 +298,9 @@ def tune_settings(args):
             check_mlflow()
     except CallbackError as err:
         raise UsageError(str(err)) from None
-    fixed = parse_fixed(args.fix)
-    enqueue = read_enqueue(args.enqueue, search_space(fixed)) if args.enqueue else ()
+    space = default_space(jax.default_backend()) if args.space == "auto" else args.space
+    fixed = parse_fixed(args.fix, space)
+    enqueue = read_enqueue(args.enqueue, search_space(fixed, space)) if args.enqueue else ()
     check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
                  args.eval_episodes if args.objective == "eval_return" else 0)
     # checked, not created: a run refused later (e.g. its database is unreachable) leaves
@@ -305,7 +317,7 @@ def tune_settings(args):
         sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
-        time_budget=time_budget, objectives=objectives, fixed=fixed,
+        time_budget=time_budget, objectives=objectives, fixed=fixed, space=space,
         callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri,
     )
 
@@ -439,7 +451,8 @@ def _tune(settings, args) -> int:
           f"{','.join(settings.scenarios)} | {sum(shares)} trials x {_run_length(settings)} x "
           f"{settings.seeds_per_trial} seed(s) | objectives {','.join(settings.objectives)} | "
           f"device {device_kind()} | population "
-          f"{settings.population_size} trial(s), {settings.shapes} shapes | pruner "
+          f"{settings.population_size} trial(s), {settings.shapes} shapes | space "
+          f"{_space_line(settings)} | pruner "
           f"{settings.pruner} | sampler "
           f"{settings.sampler} | {jobs} job(s)", flush=True)
     try:
@@ -473,6 +486,14 @@ def _tune(settings, args) -> int:
         print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _space_line(settings) -> str:
+    """The search space of the header, e.g. "small (hidden 64/128)"."""
+    from bb_jax.tuning.space import search_space
+
+    hidden = search_space(settings.fixed, settings.space)["hidden_size"].choices
+    return f"{settings.space} (hidden {'/'.join(map(str, hidden))})"
 
 
 def _run_length(settings) -> str:

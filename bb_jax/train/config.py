@@ -27,9 +27,11 @@ ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollout
 @dataclass(frozen=True)
 class Search:
     """How the tuner searches a parameter: one of `choices`, or `low`..`high` (log-uniform
-    with `log`; whole numbers with `integer`)."""
+    with `log`; whole numbers with `integer`). `small_choices`: the choices of the small
+    search space (`--space small`, a CPU's default; empty: the same as `choices`)."""
 
     choices: tuple = ()
+    small_choices: tuple = ()
     low: float | None = None
     high: float | None = None
     log: bool = False
@@ -77,7 +79,8 @@ class PPOConfig:
     # chosen per second of training on a 2-core CPU (docs/PPO.md, "Defaults per second"):
     # as good per env step as hidden 512 / batch 512 was at 200k steps, ~10x cheaper
     hidden_size: int = tunable(128, "--hidden-size", "units per hidden layer",
-                               Search(choices=(64, 128, 256, 512)), traced=False)
+                               Search(choices=(64, 128, 256, 512), small_choices=(64, 128)),
+                               traced=False)
     batch_size: int = tunable(1024, "--batch-size", "env steps per update",
                               Search(choices=(512, 1024, 2048, 4096)), traced=False)
     num_envs: int | None = None

@@ -131,6 +131,7 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
         "seeds_per_trial": attrs.get("seeds_per_trial", 1),
         "tuning_seeds": attrs.get("tuning_seeds"),
         "fixed": attrs.get("fixed", {}),
+        "space": attrs.get("space", "full"),
         "objectives": attrs.get("objectives", ["return"]),
         "flop_budget": attrs.get("flop_budget"),
         "time_budget": attrs.get("time_budget"),

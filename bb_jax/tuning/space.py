@@ -15,10 +15,11 @@ from bb_jax.train.config import DEFAULT_HYPERPARAMS, TUNABLE_FIELDS, PPOConfig, 
 from bb_jax.tuning.cohorts import MemberSpec
 
 
-def _distribution(search: Search):
-    """The Optuna distribution of a field's declared search range."""
+def _distribution(search: Search, space: str = "full"):
+    """The Optuna distribution of a field's declared search range in `space`."""
     if search.choices:
-        return CategoricalDistribution(list(search.choices))
+        small = space == "small" and search.small_choices
+        return CategoricalDistribution(list(search.small_choices if small else search.choices))
     if search.integer:
         return IntDistribution(int(search.low), int(search.high), log=search.log)
     return FloatDistribution(search.low, search.high, log=search.log)
@@ -29,9 +30,12 @@ _SEARCHED = {f.name: f for f in TUNABLE_FIELDS if f.metadata["search"] is not No
 # draws each parameter gets, so it stays fixed (the same --seed gives the same study)
 SAMPLING_ORDER = ("hidden_size", "learning_rate", "batch_size", "num_epochs", "clip_epsilon",
                   "entropy_coef", "value_coef", "gamma", "gae_lambda")
-# the search space: each field's declared range (bb_jax.train.config)
-SEARCH_SPACE = {name: _distribution(_SEARCHED[name].metadata["search"])
-                for name in SAMPLING_ORDER}
+# the search spaces: each field's declared range (bb_jax.train.config). "full" is the whole
+# range; "small" keeps the networks that pay per second on a CPU (`default_space`)
+SPACES = ("full", "small")
+SEARCH_SPACES = {space: {name: _distribution(_SEARCHED[name].metadata["search"], space)
+                         for name in SAMPLING_ORDER} for space in SPACES}
+SEARCH_SPACE = SEARCH_SPACES["full"]
 LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
 CONTROL = "control"  # the default configuration's name beside trial numbers
 FRESH_SEED_OFFSET = 500  # validation seeds start at seed * 1000 + this
@@ -52,20 +56,36 @@ def contains(distribution, value) -> bool:
     return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
 
 
-def search_space(fixed: dict | None = None) -> dict:
-    """SEARCH_SPACE with each parameter of `fixed` held at its value (a one-choice
-    distribution: every trial still carries all parameters, and a study records one space).
-    Fixing the network shape makes every trial one compiled program."""
+def default_space(backend: str) -> str:
+    """`--space auto` on a JAX backend: "small" (hidden 64 or 128) on a CPU, "full" on an
+    accelerator. On the 2-core CPU one member trains at about 52k env-steps/s at hidden 128,
+    26k at hidden 256 and 10k at hidden 512 (docs/PERFORMANCE.md, "Search space per
+    backend"), and a step-budget sweep over the full range spends most of its time on the
+    largest networks, which lose at equal wall time (docs/PPO.md, "Defaults per second");
+    on an accelerator a network of 512 costs little more than one of 128."""
+    return "small" if backend == "cpu" else "full"
+
+
+def search_space(fixed: dict | None = None, space: str = "full") -> dict:
+    """The search space `space` ("full" or "small") with each parameter of `fixed` held at
+    its value (a one-choice distribution: every trial still carries all parameters, and a
+    study records one space). Fixing the network shape makes every trial one compiled
+    program."""
+    if space not in SEARCH_SPACES:
+        raise ValueError(f"unknown search space {space!r}; valid: {', '.join(SPACES)}")
+    distributions = SEARCH_SPACES[space]
     fixed = fixed or {}
-    unknown = sorted(set(fixed) - set(SEARCH_SPACE))
+    unknown = sorted(set(fixed) - set(distributions))
     if unknown:
-        raise ValueError(f"unknown parameters {unknown}; valid: {', '.join(SEARCH_SPACE)}")
+        raise ValueError(f"unknown parameters {unknown}; valid: {', '.join(distributions)}")
     for name, value in fixed.items():
-        if not contains(SEARCH_SPACE[name], value):
-            raise ValueError(f"{name}={value!r} is outside the search space "
-                             f"({describe(SEARCH_SPACE[name])})")
+        if not contains(distributions[name], value):
+            full = describe(SEARCH_SPACE[name])
+            hint = f"; --space full: {full}" if full != describe(distributions[name]) else ""
+            raise ValueError(f"{name}={value!r} is outside the {space} search space "
+                             f"({describe(distributions[name])}{hint})")
     return {name: CategoricalDistribution([fixed[name]]) if name in fixed else distribution
-            for name, distribution in SEARCH_SPACE.items()}
+            for name, distribution in distributions.items()}
 
 
 def takes_integers(name: str) -> bool:

@@ -38,6 +38,7 @@ from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
 from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
 from bb_jax.tuning.space import (
     LARGEST_BATCH,
+    default_space,
     member_spec,
     search_space,
     suggest,
@@ -81,10 +82,10 @@ def default_shapes(backend: str) -> str:
     return "exact" if backend == "cpu" else "padded"
 
 
-def shape_choices(fixed: dict | None = None) -> ShapeChoices:
-    """The shapes of the search space (with --fix's values held): what a padded program of
-    this tuner serves."""
-    space = search_space(fixed)
+def shape_choices(fixed: dict | None = None, space: str = "full") -> ShapeChoices:
+    """The shapes of the search space `space` (with --fix's values held): what a padded
+    program of this tuner serves."""
+    space = search_space(fixed, space)
     return ShapeChoices(tuple(space["hidden_size"].choices), tuple(space["batch_size"].choices))
 
 
@@ -129,10 +130,16 @@ class TuneSettings:
     objectives: tuple[str, ...] = ("return",)
     # search-space parameters held at one value in every trial (--fix)
     fixed: dict = dataclasses.field(default_factory=dict)
+    # --space: "full" or "small" (bb_jax.tuning.space); None: the backend's default
+    space: str | None = None
     # Optuna callbacks by import path (--callback MODULE:NAME) and an MLflow tracking URI
     # (--mlflow-uri): names, not objects, so --n-jobs workers build the same (callbacks.py)
     callbacks: tuple[str, ...] = ()
     mlflow_uri: str | None = None
+
+    def __post_init__(self):
+        if self.space is None:
+            self.space = default_space(jax.default_backend())
 
     @property
     def multi_objective(self) -> bool:
@@ -196,7 +203,8 @@ _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
                    "objectives": ("objectives", "--objectives"),
                    "objective": ("objective", "--objective"),
                    "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial"),
-                   "fixed": ("fixed", "--fix")}
+                   "fixed": ("fixed", "--fix"),
+                   "space": ("space", "--space")}
 
 
 def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
@@ -298,7 +306,8 @@ def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
                 "objective": settings.objective, "seeds_per_trial": settings.seeds_per_trial,
                 "seed": settings.seed, "learner": PPOConfig().learner_choices,
                 "objectives": list(settings.objectives), "time_budget": settings.time_budget,
-                "device": device_kind(), "fixed": dict(settings.fixed)}
+                "device": device_kind(), "fixed": dict(settings.fixed),
+                "space": settings.space}
     for key, value in recorded.items():
         study.set_user_attr(key, value)
 
@@ -361,14 +370,15 @@ class Tuner:
             eval_episodes=settings.eval_episodes if settings.objective == "eval_return" else 0,
             max_population=settings.max_population,
             progress=self._progress_line,
-            shape_choices=(shape_choices(settings.fixed) if settings.shapes == "padded"
-                           else None),
+            shape_choices=(shape_choices(settings.fixed, settings.space)
+                           if settings.shapes == "padded" else None),
         )
         # the study's own seeds, recorded at its creation: every worker and every resume
         # trains on them whatever its --seed (which then seeds only its sampler), so all
         # trials of the study stay paired
         self.tuning_seeds = list(self.study.user_attrs["tuning_seeds"])
-        self.space = search_space(settings.fixed)  # what every trial samples from
+        # what every trial samples from
+        self.space = search_space(settings.fixed, settings.space)
         self.finished = 0
         # trials told, with an ETA: a bar on a terminal when logging to stdout, else lines
         self.bar = Progress(settings.n_trials, "trials", "trial", None if log is print else log)
