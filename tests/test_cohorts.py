@@ -60,3 +60,24 @@ def test_observed_compile_time_updates_the_estimate():
     assert sizing.compile_s == 10.0
     assert sizing.step_cost[SHAPE] == 1e-3  # the compile is not counted as training
     assert sizing.known(SHAPE) == {2}
+
+
+def test_chunks_divide_the_run_or_end_with_one_shorter_chunk():
+    from bb_jax.train.runs import plan_chunks
+
+    assert plan_chunks(48, 5) == [4] * 12  # a divisor near the target: one compiled length
+    assert plan_chunks(12, 1) == [1] * 12
+    # 97 updates (batch 512, 50k steps) is a prime: chunks of the target and a remainder
+    # rather than 97 one-update calls
+    assert plan_chunks(97, 10) == [10] * 9 + [7]
+    assert plan_chunks(100, 7) == [5] * 20
+    assert sum(plan_chunks(97, 10)) == 97
+
+
+def test_a_step_budget_plan_reports_about_every_interval_to_the_last_update():
+    from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.tuning.cohorts import CohortTrainer
+
+    trainer = CohortTrainer(PPOConfig(), num_steps=50_000, eval_interval=5_000)
+    plan = trainer.plan(MemberSpec(0, 128, 512, dict(DEFAULT_HYPERPARAMS), "default", 0))
+    assert (plan.updates, plan.chunk, plan.every) == (97, 10, 1)

@@ -73,8 +73,9 @@ class MemberResult:
 
 @dataclasses.dataclass(frozen=True)
 class MemberPlan:
-    """How long a member trains: `updates` in all, in chunks of `chunk` updates, a report
-    every `every` chunks; `update_flops` is one update's cost."""
+    """How long a member trains: `updates` in all, in chunks of `chunk` updates (the last
+    one shorter where `chunk` does not divide them: `plan_chunks`), a report every `every`
+    chunks and after the last; `update_flops` is one update's cost."""
 
     updates: int
     chunk: int
@@ -190,9 +191,9 @@ class CohortTrainer:
         return (*cohort_key(spec), self.plan(spec).updates)
 
     def plan(self, spec: MemberSpec) -> MemberPlan:
-        """A member's training length. By env steps: num_steps // batch updates, chunks that
-        divide them, a report about every eval_interval env steps. By a FLOP budget: as many
-        updates as the budget buys, in chunks of a power of two near a tenth of what its
+        """A member's training length. By env steps: num_steps // batch updates in chunks
+        (`plan_chunks`), a report about every eval_interval env steps. By a FLOP budget: as
+        many updates as the budget buys, in chunks of a power of two near a tenth of what its
         shape buys at the default epochs (a report at each; one chunk length, hence one
         compile, per shape and population size, shared by members of other epochs)."""
         config = self.config_for(spec.hidden_size, spec.batch_size)
@@ -270,11 +271,11 @@ class CohortTrainer:
         keys = ("env_steps", "finite", "episodes_finished", "return_sum")
         if population.shapes is None:
             plan = plans[next(m for m in population.members if m >= 0)]
-            length, every, total = plan.chunk, plan.every, plan.updates
+            lengths = plan_chunks(plan.updates, plan.chunk)
             pending = []
-            for index in range(1, total // length + 1):
+            for index, length in enumerate(lengths, 1):
                 pending.append(population.run(length))
-                if index % every and index != total // length:
+                if index % plan.every and index != len(lengths):
                     continue  # no host sync between reports: dispatch stays asynchronous
                 yield {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
                        for k in keys}
