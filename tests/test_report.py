@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from bb_jax.results.markdown import compare, main, markdown, verdicts, write_outputs
 from bb_jax.train import baselines
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.learning_speed import (
@@ -20,7 +21,6 @@ from bb_jax.train.learning_speed import (
     speed_figures,
     window_chunks,
 )
-from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
 
 
 def fig(mean, ci):
