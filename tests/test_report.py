@@ -10,7 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from bb_jax.results.markdown import compare, main, markdown, verdicts, write_outputs
+from bb_jax.cli.results import results_main as main
+from bb_jax.results.markdown import markdown
+from bb_jax.results.outputs import write_outputs
+from bb_jax.results.verdicts import compare, verdicts
 from bb_jax.train import baselines
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.learning_speed import (
