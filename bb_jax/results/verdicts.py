@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 
 from bb_jax.stats import mean_ci95
 
-Z95 = 1.959964
+Z95 = float(stats.norm.ppf(0.975))  # the two-sided 95% normal quantile, 1.95996...
 
 
 def episode_ci(x) -> tuple[float, float]:
