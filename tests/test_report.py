@@ -1,6 +1,6 @@
-"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report) and learning speed
-(bb_jax.train.learning_speed) on synthetic figures, and one tiny real run of `report.main`
-(scripts/results_report.py)."""
+"""docs/RESULTS.md rendering and verdicts (bb_jax.results) and learning speed
+(bb_jax.train.learning_speed) on synthetic figures, and one tiny real run of `results_main`
+(bb_jax.cli.results, scripts/results_report.py)."""
 
 from __future__ import annotations
 
