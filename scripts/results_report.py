@@ -4,7 +4,7 @@ run takes a while on a CPU (12 scenarios x 5 seeds x 500k steps as one populatio
 
 import sys
 
-from bb_jax.train.report import main
+from bb_jax.cli import results_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(results_main())

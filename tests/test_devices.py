@@ -46,7 +46,7 @@ def test_a_count_the_user_set_is_kept():
 
 ENTRY_POINTS = """
 import json, sys
-import bb_jax.cli, bb_jax.train.report
+import bb_jax.cli, bb_jax.cli.results
 from bb_jax import devices
 print(json.dumps({"asked": devices.use_host_devices([0, 1]), "gymnax": "gymnax" in sys.modules}))
 """

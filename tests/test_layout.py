@@ -1,7 +1,9 @@
-"""The package's layers import only downward: game <- train <- tuning <- cli.
+"""The package's layers import only downward: game <- train <- {tuning, results} <- cli.
 
-`bb_jax.stats`, `bb_jax.machine` and `bb_jax.devices` are shared helpers below every layer; they
-import no layer.
+`tuning` (the tuner) and `results` (the RESULTS experiment, docs/RESULTS.md) are applications of
+the library side by side: each may import game and train, neither imports the other, and only
+cli imports them. `bb_jax.stats`, `bb_jax.machine` and `bb_jax.devices` are shared helpers below
+every layer; they import no layer.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bb_jax"
-LAYERS = {"game": 0, "train": 1, "tuning": 2, "cli": 3}
+# the subpackages each subpackage may import (the shared helpers aside)
+MAY_IMPORT = {
+    "game": {"game"},
+    "train": {"game", "train"},
+    "tuning": {"game", "train", "tuning"},
+    "results": {"game", "train", "results"},
+    "cli": {"game", "train", "tuning", "results", "cli"},
+}
 HELPERS = {"stats", "machine", "devices", "interrupts", "progress"}
 
 
-def layer_of(module: str) -> int | None:
-    """Layer of a dotted module name inside bb_jax (None for the root and the helpers)."""
+def layer_of(module: str) -> str | None:
+    """The subpackage (layer) of a dotted module name inside bb_jax (None for the root and the
+    helpers)."""
     parts = module.split(".")
-    if parts[0] != "bb_jax" or len(parts) < 2:
+    if parts[0] != "bb_jax" or len(parts) < 2 or parts[1] not in MAY_IMPORT:
         return None
-    return LAYERS.get(parts[1])
+    return parts[1]
 
 
 def imported_modules(source: str, module: str) -> list[str]:
@@ -42,7 +52,8 @@ def imported_modules(source: str, module: str) -> list[str]:
 
 
 def upward_imports(source: str, module: str) -> list[str]:
-    """Imports of `module` that reach a higher layer (or any layer, from a shared helper)."""
+    """Imports of `module` that reach a layer it may not import (a higher one, or its sibling:
+    tuning <-> results), or any layer, from a shared helper."""
     parts = module.split(".")
     own = layer_of(module)
     helper = len(parts) == 2 and parts[1] in HELPERS
@@ -51,7 +62,7 @@ def upward_imports(source: str, module: str) -> list[str]:
         level = layer_of(target)
         if level is None:
             continue
-        if helper or (own is not None and level > own):
+        if helper or (own is not None and level not in MAY_IMPORT[own]):
             bad.append(target)
     return bad
 
@@ -69,10 +80,11 @@ def package_modules() -> list[tuple[str, Path]]:
 
 def test_layers_exist():
     names = {name for name, _ in package_modules()}
-    for layer in ("game", "train", "tuning"):
+    for layer in ("game", "train", "tuning", "results"):
         assert f"bb_jax.{layer}" in names
     assert "bb_jax.game.rules" in names and "bb_jax.train.ppo" in names
     assert "bb_jax.tuning.tuner" in names and "bb_jax.cli" in names
+    assert "bb_jax.results.experiment" in names and "bb_jax.cli.results" in names
 
 
 @pytest.mark.parametrize("name,path", package_modules(), ids=lambda v: str(v))
@@ -94,6 +106,22 @@ def test_module_imports_only_downward(name, path):
         ("bb_jax.tuning.tuner", "from bb_jax import cli\n", ["bb_jax.cli"]),
         ("bb_jax.tuning.tuner", "from bb_jax.train import ppo\nimport bb_jax.stats\n", []),
         ("bb_jax.cli", "from bb_jax.tuning.tuner import Tuner\n", []),
+        # results: only cli imports it; it imports game, train and the helpers
+        ("bb_jax.game.env", "import bb_jax.results.markdown\n", ["bb_jax.results.markdown"]),
+        ("bb_jax.train.runs", "from bb_jax.results.verdicts import compare\n",
+         ["bb_jax.results.verdicts", "bb_jax.results.verdicts.compare"]),
+        ("bb_jax.tuning.tuner", "from bb_jax.results import experiment\n",
+         ["bb_jax.results", "bb_jax.results.experiment"]),
+        ("bb_jax.stats", "from bb_jax.results import verdicts\n",
+         ["bb_jax.results", "bb_jax.results.verdicts"]),
+        ("bb_jax.results.experiment", "from bb_jax.tuning import tuner\n",
+         ["bb_jax.tuning", "bb_jax.tuning.tuner"]),
+        ("bb_jax.results.outputs", "from ..cli import results_main\n",
+         ["bb_jax.cli", "bb_jax.cli.results_main"]),
+        ("bb_jax.results.markdown",
+         "from bb_jax.train import baselines\nfrom bb_jax.game.rules import REST_REWARD\n"
+         "from bb_jax.stats import mean_ci95\nfrom .plot import plot\n", []),
+        ("bb_jax.cli.results", "from bb_jax.results.experiment import run_report\n", []),
     ],
 )
 def test_checker_flags_upward_imports(module, source, expected):

@@ -1,6 +1,6 @@
-"""docs/RESULTS.md rendering and verdicts (bb_jax.train.report) and learning speed
-(bb_jax.train.learning_speed) on synthetic figures, and one tiny real run of `report.main`
-(scripts/results_report.py)."""
+"""docs/RESULTS.md rendering and verdicts (bb_jax.results) and learning speed
+(bb_jax.train.learning_speed) on synthetic figures, and one tiny real run of `results_main`
+(bb_jax.cli.results, scripts/results_report.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import math
 import numpy as np
 import pytest
 
+from bb_jax.cli.results import results_main as main
+from bb_jax.results.markdown import markdown
+from bb_jax.results.outputs import write_outputs
+from bb_jax.results.verdicts import compare, verdicts
 from bb_jax.train import baselines
 from bb_jax.train.config import PPOConfig
 from bb_jax.train.learning_speed import (
@@ -20,7 +24,6 @@ from bb_jax.train.learning_speed import (
     speed_figures,
     window_chunks,
 )
-from bb_jax.train.report import compare, main, markdown, verdicts, write_outputs
 
 
 def fig(mean, ci):

@@ -3,9 +3,9 @@
 A run's curve is read in chunks of equal length (updates): the episodes finished in each chunk
 and their mean return. `smoothed_curve` pools every episode of the trailing window of chunks;
 `first_crossing` is the first chunk end from which that curve stays strictly above a baseline's
-mean to the end of the run. `learning_speed` applies it per scenario and seed to
-`bb_jax.train.report`'s results (random and the best heuristic as baselines), with a Student-t
-interval over the seeds that got there.
+mean to the end of the run. `learning_speed` applies it per scenario and seed to the RESULTS
+experiment's figures (`bb_jax.results`; random and the best heuristic as baselines), with a
+Student-t interval over the seeds that got there.
 """
 
 from __future__ import annotations
