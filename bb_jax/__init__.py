@@ -1,10 +1,11 @@
 """bb-jax: Bucket Brigade in pure JAX, jitted PPO over populations, and an Optuna tuner.
 
 Layers (each imports only from the ones before it): `bb_jax.game` (the game, opponents, the
-single-learner env, the plain-Python reference) <- `bb_jax.train` (networks, PPO, populations,
-runs, checkpoints, baselines, report, memory sizing) <- `bb_jax.tuning` (Optuna ask/tell,
-cohorts, storage) <- `bb_jax.cli`. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`,
-`bb_jax.interrupts` and `bb_jax.progress` are small shared helpers.
+single-learner env) <- `bb_jax.train` (networks, PPO, populations, runs, checkpoints,
+baselines, report, memory sizing) <- `bb_jax.tuning` (Optuna ask/tell, cohorts, storage) <-
+`bb_jax.cli`. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`, `bb_jax.interrupts` and
+`bb_jax.progress` are small shared helpers. `bb_jax.testing` (the plain-Python reference game,
+the synthetic pruner sweeps) serves tests and benchmarks; nothing else in bb_jax imports it.
 """
 
 import importlib

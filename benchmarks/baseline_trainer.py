@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.game.reference import ReferenceEnv
+from bb_jax.testing.reference_game import ReferenceEnv
 from bb_jax.train.config import PPOConfig, make_hyperparams
 from bb_jax.train.ppo import PPO, Transition, make_optimizer
 

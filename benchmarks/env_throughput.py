@@ -5,8 +5,8 @@ draws the whole batch's uniforms from one key (`env.sample_draws(key, (B,))`), r
 actions, and `jax.vmap(env.step_with_draws)`. Compile time is measured separately (first call
 minus a timed call), then the function is timed `--repeats` times (min / median / max).
 
-Reference: `bb_jax.game.reference.ReferenceEnv` in its own numpy-RNG mode, one environment, a few
-thousand steps with random learner actions.
+Reference: `bb_jax.testing.reference_game.ReferenceEnv` in its own numpy-RNG mode, one
+environment, a few thousand steps with random learner actions.
 
     python benchmarks/env_throughput.py            # full run
     python benchmarks/env_throughput.py --quick    # short smoke run
@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bb_jax import make_env
-from bb_jax.game.reference import ReferenceEnv
 from bb_jax.machine import machine_info
+from bb_jax.testing.reference_game import ReferenceEnv
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "env_throughput_cpu.json"
 

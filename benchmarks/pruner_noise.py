@@ -1,4 +1,4 @@
-"""Pruners on synthetic sweeps (`bb_jax.tuning.synthetic`): survival of the truly best 5% of
+"""Pruners on synthetic sweeps (`bb_jax.testing.synthetic_sweeps`): survival of the truly best 5% of
 trials, compute saved, and the prune rate on pure noise, at the noise of the previous value
 (one seed, last 100 episodes: SD ~24 on `default`) and of today's (interval mean over 2 seeds:
 SD ~8). 100 trials in batches of 16, 10 checkpoints, planted quality SD 20. Writes JSON and
@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 from tune_quality import LatestMedianPruner
 
-from bb_jax.tuning.synthetic import synthetic_sweep
+from bb_jax.testing.synthetic_sweeps import synthetic_sweep
 from bb_jax.tuning.tuner import TuneSettings, make_pruner
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pruner_noise.json"

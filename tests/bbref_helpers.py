@@ -17,8 +17,13 @@ import numpy as np
 import pytest
 
 from bb_jax import get_scenario, list_scenarios, make_env
-from bb_jax.game.reference import FIXED_KINDS, SCENARIO_TABLE, ReferenceEnv, default_opponent_kinds
 from bb_jax.game.scenarios import stack_scenarios
+from bb_jax.testing.reference_game import (
+    FIXED_KINDS,
+    SCENARIO_TABLE,
+    ReferenceEnv,
+    default_opponent_kinds,
+)
 
 SCENARIOS = tuple(list_scenarios())
 # statistics of the upstream implementation, beside the repository (not part of it)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bb_jax import OPPONENT_KINDS, get_scenario, list_scenarios, make_env
-from bb_jax.game.reference import KINDS, SCENARIO_TABLE, default_opponent_kinds
 from bb_jax.game.scenarios import SCENARIO_FIELDS
+from bb_jax.testing.reference_game import KINDS, SCENARIO_TABLE, default_opponent_kinds
 
 BATCH, STEPS = 8, 40
 

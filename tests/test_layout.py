@@ -4,11 +4,15 @@
 the library side by side: each may import game and train, neither imports the other, and only
 cli imports them. `bb_jax.stats`, `bb_jax.machine` and `bb_jax.devices` are shared helpers below
 every layer; they import no layer.
+`bb_jax.testing` (oracles and synthetic sweeps for tests and benchmarks) sits
+outside the layers: it may import any of the library, and no module of bb_jax outside it
+imports it, neither by an import statement nor by a module name handed to importlib.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,7 @@ MAY_IMPORT = {
     "cli": {"game", "train", "tuning", "results", "cli"},
 }
 HELPERS = {"stats", "machine", "devices", "interrupts", "progress"}
+TESTING = "bb_jax.testing"
 
 
 def layer_of(module: str) -> str | None:
@@ -34,15 +39,20 @@ def layer_of(module: str) -> str | None:
     return parts[1]
 
 
-def imported_modules(source: str, module: str) -> list[str]:
-    """Every bb_jax module a source imports (`import a.b`, `from a.b import c` as a.b and a.b.c)."""
+def imported_modules(source: str, module: str, package: bool = False) -> list[str]:
+    """Every bb_jax module a source imports (`import a.b`, `from a.b import c` as a.b and a.b.c).
+
+    package: the source is the package `module`'s __init__.py (its relative imports start from
+    `module` itself, not from its parent).
+    """
     found = []
+    parts = module.split(".")
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import: resolve against the importing module's package
-                base = module.split(".")[: -node.level]
+                base = parts[: len(parts) - node.level + int(package)]
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
@@ -51,20 +61,38 @@ def imported_modules(source: str, module: str) -> list[str]:
     return [name for name in found if name.split(".")[0] == "bb_jax"]
 
 
-def upward_imports(source: str, module: str) -> list[str]:
+def upward_imports(source: str, module: str, package: bool = False) -> list[str]:
     """Imports of `module` that reach a layer it may not import (a higher one, or its sibling:
     tuning <-> results), or any layer, from a shared helper."""
     parts = module.split(".")
     own = layer_of(module)
     helper = len(parts) == 2 and parts[1] in HELPERS
     bad = []
-    for target in imported_modules(source, module):
+    for target in imported_modules(source, module, package):
         level = layer_of(target)
         if level is None:
             continue
         if helper or (own is not None and level not in MAY_IMPORT[own]):
             bad.append(target)
     return bad
+
+
+def in_testing(module: str) -> bool:
+    return module == TESTING or module.startswith(TESTING + ".")
+
+
+def imports_of_testing(source: str, module: str, package: bool = False) -> list[str]:
+    """What a module outside bb_jax.testing takes from it: imports, and string constants that
+    are exactly a bb_jax.testing module name (`importlib.import_module("bb_jax.testing.x")`; a
+    docstring that mentions one is not a module name)."""
+    if in_testing(module):
+        return []
+    found = [name for name in imported_modules(source, module, package) if in_testing(name)]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.fullmatch(r"bb_jax\.testing(\.\w+)*", node.value):
+            found.append(node.value)
+    return found
 
 
 def package_modules() -> list[tuple[str, Path]]:
@@ -85,11 +113,18 @@ def test_layers_exist():
     assert "bb_jax.game.rules" in names and "bb_jax.train.ppo" in names
     assert "bb_jax.tuning.tuner" in names and "bb_jax.cli" in names
     assert "bb_jax.results.experiment" in names and "bb_jax.cli.results" in names
+    assert "bb_jax.testing.reference_game" in names
+    assert "bb_jax.testing.synthetic_sweeps" in names
 
 
 @pytest.mark.parametrize("name,path", package_modules(), ids=lambda v: str(v))
 def test_module_imports_only_downward(name, path):
-    assert upward_imports(path.read_text(), name) == []
+    assert upward_imports(path.read_text(), name, path.name == "__init__.py") == []
+
+
+@pytest.mark.parametrize("name,path", package_modules(), ids=lambda v: str(v))
+def test_library_does_not_import_testing(name, path):
+    assert imports_of_testing(path.read_text(), name, path.name == "__init__.py") == []
 
 
 @pytest.mark.parametrize(
@@ -127,3 +162,49 @@ def test_module_imports_only_downward(name, path):
 def test_checker_flags_upward_imports(module, source, expected):
     """The checker itself: it must see an upward import in each of its spellings."""
     assert upward_imports(source, module) == expected
+
+
+def test_checker_resolves_relative_imports_of_a_package():
+    """In a package's __init__.py, `from . import x` is the package's own x."""
+    assert imported_modules("from .env import EnvState\n", "bb_jax.game", package=True) == [
+        "bb_jax.game.env", "bb_jax.game.env.EnvState"]
+    assert imported_modules("from .env import EnvState\n", "bb_jax.game.rules") == [
+        "bb_jax.game.env", "bb_jax.game.env.EnvState"]
+    assert upward_imports("from ..tuning import tuner\n", "bb_jax.game", package=True) == [
+        "bb_jax.tuning", "bb_jax.tuning.tuner"]
+
+
+@pytest.mark.parametrize(
+    "module,package,source,expected",
+    [
+        ("bb_jax.tuning.tuner", False, "from bb_jax.testing.synthetic_sweeps import sweep\n",
+         ["bb_jax.testing.synthetic_sweeps", "bb_jax.testing.synthetic_sweeps.sweep"]),
+        ("bb_jax.game.env", False, "import bb_jax.testing.reference_game\n",
+         ["bb_jax.testing.reference_game"]),
+        ("bb_jax.cli.tune", False, "from bb_jax import testing\n", ["bb_jax.testing"]),
+        ("bb_jax.tuning.pruners", False, "from ..testing import synthetic_sweeps\n",
+         ["bb_jax.testing", "bb_jax.testing.synthetic_sweeps"]),
+        ("bb_jax", True, "from .testing import reference_game\n",
+         ["bb_jax.testing", "bb_jax.testing.reference_game"]),
+        ("bb_jax.stats", False, "import bb_jax.testing\n", ["bb_jax.testing"]),
+        ("bb_jax", True, "_LAZY = {'ReferenceEnv': 'bb_jax.testing.reference_game'}\n",
+         ["bb_jax.testing.reference_game"]),
+        # a docstring that names the module is no import
+        ("bb_jax.tuning.pruners", False, '"""Judged by `bb_jax.testing.synthetic_sweeps`."""\n',
+         []),
+        ("bb_jax.tuning.tuner", False, "from bb_jax.train import ppo\nimport bb_jax.stats\n", []),
+        # bb_jax.testing itself may import the library and its own modules
+        ("bb_jax.testing.synthetic_sweeps", False,
+         "from bb_jax.testing import reference_game\nfrom bb_jax.tuning.tuner import make_pruner\n"
+         "from bb_jax.game import rules\n", []),
+    ],
+)
+def test_checker_flags_imports_of_testing(module, package, source, expected):
+    """The checker itself: it must see the library reaching into bb_jax.testing in each spelling."""
+    assert imports_of_testing(source, module, package) == expected
+
+
+def test_testing_may_import_the_library():
+    """bb_jax.testing is outside the layers: no import of it counts as upward."""
+    source = "from bb_jax.cli import tune\nfrom bb_jax.game import rules\nimport bb_jax.stats\n"
+    assert upward_imports(source, "bb_jax.testing.reference_game") == []

@@ -7,6 +7,7 @@ import optuna
 import pytest
 from scipy.stats import norm
 
+from bb_jax.testing.synthetic_sweeps import synthetic_sweep
 from bb_jax.tuning.pruners import (
     BracketHalvingPruner,
     EvidenceMedianPruner,
@@ -14,7 +15,6 @@ from bb_jax.tuning.pruners import (
     noise_sd,
     rung_steps,
 )
-from bb_jax.tuning.synthetic import synthetic_sweep
 from bb_jax.tuning.tuner import TuneSettings, make_pruner
 
 # noise of one reported value: one seed's last-100 mean (the old value, measured SD 16-25 on

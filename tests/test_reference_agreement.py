@@ -26,7 +26,7 @@ from bbref_helpers import (
     scenario_batch,
 )
 
-from bb_jax.game.reference import ReferenceEnv, scenario_values
+from bb_jax.testing.reference_game import ReferenceEnv, scenario_values
 
 # Rewards: the JAX code may add the reward terms in another order; the terms reach |A|+|L| =
 # 200, where one float32 ulp is ~1.5e-5, so allow a few ulps at that scale.

@@ -1,1 +1,1 @@
-"""The game and all that only plays it: scenarios, rules, opponents, the env, the reference."""
+"""The game and all that only plays it: scenarios, rules, opponents, the env."""

@@ -19,7 +19,7 @@ each rule asks for evidence before it stops a trial:
   and it is judged only against its own bracket.
 
 docs/HYPERPARAMETER_TUNING.md reports each rule's survival of the truly best trials, compute
-saved and prune rate on pure noise (synthetic sweeps of `bb_jax.tuning.synthetic`).
+saved and prune rate on pure noise (synthetic sweeps of `bb_jax.testing.synthetic_sweeps`).
 """
 
 from __future__ import annotations
