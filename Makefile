@@ -33,7 +33,7 @@ $(DEV_STAMP): $(STAMP)
 tune: $(STAMP)
 	mkdir -p $(TUNE_DIR)
 	$(PY) scripts/tune_hyperparameters.py --scenario default --n-trials 6 --flop-budget 1e11 \
-		--fix hidden_size=128,batch_size=1024 --eval-interval 4096 --n-jobs 1 \
+		--fix hidden_size=64,batch_size=512 --eval-interval 4096 --n-jobs 1 \
 		--validate-top-k 2 --validate-seeds 6 \
 		--study-name quickstart --storage sqlite:///$(TUNE_DIR)/quickstart.db \
 		--output-dir $(TUNE_DIR)

@@ -1,7 +1,7 @@
 """The default configuration judged per second of training: a compute-budget study over easy,
 default and hard with the project's own tuner, then its top-k, the defaults and the previous
-defaults (hidden 512, batch 512, the same traced hyperparameters: chosen at equal env steps)
-trained again on the same fresh seeds at the same budget, paired.
+defaults (`previous_defaults`) trained again on the same fresh seeds at the same budget,
+paired.
 
 The budget is --seconds of training per run (one seed on one scenario), converted once into
 FLOPs by the tuner's calibration of the default configuration at the start of the study
@@ -34,11 +34,15 @@ from bb_jax.tuning.validation import Candidate, top_candidates, validate
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "defaults_per_second_cpu.json"
-PREVIOUS = "previous_defaults"  # hidden 512, batch 512: the defaults chosen per env step
+PREVIOUS = "previous_defaults"
 
 
 def previous_defaults() -> dict:
-    return {**control_params(), "hidden_size": 512, "batch_size": 512}
+    """The defaults before this study's pick replaced them: hidden 128, batch 1024 with the
+    hyperparameters a 200k-step study had chosen at equal env steps (docs/PPO.md)."""
+    return {"hidden_size": 128, "learning_rate": 8.5e-4, "batch_size": 1024, "num_epochs": 6,
+            "clip_epsilon": 0.12, "entropy_coef": 0.007, "value_coef": 0.5, "gamma": 0.995,
+            "gae_lambda": 0.92}
 
 
 def main(argv=None) -> int:

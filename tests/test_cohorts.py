@@ -20,10 +20,13 @@ def test_next_power_of_two():
     assert [next_power_of_two(n) for n in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
 
 
-def test_without_measurements_it_compiles_the_next_power_of_two():
-    sizing = CompileAwareSizing()
-    assert sizing.choose(SHAPE, 3, 50_000, limit=1024) == 4
+def test_without_measurements_it_compiles_exactly_the_members():
+    sizing = CompileAwareSizing()  # one device in-process: no padding to the device count
+    assert sizing.choose(SHAPE, 3, 50_000, limit=1024) == 3
+    assert sizing.choose(SHAPE, 6, 50_000, limit=1024) == 6  # not 8: padding costs compute
     assert sizing.choose(SHAPE, 3, 50_000, limit=2) == 2  # memory bound: rounds of 2
+    # survivors repacked mid-training: the next power of two (few sizes to compile)
+    assert sizing.choose(SHAPE, 3, 50_000, limit=1024, rounds=False) == 4
 
 
 def test_reuses_a_compiled_size_when_compiling_costs_more():
