@@ -1,6 +1,6 @@
 """The env through gymnax 1.0's public API only, as gymnax users (PureJaxRL and the like) meet it.
 
-Apart from the one constructor line (`make_env` wrapped in the flat-action wrapper), nothing of
+Apart from the constructors (`make_env` and the wrappers of `bb_jax.game.wrappers`), nothing of
 bb_jax is imported: the PPO below sees a gymnax `Environment` with a `Discrete` action space
 and a `Box` observation space, and must learn to beat a uniform-random policy.
 """
@@ -19,7 +19,7 @@ from flax.training.train_state import TrainState
 from gymnax.environments import environment, spaces
 
 from bb_jax.game.env import make_env
-from bb_jax.game.wrappers import FlatActionWrapper
+from bb_jax.game.wrappers import EpisodeLogWrapper, FlatActionWrapper, TimeInputWrapper
 
 MAX_STEPS = 50
 
@@ -121,6 +121,66 @@ def test_reset_env_and_step_env_are_the_step_without_auto_reset(env):
         state = state_next
     else:
         pytest.fail("no episode end within max_steps")
+
+
+def _random_episode(env, seed: int, steps: int):
+    """`steps` steps of a uniform-random policy from reset (jitted step): the outputs per
+    step, stacked."""
+    params = env.default_params
+    act_space = env.action_space(params)
+    step = jax.jit(env.step)
+
+    def play(state, key):
+        k_act, k_step = jax.random.split(key)
+        obs, state, reward, term, trunc, info = step(k_step, state, act_space.sample(k_act),
+                                                     params)
+        return state, (obs, reward, term, trunc, info)
+
+    obs0, state = env.reset(jax.random.key(seed), params)
+    _, out = jax.lax.scan(play, state, jax.random.split(jax.random.key(seed + 1), steps))
+    return obs0, out
+
+
+def test_time_input_wrapper_appends_the_episode_progress():
+    """The wrapped observations are the env's followed by steps taken / max_steps, the final
+    observation of an ending step too; the Box holds them; the same keys play the same
+    episodes."""
+    plain = make_env("easy", num_opponents=2, max_steps=MAX_STEPS)
+    timed = TimeInputWrapper(plain)
+    obs0, (obs, _, term, trunc, info) = _random_episode(timed, 7, 2 * MAX_STEPS)
+    plain_obs0, (plain_obs, _, _, _, plain_info) = _random_episode(plain, 7, 2 * MAX_STEPS)
+    np.testing.assert_array_equal(obs0[:-1], plain_obs0)
+    assert float(obs0[-1]) == 0.0
+    np.testing.assert_array_equal(obs[:, :-1], plain_obs)
+    progress = np.asarray(info["final_observation"][:, -1]) * MAX_STEPS
+    np.testing.assert_allclose(progress, np.asarray(info["episode_length"]), rtol=1e-6)
+    done = np.asarray(term | trunc)
+    assert done.any()  # an episode ended: the next observation starts at progress 0
+    assert np.all(np.asarray(obs[:, -1])[done] == 0.0)
+    space = timed.observation_space(timed.default_params)
+    assert space.shape == (plain.observation_space(plain.default_params).shape[0] + 1,)
+    assert bool(jnp.all(jax.vmap(space.contains)(obs)))
+    np.testing.assert_array_equal(info["final_observation"][:, :-1],
+                                  plain_info["final_observation"])
+
+
+def test_episode_log_wrapper_keeps_the_last_finished_episode():
+    """info's returned_episode flags exactly the steps that end an episode; the returned
+    figures are that episode's return and length, and stay until the next one ends."""
+    env = EpisodeLogWrapper(make())
+    _, (_, reward, term, trunc, info) = _random_episode(env, 9, 3 * MAX_STEPS)
+    done = np.asarray(term | trunc)
+    np.testing.assert_array_equal(np.asarray(info["returned_episode"]), done)
+    assert done.sum() >= 2
+    returned = np.asarray(info["returned_episode_return"])
+    lengths = np.asarray(info["returned_episode_length"])
+    rewards, start, last = np.asarray(reward), 0, (0.0, 0)
+    for t in range(len(done)):
+        if done[t]:
+            last = (rewards[start:t + 1].sum(), t + 1 - start)
+            start = t + 1
+        assert lengths[t] == last[1]
+        np.testing.assert_allclose(returned[t], last[0], rtol=1e-5, atol=1e-3)
 
 
 # --- a PureJaxRL-style PPO on the public API --------------------------------------------------

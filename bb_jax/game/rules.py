@@ -178,3 +178,11 @@ def observation_high(num_agents: int) -> jnp.ndarray:
     return jnp.asarray(
         [2.0] * NUM_HOUSES + [1.0] * n + [9.0] * n + [9.0, 1.0] * n + info, jnp.float32
     )
+
+
+def time_input(obs: jnp.ndarray, step_count: jnp.ndarray, max_steps: int) -> jnp.ndarray:
+    """float32[..., D + 1]: observations float32[..., D] followed by the episode's progress
+    step_count / max_steps in [0, 1] (with it, the end of an episode at max_steps is part of
+    the state, not a surprise)."""
+    progress = jnp.asarray(step_count).astype(jnp.float32) / max_steps
+    return jnp.concatenate([obs, progress[..., None]], axis=-1)

@@ -1,1 +1,0 @@
-"""Learning: networks, PPO, populations, multi-seed runs, baselines, the results report, memory."""
