@@ -1,11 +1,14 @@
 """bb-jax: Bucket Brigade in pure JAX, jitted PPO over populations, and an Optuna tuner.
 
 Layers (each imports only from the ones before it): `bb_jax.game` (the game, opponents, the
-single-learner env) <- `bb_jax.train` (networks, PPO, populations, runs, checkpoints,
-baselines, report, memory sizing) <- `bb_jax.tuning` (Optuna ask/tell, cohorts, storage) <-
-`bb_jax.cli`. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`, `bb_jax.interrupts` and
-`bb_jax.progress` are small shared helpers. `bb_jax.testing` (the plain-Python reference game,
-the synthetic pruner sweeps) serves tests and benchmarks; nothing else in bb_jax imports it.
+single-learner env as a gymnax `Environment`, wrappers) <- `bb_jax.agent` (the config leaf,
+networks, losses, policies, PPO: pure functions) <- `bb_jax.runtime` (compiled programs,
+populations over devices, the one host driver, runs, cohorts, checkpoints, cost, memory) <-
+`bb_jax.tuning` (Optuna ask/tell, pruners, validation) and `bb_jax.results` (the RESULTS
+experiment) <- `bb_jax.cli`. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`,
+`bb_jax.interrupts` and `bb_jax.progress` are small shared helpers. `bb_jax.testing` (the
+plain-Python reference game, the synthetic pruner sweeps) serves tests and benchmarks;
+nothing else in bb_jax imports it.
 """
 
 import importlib
@@ -28,7 +31,7 @@ __all__ = [
 # able to set the host device count after `import bb_jax`, so the env (and the training code
 # that imports it) loads on first use.
 _LAZY = {"BucketBrigadeEnv": "bb_jax.game.env", "EnvState": "bb_jax.game.env",
-         "make_env": "bb_jax.game.env", "load_run": "bb_jax.train.runs"}
+         "make_env": "bb_jax.game.env", "load_run": "bb_jax.runtime.saved_runs"}
 
 
 def __getattr__(name: str):

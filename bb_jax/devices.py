@@ -2,7 +2,7 @@
 
 On a CPU backend XLA runs a program on one device, and a vmapped population on one device
 gains little from a second core. `use_host_devices` exposes the usable cores as that many
-host devices before JAX creates its backend, so `bb_jax.train.population` can shard the
+host devices before JAX creates its backend, so `bb_jax.runtime.population` can shard the
 members over them. On an accelerator it changes nothing that runs (JAX's CPU devices go
 unused there). It leaves alone a device count the user set
 (`--xla_force_host_platform_device_count` in $XLA_FLAGS, or $JAX_NUM_CPU_DEVICES). Worker

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax.agent.config import PPOConfig, make_hyperparams
+from bb_jax.agent.ppo import PPO, Transition, init_optimizer
 from bb_jax.testing.reference_game import ReferenceEnv
-from bb_jax.train.config import PPOConfig, make_hyperparams
-from bb_jax.train.ppo import PPO, Transition, make_optimizer
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "baseline_trainer_cpu.json"
 
@@ -46,7 +46,7 @@ def run_updates(ppo: PPO, parts, num_updates: int, seed: int = 0) -> float:
     config = ppo.config
     hp = make_hyperparams()
     params = ppo.network.init(jax.random.PRNGKey(seed), jnp.zeros((ppo.env.observation_size,)))
-    opt_state = make_optimizer(hp).init(params)
+    opt_state = init_optimizer(params, hp)
     env = ReferenceEnv(config.scenario, num_opponents=config.num_opponents)
     rng = np.random.default_rng(seed)
     obs = env.reset(rng)

@@ -26,12 +26,12 @@ devices.use_host_devices()  # every core a device, as the command lines do
 
 import jax  # noqa: E402
 
+from bb_jax.agent.config import HYPERPARAM_NAMES, PPOConfig, stack_hyperparams  # noqa: E402
 from bb_jax.game.scenarios import get_scenario, stack_scenarios  # noqa: E402
 from bb_jax.machine import machine_info  # noqa: E402
+from bb_jax.runtime.population import Population  # noqa: E402
+from bb_jax.runtime.runs import train_seeds  # noqa: E402
 from bb_jax.stats import mean_ci95, paired_difference  # noqa: E402
-from bb_jax.train.config import HYPERPARAM_NAMES, PPOConfig, stack_hyperparams  # noqa: E402
-from bb_jax.train.population import Population  # noqa: E402
-from bb_jax.train.runs import train_seeds  # noqa: E402
 from bb_jax.tuning.space import control_params  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     rows = []
     for row, measured in zip(configs, rates, strict=True):
         shape, hp = split(row["params"])
-        rate = {"env_steps_per_s": min(r["env_steps_per_s"] for r in measured),
+        rate = {"env_steps_per_s": max(r["env_steps_per_s"] for r in measured),
                 "measured": measured}
         # a run's share of the device for `seconds`: the population's whole rate for that
         # long, as the tuner's --time-budget counts it (a trial of K runs takes K x seconds)

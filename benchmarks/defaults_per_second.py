@@ -23,13 +23,14 @@ from pathlib import Path
 import optuna
 
 from bb_jax import devices
+from bb_jax.agent.config import PPOConfig
 from bb_jax.machine import machine_info
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.cost import CompileClock
-from bb_jax.tuning.cohorts import CohortTrainer
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.cost import CompileClock
 from bb_jax.tuning.outputs import finite_json
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import LARGEST_BATCH, control_params, member_spec, validation_seeds
-from bb_jax.tuning.tuner import Tuner, TuneSettings
+from bb_jax.tuning.tuner import Tuner
 from bb_jax.tuning.validation import Candidate, top_candidates, validate
 
 HERE = Path(__file__).resolve().parent

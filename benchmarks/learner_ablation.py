@@ -25,12 +25,12 @@ import jax
 import numpy as np
 
 from bb_jax import devices
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.machine import machine_info
+from bb_jax.runtime.driver import plan_chunks
+from bb_jax.runtime.population import Population
 from bb_jax.stats import mean_ci95, paired_difference
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.train.population import Population
-from bb_jax.train.runs import plan_chunks
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "learner_ablation_cpu.json"
 QUICK_OUT = Path(tempfile.gettempdir()) / "learner_ablation_cpu_quick.json"  # not a result

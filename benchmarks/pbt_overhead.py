@@ -26,9 +26,9 @@ import jax
 import numpy as np
 
 from bb_jax import devices
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.machine import machine_info
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.train.population import Population
+from bb_jax.runtime.population import Population
 from bb_jax.tuning import pbt
 from bb_jax.tuning.pbt import PBTRule
 from bb_jax.tuning.pbt_train import run_pbt

@@ -30,18 +30,19 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, HYPERPARAM_NAMES, PPOConfig, stack_hyperparams
 from bb_jax.machine import machine_info
+from bb_jax.runtime.cost import CompileClock
+from bb_jax.runtime.population import Population
+from bb_jax.runtime.runs import train_seeds
+from bb_jax.runtime.schedule import from_env_steps
 from bb_jax.stats import mean_ci95, paired_difference
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, HYPERPARAM_NAMES, PPOConfig, stack_hyperparams
-from bb_jax.train.cost import CompileClock
-from bb_jax.train.population import Population
-from bb_jax.train.runs import train_seeds
-from bb_jax.train.schedule import from_env_steps
 from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.pbt import PBTRule
 from bb_jax.tuning.pbt_train import run_pbt
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import search_space, tuning_seeds, validation_seeds
-from bb_jax.tuning.tuner import Tuner, TuneSettings
+from bb_jax.tuning.tuner import Tuner
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "pbt_quality_cpu.json"

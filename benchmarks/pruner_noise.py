@@ -18,7 +18,8 @@ import optuna
 from tune_quality import LatestMedianPruner
 
 from bb_jax.testing.synthetic_sweeps import synthetic_sweep
-from bb_jax.tuning.tuner import TuneSettings, make_pruner
+from bb_jax.tuning.settings import TuneSettings
+from bb_jax.tuning.study import make_pruner
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pruner_noise.json"
 NUM_STEPS, INTERVAL, QUALITY_SD = 100_000, 10_000, 20.0

@@ -1,6 +1,6 @@
 """Env-steps/s of end-to-end PPO training (rollout, GAE, epochs, all in one program).
 
-Every case is a `bb_jax.train.population.Population` (population 1 = one run) of the default
+Every case is a `bb_jax.runtime.population.Population` (population 1 = one run) of the default
 scenario with default hyperparameters (4 epochs x 4 minibatches), batch 2048 env steps per
 update. For each case the population's chunk program (`updates` updates in one `lax.scan`) is
 lowered and compiled explicitly (`jax.jit(...).lower(...).compile()`), so compile time is
@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 
 from bb_jax import devices
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.machine import machine_info
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.train.population import Population
+from bb_jax.runtime.population import Population
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train_throughput_cpu.json"
 QUICK_OUT = Path(tempfile.gettempdir()) / "train_throughput_cpu_quick.json"  # not a result

@@ -34,12 +34,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.machine import machine_info
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.cost import CompileClock, flops_per_env_step
 from bb_jax.stats import paired_difference
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-from bb_jax.train.cost import CompileClock, flops_per_env_step
-from bb_jax.tuning.cohorts import CohortTrainer
 from bb_jax.tuning.outputs import finite_json
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import (
     CONTROL,
     LARGEST_BATCH,
@@ -47,7 +48,7 @@ from bb_jax.tuning.space import (
     member_spec,
     validation_seeds,
 )
-from bb_jax.tuning.tuner import Tuner, TuneSettings
+from bb_jax.tuning.tuner import Tuner
 from bb_jax.tuning.validation import Candidate, validate
 
 HERE = Path(__file__).resolve().parent

@@ -10,7 +10,7 @@ top 3 are validated with the control (the default configuration) on the same fre
 
 Per strategy: the recommendation (or none), its validated gain over the control (paired 95%
 CI), the selection bias of the best trial (tuning value - validated mean), env steps used and
-wall time. Every strategy's value is the interval mean (`bb_jax.tuning.cohorts.Report`).
+wall time. Every strategy's value is the interval mean (`bb_jax.runtime.cohorts.Report`).
 
     python benchmarks/tune_quality.py                       # documented horizon, 3 scenarios
     python benchmarks/tune_quality.py --quick --out /tmp/q.json   # smoke (test suite)
@@ -30,7 +30,8 @@ import optuna
 from bb_jax.machine import machine_info
 from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.pruners import latest_at
-from bb_jax.tuning.tuner import Tuner, TuneSettings
+from bb_jax.tuning.settings import TuneSettings
+from bb_jax.tuning.tuner import Tuner
 from bb_jax.tuning.validation import validate_study
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tune_quality_cpu.json"

@@ -52,7 +52,7 @@ def _on_event(name: str, seconds: float, **_) -> None:
 
 def _record_programs() -> None:
     """Record every training program a population runs (config, rows, chunk length)."""
-    from bb_jax.train.population import Population
+    from bb_jax.runtime.population import Population
 
     run = Population.run
 

@@ -2,7 +2,7 @@
 
 Compiling is most of these tests' cost on a 2-core CPU, so every test uses one of two configs
 and the functions below are cached: the jitted single-run `init`, `run_updates` (CHUNK
-updates) and `evaluate` compile once per pytest session, and `bb_jax.train.population.compiled` is
+updates) and `evaluate` compile once per pytest session, and `bb_jax.runtime.programs.compiled` is
 itself cached per config.
 """
 
@@ -13,8 +13,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.ppo import PPO
+from bb_jax.agent.config import PPOConfig
+from bb_jax.agent.ppo import PPO
 
 # The learning test's config (easy, hidden 64, the default batch and hyperparameters, 300k
 # steps) doubles as the population tests' config: those run a few CHUNK-update chunks of it,

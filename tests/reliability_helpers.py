@@ -80,9 +80,10 @@ def warm_compile_cache() -> None:
     """Compile (or load) the sweeps' one program in this process, with JAX's persistent cache
     on, before tuner processes start: otherwise on a cold cache every worker started at the
     same time compiles it itself. Once per process."""
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
     from bb_jax.cli import enable_compile_cache
-    from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-    from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+    from bb_jax.runtime.cohorts import CohortTrainer
+    from bb_jax.runtime.members import MemberSpec
 
     enable_compile_cache()
     trainer = CohortTrainer(PPOConfig(total_steps=4096, batch_size=4096), num_steps=4096,

@@ -1,4 +1,4 @@
-"""Non-learning baselines in the learner's seat (bb_jax.train.baselines)."""
+"""Non-learning baselines in the learner's seat (bb_jax.agent.policies, runtime.baselines)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from bbref_helpers import reference_stats
 
 from bb_jax.game import opponents
-from bb_jax.train.baselines import BASELINES, baseline_returns, batch_returns
+from bb_jax.runtime.baselines import BASELINES, baseline_returns, batch_returns
 
 EPISODES = 4000
 

@@ -16,10 +16,10 @@ import pytest
 from reliability_helpers import counting_compiles, kill_9_after_a_checkpoint
 
 import bb_jax
+from bb_jax.agent.config import PPOConfig
 from bb_jax.cli import train_main
-from bb_jax.train.checkpoints import Checkpoints
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.runs import train_seeds
+from bb_jax.runtime.checkpoints import Checkpoints
+from bb_jax.runtime.runs import train_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = PPOConfig(scenario="easy", hidden_size=16, batch_size=256, total_steps=8 * 256)

@@ -1,6 +1,8 @@
 """Compile-aware population sizing and cohort grouping (no training here)."""
 
-from bb_jax.tuning.cohorts import CompileAwareSizing, MemberSpec, group_cohorts, next_power_of_two
+from bb_jax.runtime.cohorts import group_cohorts
+from bb_jax.runtime.members import MemberSpec
+from bb_jax.runtime.sizing import CompileAwareSizing, next_power_of_two
 
 SHAPE = (128, 2048)
 
@@ -66,7 +68,7 @@ def test_observed_compile_time_updates_the_estimate():
 
 
 def test_chunks_divide_the_run_or_end_with_one_shorter_chunk():
-    from bb_jax.train.runs import plan_chunks
+    from bb_jax.runtime.driver import plan_chunks
 
     assert plan_chunks(48, 5) == [4] * 12  # a divisor near the target: one compiled length
     assert plan_chunks(12, 1) == [1] * 12
@@ -78,8 +80,8 @@ def test_chunks_divide_the_run_or_end_with_one_shorter_chunk():
 
 
 def test_a_step_budget_plan_reports_about_every_interval_to_the_last_update():
-    from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-    from bb_jax.tuning.cohorts import CohortTrainer
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.runtime.cohorts import CohortTrainer
 
     trainer = CohortTrainer(PPOConfig(), num_steps=50_000, eval_interval=5_000)
     plan = trainer.plan(MemberSpec(0, 128, 512, dict(DEFAULT_HYPERPARAMS), "default", 0))

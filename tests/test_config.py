@@ -1,4 +1,4 @@
-"""Each tunable setting is declared once, on its field (`bb_jax.train.config`): its default,
+"""Each tunable setting is declared once, on its field (`bb_jax.agent.config`): its default,
 flag and search range reach the defaults dict, the search space and train_simple.py's flags."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import dataclasses
 
 from optuna.distributions import CategoricalDistribution
 
-from bb_jax.cli.train import _train_parser
-from bb_jax.train.config import (
+from bb_jax.agent.config import (
     DEFAULT_HYPERPARAMS,
     TUNABLE_FIELDS,
     PPOConfig,
     PPOHyperparams,
     make_hyperparams,
 )
+from bb_jax.cli.train import _train_parser
 from bb_jax.tuning.space import SAMPLING_ORDER, SEARCH_SPACE, TRAIN_FLAGS, control_params
 
 
@@ -61,10 +61,10 @@ def test_every_option_of_the_three_command_lines_shows_its_default():
     import argparse
     import re
 
-    from bb_jax.cli.tune import _tune_parser
+    from bb_jax.cli.tune_args import tune_parser
     from bb_jax.cli.validate import _validate_parser
 
-    for parser in (_train_parser(), _tune_parser(), _validate_parser()):
+    for parser in (_train_parser(), tune_parser(), _validate_parser()):
         text = parser.format_help()
         assert "%%" not in text
         options = text.split("options:", 1)[1]

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from reliability_helpers import SMALL, write_enqueue_file
 
+from bb_jax.agent.config import PPOConfig
 from bb_jax.cli import tune_main
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.cost import CompileClock, flops_per_env_step, update_flops
-from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.cost import CompileClock, flops_per_env_step, update_flops
+from bb_jax.runtime.members import MemberSpec
 from bb_jax.tuning.validation import cheapest_not_worse
 
 CHEAP = {"hidden_size": 64, "batch_size": 512, "learning_rate": 5e-4, "num_epochs": 3,

@@ -81,13 +81,14 @@ def test_bad_core_list(monkeypatch, text):
 
 
 def test_tuner_workers_are_given_their_share(tmp_path, monkeypatch):
-    from bb_jax.cli.tune import _jobs, _tune_parser, worker_command
-    from bb_jax.tuning.tuner import TuneSettings
+    from bb_jax.cli.tune import _jobs, worker_command
+    from bb_jax.cli.tune_args import tune_parser
+    from bb_jax.tuning.settings import TuneSettings
 
     monkeypatch.setenv(devices.CORES_ENV, "0,1,2,3")
     assert (_jobs(-1, 100), _jobs(2, 100), _jobs(8, 3)) == (4, 2, 3)
     settings = TuneSettings(storage="sqlite:///x.db", study_name="s", output_dir=tmp_path)
-    _, env = worker_command(_tune_parser().parse_args([]), settings, 1, 3,
+    _, env = worker_command(tune_parser().parse_args([]), settings, 1, 3,
                             devices.job_cores(1, 2))
     assert env[devices.CORES_ENV] == "2,3"
     monkeypatch.setenv(devices.CORES_ENV, env[devices.CORES_ENV])  # inside the worker

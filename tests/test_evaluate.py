@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from bb_jax.cli import evaluate_main, train_main
-from bb_jax.train.baselines import BASELINES
+from bb_jax.runtime.baselines import BASELINES
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,9 @@ def untrained_run(tmp_path_factory):
     import jax
     from flax import serialization
 
-    from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-    from bb_jax.train.ppo import PPO
-    from bb_jax.train.runs import config_json
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.agent.ppo import PPO
+    from bb_jax.runtime.saved_runs import config_json
 
     folder = tmp_path_factory.mktemp("untrained")
     config = PPOConfig(scenario="easy", hidden_size=32, batch_size=512, total_steps=4096)
@@ -116,8 +116,8 @@ def test_the_replay_shows_the_episode_the_evaluation_counted(untrained_run, tmp_
     of that very episode in the evaluation (episode 0 of the first seed); no network URL."""
     import jax
 
-    from bb_jax.train.evaluation import policy_returns
-    from bb_jax.train.runs import load_run
+    from bb_jax.runtime.evaluation import policy_returns
+    from bb_jax.runtime.saved_runs import load_run
 
     page = tmp_path / "replay.html"
     assert evaluate_main([str(untrained_run), "--episodes", "16", "--replay", str(page)]) == 0

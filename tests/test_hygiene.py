@@ -11,9 +11,10 @@ import jax
 import numpy as np
 import pytest
 
-from bb_jax.train.config import PPOConfig, default_num_envs, make_hyperparams, stack_hyperparams
-from bb_jax.train.population import Population, compiled
-from bb_jax.train.ppo import PPO
+from bb_jax.agent.config import PPOConfig, default_num_envs, make_hyperparams, stack_hyperparams
+from bb_jax.agent.ppo import PPO
+from bb_jax.runtime.population import Population
+from bb_jax.runtime.programs import compiled
 
 CONFIG = PPOConfig(hidden_size=16, batch_size=128, num_envs=8, num_minibatches=2,
                    max_epochs=5, total_steps=256)

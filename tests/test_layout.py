@@ -1,12 +1,14 @@
-"""The package's layers import only downward: game <- train <- {tuning, results} <- cli.
+"""The package's layers import only downward: game <- agent <- runtime <- {tuning, results} <-
+cli, and inside a layer each module imports only the modules before it (`ORDER`): data flows
+one way, and no import circle can form, lazy imports inside functions included.
 
 `tuning` (the tuner) and `results` (the RESULTS experiment, docs/RESULTS.md) are applications of
-the library side by side: each may import game and train, neither imports the other, and only
-cli imports them. `bb_jax.stats`, `bb_jax.machine` and `bb_jax.devices` are shared helpers below
-every layer; they import no layer.
-`bb_jax.testing` (oracles and synthetic sweeps for tests and benchmarks) sits
-outside the layers: it may import any of the library, and no module of bb_jax outside it
-imports it, neither by an import statement nor by a module name handed to importlib.
+the library side by side: each may import game, agent and runtime, neither imports the other,
+and only cli imports them. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`,
+`bb_jax.interrupts` and `bb_jax.progress` are shared helpers below every layer; they import no
+layer. `bb_jax.testing` (oracles and synthetic sweeps for tests and benchmarks) sits outside
+the layers: it may import any of the library, and no module of bb_jax outside it imports it,
+neither by an import statement nor by a module name handed to importlib.
 """
 
 from __future__ import annotations
@@ -21,10 +23,24 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bb_jax"
 # the subpackages each subpackage may import (the shared helpers aside)
 MAY_IMPORT = {
     "game": {"game"},
-    "train": {"game", "train"},
-    "tuning": {"game", "train", "tuning"},
-    "results": {"game", "train", "results"},
-    "cli": {"game", "train", "tuning", "results", "cli"},
+    "agent": {"game", "agent"},
+    "runtime": {"game", "agent", "runtime"},
+    "tuning": {"game", "agent", "runtime", "tuning"},
+    "results": {"game", "agent", "runtime", "results"},
+    "cli": {"game", "agent", "runtime", "tuning", "results", "cli"},
+}
+# inside each layer, from its leaf up: a module imports only the modules before it
+ORDER = {
+    "game": ("scenarios", "rules", "opponents", "env", "wrappers"),
+    "agent": ("config", "networks", "shapes", "losses", "policies", "ppo"),
+    "runtime": ("sharding", "schedule", "checkpoints", "members", "programs", "population",
+                "driver", "memory", "cost", "sizing", "baselines", "cohorts", "runs",
+                "saved_runs", "evaluation"),
+    "tuning": ("liveness", "storage", "callbacks", "pruners", "pbt", "space", "settings",
+               "study", "outputs", "validation", "tuner", "pbt_train"),
+    "results": ("verdicts", "learning_speed", "experiment", "plot", "markdown", "outputs"),
+    "cli": ("common", "replay_page", "run_logs", "validate", "tune_args", "pbt_outputs",
+            "tune_pbt", "tune", "train", "evaluate", "results"),
 }
 HELPERS = {"stats", "machine", "devices", "interrupts", "progress"}
 TESTING = "bb_jax.testing"
@@ -108,9 +124,9 @@ def package_modules() -> list[tuple[str, Path]]:
 
 def test_layers_exist():
     names = {name for name, _ in package_modules()}
-    for layer in ("game", "train", "tuning", "results"):
+    for layer in ("game", "agent", "runtime", "tuning", "results"):
         assert f"bb_jax.{layer}" in names
-    assert "bb_jax.game.rules" in names and "bb_jax.train.ppo" in names
+    assert "bb_jax.game.rules" in names and "bb_jax.agent.ppo" in names
     assert "bb_jax.tuning.tuner" in names and "bb_jax.cli" in names
     assert "bb_jax.results.experiment" in names and "bb_jax.cli.results" in names
     assert "bb_jax.testing.reference_game" in names
@@ -130,20 +146,22 @@ def test_library_does_not_import_testing(name, path):
 @pytest.mark.parametrize(
     "module,source,expected",
     [
-        ("bb_jax.game.rules", "from bb_jax.train.ppo import PPO\n", ["bb_jax.train.ppo",
-                                                                    "bb_jax.train.ppo.PPO"]),
+        ("bb_jax.game.rules", "from bb_jax.agent.ppo import PPO\n", ["bb_jax.agent.ppo",
+                                                                    "bb_jax.agent.ppo.PPO"]),
         ("bb_jax.game.env", "from bb_jax.tuning import tuner\n", ["bb_jax.tuning",
                                                                   "bb_jax.tuning.tuner"]),
-        ("bb_jax.train.population", "import bb_jax.tuning.cohorts\n", ["bb_jax.tuning.cohorts"]),
-        ("bb_jax.train.ppo", "from ..tuning import storage\n", ["bb_jax.tuning",
+        ("bb_jax.runtime.population", "import bb_jax.tuning.tuner\n", ["bb_jax.tuning.tuner"]),
+        ("bb_jax.agent.ppo", "from bb_jax.runtime import driver\n",
+         ["bb_jax.runtime", "bb_jax.runtime.driver"]),
+        ("bb_jax.agent.ppo", "from ..tuning import storage\n", ["bb_jax.tuning",
                                                                "bb_jax.tuning.storage"]),
         ("bb_jax.stats", "from bb_jax.game import rules\n", ["bb_jax.game", "bb_jax.game.rules"]),
         ("bb_jax.tuning.tuner", "from bb_jax import cli\n", ["bb_jax.cli"]),
-        ("bb_jax.tuning.tuner", "from bb_jax.train import ppo\nimport bb_jax.stats\n", []),
+        ("bb_jax.tuning.tuner", "from bb_jax.agent import ppo\nimport bb_jax.stats\n", []),
         ("bb_jax.cli", "from bb_jax.tuning.tuner import Tuner\n", []),
-        # results: only cli imports it; it imports game, train and the helpers
+        # results: only cli imports it; it imports game, agent, runtime and the helpers
         ("bb_jax.game.env", "import bb_jax.results.markdown\n", ["bb_jax.results.markdown"]),
-        ("bb_jax.train.runs", "from bb_jax.results.verdicts import compare\n",
+        ("bb_jax.runtime.runs", "from bb_jax.results.verdicts import compare\n",
          ["bb_jax.results.verdicts", "bb_jax.results.verdicts.compare"]),
         ("bb_jax.tuning.tuner", "from bb_jax.results import experiment\n",
          ["bb_jax.results", "bb_jax.results.experiment"]),
@@ -154,7 +172,7 @@ def test_library_does_not_import_testing(name, path):
         ("bb_jax.results.outputs", "from ..cli import results_main\n",
          ["bb_jax.cli", "bb_jax.cli.results_main"]),
         ("bb_jax.results.markdown",
-         "from bb_jax.train import baselines\nfrom bb_jax.game.rules import REST_REWARD\n"
+         "from bb_jax.runtime import baselines\nfrom bb_jax.game.rules import REST_REWARD\n"
          "from bb_jax.stats import mean_ci95\nfrom .plot import plot\n", []),
         ("bb_jax.cli.results", "from bb_jax.results.experiment import run_report\n", []),
     ],
@@ -192,7 +210,7 @@ def test_checker_resolves_relative_imports_of_a_package():
         # a docstring that names the module is no import
         ("bb_jax.tuning.pruners", False, '"""Judged by `bb_jax.testing.synthetic_sweeps`."""\n',
          []),
-        ("bb_jax.tuning.tuner", False, "from bb_jax.train import ppo\nimport bb_jax.stats\n", []),
+        ("bb_jax.tuning.tuner", False, "from bb_jax.agent import ppo\nimport bb_jax.stats\n", []),
         # bb_jax.testing itself may import the library and its own modules
         ("bb_jax.testing.synthetic_sweeps", False,
          "from bb_jax.testing import reference_game\nfrom bb_jax.tuning.tuner import make_pruner\n"
@@ -208,3 +226,49 @@ def test_testing_may_import_the_library():
     """bb_jax.testing is outside the layers: no import of it counts as upward."""
     source = "from bb_jax.cli import tune\nfrom bb_jax.game import rules\nimport bb_jax.stats\n"
     assert upward_imports(source, "bb_jax.testing.reference_game") == []
+
+
+def sideways_imports(source: str, module: str) -> list[str]:
+    """Imports of `module` that reach a module of its own layer listed at or after it in
+    `ORDER` (its own layer's later modules), wherever the import statement sits."""
+    parts = module.split(".")
+    if len(parts) != 3 or parts[1] not in ORDER:
+        return []
+    order = ORDER[parts[1]]
+    bad = []
+    for target in imported_modules(source, module):
+        tparts = target.split(".")
+        if len(tparts) >= 3 and tparts[1] == parts[1] and tparts[2] in order \
+                and order.index(tparts[2]) >= order.index(parts[2]) and tparts[2] != parts[2]:
+            bad.append(target)
+    return bad
+
+
+def test_every_module_has_its_place_in_its_layer():
+    for name, _ in package_modules():
+        parts = name.split(".")
+        if len(parts) == 3 and parts[1] in ORDER:
+            assert parts[2] in ORDER[parts[1]], f"{name}: add it to ORDER in its layer's flow"
+
+
+@pytest.mark.parametrize("name,path", package_modules(), ids=lambda v: str(v))
+def test_module_imports_only_earlier_modules_of_its_layer(name, path):
+    assert sideways_imports(path.read_text(), name) == []
+
+
+@pytest.mark.parametrize(
+    "module,source,expected",
+    [
+        ("bb_jax.agent.config", "from bb_jax.agent.ppo import PPO\n",
+         ["bb_jax.agent.ppo", "bb_jax.agent.ppo.PPO"]),
+        ("bb_jax.runtime.population", "def f():\n    from bb_jax.runtime import cohorts\n",
+         ["bb_jax.runtime.cohorts"]),
+        ("bb_jax.cli.tune_pbt", "from bb_jax.cli.tune import parse_fixed\n",
+         ["bb_jax.cli.tune", "bb_jax.cli.tune.parse_fixed"]),
+        ("bb_jax.runtime.cohorts", "from bb_jax.runtime.driver import Driver\n", []),
+        ("bb_jax.agent.ppo", "from bb_jax.game.env import make_env\n", []),
+    ],
+)
+def test_checker_flags_imports_of_later_modules(module, source, expected):
+    """The checker itself: a module reaching a later one of its own layer, even lazily."""
+    assert sideways_imports(source, module) == expected

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from flax import serialization
 
+from bb_jax.agent.config import PPOConfig, make_hyperparams
+from bb_jax.agent.ppo import PPO
 from bb_jax.cli import train_main
-from bb_jax.train.config import PPOConfig, make_hyperparams
-from bb_jax.train.ppo import PPO
-from bb_jax.train.runs import load_params
+from bb_jax.runtime.saved_runs import load_params
 
 MAX_STEPS = 5
 TINY = PPOConfig(scenario="easy", hidden_size=16, batch_size=64, num_envs=8,

@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bb_jax.agent.config import PPOConfig, ShapeChoices, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
-from bb_jax.train.config import PPOConfig, stack_hyperparams
-from bb_jax.train.population import Population
-from bb_jax.train.shapes import ShapeChoices
-from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.members import MemberSpec
+from bb_jax.runtime.population import Population
 
 CHOICES = ShapeChoices(hidden_sizes=(16, 32), batch_sizes=(256, 512))
 BASE = PPOConfig(scenario="easy", total_steps=None)
@@ -184,7 +184,7 @@ def test_population_memory_of_a_padded_program_comes_from_its_own_compile():
     """The padded program's XLA memory figure per member: at least the exact program's of the
     largest shape (it holds the same arrays, plus masks and one permutation per batch size),
     and of the same order."""
-    from bb_jax.train.memory import member_bytes
+    from bb_jax.runtime.memory import member_bytes
 
     largest = CHOICES.config(BASE)
     padded, exact_largest = member_bytes(largest, 0, CHOICES), member_bytes(largest)

@@ -75,8 +75,9 @@ def test_a_worker_that_finds_the_study_new_waits_for_its_creator(tmp_path):
 
     import optuna
 
-    from bb_jax.tuning import tuner
-    from bb_jax.tuning.tuner import TuneSettings, open_study
+    from bb_jax.tuning import study as study_module
+    from bb_jax.tuning.settings import TuneSettings
+    from bb_jax.tuning.study import open_study
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     creator = TuneSettings(storage=url, study_name="new", seed=1, num_steps=4096)
@@ -89,8 +90,8 @@ def test_a_worker_that_finds_the_study_new_waits_for_its_creator(tmp_path):
 
     thread = threading.Thread(target=worker)
     thread.start()
-    time.sleep(tuner.SETTLE_S + 1.0)  # longer than a recording worker's settling pause
-    tuner._record_settings(study, creator)
+    time.sleep(study_module.SETTLE_S + 1.0)  # longer than a recording worker's settling pause
+    study_module._record_settings(study, creator)
     study.set_user_attr("tuning_seeds", tuning_seeds(1, creator.seeds_per_trial))
     thread.join(timeout=60)
     assert seen["seeds"] == tuning_seeds(1, creator.seeds_per_trial)

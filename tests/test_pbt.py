@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from reliability_helpers import counting_compiles, kill_9_after_a_checkpoint
 
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.train.population import Population
-from bb_jax.train.runs import train_seeds
-from bb_jax.train.schedule import Schedule, from_env_steps
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
+from bb_jax.runtime.population import Population
+from bb_jax.runtime.runs import train_seeds
+from bb_jax.runtime.schedule import Schedule, from_env_steps
 from bb_jax.tuning import pbt
 from bb_jax.tuning.pbt import PBTRule
 from bb_jax.tuning.pbt_train import run_pbt
@@ -224,11 +224,11 @@ class _PlantedPopulation:
         self.set_rows = []
         self.state = self.hyperparams = None
 
-    def run(self, updates):
+    def run(self, updates, until=None):
         return {"mean_return": np.tile(self.quality[:, None], (1, updates)),
                 "env_steps": np.ones((self.size, updates))}
 
-    def evaluate(self, keys, episodes):
+    def evaluate(self, keys, episodes, greedy=False):
         assert keys.shape == (self.size, 2)
         return self.quality[:, None] + self.rng.normal(0.0, 1.0, (self.size, episodes))
 
@@ -270,7 +270,7 @@ def test_an_interrupted_pbt_run_goes_on_from_its_last_exploit_step(tmp_path):
     progress call, before that step's checkpoint), a run started again from the checkpoint
     ends bit-identical to the uninterrupted run: parameters, lineages, curves, final
     episodes."""
-    from bb_jax.train.checkpoints import Checkpoints
+    from bb_jax.runtime.checkpoints import Checkpoints
 
     keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in range(4)])
     rows = [{**DEFAULT_HYPERPARAMS, "learning_rate": lr} for lr in (1e-5, 1e-4, 5e-4, 1e-3)]
@@ -365,7 +365,7 @@ def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, c
     import optuna
 
     from bb_jax.cli import tune_main
-    from bb_jax.train.schedule import read_schedule
+    from bb_jax.runtime.schedule import read_schedule
 
     tpe = ["--scenario", "easy", "--fix", "hidden_size=64,batch_size=512", "--num-steps",
            "4096", "--eval-interval", "1024", "--n-trials", "2", "--seed", "3", "--no-validate",

@@ -30,9 +30,10 @@ import numpy as np
 import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, keys, single
 
+from bb_jax.agent.config import make_hyperparams, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
-from bb_jax.train.config import make_hyperparams, stack_hyperparams
-from bb_jax.train.population import Population, compiled
+from bb_jax.runtime.population import Population
+from bb_jax.runtime.programs import compiled
 
 pytestmark = pytest.mark.slow
 
@@ -224,7 +225,7 @@ def test_population_with_per_member_scenarios():
 def test_one_evaluation_program_serves_every_batch_size():
     """Evaluation uses the network alone: configs that differ only in batch size share one
     compiled evaluation, and it returns what the population's own PPO evaluates."""
-    from bb_jax.train.ppo import PPO
+    from bb_jax.agent.ppo import PPO
 
     config = LEARN_CONFIG.replace(total_steps=None)
     other = config.replace(batch_size=2 * config.batch_size)

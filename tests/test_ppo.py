@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from ppo_helpers import CHUNK, LEARN_CONFIG, single, train_single
 
-from bb_jax.train import networks
-from bb_jax.train.config import PPOConfig, make_hyperparams
-from bb_jax.train.losses import (
+from bb_jax.agent import networks
+from bb_jax.agent.config import PPOConfig, make_hyperparams
+from bb_jax.agent.losses import (
     RETURN_WINDOW,
     Batch,
     compute_gae,
@@ -21,7 +21,7 @@ from bb_jax.train.losses import (
     ppo_loss,
     record_returns,
 )
-from bb_jax.train.ppo import PPO, Transition
+from bb_jax.agent.ppo import PPO, Transition
 
 # ---------------------------------------------------------------- ppo_loss
 
@@ -375,17 +375,17 @@ def test_short_run_beats_uniform_random():
     chex.assert_trees_all_equal_shapes(state.params, zeros)
 
 
-def test_make_train_is_a_pure_function_that_jits_and_vmaps_over_seeds():
-    """PureJaxRL's entry point: make_train(config) -> train(key, hp), vmapped over seeds."""
+def test_train_is_a_pure_function_that_jits_and_vmaps_over_seeds():
+    """PureJaxRL's entry point: PPO(config).train(key, hp), the whole run in one scan,
+    vmapped over seeds."""
     import jax
     import numpy as np
 
-    from bb_jax.train.config import PPOConfig, make_hyperparams
-    from bb_jax.train.ppo import make_train
+    from bb_jax.agent.config import PPOConfig, make_hyperparams
 
     config = PPOConfig(hidden_size=16, batch_size=128, num_envs=8, total_steps=256)
     keys = jax.numpy.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
-    state, metrics = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(
+    state, metrics = jax.jit(jax.vmap(PPO(config).train, in_axes=(0, None)))(
         keys, make_hyperparams())
     assert metrics["env_steps"].shape == (2, config.num_updates)
     np.testing.assert_array_equal(metrics["env_steps"][0], [128, 256])

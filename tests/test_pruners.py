@@ -15,7 +15,8 @@ from bb_jax.tuning.pruners import (
     noise_sd,
     rung_steps,
 )
-from bb_jax.tuning.tuner import TuneSettings, make_pruner
+from bb_jax.tuning.settings import TuneSettings
+from bb_jax.tuning.study import make_pruner
 
 # noise of one reported value: one seed's last-100 mean (the old value, measured SD 16-25 on
 # `default`) and the mean over 2 seeds of the interval mean (measured SD 8-11 per seed)
@@ -141,8 +142,8 @@ def test_hyperband_through_the_tuner_keeps_the_best_of_each_bracket(monkeypatch)
     eval interval. Trials 0, 2, 4 form bracket 0 (rung at 1/9), 1, 3, 5 bracket 1 (rung at
     1/3); each bracket keeps its best third. The two best trials overall (2 and 4) share a
     bracket, so keeping them both, as one halving over the batch would, fails."""
-    from bb_jax.tuning import cohorts
-    from bb_jax.tuning.cohorts import MemberResult, Report
+    from bb_jax.runtime.members import MemberResult, Report
+    from bb_jax.runtime import cohorts
     from bb_jax.tuning.space import control_params
     from bb_jax.tuning.tuner import Tuner
 
@@ -189,8 +190,8 @@ def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch, tmp_path):
     one with its last reported value, as Optuna tells it)."""
     from mlflow import MlflowClient
 
-    from bb_jax.tuning import cohorts
-    from bb_jax.tuning.cohorts import MemberResult, Report
+    from bb_jax.runtime.members import MemberResult, Report
+    from bb_jax.runtime import cohorts
     from bb_jax.tuning.space import control_params
     from bb_jax.tuning.tuner import Tuner
 

@@ -13,7 +13,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from bb_jax.cli.tune import _print_best
-from bb_jax.tuning.cohorts import MemberResult, MemberSpec
+from bb_jax.runtime.members import MemberResult, MemberSpec
 from bb_jax.tuning.outputs import recommendation
 from bb_jax.tuning.space import CONTROL, control_params
 from bb_jax.tuning.validation import Candidate, validate

@@ -43,18 +43,19 @@ from reliability_helpers import (
 )
 
 from bb_jax import interrupts
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.agent.ppo import PPO
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
-from bb_jax.train import memory
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-from bb_jax.train.ppo import PPO
-from bb_jax.train.runs import load_params
-from bb_jax.tuning.cohorts import CohortTrainer, MemberSpec
+from bb_jax.runtime import memory
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.members import MemberSpec
+from bb_jax.runtime.saved_runs import load_params
 from bb_jax.tuning.liveness import ReasonedRDBStorage, fail_stale_trials, process_start_time
 from bb_jax.tuning.outputs import results_dict, write_outputs
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import SEARCH_SPACE
 from bb_jax.tuning.storage import StorageError, make_storage, redact, validate_url
 from bb_jax.tuning.tuner import Tuner as StudyTuner
-from bb_jax.tuning.tuner import TuneSettings
 
 
 @pytest.fixture(autouse=True)
@@ -590,7 +591,7 @@ def test_bad_input_leaves_an_existing_study_untouched(existing_study, args, expe
 def test_every_recorded_setting_is_checked_on_resume(args, expected, tmp_path, capsys):
     """A study recorded by the tuner (no trial trained): resuming it with any one of its
     recorded settings changed is refused with one line, exit 2, the database unchanged."""
-    from bb_jax.tuning.tuner import open_study
+    from bb_jax.tuning.study import open_study
 
     url, path = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "study.db"
     open_study(TuneSettings(storage=url, study_name="kept", num_steps=4096, seeds_per_trial=2))
@@ -671,10 +672,10 @@ def test_redact_hides_a_bare_password_of_a_seen_url():
 
 def test_worker_processes_get_the_url_outside_their_command_line(tmp_path):
     url = "postgresql://bb:TopSecret1@db.example/study"
-    from bb_jax.cli.tune import _tune_parser
+    from bb_jax.cli.tune_args import tune_parser
 
     settings = TuneSettings(storage=url, study_name="s", output_dir=tmp_path)
-    args, env = worker_command(_tune_parser().parse_args(["--storage", url]), settings, 1, 3)
+    args, env = worker_command(tune_parser().parse_args(["--storage", url]), settings, 1, 3)
     assert not any("TopSecret1" in arg for arg in args)  # `ps` shows the command line
     assert env["BB_JAX_STORAGE"] == url
 
@@ -683,7 +684,7 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
     """Every setting reaches an --n-jobs worker: its command line (and the storage URL in its
     environment) parses back into the parent's settings, but for its share of the trials
     and its index. Non-default values for every flag, so a dropped one shows."""
-    from bb_jax.cli.tune import _tune_parser, tune_settings
+    from bb_jax.cli.tune_args import tune_parser, tune_settings
 
     argv = ["--scenario", "easy,hard", "--num-opponents", "3", "--flop-budget", "2e10",
             "--n-trials", "5", "--seed", "11", "--eval-interval", "2048",
@@ -696,7 +697,7 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
             "--fix", "hidden_size=64,gamma=0.97", "--space", "full",
             "--callback", "reliability_helpers:record_told", "json:dumps",
             "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]
-    parser = _tune_parser()
+    parser = tune_parser()
     # every flag but help, those a worker does not take, those the budget excludes and the
     # validation's (a worker does not validate) and PBT's (one process) is set here
     not_set = {"help", "n_jobs", "enqueue", "worker_index", "num_steps", "time_budget",
@@ -708,7 +709,7 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
     parent = tune_settings(parsed)
     args, env = worker_command(parsed, parent, 1, 2)
     monkeypatch.setenv(STORAGE_ENV, env[STORAGE_ENV])
-    worker = tune_settings(_tune_parser().parse_args(args[3:]))
+    worker = tune_settings(tune_parser().parse_args(args[3:]))
     assert dataclasses.replace(worker, n_trials=5, worker_index=0) == parent
     assert (worker.n_trials, worker.worker_index) == (2, 1)
 

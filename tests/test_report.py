@@ -1,5 +1,5 @@
 """docs/RESULTS.md rendering and verdicts (bb_jax.results) and learning speed
-(bb_jax.train.learning_speed) on synthetic figures, and one tiny real run of `results_main`
+(bb_jax.results.learning_speed) on synthetic figures, and one tiny real run of `results_main`
 (bb_jax.cli.results, scripts/results_report.py)."""
 
 from __future__ import annotations
@@ -10,13 +10,9 @@ import math
 import numpy as np
 import pytest
 
+from bb_jax.agent.config import PPOConfig
 from bb_jax.cli.results import results_main as main
-from bb_jax.results.markdown import markdown
-from bb_jax.results.outputs import write_outputs
-from bb_jax.results.verdicts import compare, verdicts
-from bb_jax.train import baselines
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.learning_speed import (
+from bb_jax.results.learning_speed import (
     chunk_totals,
     first_crossing,
     learning_speed,
@@ -24,6 +20,10 @@ from bb_jax.train.learning_speed import (
     speed_figures,
     window_chunks,
 )
+from bb_jax.results.markdown import markdown
+from bb_jax.results.outputs import write_outputs
+from bb_jax.results.verdicts import compare, verdicts
+from bb_jax.runtime import baselines
 
 
 def fig(mean, ci):

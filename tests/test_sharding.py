@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
-from bb_jax.train.population import Population
-from bb_jax.train.config import PPOConfig, stack_hyperparams
+from bb_jax.runtime.population import Population
+from bb_jax.agent.config import PPOConfig, stack_hyperparams
 config = PPOConfig(hidden_size=32, batch_size=256, num_envs=8, total_steps=512)
 rows = [{"learning_rate": lr} for lr in (1e-3, 5e-4, 2e-4, 1e-4)]
 keys = jnp.stack([jax.random.PRNGKey(s) for s in range(4)])

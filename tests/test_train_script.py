@@ -13,10 +13,10 @@ import jax
 import numpy as np
 import pytest
 
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.cli import train_main
 from bb_jax.game.scenarios import list_scenarios
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-from bb_jax.train.runs import load_params
+from bb_jax.runtime.saved_runs import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_simple.py"

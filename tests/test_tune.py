@@ -17,16 +17,16 @@ import pytest
 from optuna.trial import TrialState
 from reliability_helpers import assert_plots_show_study, counting_compiles, fixed_params
 
+from bb_jax.agent.config import PPOConfig
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.game.scenarios import list_scenarios
+from bb_jax.runtime.cohorts import CohortTrainer
 from bb_jax.stats import mean_ci95
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.population import compiled_configs
-from bb_jax.tuning.cohorts import CohortTrainer
 from bb_jax.tuning.outputs import train_command
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import SEARCH_SPACE, member_spec, tuning_seeds
 from bb_jax.tuning.storage import make_storage
-from bb_jax.tuning.tuner import Tuner, TuneSettings
+from bb_jax.tuning.tuner import Tuner
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
@@ -61,11 +61,9 @@ def sweep_args(tmp: Path) -> tuple[str, ...]:
 def sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     storage = f"sqlite:///{tmp / 'study.db'}"
-    before = set(compiled_configs())
     with counting_compiles() as names:
         results = run_sweep(tmp, "quick", "--storage", storage, *VALIDATION, *sweep_args(tmp))
-    new_configs = set(compiled_configs()) - before
-    return tmp, storage, results, (new_configs, names)
+    return tmp, storage, results, names
 
 
 @pytest.mark.slow
@@ -147,15 +145,16 @@ def test_same_seed_gives_identical_trials(sweep, tmp_path):
 
 @pytest.mark.slow
 def test_compiles_are_bounded_by_cohort_shapes(sweep):
-    _, _, results, (new_configs, names) = sweep
+    _, storage, results, names = sweep
     shapes = {(t["params"]["hidden_size"], t["params"]["batch_size"]) for t in results["trials"]}
     shapes |= {(PPOConfig.hidden_size, PPOConfig.batch_size)}  # the control, validated too
-    assert {(c.hidden_size, c.batch_size) for c in new_configs} <= shapes
-    # population sizes are powers of two: at most log2(16)+1 = 5 sizes per shape (6 trials x
-    # 2 seeds), one chunk length each; validation reuses them in rounds or adds its own
-    runs = [name for name in names if "run_updates" in name]  # e.g. jit(run_updates)
-    # each new config compiles its program at least once (others may be compiled already)
-    assert len(new_configs) <= len(runs), names
+    study = optuna.load_study(study_name="quick", storage=make_storage(storage, None))
+    programs = study.user_attrs["programs_worker0"]["members_per_program"]
+    trained = {tuple(int(part.split("=")[1]) for part in p["program"].split())
+               for p in programs}  # "hidden=64 batch=512"
+    assert trained <= shapes
+    # every training program compiled here is one of those shapes' (tuning or validation)
+    assert any("run_updates" in name for name in names), names
 
 
 def test_one_shape_compiles_one_training_program_for_the_whole_study(tmp_path):
@@ -333,9 +332,9 @@ def test_eval_return_objective_scores_fresh_episodes(multi_scenario_eval):
 
 
 def test_scenario_all_is_every_scenario(tmp_path):
-    from bb_jax.cli.tune import _tune_parser, tune_settings
+    from bb_jax.cli.tune_args import tune_parser, tune_settings
 
-    args = _tune_parser().parse_args(["--scenario", "all", "--output-dir", str(tmp_path)])
+    args = tune_parser().parse_args(["--scenario", "all", "--output-dir", str(tmp_path)])
     settings = tune_settings(args)
     assert settings.scenarios == tuple(list_scenarios()) and settings.scenario_arg == "all"
 
@@ -444,13 +443,13 @@ def test_validate_best_unknown_study_is_a_usage_error(sweep, capsys):
 def test_population_size_auto_follows_the_backend(backend, expected, tmp_path, monkeypatch):
     import jax
 
-    from bb_jax.cli.tune import _tune_parser, tune_settings
+    from bb_jax.cli.tune_args import tune_parser, tune_settings
 
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
-    args = _tune_parser().parse_args(["--output-dir", str(tmp_path)])
+    args = tune_parser().parse_args(["--output-dir", str(tmp_path)])
     assert args.population_size == "auto"
     assert tune_settings(args).population_size == expected
-    explicit = _tune_parser().parse_args(["--output-dir", str(tmp_path), "--population-size", "3"])
+    explicit = tune_parser().parse_args(["--output-dir", str(tmp_path), "--population-size", "3"])
     assert tune_settings(explicit).population_size == 3
 
 
@@ -458,8 +457,8 @@ def test_population_size_auto_follows_the_backend(backend, expected, tmp_path, m
 def test_seeds_per_trial_auto_follows_the_backend(backend, expected, tmp_path, monkeypatch):
     import jax
 
-    from bb_jax.cli.tune import _tune_parser, tune_settings
+    from bb_jax.cli.tune_args import tune_parser, tune_settings
 
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
-    args = _tune_parser().parse_args(["--output-dir", str(tmp_path)])
+    args = tune_parser().parse_args(["--output-dir", str(tmp_path)])
     assert tune_settings(args).seeds_per_trial == expected

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-from bb_jax.train.cost import flops_per_env_step
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
+from bb_jax.runtime.cost import flops_per_env_step
 
 REPO = Path(__file__).resolve().parents[1]
 

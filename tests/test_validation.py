@@ -12,19 +12,21 @@ import pytest
 from optuna.trial import TrialState
 from reliability_helpers import warm_compile_cache
 
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.cli import tune_main, validate_main
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig
-from bb_jax.tuning import cohorts
-from bb_jax.tuning.cohorts import CohortTrainer, MemberResult, MemberSpec
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.members import MemberResult, MemberSpec
+from bb_jax.runtime import cohorts
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import (
     CONTROL,
     SEARCH_SPACE,
     control_params,
-    suggest,
     tuning_seeds,
     validation_seeds,
 )
-from bb_jax.tuning.tuner import Tuner, TuneSettings, make_sampler
+from bb_jax.tuning.study import make_sampler
+from bb_jax.tuning.tuner import Tuner
 from bb_jax.tuning.validation import Candidate, validate, validate_study
 
 SMALL = PPOConfig(total_steps=4096, batch_size=4096)
@@ -142,9 +144,7 @@ def test_resumed_study_does_not_replay_the_random_start():
 
     def ask(n_existing):
         study.sampler = make_sampler(settings, n_existing)
-        trial = study.ask()
-        for name, distribution in SEARCH_SPACE.items():
-            suggest(trial, name, distribution)
+        trial = study.ask(SEARCH_SPACE)
         study.tell(trial, 0.0)
         return trial.params
 

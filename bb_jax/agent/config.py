@@ -199,3 +199,35 @@ def stack_hyperparams(rows: list[dict]) -> PPOHyperparams:
     return make_hyperparams(
         **{k: [row.get(k, DEFAULT_HYPERPARAMS[k]) for row in rows] for k in HYPERPARAM_NAMES}
     )
+
+
+@struct.dataclass
+class MemberShape:
+    """A member's own shape inside a shape-padded program (int32 scalars; a leading population
+    axis in a population): the hidden units it uses and its env steps per update."""
+
+    hidden_size: jnp.ndarray
+    batch_size: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class ShapeChoices:
+    """The shapes one padded program serves (`PPO.shapes`): members with any of these hidden
+    sizes and batch sizes train together in a program of the largest ones (docs/PERFORMANCE.md,
+    "One program per batch")."""
+
+    hidden_sizes: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+
+    def config(self, base: PPOConfig) -> PPOConfig:
+        """The padded program's static config: the largest shapes, and the environments of
+        the smallest batch for every member (a member's batch then differs only in its
+        rollout length, which the program masks)."""
+        return base.replace(hidden_size=max(self.hidden_sizes), batch_size=max(self.batch_sizes),
+                            num_envs=default_num_envs(min(self.batch_sizes)))
+
+    def member(self, hidden_size: int, batch_size: int) -> MemberShape:
+        if hidden_size not in self.hidden_sizes or batch_size not in self.batch_sizes:
+            raise ValueError(f"shape (hidden {hidden_size}, batch {batch_size}) is not among "
+                             f"hidden {self.hidden_sizes} x batch {self.batch_sizes}")
+        return MemberShape(jnp.int32(hidden_size), jnp.int32(batch_size))

@@ -1,9 +1,9 @@
 """The arithmetic of one PPO update: GAE, the clipped-surrogate loss, (masked) batch
 statistics and the ring buffer of completed episode returns that gives the objective.
 
-Pure functions on arrays; `bb_jax.train.ppo.PPO` composes them. Every statistic takes an
-optional 0/1 `weight`: a shape-padded member (`bb_jax.train.shapes`) counts only its own
-entries.
+Pure functions on arrays; `bb_jax.agent.ppo.PPO` composes them. Every statistic takes an
+optional 0/1 `weight`: a shape-padded member (`bb_jax.agent.config.ShapeChoices`) counts only
+its own entries.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from bb_jax.train import networks
-from bb_jax.train.config import PPOHyperparams
+from bb_jax.agent import networks
+from bb_jax.agent.config import PPOHyperparams
 
 RETURN_WINDOW = 100  # the objective: mean of the last 100 completed episode returns
 

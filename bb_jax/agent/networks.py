@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bb_jax.train.config import CRITICS
+from bb_jax.agent.config import CRITICS
 
 
 def _scaled(gain: float):
@@ -21,7 +21,7 @@ class ActorCritic(nn.Module):
     """x float32[..., D (+1)] -> (house logits [..., 10], mode logits [..., 2], value [...]).
 
     x is the game observation (D features), followed with `time_input` by the episode's
-    progress in [0, 1] (`bb_jax.train.ppo.PPO.inputs`). The 10 house states enter one-hot
+    progress in [0, 1] (`bb_jax.agent.ppo.PPO.inputs`). The 10 house states enter one-hot
     (SAFE/BURNING/RUINED); `obs_high` float32[D] scales the other features to about [0, 1].
     critic "shared": one torso feeds all heads; "separate": the value head has its own torso
     (same sizes), so value gradients do not reach the policy's features."""
@@ -96,3 +96,12 @@ def greedy(house_logits, mode_logits) -> jnp.ndarray:
     return jnp.stack(
         [jnp.argmax(house_logits, -1), jnp.argmax(mode_logits, -1)], axis=-1
     ).astype(jnp.int32)
+
+
+def pad_params(params, like):
+    """`params` zero-padded at the end of every axis to the shapes of `like` (a pytree of
+    arrays or ShapeDtypeStructs): a smaller network embedded in a larger one, whose extra
+    hidden units have zero weights in and out, so it computes the same function."""
+    return jax.tree.map(
+        lambda p, t: jnp.pad(p, [(0, int(n) - int(m)) for m, n in zip(p.shape, t.shape)]),
+        params, like)

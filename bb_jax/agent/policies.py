@@ -1,33 +1,29 @@
-"""Non-learning policies in the learner's seat (agent 0), evaluated in pure JAX.
+"""Policies in the learner's seat (agent 0) and the one evaluation scan they all play.
 
-Baselines for PPO: `random` (house uniform in 0..9, mode uniform in {REST, WORK}) and each
-heuristic archetype of docs/GAME_RULES.md (firefighter, coordinator, free_rider, liar, hero) playing
-agent 0 with the opponents' decision rule. As for every heuristic, its "own" house is its seat
-mod 10, so in seat 0 it guards house 0 (and, like an opponent, repeats its own last action).
-Episodes are fresh and played in parallel exactly like `PPO.evaluate` (same view, same
-opponents, same truncation), so the figures compare directly with a trained policy's.
-
-    returns = baseline_returns("firefighter", "easy", num_episodes=2000)
-    table = all_baseline_returns(list_scenarios(), num_episodes=2000)   # one compile
+`evaluate_policy` plays fresh episodes in parallel with any act function: PPO's network
+(`PPO.policy_act`), `uniform_random_act` (house uniform in 0..9, mode uniform in {REST,
+WORK}) or `heuristic_act`, a heuristic archetype of docs/GAME_RULES.md (firefighter,
+coordinator, free_rider, liar, hero) playing agent 0 with the opponents' decision rule. As for
+every heuristic, its "own" house is its seat mod 10, so in seat 0 it guards house 0 (and, like
+an opponent, repeats its own last action). One scan, so a trained policy's figures and the
+baselines' (`bb_jax.runtime.baselines`) compare directly: same view, same opponents, same
+truncation. Pure functions: jit and vmap them from outside.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from bb_jax.game import opponents, rules
-from bb_jax.game.scenarios import Scenario, get_scenario, stack_scenarios
+from bb_jax.game.scenarios import Scenario
 
 if TYPE_CHECKING:  # the env (gymnax) loads on first use: see bb_jax/__init__.py
     from bb_jax.game.env import BucketBrigadeEnv, EnvState
 
-BASELINES = ("random", *opponents.ARCHETYPES)
 LEARNER_SEAT = 0
 
 # act(key, obs float32[M, D], state EnvState[M], policy) -> int32[M, 2]
@@ -98,64 +94,3 @@ def mixed_act(key, obs, state: EnvState, policy) -> jnp.ndarray:
                      heuristic_act(k_heuristic, obs, state, params))
 
 
-@functools.cache
-def _compiled(num_opponents: int, opponent_kinds: tuple[str, ...] | None, max_steps: int,
-              num_episodes: int):
-    """Jitted evaluation vmapped over (keys, scenarios, policies): one compile per view
-    config and episode count, whatever the policies and scenarios."""
-    from bb_jax.game.env import make_env
-
-    env = make_env("default", num_opponents, opponent_kinds, max_steps)
-
-    def run(key, scenario, is_random, params):
-        return evaluate_policy(env, mixed_act, key, num_episodes, scenario, (is_random, params))
-
-    return jax.jit(jax.vmap(run))
-
-
-def _policy_params(policy: str) -> np.ndarray:
-    if policy == "random":
-        return np.zeros(opponents.NUM_PARAMS, np.float32)
-    if policy not in opponents.ARCHETYPES:
-        raise ValueError(f"unknown baseline {policy!r}; valid baselines: {', '.join(BASELINES)}")
-    return np.asarray(opponents.ARCHETYPES[policy], np.float32)
-
-
-def batch_returns(policies: list[str], scenarios: list[str | Scenario], num_episodes: int,
-                  key, num_opponents: int = 2, opponent_kinds=None,
-                  max_steps: int = 50) -> np.ndarray:
-    """float32[len(policies), num_episodes]: row i plays `policies[i]` (see BASELINES) in
-    seat 0 on `scenarios[i]`, each row with its own key, all rows in one vmapped call."""
-    if len(policies) != len(scenarios):
-        raise ValueError("policies and scenarios must have the same length")
-    params = np.stack([_policy_params(p) for p in policies])  # validates names
-    kinds = tuple(opponent_kinds) if opponent_kinds is not None else None
-    num_agents = num_opponents + 1
-    rows = [get_scenario(s, num_agents) if isinstance(s, str) else s for s in scenarios]
-    fn = _compiled(int(num_opponents), kinds, int(max_steps), int(num_episodes))
-    out = fn(jax.random.split(key, len(policies)), stack_scenarios(rows),
-             jnp.asarray([p == "random" for p in policies]), jnp.asarray(params))
-    return np.asarray(out)
-
-
-def baseline_returns(policy: str, scenario: str | Scenario = "default", num_episodes: int = 1000,
-                     key=None, num_opponents: int = 2, opponent_kinds=None,
-                     max_steps: int = 50) -> np.ndarray:
-    """float32[num_episodes]: returns of `policy` (see BASELINES) in seat 0."""
-    key = jax.random.PRNGKey(0) if key is None else key
-    return batch_returns([policy], [scenario], num_episodes, key, num_opponents,
-                         opponent_kinds, max_steps)[0]
-
-
-def all_baseline_returns(scenarios: list[str], num_episodes: int = 1000, key=None,
-                         num_opponents: int = 2, opponent_kinds=None, max_steps: int = 50,
-                         policies: tuple[str, ...] = BASELINES) -> dict[str, dict[str, np.ndarray]]:
-    """{scenario: {policy: float32[num_episodes]}} for every pair, in one vmapped call."""
-    key = jax.random.PRNGKey(0) if key is None else key
-    pairs = [(s, p) for s in scenarios for p in policies]
-    returns = batch_returns([p for _, p in pairs], [s for s, _ in pairs], num_episodes, key,
-                            num_opponents, opponent_kinds, max_steps)
-    table: dict[str, dict[str, np.ndarray]] = {s: {} for s in scenarios}
-    for (s, p), row in zip(pairs, returns):
-        table[s][p] = row
-    return table

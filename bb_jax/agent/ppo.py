@@ -2,11 +2,15 @@
 
 Static config (`PPOConfig`: shapes and loop lengths) decides what is compiled; traced
 hyperparameters (`PPOHyperparams`, one row per population member) do not, so trials that differ
-only in them share one compile (both in `bb_jax.train.config`). All functions here are pure
-and un-jitted; `bb_jax.train.population` jits and vmaps them.
+only in them share one compile (both in `bb_jax.agent.config`). All functions here are pure
+and un-jitted; `bb_jax.runtime.programs` jits and vmaps them.
 
     ppo = PPO(PPOConfig(scenario="easy", total_steps=100_000))
     state, metrics = jax.jit(ppo.train)(jax.random.PRNGKey(0), make_hyperparams())
+
+`PPO.train` is the whole run as one `lax.scan` (PureJaxRL's `train`, vmapped over seeds by
+the caller); `bb_jax.runtime` runs the same updates in host chunks where a tuner must read
+intermediate values and stop members between them.
 """
 
 from __future__ import annotations
@@ -19,12 +23,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from bb_jax.game import rules
-from bb_jax.game.scenarios import Scenario
-from bb_jax.train import networks
-from bb_jax.train.baselines import evaluate_policy
-from bb_jax.train.config import PPOConfig, PPOHyperparams
-from bb_jax.train.losses import (
+from bb_jax.agent import networks
+from bb_jax.agent.config import MemberShape, PPOConfig, PPOHyperparams, ShapeChoices
+from bb_jax.agent.losses import (
     RETURN_WINDOW,
     Batch,
     compute_gae,
@@ -34,7 +35,11 @@ from bb_jax.train.losses import (
     ppo_loss,
     record_returns,
 )
-from bb_jax.train.shapes import MemberShape, ShapeChoices, pad_params
+from bb_jax.agent.policies import evaluate_policy
+from bb_jax.agent.shapes import ExactShapes, shape_layout
+from bb_jax.game import rules
+from bb_jax.game.rules import time_input
+from bb_jax.game.scenarios import Scenario
 
 if TYPE_CHECKING:  # the env (gymnax) loads on first use: see bb_jax/__init__.py
     from bb_jax.game.env import BucketBrigadeEnv
@@ -68,11 +73,24 @@ class TrainState:
     num_episodes: jnp.ndarray  # int32, episodes completed
 
 
-def make_optimizer(hp: PPOHyperparams) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.clip_by_global_norm(hp.max_grad_norm),
-        optax.adam(hp.learning_rate, eps=1e-5),
-    )
+def _clipped_adam(learning_rate, max_grad_norm) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                       optax.adam(learning_rate, eps=1e-5))
+
+
+# built once; its two hyperparameters live in the optimizer state (traced, one per member)
+OPTIMIZER = optax.inject_hyperparams(_clipped_adam)(learning_rate=0.0, max_grad_norm=0.0)
+
+
+def with_hyperparams(opt_state: optax.OptState, hp: PPOHyperparams) -> optax.OptState:
+    """The optimizer state with the member's learning rate and gradient-norm clip: the row of
+    traced hyperparameters stays their one source (PBT's explore changes it between chunks)."""
+    return opt_state._replace(hyperparams={"learning_rate": hp.learning_rate,
+                                           "max_grad_norm": hp.max_grad_norm})
+
+
+def init_optimizer(params, hp: PPOHyperparams) -> optax.OptState:
+    return with_hyperparams(OPTIMIZER.init(params), hp)
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,8 @@ class PPO:
     env: BucketBrigadeEnv = field(init=False)
     network: networks.ActorCritic = field(init=False)
 
+    layout: ExactShapes = field(init=False)
+
     def __post_init__(self):
         from bb_jax.game.env import make_env
 
@@ -100,8 +120,8 @@ class PPO:
         high = tuple(float(x) for x in rules.observation_high(env.num_agents))
         object.__setattr__(self, "network", networks.ActorCritic(
             c.hidden_size, high, env.action_dims, time_input=c.time_input, critic=c.critic))
-        if self.shapes is not None and c != self.shapes.config(c):
-            raise ValueError("a padded program's config must be ShapeChoices.config(...)")
+        object.__setattr__(self, "layout",
+                           shape_layout(c, self.network, self.input_size, self.shapes))
 
     @property
     def input_size(self) -> int:
@@ -114,8 +134,7 @@ class PPO:
         observation followed by the episode's progress step_count / max_steps in [0, 1]."""
         if not self.config.time_input:
             return obs
-        progress = step_count.astype(jnp.float32) / self.env.max_steps
-        return jnp.concatenate([obs, progress[..., None]], axis=-1)
+        return time_input(obs, step_count, self.env.max_steps)
 
     @property
     def default_scenario(self) -> Scenario:
@@ -126,17 +145,14 @@ class PPO:
         scenario = self.default_scenario if scenario is None else scenario
         k_params, k_env, k_run = jax.random.split(key, 3)
         num_envs = self.config.num_envs
-        if shape is None:
-            params = self.network.init(k_params, jnp.zeros((self.input_size,)))
-        else:
-            params = self._member_params(k_params, shape.hidden_size)
+        params = self.layout.init_params(k_params, shape)
         reset_blocks = self.env.sample_reset_draws(k_env, (num_envs,))
         obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
             reset_blocks, scenario
         )
         return TrainState(
             params=params,
-            opt_state=make_optimizer(hp).init(params),
+            opt_state=init_optimizer(params, hp),
             env_state=env_state,
             obs=obs,
             key=k_run,
@@ -145,29 +161,12 @@ class PPO:
             num_episodes=jnp.int32(0),
         )
 
-    def _member_params(self, key, hidden_size):
-        """The parameters the exact network of `hidden_size` units initialises from `key`,
-        zero-padded to the program's network (one branch per hidden size it serves)."""
-        x = jnp.zeros((self.input_size,))
-        like = jax.eval_shape(self.network.init, key, x)
-        params = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), like)
-        for size in self.shapes.hidden_sizes:
-            own = pad_params(self.network.clone(hidden_size=size).init(key, x), like)
-            chosen = hidden_size == size
-            params = jax.tree.map(lambda o, p, c=chosen: jnp.where(c, o, p), own, params)
-        return params
-
-    def _rollout_length(self, shape: MemberShape | None):
-        """Steps of a member's own rollout: the config's, or its batch over the envs."""
-        return None if shape is None else shape.batch_size // self.config.num_envs
-
     def rollout(self, params, env_state, obs, key, scenario: Scenario,
                 shape: MemberShape | None = None):
         """Step num_envs envs for rollout_length steps. Returns (env_state, obs, Transition[T]).
         With `shape`, steps past the member's own rollout length leave the envs as they are
         (their transitions are masked by `learn`)."""
         step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
-        length = self._rollout_length(shape)
 
         def one_step(carry, xs):
             step_key, t = xs
@@ -191,43 +190,13 @@ class PPO:
                 final_obs=self.inputs(info["final_observation"], info["episode_length"]),
                 episode_return=info["episode_return"],
             )
-            new = (env_state, next_obs)
-            if length is not None:
-                new = jax.tree.map(lambda n, o: jnp.where(t < length, n, o), new, carry)
-            return new, transition
+            return self.layout.keep_step((env_state, next_obs), carry, t, shape), transition
 
         # split(key, T)[t] does not depend on T: a member's keys are those of its own rollout
         keys = jax.random.split(key, self.config.rollout_length)
         steps = jnp.arange(self.config.rollout_length)
         (env_state, obs), traj = jax.lax.scan(one_step, (env_state, obs), (keys, steps))
         return env_state, obs, traj
-
-    def _permutation(self, key, batch_size):
-        """int32[B]: jax.random.permutation(key, batch_size) followed by zeros, computed for
-        every batch size the padded program serves and chosen by the member's."""
-        full = self.config.batch_size
-        perm = jnp.zeros((full,), jnp.int32)
-        for size in self.shapes.batch_sizes:
-            own = jnp.pad(jax.random.permutation(key, size).astype(jnp.int32), (0, full - size))
-            perm = jnp.where(batch_size == size, own, perm)
-        return perm
-
-    def _minibatches(self, batch: Batch, key, shape: MemberShape | None):
-        """The epoch's shuffled minibatches [num_minibatches, B / num_minibatches, ...] and
-        their 0/1 weights (None without `shape`). A member's minibatch m holds entries
-        m * b .. (m + 1) * b - 1 of its own permutation (b: its batch / num_minibatches),
-        followed by masked slots."""
-        c = self.config
-        if shape is None:
-            perm = jax.random.permutation(key, c.batch_size)
-            return jax.tree.map(
-                lambda x: x[perm].reshape(c.num_minibatches, -1, *x.shape[1:]), batch), None
-        slots = jnp.arange(c.batch_size // c.num_minibatches)
-        own = shape.batch_size // c.num_minibatches
-        weight = jnp.broadcast_to(slots < own, (c.num_minibatches, slots.size))
-        positions = jnp.arange(c.num_minibatches)[:, None] * own + slots
-        index = self._permutation(key, shape.batch_size)[jnp.where(weight, positions, 0)]
-        return jax.tree.map(lambda x: x[index], batch), weight.astype(jnp.float32)
 
     def minibatch_update(self, params, opt_state, minibatch: Batch, weight,
                          hp: PPOHyperparams):
@@ -237,7 +206,7 @@ class PPO:
             minibatch = minibatch._replace(advantage=normalise(minibatch.advantage, weight))
         grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
         (_, metrics), grads = grad_fn(params, self.network.apply, minibatch, hp, weight)
-        updates, opt_state = make_optimizer(hp).update(grads, opt_state, params)
+        updates, opt_state = OPTIMIZER.update(grads, with_hyperparams(opt_state, hp), params)
         return optax.apply_updates(params, updates), opt_state, metrics
 
     def _learn(self, params, opt_state, batch: Batch, key, hp: PPOHyperparams,
@@ -258,7 +227,7 @@ class PPO:
             params, opt_state, key, _ = carry
             key, k_perm = jax.random.split(key)
             (params, opt_state), metrics = jax.lax.scan(
-                minibatch_step, (params, opt_state), self._minibatches(batch, k_perm, shape)
+                minibatch_step, (params, opt_state), self.layout.minibatches(batch, k_perm, shape)
             )
             return params, opt_state, key, jax.tree.map(jnp.mean, metrics)
 
@@ -291,14 +260,6 @@ class PPO:
             ends.astype(jnp.float32), traj.done, hp.gamma, hp.gae_lambda, valid,
         )
 
-    def valid_steps(self, shape: MemberShape | None):
-        """bool[T, E]: the steps of a member's own rollout (None without `shape`)."""
-        length = self._rollout_length(shape)
-        if length is None:
-            return None
-        steps = jnp.arange(self.config.rollout_length)[:, None] < length
-        return jnp.broadcast_to(steps, (self.config.rollout_length, self.config.num_envs))
-
     def learn(self, params, opt_state, traj: Transition, key, hp: PPOHyperparams,
               shape: MemberShape | None = None):
         """Learn from a time-major rollout [T, E] (T x E = batch_size): `advantages`, their
@@ -306,7 +267,7 @@ class PPO:
         With `shape`, only the member's own steps count (the first of the flat batch: the
         rollout is time-major). Returns (params, opt_state, metrics)."""
         c = self.config
-        valid = self.valid_steps(shape)
+        valid = self.layout.valid_steps(shape)
         weight = None if valid is None else valid.reshape(-1).astype(jnp.float32)
         advantages, targets = self.advantages(params, traj, hp, valid)
         flat = jax.tree.map(lambda x: x.reshape(c.batch_size, *x.shape[2:]),
@@ -321,13 +282,12 @@ class PPO:
     def update(self, state: TrainState, hp: PPOHyperparams, scenario: Scenario,
                shape: MemberShape | None = None):
         """One PPO update: rollout, then `learn`. Returns (state, metrics of float32 scalars)."""
-        c = self.config
         key, k_roll, k_learn = jax.random.split(state.key, 3)
         env_state, obs, traj = self.rollout(state.params, state.env_state, state.obs, k_roll,
                                             scenario, shape)
         params, opt_state, metrics = self.learn(state.params, state.opt_state, traj, k_learn, hp,
                                                 shape)
-        valid = self.valid_steps(shape)
+        valid = self.layout.valid_steps(shape)
         if valid is not None:
             traj = traj._replace(done=traj.done & valid)
         recent, num_episodes = record_returns(
@@ -346,8 +306,7 @@ class PPO:
             "episodes_finished": jnp.sum(finished),
             "return_sum": jnp.sum(jnp.where(traj.done, traj.episode_return, 0.0)),
             "episodes": num_episodes,
-            "env_steps": (state.update + 1) * (c.batch_size if shape is None
-                                               else shape.batch_size),
+            "env_steps": (state.update + 1) * self.layout.batch_size(shape),
             "finite": finite,
         }
         new_state = TrainState(
@@ -368,15 +327,7 @@ class PPO:
 
         def step(state, _):
             new, metrics = self.update(state, hp, scenario, shape)
-            if until is None:
-                return new, metrics
-            active = state.update < until
-            new = jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state)
-            return new, {**metrics,
-                         "episodes_finished": jnp.where(active, metrics["episodes_finished"], 0.0),
-                         "return_sum": jnp.where(active, metrics["return_sum"], 0.0),
-                         "finite": jnp.where(active, metrics["finite"], True),
-                         "env_steps": new.update * shape.batch_size}
+            return self.layout.stop(state, new, metrics, until, shape)
 
         return jax.lax.scan(step, state, None, length=num_updates)
 
@@ -407,7 +358,3 @@ class PPO:
         return evaluate_policy(self.env, self.policy_act(greedy), key, num_episodes, scenario,
                                params, record)
 
-
-def make_train(config: PPOConfig):
-    """PureJaxRL-style entry point: a pure `train(key, hp, scenario=None)` for this config."""
-    return PPO(config).train

@@ -55,8 +55,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(args) -> dict:
-    from bb_jax.train.evaluation import evaluate_run
-    from bb_jax.train.runs import load_run
+    from bb_jax.runtime.evaluation import evaluate_run
+    from bb_jax.runtime.saved_runs import load_run
 
     if args.episodes < 2:
         raise UsageError(f"--episodes must be >= 2, got {args.episodes}")
@@ -79,7 +79,7 @@ def _evaluate(args) -> dict:
         import jax
 
         from bb_jax.cli.replay_page import write_replay
-        from bb_jax.train.evaluation import record_episode
+        from bb_jax.runtime.evaluation import record_episode
 
         episode = record_episode(run, scenario, kinds, args.episodes,
                                  jax.random.PRNGKey(args.seed), args.greedy)

@@ -65,7 +65,7 @@ def _frame(night: int, houses, actions, caption: str) -> str:
 
 
 def write_replay(path: Path, episode: dict, title: str) -> Path:
-    """Write the page of `episode` (`bb_jax.train.evaluation.record_episode`) to `path`."""
+    """Write the page of `episode` (`bb_jax.runtime.evaluation.record_episode`) to `path`."""
     rewards = [float(r) for r in episode["reward"]]
     frames = [_frame(0, episode["houses"][0], [], "start")]
     total = 0.0

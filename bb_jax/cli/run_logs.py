@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bb_jax.cli.common import UsageError
-from bb_jax.train.runs import metric_lines
+from bb_jax.runtime.saved_runs import metric_lines
 
 LOGGERS = ("tensorboard", "mlflow")
 _NEEDS = {"tensorboard": ("tensorboardX", "bb-jax[tensorboard]"),

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bb_jax import devices, interrupts
+from bb_jax.agent.config import ADV_NORMS, CRITICS, HYPERPARAM_NAMES, TUNABLE_FIELDS, PPOConfig
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
@@ -23,7 +24,6 @@ from bb_jax.cli.common import (
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.progress import Progress
-from bb_jax.train.config import ADV_NORMS, CRITICS, HYPERPARAM_NAMES, TUNABLE_FIELDS, PPOConfig
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,12 @@ def _train_parser() -> argparse.ArgumentParser:
     for f in TUNABLE_FIELDS:  # the network shape and the traced hyperparameters
         p.add_argument(f.metadata["flag"], dest=f.name, type=type(f.default), default=f.default,
                        help=f"{f.metadata['help']} (default: %(default)s)")
+    _add_run_args(p)
+    return p
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """Seeds, evaluation, where the run goes, its checkpoints, live logs and its resume."""
     p.add_argument("--seed", type=int, default=42, help="the run's seed")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="train all these seeds in one vmapped call (overrides --seed)")
@@ -86,7 +92,6 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="continue the run saved in RUN_DIR from its latest checkpoint, with "
                         "its own settings (no other flag)")
     p.add_argument("--list-scenarios", action="store_true", help="print the scenarios and stop")
-    return p
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -158,33 +163,10 @@ def _checked_folder(args) -> Path:
 
 def _train(parser: OneLineParser, args) -> int:
     from bb_jax.cli.run_logs import RunLogs, check_loggers
-    from bb_jax.train.checkpoints import Checkpoints
-    from bb_jax.train.runs import load_params, plan_chunks, save_run, train_seeds
-    from bb_jax.train.schedule import read_schedule
+    from bb_jax.runtime.checkpoints import Checkpoints
+    from bb_jax.runtime.runs import train_seeds
 
-    scenarios = parse_scenarios(args.scenario)
-    if args.num_steps <= 0:
-        raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
-    if not 1 <= args.num_opponents <= 9:
-        raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    if args.checkpoint_every <= 0:
-        raise UsageError(f"--checkpoint-every must be > 0 (env steps per seed), got "
-                         f"{args.checkpoint_every}")
-    config = PPOConfig(
-        scenario=scenarios[0], num_opponents=args.num_opponents,
-        opponents=tuple(args.opponents) if args.opponents else None,
-        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
-        total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
-        adv_norm=args.adv_norm,
-    )
-    if not 1 <= args.num_epochs <= config.max_epochs:
-        raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
-    # before anything is written: a checkpoint of another network stops the run here
-    init_params = load_params(Path(args.init_params), config) if args.init_params else None
-    schedule = None
-    if args.schedule:
-        schedule = read_schedule(Path(args.schedule), config.batch_size)
-        schedule.check_boundaries(plan_chunks(config.num_updates, args.chunk_updates)[0])
+    scenarios, config, init_params, schedule = _checked_run(args)
     loggers = check_loggers(args.log)
     seeds = args.seeds if args.seeds else [args.seed]
     save_dir, run_name = _checked_folder(args), _run_name(args)
@@ -209,18 +191,58 @@ def _train(parser: OneLineParser, args) -> int:
                       on_chunk=logs.chunk, schedule=schedule)
     bar.close()
     logs.close()
+    _save(run, args, save_dir, run_name, checkpoints, len(seeds))
+    return 0
+
+
+def _checked_run(args):
+    """(scenarios, config, initial parameters or None, schedule or None) from the command
+    line, each checked before anything is written (UsageError or ValueError: one line)."""
+    from bb_jax.runtime.driver import plan_chunks
+    from bb_jax.runtime.saved_runs import load_params
+    from bb_jax.runtime.schedule import read_schedule
+
+    scenarios = parse_scenarios(args.scenario)
+    if args.num_steps <= 0:
+        raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
+    if not 1 <= args.num_opponents <= 9:
+        raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
+    if args.checkpoint_every <= 0:
+        raise UsageError(f"--checkpoint-every must be > 0 (env steps per seed), got "
+                         f"{args.checkpoint_every}")
+    config = PPOConfig(
+        scenario=scenarios[0], num_opponents=args.num_opponents,
+        opponents=tuple(args.opponents) if args.opponents else None,
+        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
+        total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
+        adv_norm=args.adv_norm,
+    )
+    if not 1 <= args.num_epochs <= config.max_epochs:
+        raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
+    # a checkpoint of another network stops the run here
+    init_params = load_params(Path(args.init_params), config) if args.init_params else None
+    schedule = None
+    if args.schedule:
+        schedule = read_schedule(Path(args.schedule), config.batch_size)
+        schedule.check_boundaries(plan_chunks(config.num_updates, args.chunk_updates)[0])
+    return scenarios, config, init_params, schedule
+
+
+def _save(run, args, save_dir: Path, run_name: str, checkpoints, num_seeds: int) -> None:
+    """The finished run saved (its checkpoints dropped), its summary printed and written."""
+    from bb_jax.runtime.saved_runs import save_run
+
     paths = save_run(run, save_dir, run_name)
     checkpoints.close()
     shutil.rmtree(save_dir / CHECKPOINTS)  # finished: the saved run replaces them
     summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
                **({"schedule": run.schedule} if run.schedule is not None else {}),
                "save_path": str(save_dir)}
-    _print_summary(summary, len(seeds), args.eval_episodes)
+    _print_summary(summary, num_seeds, args.eval_episodes)
     print(f"saved to {save_dir} ({', '.join(p.name for p in paths.values())})")
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(summary, indent=2))
         print(f"results: {args.results_json}")
-    return 0
 
 
 def _print_summary(summary: dict, num_seeds: int, eval_episodes: int) -> None:

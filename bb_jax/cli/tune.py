@@ -4,381 +4,22 @@ processes, the validation that follows and the printed recommendation)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 import jax
 
 from bb_jax import devices, interrupts
 from bb_jax.cli.common import (
     STORAGE_ENV,
-    OneLineParser,
     UsageError,
-    check_writable_dir,
     command_line,
     enable_compile_cache,
     fail,
-    parse_scenarios,
 )
+from bb_jax.cli.tune_args import tune_parser, tune_settings
 from bb_jax.cli.validate import print_validation
-from bb_jax.train.config import PPOConfig
-from bb_jax.tuning.callbacks import CallbackError, check_mlflow, import_callback
-
-
-def _auto_or_int(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid value {text!r}: a positive integer or 'auto'") from None
-
-
-DEFAULT_NUM_STEPS = 50_000
-
-
-def _tune_parser() -> argparse.ArgumentParser:
-    from bb_jax.tuning.space import SPACES
-    from bb_jax.tuning.tuner import OBJECTIVES, PRUNERS, SAMPLERS, SHAPES
-
-    p = OneLineParser(
-        prog="tune_hyperparameters.py",
-        description="Tune PPO hyperparameters with Optuna; trials train as vectorised cohorts.",
-    )
-    p.add_argument("--scenario", default="default",
-                   help="a scenario, a comma-separated list, or 'all' (objective = mean)")
-    p.add_argument("--num-opponents", type=int, default=2,
-                   help="heuristic opponents beside the learner, 1..9")
-    p.add_argument("--num-steps", type=int, default=None,
-                   help=f"env steps per training run (one seed on one scenario; default: "
-                        f"{DEFAULT_NUM_STEPS:,} unless a budget is given)")
-    p.add_argument("--flop-budget", type=float, default=None,
-                   help="training FLOPs per run instead of env steps: cheap configurations "
-                        "train more steps; deterministic (default: none)")
-    p.add_argument("--time-budget", type=float, default=None,
-                   help="seconds of training per run, converted once into a FLOP budget by "
-                        "timing the default configuration when the study is created "
-                        "(default: none)")
-    p.add_argument("--objectives", default="return",
-                   help="return, or return,cost: a multi-objective study of return and "
-                        "training TFLOPs per run (Pareto front; no pruning) (default: return)")
-    p.add_argument("--n-trials", type=int, default=100, help="new trials to run")
-    p.add_argument("--seed", type=int, default=42,
-                   help="seeds the sampler; a new study tunes on seeds SEED*1000+i")
-    p.add_argument("--n-jobs", type=int, default=1,
-                   help="worker processes sharing the study (-1: one per CPU core)")
-    p.add_argument("--eval-interval", type=int, default=5_000,
-                   help="env steps between intermediate values (pruning checks)")
-    p.add_argument("--seeds-per-trial", type=_auto_or_int, default="auto",
-                   help="seeds each trial trains as population members (the same seeds for "
-                        "every trial: paired); its value is their mean. auto: 2 on a CPU, "
-                        "4 on a GPU/TPU (default: auto)")
-    p.add_argument("--pruner", choices=PRUNERS, default="median",
-                   help="median: below the peers' median by --median-margin noise SDs; sha: "
-                        "synchronous successive halving; hyperband: its brackets; none")
-    p.add_argument("--median-margin", type=float, default=1.5,
-                   help="--pruner median: noise standard deviations below the median")
-    p.add_argument("--warmup-fraction", type=float, default=0.25,
-                   help="--pruner median: share of the steps before any pruning")
-    p.add_argument("--eta", type=int, default=3,
-                   help="--pruner sha/hyperband: keep the top 1/eta at each rung")
-    p.add_argument("--min-fraction", type=float, default=None,
-                   help="--pruner sha/hyperband: first rung as a share of the steps "
-                        "(default: 1/2 for sha, 1/9 for hyperband)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
-                   help="tpe (multivariate, constant liar), random, or gp (needs PyTorch)")
-    p.add_argument("--timeout", type=float, default=None,
-                   help="seconds; no new batch is asked after it (finished trials are kept)")
-    p.add_argument("--validate-top-k", type=int, default=3,
-                   help="at the end, retrain the top-k trials and the default configuration "
-                        "on fresh seeds and recommend only what beats it")
-    p.add_argument("--validate-seeds", type=int, default=8,
-                   help="fresh seeds per validated configuration")
-    p.add_argument("--validate-steps", type=int, default=None,
-                   help="env steps per validation run (default: --num-steps)")
-    p.add_argument("--no-validate", action="store_true",
-                   help="skip the validation (the study's best is then only a tuning value)")
-    p.add_argument("--study-name", default=None,
-                   help="the study to create or resume (default: bb_SCENARIO_DATE_TIME)")
-    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None,
-                   help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, journal:///PATH "
-                        f"(default: ${STORAGE_ENV} if set, else in-memory; the variable keeps a "
-                        "password off the command line)")
-    p.add_argument("--population-size", type=_auto_or_int, default="auto",
-                   help="trials asked and trained together per batch; auto: 1 on a CPU, 16 on "
-                        "a GPU/TPU (default: auto)")
-    p.add_argument("--shapes", choices=SHAPES, default="auto",
-                   help="exact: one compiled program per (hidden size, batch size) in a batch; "
-                        "padded: the whole batch in one program of the largest shapes, smaller "
-                        "members masked (same results); auto: exact on a CPU, padded on a "
-                        "GPU/TPU (default: auto)")
-    p.add_argument("--objective", choices=OBJECTIVES, default="train_return",
-                   help="a seed's value: its last-interval training return, or the mean of "
-                        "--eval-episodes fresh episodes")
-    p.add_argument("--eval-episodes", type=int, default=200,
-                   help="fresh episodes per seed in evaluations")
-    p.add_argument("--space", choices=(*SPACES, "auto"), default="auto",
-                   help="the network shapes searched: full (hidden 64..512) or small (hidden "
-                        "64, 128: the ones that pay per second on a CPU); auto: small on a "
-                        "CPU, full on a GPU/TPU (default: auto)")
-    p.add_argument("--fix", default=None, metavar="NAME=VALUE[,...]",
-                   help="hold search-space parameters at one value in every trial, e.g. "
-                        "hidden_size=128,batch_size=1024 (one network shape: one compiled "
-                        "program for the whole study) (default: none)")
-    p.add_argument("--enqueue", default=None,
-                   help="JSON file: a list of parameter dicts to try first")
-    p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"),
-                   help="where the results JSON and plots go")
-    p.add_argument("--max-population", type=int, default=1024,
-                   help="members per compiled population; larger cohorts run in rounds")
-    p.add_argument("--strategy", choices=("tpe", "pbt"), default="tpe",
-                   help="tpe: trials proposed by --sampler, trained in batches and pruned; "
-                        "pbt: population-based training of --population-size members (auto: "
-                        "16) in one compiled population, exploiting and exploring every "
-                        "--pbt-interval env steps (docs/HYPERPARAMETER_TUNING.md)")
-    p.add_argument("--pbt-interval", type=int, default=20_480,
-                   help="--strategy pbt: env steps per member between exploit steps")
-    p.add_argument("--pbt-quantile", type=float, default=0.25,
-                   help="--strategy pbt: share of members that may copy (the bottom) and be "
-                        "copied (the top), in (0, 0.5]")
-    p.add_argument("--pbt-margin", type=float, default=2.0,
-                   help="--strategy pbt: a member copies only a member better by this many "
-                        "standard errors of the difference (fresh episodes)")
-    p.add_argument("--pbt-versus", default=None, metavar="STUDY",
-                   help="--strategy pbt: also validate the best trial of this TPE study (same "
-                        "storage) on the same fresh seeds, paired with the schedule")
-    p.add_argument("--callback", nargs="+", default=None, metavar="MODULE:NAME",
-                   help="Optuna callbacks called as callback(study, frozen_trial) after each "
-                        "trial is told, in every --n-jobs worker too (default: none)")
-    p.add_argument("--mlflow-uri", default=None, metavar="URI",
-                   help="log every told trial to MLflow (optuna-integration's MLflowCallback; "
-                        "experiment = study name), e.g. sqlite:///mlflow.db; needs "
-                        "bb-jax[mlflow]")
-    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
-    return p
-
-
-def read_enqueue(path: str, space: dict) -> tuple[dict, ...]:
-    """The --enqueue file's parameter dicts, each checked against the study's search space."""
-    from bb_jax.tuning.space import contains, describe
-
-    try:
-        rows = json.loads(Path(path).read_text())
-    except OSError as err:
-        raise UsageError(f"cannot read --enqueue file {path}: {err.strerror or err}") from None
-    except json.JSONDecodeError as err:
-        raise UsageError(
-            f"--enqueue file {path} is not valid JSON: {err.msg} (line {err.lineno})") from None
-    if isinstance(rows, dict):
-        rows = [rows]
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise UsageError(f"--enqueue file {path} must hold a JSON list of parameter objects")
-    for row in rows:
-        unknown = set(row) - set(space)
-        if unknown:
-            raise UsageError(f"--enqueue file {path}: unknown parameters {sorted(unknown)}; "
-                             f"valid: {', '.join(space)}")
-        for name, value in row.items():
-            if not contains(space[name], value):
-                raise UsageError(f"--enqueue file {path}: {name}={value!r} is outside the "
-                                 f"search space ({describe(space[name])})")
-    return tuple(rows)
-
-
-def parse_fixed(text: str | None, space: str = "full") -> dict:
-    """--fix NAME=VALUE[,NAME=VALUE...]: parameters held at one value in every trial of the
-    search space `space`."""
-    from bb_jax.tuning.space import SEARCH_SPACE, search_space, takes_integers
-
-    if not text:
-        return {}
-    fixed = {}
-    for item in text.split(","):
-        name, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or name not in SEARCH_SPACE:
-            raise UsageError(f"--fix {text!r}: give NAME=VALUE pairs with NAME one of "
-                             f"{', '.join(SEARCH_SPACE)}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise UsageError(f"--fix {name}={value!r}: not a number") from None
-        fixed[name] = int(number) if number.is_integer() and takes_integers(name) else number
-    try:
-        search_space(fixed, space)
-    except ValueError as err:
-        raise UsageError(f"--fix: {err}") from None
-    return fixed
-
-
-def tune_settings(args):
-    """Check the command line and build TuneSettings (raises UsageError)."""
-    from bb_jax.tuning.space import (
-        LARGEST_BATCH,
-        MAX_SEEDS_PER_TRIAL,
-        default_space,
-        search_space,
-    )
-    from bb_jax.tuning.storage import StorageError, validate_url
-    from bb_jax.tuning.tuner import (
-        TuneSettings,
-        default_population_size,
-        default_seeds_per_trial,
-        default_shapes,
-    )
-
-    scenarios = parse_scenarios(args.scenario)
-    objectives = parse_objectives(args.objectives)
-    flop_budget, time_budget = check_budget(args, objectives)
-    if flop_budget is None and time_budget is None and args.num_steps is None:
-        args.num_steps = DEFAULT_NUM_STEPS
-    if not 1 <= args.num_opponents <= 9:
-        raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    if args.num_steps is not None and args.num_steps < LARGEST_BATCH:
-        raise UsageError(f"--num-steps must be at least {LARGEST_BATCH} (the largest batch size "
-                         f"in the search space), got {args.num_steps}")
-    if args.n_trials <= 0:
-        raise UsageError(f"--n-trials must be > 0, got {args.n_trials}")
-    if args.eval_interval <= 0 or (args.num_steps is not None
-                                   and args.eval_interval > args.num_steps):
-        raise UsageError(
-            f"--eval-interval must be in 1..{args.num_steps or 'the run'}, got "
-            f"{args.eval_interval}")
-    population_size = args.population_size
-    if population_size == "auto":
-        population_size = default_population_size(jax.default_backend())
-    if population_size <= 0:
-        raise UsageError(f"--population-size must be > 0, got {population_size}")
-    shapes = default_shapes(jax.default_backend()) if args.shapes == "auto" else args.shapes
-    seeds_per_trial = args.seeds_per_trial
-    if seeds_per_trial == "auto":
-        seeds_per_trial = default_seeds_per_trial(jax.default_backend())
-    if not 1 <= seeds_per_trial <= MAX_SEEDS_PER_TRIAL:
-        raise UsageError(f"--seeds-per-trial must be in 1..{MAX_SEEDS_PER_TRIAL}, got "
-                         f"{seeds_per_trial}")
-    if args.eta < 2:
-        raise UsageError(f"--eta must be >= 2, got {args.eta}")
-    if args.min_fraction is not None and not 0 < args.min_fraction < 1:
-        raise UsageError(f"--min-fraction must be in (0, 1), got {args.min_fraction}")
-    if not 0 <= args.warmup_fraction < 1:
-        raise UsageError(f"--warmup-fraction must be in [0, 1), got {args.warmup_fraction}")
-    if args.median_margin < 0:
-        raise UsageError(f"--median-margin must be >= 0, got {args.median_margin}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
-    if args.sampler == "gp":
-        check_gp_sampler()
-    if not args.no_validate:
-        if args.validate_top_k < 1:
-            raise UsageError(f"--validate-top-k must be >= 1, got {args.validate_top_k} "
-                             "(--no-validate skips the validation)")
-        if args.validate_seeds < 2:
-            raise UsageError(f"--validate-seeds must be >= 2 (a confidence interval needs "
-                             f"two), got {args.validate_seeds}")
-        if args.validate_steps is not None and args.validate_steps < LARGEST_BATCH:
-            raise UsageError(f"--validate-steps must be at least {LARGEST_BATCH}, got "
-                             f"{args.validate_steps}")
-    if args.n_jobs == 0 or args.n_jobs < -1:
-        raise UsageError(f"--n-jobs must be -1 or >= 1, got {args.n_jobs}")
-    if args.max_population < 1:
-        raise UsageError(f"--max-population must be >= 1, got {args.max_population}")
-    if args.eval_episodes < 1:
-        raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
-    try:
-        validate_url(args.storage)
-    except StorageError as err:
-        raise UsageError(str(err)) from None
-    try:
-        for spec in args.callback or ():
-            import_callback(spec)
-        if args.mlflow_uri is not None:
-            check_mlflow()
-    except CallbackError as err:
-        raise UsageError(str(err)) from None
-    space = default_space(jax.default_backend()) if args.space == "auto" else args.space
-    fixed = parse_fixed(args.fix, space)
-    enqueue = read_enqueue(args.enqueue, search_space(fixed, space)) if args.enqueue else ()
-    check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
-                 args.eval_episodes if args.objective == "eval_return" else 0)
-    # checked, not created: a run refused later (e.g. its database is unreachable) leaves
-    # nothing behind; write_outputs creates the folder
-    output_dir = check_writable_dir(Path(args.output_dir), keep=False)
-    return TuneSettings(
-        scenarios=scenarios, num_opponents=args.num_opponents, num_steps=args.num_steps,
-        n_trials=args.n_trials, seed=args.seed, eval_interval=args.eval_interval,
-        pruner=args.pruner, study_name=args.study_name, storage=args.storage,
-        population_size=population_size, objective=args.objective,
-        eval_episodes=args.eval_episodes, enqueue=enqueue, output_dir=output_dir,
-        scenario_arg=args.scenario, max_population=args.max_population,
-        worker_index=args.worker_index, seeds_per_trial=seeds_per_trial,
-        sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
-        warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
-        sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
-        time_budget=time_budget, objectives=objectives, fixed=fixed, space=space,
-        callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri,
-    )
-
-
-def parse_objectives(text: str) -> tuple[str, ...]:
-    """--objectives: "return" or "return,cost" (cost alone would favour doing nothing)."""
-    from bb_jax.tuning.tuner import STUDY_OBJECTIVES
-
-    names = tuple(name.strip() for name in text.split(","))
-    unknown = [n for n in names if n not in STUDY_OBJECTIVES]
-    if unknown or len(set(names)) != len(names):
-        raise UsageError(f"--objectives {text!r}: valid objectives are "
-                         f"{', '.join(STUDY_OBJECTIVES)}, each once (e.g. return,cost)")
-    if "return" not in names:
-        raise UsageError("--objectives needs return (cost alone is minimised by not "
-                         "learning): use return or return,cost")
-    return ("return", *(n for n in names if n != "return"))
-
-
-def check_budget(args, objectives) -> tuple[float | None, float | None]:
-    """(flop budget, time budget) from the command line; at most one budget, none beside an
-    explicit --num-steps, and none with the cost objective (under a budget every
-    configuration costs the same)."""
-    budgets = [(flag, value) for flag, value in (("--flop-budget", args.flop_budget),
-                                                 ("--time-budget", args.time_budget))
-               if value is not None]
-    for flag, value in budgets:
-        if not value > 0:
-            raise UsageError(f"{flag} must be > 0, got {value:g}")
-    if len(budgets) == 2:
-        raise UsageError("give one budget: --flop-budget or --time-budget, not both")
-    if budgets and args.num_steps is not None:
-        raise UsageError(f"--num-steps and {budgets[0][0]} both set the length of a run: give "
-                         "one of them")
-    if budgets and "cost" in objectives:
-        raise UsageError(f"--objectives return,cost compares costs at equal env steps: give "
-                         f"--num-steps instead of {budgets[0][0]}")
-    return args.flop_budget, args.time_budget
-
-
-def check_gp_sampler() -> None:
-    """Optuna's GPSampler needs PyTorch: refuse --sampler gp up front without it."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("--sampler gp needs PyTorch (pip install torch); valid samplers "
-                         "without it: tpe, random")
-
-
-def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:
-    """Refuse (UsageError) a sweep whose largest member would not fit in device memory."""
-    from bb_jax.train.memory import PopulationMemoryError, memory_budget, population_limit
-    from bb_jax.tuning.space import SEARCH_SPACE
-
-    largest = PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
-                        hidden_size=max(SEARCH_SPACE["hidden_size"].choices),
-                        batch_size=max(SEARCH_SPACE["batch_size"].choices))
-    try:
-        population_limit(largest, memory_budget(), 1, eval_episodes)
-    except (PopulationMemoryError, ValueError) as err:
-        raise UsageError(str(err)) from None
 
 
 def tune_main(argv: list[str] | None = None) -> int:
@@ -396,7 +37,7 @@ def tune_main(argv: list[str] | None = None) -> int:
 
 def _tune_main(argv: list[str] | None) -> int:
     prog = "tune_hyperparameters.py"
-    args = _tune_parser().parse_args(argv)
+    args = tune_parser().parse_args(argv)
     devices.use_host_devices(devices.job_cores(0, _jobs(args.n_jobs, args.n_trials)))
     if args.strategy == "pbt":
         from bb_jax.cli.tune_pbt import pbt_main
@@ -406,9 +47,9 @@ def _tune_main(argv: list[str] | None) -> int:
         settings = tune_settings(args)
     except UsageError as err:
         return fail(prog, str(err))
-    from bb_jax.train.memory import PopulationMemoryError
+    from bb_jax.runtime.memory import PopulationMemoryError
     from bb_jax.tuning.storage import StorageError, redact
-    from bb_jax.tuning.tuner import StudyMismatchError
+    from bb_jax.tuning.study import StudyMismatchError
 
     try:
         return _tune(settings, args)
@@ -422,11 +63,7 @@ def _tune_main(argv: list[str] | None) -> int:
 def _tune(settings, args) -> int:
     import time
 
-    from bb_jax.tuning.liveness import fail_stale_trials
-    from bb_jax.tuning.outputs import write_outputs
-    from bb_jax.tuning.storage import redact
-    from bb_jax.tuning.tuner import Tuner, device_kind, open_study
-    from bb_jax.tuning.validation import validate_study
+    from bb_jax.tuning.tuner import Tuner
 
     enable_compile_cache()
     started = time.perf_counter()
@@ -446,15 +83,41 @@ def _tune(settings, args) -> int:
     if settings.worker_index > 0:
         tuner.run()
         return 0
+    _print_header(settings, sum(shares), jobs)
+    study, failed_workers = _sweep(tuner, settings, workers, jobs)
+    tuned_s = time.perf_counter() - started
+    if not args.no_validate and _has_complete_trial(study):
+        _validate(study, settings, args, tuner)
+    _print_best(study, tuned_s, time.perf_counter() - started - tuned_s)
+    if failed_workers:
+        print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_header(settings, n_trials: int, jobs: int) -> None:
+    from bb_jax.tuning.storage import redact
+    from bb_jax.tuning.study import device_kind
+
     print(f"study {settings.study_name} | storage "
           f"{redact(settings.storage) if settings.storage else 'in-memory'} | scenarios "
-          f"{','.join(settings.scenarios)} | {sum(shares)} trials x {_run_length(settings)} x "
+          f"{','.join(settings.scenarios)} | {n_trials} trials x {_run_length(settings)} x "
           f"{settings.seeds_per_trial} seed(s) | objectives {','.join(settings.objectives)} | "
           f"device {device_kind()} | population "
           f"{settings.population_size} trial(s), {settings.shapes} shapes | space "
           f"{_space_line(settings)} | pruner "
           f"{settings.pruner} | sampler "
           f"{settings.sampler} | {jobs} job(s)", flush=True)
+
+
+def _sweep(tuner, settings, workers, jobs: int):
+    """This process's trials beside the worker processes; the outputs written however it
+    ends (Ctrl-C: the workers are stopped, their unfinished trials failed, then it is raised
+    again). Returns (the study, how many workers failed)."""
+    from bb_jax.tuning.liveness import fail_stale_trials
+    from bb_jax.tuning.outputs import write_outputs
+    from bb_jax.tuning.study import open_study
+
     try:
         if jobs > 1:
             _pin(devices.job_cores(0, jobs))
@@ -474,18 +137,18 @@ def _tune(settings, args) -> int:
             print(f"results: {paths['results']}", flush=True)
         if interrupt is not None:
             raise interrupt
-    tuned_s = time.perf_counter() - started
-    if not args.no_validate and _has_complete_trial(study):
-        validate_study(study, args.validate_top_k, args.validate_seeds, args.validate_steps,
-                       settings.eval_episodes, max_population=settings.max_population,
-                       log=lambda line: print(line, flush=True), tuner_trainer=tuner.trainer)
-        paths = write_outputs(study, settings.storage, settings.output_dir)
-        print(f"results: {paths['results']}", flush=True)
-    _print_best(study, tuned_s, time.perf_counter() - started - tuned_s)
-    if failed_workers:
-        print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
-        return 1
-    return 0
+    return study, failed_workers
+
+
+def _validate(study, settings, args, tuner) -> None:
+    from bb_jax.tuning.outputs import write_outputs
+    from bb_jax.tuning.validation import validate_study
+
+    validate_study(study, args.validate_top_k, args.validate_seeds, args.validate_steps,
+                   settings.eval_episodes, max_population=settings.max_population,
+                   log=lambda line: print(line, flush=True), tuner_trainer=tuner.trainer)
+    paths = write_outputs(study, settings.storage, settings.output_dir)
+    print(f"results: {paths['results']}", flush=True)
 
 
 def _space_line(settings) -> str:
@@ -551,7 +214,7 @@ def worker_command(args: argparse.Namespace, settings, index: int, n_trials: int
                                    "study_name": settings.study_name, "no_validate": True})
     argv = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
                                    "sys.exit(tune_main())"),
-            *command_line(_tune_parser(), worker, leave_out=("storage", "enqueue", "n_jobs"))]
+            *command_line(tune_parser(), worker, leave_out=("storage", "enqueue", "n_jobs"))]
     env = {**os.environ, STORAGE_ENV: settings.storage}
     if cores is not None:
         env[devices.CORES_ENV] = ",".join(map(str, cores))

@@ -159,7 +159,7 @@ def act(
     params float32[M, 10]; houses int32[10]; locations int32[N] (all agents, as observed);
     last_actions int32[M, 2] (their own); has_last bool[]; seats int32[M] (default 1..M):
     the agents' indices, whose "own" house is `seat mod 10` (so a heuristic in the learner's
-    seat, `seats=[0]`, guards house 0; see `bb_jax.train.baselines`).
+    seat, `seats=[0]`, guards house 0; see `bb_jax.agent.policies`).
     """
     num_opponents = params.shape[0]
     if seats is None:

@@ -3,12 +3,12 @@ next to the uniform-random policy and the heuristic archetypes in the learner's 
 
 All scenarios x seeds train as ONE population (scenario parameters are traced rows, so one
 compiled program serves every member), with the default configuration (`PPOConfig`'s shapes,
-`DEFAULT_HYPERPARAMS`) unless told otherwise. Each member is then
-evaluated on fresh episodes, sampling its policy and acting greedily; its last-100 training
-mean is read from the run. The baselines (`bb_jax.train.baselines`) play the same view: random, and
-each archetype in seat 0; the best archetype per scenario is the one with the highest mean.
-Learning speed (`bb_jax.train.learning_speed`): per seed, the env steps from which its smoothed
-training curve (per-chunk returns) stays above each baseline's mean.
+`DEFAULT_HYPERPARAMS`) unless told otherwise. Each member is then evaluated on fresh episodes,
+sampling its policy and acting greedily; its last-100 training mean is read from the run. The
+baselines (`bb_jax.runtime.baselines`) play the same view: random, and each archetype in seat
+0; the best archetype per scenario is the one with the highest mean. Learning speed
+(`bb_jax.results.learning_speed`): per seed, the env steps from which its smoothed training
+curve (per-chunk returns) stays above each baseline's mean.
 """
 
 from __future__ import annotations
@@ -19,18 +19,17 @@ import time
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.game.opponents import ARCHETYPES
 from bb_jax.game.scenarios import get_scenario, list_scenarios, stack_scenarios
 from bb_jax.machine import machine_info
+from bb_jax.results.learning_speed import chunk_means, chunk_totals, learning_speed
 from bb_jax.results.verdicts import episode_ci, seed_ci, verdicts
-from bb_jax.train import baselines
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.train.learning_speed import chunk_means, chunk_totals, learning_speed
-from bb_jax.train.population import Population
-from bb_jax.train.runs import plan_chunks
+from bb_jax.runtime import baselines
+from bb_jax.runtime.driver import Driver, plan_chunks, training_keys
+from bb_jax.runtime.population import Population
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,30 +65,28 @@ def train_all(settings: ReportSettings, progress: Callable[[str], None] | None =
     names = [s for s in settings.scenarios for _ in settings.seeds]
     seeds = [seed for _ in settings.scenarios for seed in settings.seeds]
     # a distinct stream per member: the seed, folded with the scenario's index
-    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), list_scenarios().index(n))
-                      for n, seed in zip(names, seeds)])
+    keys = training_keys(seeds, [list_scenarios().index(n) for n in names])
     scenarios = stack_scenarios([get_scenario(n, settings.num_opponents + 1) for n in names])
     size = len(names)
     start = time.perf_counter()
-    pop = Population(config, stack_hyperparams([{}] * size), keys, scenarios)
-    chunks = []
+    driver = Driver(Population(config, stack_hyperparams([{}] * size), keys, scenarios))
     plan = plan_chunks(config.num_updates, settings.chunk_updates)
-    for length in plan:
-        chunks.append({k: np.asarray(v) for k, v in pop.run(length).items()})
+    for chunk in driver.chunks(plan):
         if progress is not None:
-            done = int(chunks[-1]["env_steps"][0, -1])
+            done = int(np.asarray(chunk.metrics["env_steps"])[0, -1])
             elapsed = time.perf_counter() - start
             progress(f"train: {done:>9,}/{config.num_updates * config.batch_size:,} steps per "
                      f"member, {size} members, {done * size / elapsed:,.0f} steps/s, "
                      f"{elapsed:.0f} s")
-    curves = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+    curves = driver.curves()
     train_s = time.perf_counter() - start
     if not bool(np.all(curves["finite"])):
         raise RuntimeError("non-finite parameters or losses during training")
     start = time.perf_counter()
+    # the experiment's own evaluation episodes: one key for all, split by member position
     eval_key = jax.random.PRNGKey(settings.seed + 1)
-    sampled = pop.evaluate(eval_key, settings.eval_episodes, greedy=False)
-    greedy = pop.evaluate(eval_key, settings.eval_episodes, greedy=True)
+    sampled = driver.population.evaluate(eval_key, settings.eval_episodes, greedy=False)
+    greedy = driver.population.evaluate(eval_key, settings.eval_episodes, greedy=True)
     eval_s = time.perf_counter() - start
     chunk_steps, chunk_episodes, chunk_sums = chunk_totals(curves, plan[0])
     out = {}

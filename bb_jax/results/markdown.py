@@ -7,7 +7,7 @@ import math
 
 from bb_jax.game.rules import REST_REWARD
 from bb_jax.game.scenarios import get_scenario
-from bb_jax.train import baselines
+from bb_jax.runtime import baselines
 
 
 def _fmt(fig: dict) -> str:

@@ -6,14 +6,12 @@ a traced row. Between chunks of about `eval_interval` env steps the caller sees 
 intermediate value and may stop members; stopped or diverged members are dropped and the
 survivors repacked into the next power-of-two size, so dropping costs at most log2(P) extra
 compiles per cohort and stopped members cost no compute. Population sizes are chosen to keep
-compiles few
-(`CompileAwareSizing`). Knows nothing about Optuna.
+compiles few (`bb_jax.runtime.sizing`). Knows nothing about Optuna.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,78 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, ShapeChoices, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.train.cost import CompileClock, update_flops
-from bb_jax.train.memory import memory_budget, population_limit
-from bb_jax.train.population import Population, evaluation_key, padded_size
-from bb_jax.train.runs import plan_chunks
-from bb_jax.train.shapes import ShapeChoices
-
-
-@dataclasses.dataclass(frozen=True)
-class MemberSpec:
-    """One training run: hyperparams holds the 8 traced values; seed makes its PRNG key."""
-
-    member_id: int
-    hidden_size: int
-    batch_size: int
-    hyperparams: dict
-    scenario: str
-    seed: int
-
-
-@dataclasses.dataclass
-class Report:
-    """An intermediate value after `env_steps`: the mean return of every episode the member
-    finished since its previous report (a few hundred episodes: much less noisy than the last
-    100); `final` for the report at the end of training (stopping the member then saves
-    nothing)."""
-
-    member_id: int
-    env_steps: int
-    value: float
-    final: bool = False
-    flops: float = 0.0  # training FLOPs spent so far (`bb_jax.train.cost`)
-
-
-@dataclasses.dataclass
-class MemberResult:
-    """How a member ended, and what it cost: `flops` of training (XLA's count), `seconds`
-    its share of its program's training wall time (compiles excluded; a stretch's time is
-    shared equally among the members it trained)."""
-
-    member_id: int
-    state: str  # "complete", "stopped" or "failed"
-    value: float | None = None  # final objective (complete) or last value (stopped)
-    reason: str = ""
-    env_steps: int = 0
-    flops: float = 0.0
-    seconds: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class MemberPlan:
-    """How long a member trains: `updates` in all, in chunks of `chunk` updates (the last
-    one shorter where `chunk` does not divide them: `plan_chunks`), a report every `every`
-    chunks and after the last; `update_flops` is one update's cost."""
-
-    updates: int
-    chunk: int
-    every: int
-    update_flops: float
-
-    @property
-    def report_updates(self) -> int:
-        return self.chunk * self.every
-
+from bb_jax.runtime.cost import CompileClock, update_flops
+from bb_jax.runtime.driver import Driver, plan_chunks, training_keys
+from bb_jax.runtime.members import MemberPlan, MemberResult, MemberSpec, Report
+from bb_jax.runtime.memory import memory_budget, population_limit
+from bb_jax.runtime.population import Population
+from bb_jax.runtime.sizing import CompileAwareSizing, next_power_of_two
 
 # a FLOP-budget run reports about this many times (chunks of a power of two updates)
 BUDGET_REPORTS = 10
-
-
-def next_power_of_two(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(1, n))))
 
 
 def cohort_key(spec: MemberSpec) -> tuple[int, int]:
@@ -106,57 +43,6 @@ def group_cohorts(specs: Sequence[MemberSpec],
     for spec in specs:
         cohorts.setdefault(key(spec), []).append(spec)
     return cohorts
-
-
-@dataclasses.dataclass
-class CompileAwareSizing:
-    """Chooses population sizes so a study compiles few programs.
-
-    Each (shape, population size) is one compile (~5-20 s on a 2-core CPU). For a cohort of n
-    members it compares: compiling a population of exactly n (rounded up to a multiple of the
-    device count), or running in rounds of a size already compiled for that shape (padding the
-    last round). Costs use measured seconds per member-env-step of the shape and a measured
-    compile time; before any measurement it compiles. Padding costs what it trains: a 3-scenario
-    trial of 2 seeds (6 members) padded to 8 spent a third more than its own runs.
-
-    The same rule decides whether to repack survivors after pruning; a repack compiles the next
-    power of two >= the survivors, so pruning costs at most log2(P) compiles per cohort."""
-
-    compile_s: float = 15.0
-    step_cost: dict = dataclasses.field(default_factory=dict)  # shape -> s per member-step
-    sizes: dict = dataclasses.field(default_factory=dict)  # shape -> compiled sizes
-
-    def known(self, shape) -> set[int]:
-        return self.sizes.setdefault(shape, set())
-
-    def choose(self, shape, n: int, steps: int, limit: int, rounds: bool = True) -> int:
-        """Population size (<= limit) for n members that still need `steps` env steps each;
-        with rounds=False (members mid-training) the size must hold all n."""
-        fresh = min(padded_size(n) if rounds else next_power_of_two(n), max(1, limit))
-        options = {fresh: self.cost(shape, n, fresh, steps, new=fresh not in self.known(shape))}
-        for size in self.known(shape):
-            if size <= limit and (rounds or size >= n):
-                options[size] = self.cost(shape, n, size, steps, new=False)
-        return min(options, key=lambda size: (options[size], -size))
-
-    def cost(self, shape, n: int, size: int, steps: int, new: bool) -> float:
-        per_step = self.step_cost.get(shape)
-        rounds = -(-n // size)
-        run = 0.0 if per_step is None else rounds * size * steps * per_step
-        return run + (self.compile_s if new else 0.0)
-
-    def observe(self, shape, size: int, seconds: float, member_steps: int, new: bool,
-                compile_seconds: float = 0.0) -> None:
-        """A timed stretch of training: `seconds` of wall time, `compile_seconds` of them
-        compiling (JAX's own compile events; a new program's first stretch compiles)."""
-        if new:
-            self.compile_s = 0.5 * self.compile_s + 0.5 * compile_seconds
-            self.known(shape).add(size)
-        training = seconds - compile_seconds
-        if training > 0:
-            per_step = self.step_cost.get(shape)
-            measured = training / max(1, member_steps)
-            self.step_cost[shape] = measured if per_step is None else 0.5 * (per_step + measured)
 
 
 @dataclasses.dataclass
@@ -176,7 +62,7 @@ class CohortTrainer:
     max_population: int = 1024  # larger cohorts train in several rounds (memory bound)
     progress: Callable[[str], None] | None = None
     sizing: CompileAwareSizing = dataclasses.field(default_factory=CompileAwareSizing)
-    # bytes a population may use (bb_jax.train.memory); None: measured when `run` starts
+    # bytes a population may use (bb_jax.runtime.memory); None: measured when `run` starts
     memory_budget: int | None = None
     shape_choices: ShapeChoices | None = None
     # members trained per compiled training program: (program name, population size) -> count
@@ -247,8 +133,8 @@ class CohortTrainer:
                                       limits[key])
             if len(members) > limits[key] and self.progress is not None:
                 why = "device memory" if limits[key] < self.max_population else "max population"
-                self.progress(f"cohort {self._name(config)}: {len(members)} members in rounds "
-                              f"of {size} (limit {limits[key]}: {why})")
+                self.progress(f"cohort {self.program_name(config)}: {len(members)} members in "
+                              f"rounds of {size} (limit {limits[key]}: {why})")
             for start in range(0, len(members), size):
                 group = members[start : start + size]
                 finished = self._run_cohort(key, config, group, size, on_reports)
@@ -264,155 +150,208 @@ class CohortTrainer:
             return key
         return (*key[:2], self.plan(members[0]).chunk)
 
-    def _name(self, config: PPOConfig) -> str:
+    def program_name(self, config: PPOConfig) -> str:
         if self.shape_choices is None:
             return f"hidden={config.hidden_size} batch={config.batch_size}"
         return f"padded (hidden<={config.hidden_size} batch<={config.batch_size})"
 
-    def _stretches(self, population: Population, plans: dict[int, MemberPlan]):
-        """Runs the population from one report to the next; yields each stretch's metrics
-        (env_steps, finite, episodes_finished, return_sum: [P, updates])."""
-        keys = ("env_steps", "finite", "episodes_finished", "return_sum")
-        if population.shapes is None:
-            plan = plans[next(m for m in population.members if m >= 0)]
-            lengths = plan_chunks(plan.updates, plan.chunk)
-            pending = []
-            for index, length in enumerate(lengths, 1):
-                pending.append(population.run(length))
-                if index % plan.every and index != len(lengths):
-                    continue  # no host sync between reports: dispatch stays asynchronous
-                yield {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
-                       for k in keys}
-                pending = []
-            return
-        # a padded population: every call runs the longest stretch of its first members (one
-        # compiled length per population); each member stops at its own next report (`until`),
-        # so its report points are those of its exact cohort
-        length = max(plans[m].report_updates for m in population.members if m >= 0)
-        while True:
-            # strides and totals follow the members through repacks (`keep`); a padding row
-            # copies the member before it
-            rows = [m for m in population.members if m >= 0]
-            rows += [rows[-1]] * (population.size - len(rows))
-            strides = np.array([plans[m].report_updates for m in rows])
-            totals = np.array([plans[m].updates for m in rows])
-            done = np.asarray(population.state.update)[: population.size]
-            if np.all(done >= totals):
-                return
-            metrics = population.run(length, np.minimum(done + strides, totals))
-            yield {k: np.asarray(metrics[k]) for k in keys}
-
     def _population(self, config, members, size) -> Population:
-        """A population of `members`, padded to `size` with copies of the last (id -1)."""
-        padded = list(members) + [members[-1]] * (size - len(members))
+        """A population of `members`, repacked to `size` with copies of the last (id -1)."""
+        rows = list(members) + [members[-1]] * (size - len(members))
         ids = [m.member_id for m in members] + [-1] * (size - len(members))
         shapes = None
         if self.shape_choices is not None:
             shapes = jax.tree.map(lambda *x: jnp.stack(x), *[
-                self.shape_choices.member(m.hidden_size, m.batch_size) for m in padded])
+                self.shape_choices.member(m.hidden_size, m.batch_size) for m in rows])
         return Population(
             config,
-            stack_hyperparams([m.hyperparams for m in padded]),
-            jnp.stack([jax.random.PRNGKey(m.seed) for m in padded]),
-            stack_scenarios([get_scenario(m.scenario, config.num_opponents + 1) for m in padded]),
+            stack_hyperparams([m.hyperparams for m in rows]),
+            training_keys([m.seed for m in rows]),
+            stack_scenarios([get_scenario(m.scenario, config.num_opponents + 1) for m in rows]),
             members=ids, shapes=self.shape_choices, member_shapes=shapes,
         )
 
     def _run_cohort(self, key, config, members, size, on_reports) -> dict[int, MemberResult]:
-        key = self.program_of(key, members)
-        population = self._population(config, members, size)
-        by_id = {m.member_id: m for m in members}
-        plans = {m.member_id: self.plan(m) for m in members}
-        program = (self._name(config), size)
+        program = (self.program_name(config), size)
         self.programs[program] = self.programs.get(program, 0) + len(members)
+        run = _CohortRun(self, self.program_of(key, members), config,
+                         self._population(config, members, size), members)
+        return run.train(on_reports)
 
-        def total_steps(member: int) -> int:
-            return plans[member].updates * by_id[member].batch_size
 
-        def cost(member: int, steps: int) -> dict:
-            updates = steps // by_id[member].batch_size
-            return {"env_steps": steps, "flops": updates * plans[member].update_flops,
-                    "seconds": seconds.get(member, 0.0)}
+class _CohortRun:
+    """One population of a cohort from its first chunk to its results: stretches from one
+    report to the next, their cost, the reports (a NaN fails its member), the members the
+    caller stops, repacking the survivors, and the final values."""
 
-        results: dict[int, MemberResult] = {}
-        last_values: dict[int, float] = {}
-        trained: dict[int, int] = {}  # env steps each member has trained
-        seconds: dict[int, float] = {}  # each member's share of the training wall time
+    STRETCH_KEYS = ("env_steps", "finite", "episodes_finished", "return_sum")
+
+    def __init__(self, trainer: CohortTrainer, program: tuple, config: PPOConfig,
+                 population: Population, members: Sequence[MemberSpec]):
+        self.trainer, self.program, self.config = trainer, program, config
+        self.population = population
+        self.driver = Driver(population, record=False)
+        self.by_id = {m.member_id: m for m in members}
+        self.plans = {m.member_id: trainer.plan(m) for m in members}
+        self.results: dict[int, MemberResult] = {}
+        self.last_values: dict[int, float] = {}
+        self.trained: dict[int, int] = {}  # env steps each member has trained
+        self.seconds: dict[int, float] = {}  # each member's share of the training wall time
+
+    def train(self, on_reports) -> dict[int, MemberResult]:
+        clock = self.trainer.compile_clock
         started = stretch_start = time.perf_counter()
-        compiled_before = self.compile_clock.seconds()
-        for metrics in self._stretches(population, plans):
-            # work in program iterations x the program's batch: a padded program computes its
-            # largest batch for every member
-            work = metrics["env_steps"].shape[1] * config.batch_size * population.size
-            wall = time.perf_counter() - stretch_start
-            compiling = self.compile_clock.seconds() - compiled_before
-            self.sizing.observe(key, population.size, wall, work,
-                                new=population.size not in self.sizing.known(key),
-                                compile_seconds=compiling)
-            training = [m for m in population.members if m >= 0 and m not in results]
-            for member in training:
-                seconds[member] = (seconds.get(member, 0.0)
-                                   + max(0.0, wall - compiling) / len(training))
+        compiled_before = clock.seconds()
+        for metrics in self._stretches():
+            self._observe(metrics, time.perf_counter() - stretch_start,
+                          clock.seconds() - compiled_before)
             steps = metrics["env_steps"][:, -1]
-            trained.update((m, int(steps[p])) for p, m in enumerate(population.members) if m >= 0)
-            episodes = metrics["episodes_finished"].sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                interval_means = metrics["return_sum"].sum(axis=1) / episodes
-            reports = []
-            for pos, member in enumerate(population.members):
-                if member < 0 or member in results:
-                    continue
-                at = int(steps[pos])
-                if not bool(metrics["finite"][pos].all()):
-                    results[member] = MemberResult(
-                        member, "failed", reason="loss or parameters became NaN/inf "
-                        f"by env step {at}", **cost(member, at))
-                    continue
-                value = float(interval_means[pos])
-                if np.isfinite(value):
-                    last_values[member] = value
-                    reports.append(Report(member, at, value, final=at >= total_steps(member),
-                                          flops=cost(member, at)["flops"]))
-            stop = on_reports(reports) if reports else set()
-            for member in stop:
-                if member not in results:  # a member that failed stays failed
-                    pos = list(population.members).index(member)
-                    results[member] = MemberResult(member, "stopped",
-                                                   value=last_values.get(member),
-                                                   **cost(member, int(steps[pos])))
-            live = [p for p, m in enumerate(population.members) if m >= 0 and m not in results]
-            if self.progress is not None:
-                rate = sum(trained.values()) / (time.perf_counter() - started)
-                where = (f"step {int(steps[live[0]]):,}/"
-                         f"{total_steps(population.members[live[0]]):,}, {len(live)} live"
-                         if live else f"all {len(results)} member(s) done or stopped")
-                self.progress(f"cohort {self._name(config)}: {where}, {rate:,.0f} env-steps/s")
+            reports = self._reports(metrics, steps)
+            self._stop(on_reports(reports) if reports else set(), steps)
+            live = [p for p, m in enumerate(self.population.members)
+                    if m >= 0 and m not in self.results]
+            self._progress(live, steps, started)
             if not live:
-                return results
-            remaining = max(plans[population.members[p]].updates
-                            - int(steps[p]) // by_id[population.members[p]].batch_size
-                            for p in live)
-            new_size = self.sizing.choose(key, len(live), remaining * config.batch_size,
-                                          population.size, rounds=False)
-            if new_size < population.size:
-                population.keep(live, pad_to=new_size)
-                self.programs.setdefault((self._name(config), new_size), 0)
-            stretch_start = time.perf_counter()
-            compiled_before = self.compile_clock.seconds()
-        final_eval = None
-        if self.eval_episodes > 0:
-            keys = jnp.stack([evaluation_key(by_id[m].seed if m >= 0 else 0)
-                              for m in population.members])
-            final_eval = population.evaluate(keys, self.eval_episodes)
-        for pos, member in enumerate(population.members):
-            if member < 0 or member in results:
+                return self.results
+            self._repack(live, steps)
+            stretch_start, compiled_before = time.perf_counter(), clock.seconds()
+        return self._finish()
+
+    def _stretches(self):
+        """Runs the population from one report to the next; yields each stretch's metrics
+        (STRETCH_KEYS: [P, updates])."""
+        if self.population.member_shapes is None:
+            yield from self._exact_stretches()
+        else:
+            yield from self._padded_stretches()
+
+    def _exact_stretches(self):
+        plan = self.plans[next(m for m in self.population.members if m >= 0)]
+        lengths = plan_chunks(plan.updates, plan.chunk)
+        pending = []
+        for index, length in enumerate(lengths, 1):
+            pending.append(self.driver.chunk(length))
+            if index % plan.every and index != len(lengths):
+                continue  # no host sync between reports: dispatch stays asynchronous
+            yield {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
+                   for k in self.STRETCH_KEYS}
+            pending = []
+
+    def _padded_stretches(self):
+        """Every call runs the longest stretch of its first members (one compiled length per
+        population); each member stops at its own next report (`until`), so its report
+        points are those of its exact cohort."""
+        population = self.population
+        length = max(self.plans[m].report_updates for m in population.members if m >= 0)
+        while True:
+            # strides and totals follow the members through repacks (`keep`); a filler row
+            # copies the member before it
+            rows = [m for m in population.members if m >= 0]
+            rows += [rows[-1]] * (population.size - len(rows))
+            strides = np.array([self.plans[m].report_updates for m in rows])
+            totals = np.array([self.plans[m].updates for m in rows])
+            done = np.asarray(population.state.update)[: population.size]
+            if np.all(done >= totals):
+                return
+            metrics = self.driver.chunk(length, np.minimum(done + strides, totals))
+            yield {k: np.asarray(metrics[k]) for k in self.STRETCH_KEYS}
+
+    def _observe(self, metrics: dict, wall: float, compiling: float) -> None:
+        """A stretch's cost: the sizing rule learns its seconds per member-env-step (work in
+        program iterations x the program's batch: a padded program computes its largest
+        batch for every member), and its training time is shared among its members."""
+        sizing = self.trainer.sizing
+        work = metrics["env_steps"].shape[1] * self.config.batch_size * self.population.size
+        sizing.observe(self.program, self.population.size, wall, work,
+                       new=self.population.size not in sizing.known(self.program),
+                       compile_seconds=compiling)
+        training = [m for m in self.population.members if m >= 0 and m not in self.results]
+        for member in training:
+            self.seconds[member] = (self.seconds.get(member, 0.0)
+                                    + max(0.0, wall - compiling) / len(training))
+
+    def _reports(self, metrics: dict, steps) -> list[Report]:
+        """Each training member's value over the stretch (the mean return of the episodes it
+        finished); a member whose loss or parameters became NaN/inf fails."""
+        members = self.population.members
+        self.trained.update((m, int(steps[p])) for p, m in enumerate(members) if m >= 0)
+        episodes = metrics["episodes_finished"].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            interval_means = metrics["return_sum"].sum(axis=1) / episodes
+        reports = []
+        for pos, member in enumerate(members):
+            if member < 0 or member in self.results:
                 continue
-            value = (last_values.get(member) if final_eval is None
+            at = int(steps[pos])
+            if not bool(metrics["finite"][pos].all()):
+                self.results[member] = MemberResult(
+                    member, "failed", reason="loss or parameters became NaN/inf "
+                    f"by env step {at}", **self._cost(member, at))
+                continue
+            value = float(interval_means[pos])
+            if np.isfinite(value):
+                self.last_values[member] = value
+                reports.append(Report(member, at, value, final=at >= self._total_steps(member),
+                                      flops=self._cost(member, at)["flops"]))
+        return reports
+
+    def _stop(self, stop: set[int], steps) -> None:
+        members = list(self.population.members)
+        for member in stop:
+            if member not in self.results:  # a member that failed stays failed
+                self.results[member] = MemberResult(
+                    member, "stopped", value=self.last_values.get(member),
+                    **self._cost(member, int(steps[members.index(member)])))
+
+    def _progress(self, live: list[int], steps, started: float) -> None:
+        if self.trainer.progress is None:
+            return
+        rate = sum(self.trained.values()) / (time.perf_counter() - started)
+        members = self.population.members
+        where = (f"step {int(steps[live[0]]):,}/{self._total_steps(members[live[0]]):,}, "
+                 f"{len(live)} live" if live else
+                 f"all {len(self.results)} member(s) done or stopped")
+        self.trainer.progress(f"cohort {self.trainer.program_name(self.config)}: {where}, "
+                              f"{rate:,.0f} env-steps/s")
+
+    def _repack(self, live: list[int], steps) -> None:
+        """Drop the stopped and failed members: the survivors go on in a smaller population
+        when the sizing rule finds the compile worth it."""
+        members = self.population.members
+        remaining = max(self.plans[members[p]].updates
+                        - int(steps[p]) // self.by_id[members[p]].batch_size for p in live)
+        size = self.trainer.sizing.choose(self.program, len(live),
+                                          remaining * self.config.batch_size,
+                                          self.population.size, rounds=False)
+        if size < self.population.size:
+            self.population.keep(live, size=size)
+            name = self.trainer.program_name(self.config)
+            self.trainer.programs.setdefault((name, size), 0)
+
+    def _finish(self) -> dict[int, MemberResult]:
+        """The final values: the last interval's mean, or the mean of fresh episodes."""
+        final_eval = None
+        members = self.population.members
+        if self.trainer.eval_episodes > 0:
+            seeds = [self.by_id[m].seed if m >= 0 else 0 for m in members]
+            final_eval = self.driver.evaluate(seeds, self.trainer.eval_episodes)
+        for pos, member in enumerate(members):
+            if member < 0 or member in self.results:
+                continue
+            value = (self.last_values.get(member) if final_eval is None
                      else float(final_eval[pos].mean()))
+            cost = self._cost(member, self._total_steps(member))
             if value is None or not np.isfinite(value):
-                results[member] = MemberResult(member, "failed", reason="no episode completed",
-                                               **cost(member, total_steps(member)))
+                self.results[member] = MemberResult(member, "failed",
+                                                    reason="no episode completed", **cost)
             else:
-                results[member] = MemberResult(member, "complete", value,
-                                               **cost(member, total_steps(member)))
-        return results
+                self.results[member] = MemberResult(member, "complete", value, **cost)
+        return self.results
+
+    def _total_steps(self, member: int) -> int:
+        return self.plans[member].updates * self.by_id[member].batch_size
+
+    def _cost(self, member: int, steps: int) -> dict:
+        updates = steps // self.by_id[member].batch_size
+        return {"env_steps": steps, "flops": updates * self.plans[member].update_flops,
+                "seconds": self.seconds.get(member, 0.0)}

@@ -23,9 +23,11 @@ import time
 import jax
 import jax.numpy as jnp
 
-from bb_jax.train.config import PPOConfig, make_hyperparams
-from bb_jax.train.losses import Batch
-from bb_jax.train.ppo import PPO, make_optimizer
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, make_hyperparams, stack_hyperparams
+from bb_jax.agent.losses import Batch
+from bb_jax.agent.ppo import PPO, init_optimizer
+from bb_jax.runtime.driver import Driver, training_keys
+from bb_jax.runtime.population import Population
 
 # JAX's duration events for turning a Python function into an executable
 COMPILE_EVENTS = (
@@ -60,7 +62,7 @@ def _body_flops(config: PPOConfig) -> tuple[float, float, float]:
         advantage=jax.ShapeDtypeStruct((size,), jnp.float32),
         target=jax.ShapeDtypeStruct((size,), jnp.float32),
     )
-    opt_state = jax.eval_shape(lambda p: make_optimizer(hp).init(p), state.params)
+    opt_state = jax.eval_shape(lambda p: init_optimizer(p, hp), state.params)
     step = _flops(lambda p, o, b: ppo.minibatch_update(p, o, b, None, hp), state.params,
                   opt_state, minibatch)
     return rollout, advantages, step
@@ -109,20 +111,18 @@ class CompileClock:
 
 def calibrate(config: PPOConfig, members: int, chunk: int, seconds: float = 3.0) -> dict:
     """Measure the training FLOPs one member gets per second of its share of the device:
-    `members` copies of `config` (default hyperparameters) train as one population, a first
-    chunk of `chunk` updates compiles and warms up, then chunks run until `seconds` passed.
-    Returns {"flops_per_second", "seconds", "updates", "members", "hidden_size",
-    "batch_size", "compile_seconds"}: what converts a time budget into a FLOP budget."""
-    from bb_jax.train.config import DEFAULT_HYPERPARAMS, stack_hyperparams
-    from bb_jax.train.population import Population
-
+    `members` copies of `config` (default hyperparameters) train as one population, as a
+    trial's runs do (the same size, filler rows included), a first chunk of `chunk` updates
+    compiles and warms up, then chunks run until `seconds` passed. Returns
+    {"flops_per_second", "seconds", "updates", "members", "hidden_size", "batch_size",
+    "compile_seconds"}: what converts a time budget into a FLOP budget."""
     clock = CompileClock()
-    population = Population(config, stack_hyperparams([{}] * members),
-                            jax.random.split(jax.random.PRNGKey(0), members))
-    jax.block_until_ready(population.run(chunk))
+    driver = Driver(Population(config, stack_hyperparams([{}] * members),
+                               training_keys(range(members))), record=False)
+    jax.block_until_ready(driver.chunk(chunk))
     start, updates = time.perf_counter(), 0
     while updates == 0 or time.perf_counter() - start < seconds:
-        jax.block_until_ready(population.run(chunk))
+        jax.block_until_ready(driver.chunk(chunk))
         updates += chunk
     elapsed = time.perf_counter() - start
     flops = updates * update_flops(config, DEFAULT_HYPERPARAMS["num_epochs"])

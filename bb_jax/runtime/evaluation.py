@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax.agent.ppo import PPO
 from bb_jax.game.opponents import default_opponents
+from bb_jax.runtime.baselines import BASELINES, batch_returns
+from bb_jax.runtime.saved_runs import SavedRun
 from bb_jax.stats import mean_ci95
-from bb_jax.train.baselines import BASELINES, batch_returns
-from bb_jax.train.ppo import PPO
-from bb_jax.train.runs import SavedRun
 
 
 def _policy(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None) -> PPO:

@@ -8,7 +8,7 @@ a generous hand count (3-5x XLA's figure on the search space's shapes, docs/PERF
 when even that fits the largest population allowed, or the members a cohort trains at once,
 no program is compiled. `memory_budget` is what the device offers (80% of
 an accelerator's free memory, half the host's available RAM on a CPU backend, or
-$BB_JAX_MEMORY_BUDGET). `bb_jax.tuning.cohorts.CohortTrainer` trains larger cohorts in several
+$BB_JAX_MEMORY_BUDGET). `bb_jax.runtime.cohorts.CohortTrainer` trains larger cohorts in several
 rounds, and refuses (`PopulationMemoryError`) a member that does not fit on its own, before any
 training.
 """
@@ -21,10 +21,10 @@ import re
 import jax
 import jax.numpy as jnp
 
-from bb_jax.train.config import PPOConfig, stack_hyperparams
-from bb_jax.train.population import broadcast_scenario, compiled
-from bb_jax.train.ppo import PPO
-from bb_jax.train.shapes import ShapeChoices
+from bb_jax.agent.config import PPOConfig, ShapeChoices, stack_hyperparams
+from bb_jax.agent.ppo import PPO
+from bb_jax.runtime.population import broadcast_scenario
+from bb_jax.runtime.programs import compiled
 
 MEMORY_BUDGET_ENV = "BB_JAX_MEMORY_BUDGET"
 _MEMORY_SAFETY = 3.0  # XLA temporaries, allocator fragmentation, the rest of the program

@@ -18,7 +18,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from bb_jax.train.config import HYPERPARAM_NAMES
+from bb_jax.agent.config import HYPERPARAM_NAMES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -112,6 +112,55 @@ _W_NEIGHBOUR, _W_COORD, _W_RISK, _MIN_SCORE = F32(0.3), F32(0.1), F32(0.2), F32(
 _DISTANCE_SCORE = [F32(_TENTH / F32(1 + d)) for d in range(NUM_HOUSES // 2 + 1)]
 
 
+def _intent(p1, p3, p4, p8, houses: Sequence[int], own: int) -> np.float32:
+    """The opponent's drive to work, clipped to [0, 1] (float32, in the rules' order)."""
+    num_burning = sum(1 for h in range(NUM_HOUSES) if houses[h] == BURNING)
+    frac_burning = F32(num_burning) / F32(NUM_HOUSES)
+    drive = p1 + p4 * frac_burning
+    if houses[own] == BURNING:
+        drive = drive + _HALF * p3
+    intent = drive * (_ONE - p8)
+    return min(max(intent, _ZERO), _ONE)
+
+
+def _house_scores(p2, p3, p4, p5, houses: Sequence[int], locations: Sequence[int],
+                  own: int) -> list[np.float32]:
+    """Each house's score (terms in the order of the rules; a zero term is not added)."""
+    neighbour_help = _W_NEIGHBOUR * p2
+    coordination = _W_COORD * p5
+    risk = _W_RISK * p4
+    scores = []
+    for h in range(NUM_HOUSES):
+        left, right = (h - 1) % NUM_HOUSES, (h + 1) % NUM_HOUSES
+        burning_neighbours = int(houses[left] == BURNING) + int(houses[right] == BURNING)
+        agents_here = sum(1 for loc in locations if loc == h)
+        score = _DISTANCE_SCORE[ring_distance(h, own)]
+        if h == own:
+            score = score + p3
+        if houses[h] == BURNING:
+            score = score + _HALF
+        if burning_neighbours > 0:
+            score = score + neighbour_help
+        if agents_here > 0:
+            score = score + coordination * F32(agents_here)
+        if burning_neighbours > 0:
+            score = score - risk * F32(burning_neighbours)
+        scores.append(max(score, _MIN_SCORE))
+    return scores
+
+
+def _sample_house(scores: Sequence[np.float32], u_house: np.float32) -> int:
+    """The inverse CDF of the scores at u_house, with a sequential float32 sum."""
+    cumsum = []
+    running = _ZERO
+    for s in scores:
+        running = running + s
+        cumsum.append(running)
+    threshold = u_house * cumsum[-1]
+    house = sum(1 for c in cumsum if c <= threshold)
+    return min(house, NUM_HOUSES - 1)
+
+
 def opponent_act(
     params: Sequence[np.float32],
     agent_id: int,
@@ -134,13 +183,7 @@ def opponent_act(
     own = agent_id % NUM_HOUSES  # (quirk) not the reward ownership h mod N
 
     # 1. intent
-    num_burning = sum(1 for h in range(NUM_HOUSES) if houses[h] == BURNING)
-    frac_burning = F32(num_burning) / F32(NUM_HOUSES)
-    drive = p1 + p4 * frac_burning
-    if houses[own] == BURNING:
-        drive = drive + _HALF * p3
-    intent = drive * (_ONE - p8)
-    intent = min(max(intent, _ZERO), _ONE)
+    intent = _intent(p1, p3, p4, p8, houses, own)
 
     # 2. signal (internal; only steers the mode)
     signal = bool(intent > _HALF)
@@ -148,35 +191,8 @@ def opponent_act(
     if not honest:
         signal = not signal
 
-    # 3. house, by score (terms in the order of the rules; a zero term is not added)
-    neighbour_help = _W_NEIGHBOUR * p2
-    coordination = _W_COORD * p5
-    risk = _W_RISK * p4
-    scores = []
-    for h in range(NUM_HOUSES):
-        left, right = (h - 1) % NUM_HOUSES, (h + 1) % NUM_HOUSES
-        burning_neighbours = int(houses[left] == BURNING) + int(houses[right] == BURNING)
-        agents_here = sum(1 for loc in locations if loc == h)
-        score = _DISTANCE_SCORE[ring_distance(h, own)]
-        if h == own:
-            score = score + p3
-        if houses[h] == BURNING:
-            score = score + _HALF
-        if burning_neighbours > 0:
-            score = score + neighbour_help
-        if agents_here > 0:
-            score = score + coordination * F32(agents_here)
-        if burning_neighbours > 0:
-            score = score - risk * F32(burning_neighbours)
-        scores.append(max(score, _MIN_SCORE))
-    cumsum = []
-    running = _ZERO
-    for s in scores:
-        running = running + s
-        cumsum.append(running)
-    threshold = u_house * cumsum[-1]
-    house = sum(1 for c in cumsum if c <= threshold)
-    house = min(house, NUM_HOUSES - 1)
+    # 3. house, by score
+    house = _sample_house(_house_scores(p2, p3, p4, p5, houses, locations, own), u_house)
 
     # 4. mode
     if signal:

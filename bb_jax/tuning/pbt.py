@@ -11,7 +11,7 @@ from the member's own episodes. Plain truncation selection (margin 0) copies mem
 looked better on this evaluation's episodes.
 
 Explore: each searched hyperparameter of a member that copied is, with probability
-`resample_probability`, drawn afresh from its search range (`bb_jax.train.config`, declared
+`resample_probability`, drawn afresh from its search range (`bb_jax.agent.config`, declared
 once per field), else multiplied by one of `factors`; clipped to the range, whole numbers
 rounded.
 """
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from bb_jax.train.config import PPOHyperparams, Search
+from bb_jax.agent.config import PPOHyperparams, Search
 
 # the searched traced hyperparameters and their ranges, from their field declarations
 SEARCHED = {f.name: f.metadata["search"] for f in dataclasses.fields(PPOHyperparams)

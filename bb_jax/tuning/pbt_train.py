@@ -24,11 +24,11 @@ import jax
 import numpy as np
 
 from bb_jax import interrupts
-from bb_jax.train.checkpoints import Checkpoints
-from bb_jax.train.config import stack_hyperparams
-from bb_jax.train.population import Population, evaluation_key
-from bb_jax.train.runs import joined
-from bb_jax.train.schedule import Schedule
+from bb_jax.agent.config import stack_hyperparams
+from bb_jax.runtime.checkpoints import Checkpoints
+from bb_jax.runtime.driver import Driver
+from bb_jax.runtime.population import Population
+from bb_jax.runtime.schedule import Schedule
 from bb_jax.tuning import pbt
 from bb_jax.tuning.pbt import PBTRule
 
@@ -79,13 +79,6 @@ class PBTRun:
         return int(np.argmax(self.final_returns.mean(axis=1)))
 
 
-def _evaluation_keys(seeds: list[int], step: int) -> jax.Array:
-    """Fresh episodes per member and exploit step: a function of the member's seed and the
-    step alone."""
-    return jax.numpy.stack([jax.random.fold_in(evaluation_key(seed), 1 + step)
-                            for seed in seeds])
-
-
 def run_pbt(population: Population, seeds: list[int], rows: list[dict], intervals: int,
             interval_updates: int, rule: PBTRule, rng: np.random.Generator,
             eval_episodes: int, environment: bool = False,
@@ -103,24 +96,24 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
     lineages = [Lineage(seed, [(0, dict(row))], i)
                 for i, (seed, row) in enumerate(zip(seeds, rows, strict=True))]
     rows = [dict(row) for row in rows]
-    chunks, exploit_updates, first, exploit_seconds = [], [], 0, 0.0
+    driver, exploit_updates, exploit_seconds = Driver(population), [], 0.0
     if checkpoints is not None and checkpoints.latest() is not None:
         restored = checkpoints.restore(population.state)
         saved = restored.settings
-        population.state, chunks = restored.state, [restored.curves]
+        population.state = restored.state
+        driver = Driver(population, restored.updates, restored.curves)
         rows, exploit_updates = saved["rows"], saved["exploit_updates"]
         lineages = [Lineage.from_json(lineage) for lineage in saved["lineages"]]
         rng.bit_generator.state = saved["rng"]
         population.set_hyperparams(stack_hyperparams(rows))
-        first = len(exploit_updates)
-    for step in range(first, intervals):
-        chunks.append(population.run(interval_updates))
+    for step in range(len(exploit_updates), intervals):
+        trained = driver.chunk(interval_updates)
         if step == intervals - 1:
             break
-        done = (step + 1) * interval_updates
-        jax.block_until_ready(chunks[-1])  # the interval's training is done
+        done = driver.done
+        jax.block_until_ready(trained)  # the interval's training is done
         began = time.perf_counter()
-        returns = population.evaluate(_evaluation_keys(seeds, step), eval_episodes)
+        returns = driver.evaluate(seeds, eval_episodes, step=step)
         means, errors = pbt.episode_scores(returns)
         parents, rows = pbt.step(rows, means, errors, rule, rng)
         population.copy_members(parents, environment=environment)
@@ -132,17 +125,16 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
         if on_interval is not None:  # before the checkpoint: a resume repeats, never skips it
             on_interval(done, means)
         if checkpoints is not None:
-            chunks = [joined(chunks)]
             with interrupts.deferred():  # a checkpoint is written whole
-                checkpoints.save(done, population.state, chunks[0], {
+                checkpoints.save(done, population.state, driver.curves(), {
                     "rows": rows, "exploit_updates": exploit_updates,
                     "lineages": [lineage.as_json() for lineage in lineages],
                     "rng": rng.bit_generator.state})
     if on_interval is not None:
         on_interval(intervals * interval_updates, None)
-    curves = joined(chunks)
-    final = population.evaluate(_evaluation_keys(seeds, intervals), eval_episodes)
-    return PBTRun(lineages, exploit_updates, curves, np.asarray(final), exploit_seconds)
+    final = driver.evaluate(seeds, eval_episodes, step=intervals)
+    return PBTRun(lineages, exploit_updates, driver.curves(), np.asarray(final),
+                  exploit_seconds)
 
 
 def _record_exploit(lineages: list[Lineage], parents, rows: list[dict], means, done: int):

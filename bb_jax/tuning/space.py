@@ -8,11 +8,10 @@ of that study meets.
 
 from __future__ import annotations
 
-import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from bb_jax.train.config import DEFAULT_HYPERPARAMS, TUNABLE_FIELDS, PPOConfig, Search
-from bb_jax.tuning.cohorts import MemberSpec
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, TUNABLE_FIELDS, PPOConfig, Search
+from bb_jax.runtime.members import MemberSpec
 
 
 def _distribution(search: Search, space: str = "full"):
@@ -30,7 +29,7 @@ _SEARCHED = {f.name: f for f in TUNABLE_FIELDS if f.metadata["search"] is not No
 # draws each parameter gets, so it stays fixed (the same --seed gives the same study)
 SAMPLING_ORDER = ("hidden_size", "learning_rate", "batch_size", "num_epochs", "clip_epsilon",
                   "entropy_coef", "value_coef", "gamma", "gae_lambda")
-# the search spaces: each field's declared range (bb_jax.train.config). "full" is the whole
+# the search spaces: each field's declared range (bb_jax.agent.config). "full" is the whole
 # range; "small" keeps the networks that pay per second on a CPU (`default_space`)
 SPACES = ("full", "small")
 SEARCH_SPACES = {space: {name: _distribution(_SEARCHED[name].metadata["search"], space)
@@ -102,17 +101,6 @@ def describe(distribution) -> str:
     if isinstance(distribution, CategoricalDistribution):
         return "one of " + ", ".join(map(str, distribution.choices))
     return f"{distribution.low} .. {distribution.high}"
-
-
-def suggest(trial: optuna.Trial, name: str, distribution) -> object:
-    """Sample parameter `name` of `trial` from one of search_space()'s distributions."""
-    if isinstance(distribution, CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, distribution.low, distribution.high,
-                                 step=distribution.step, log=distribution.log)
-    return trial.suggest_float(name, distribution.low, distribution.high,
-                               step=distribution.step, log=distribution.log)
 
 
 def member_spec(member_id: int, params: dict, scenario: str, seed: int) -> MemberSpec:

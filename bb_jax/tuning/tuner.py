@@ -1,6 +1,6 @@
 """The Optuna side of tuning: ask trials in batches, train each batch as vectorised cohorts
-(`bb_jax.tuning.cohorts`), report intermediate values, prune inside populations, tell results, and
-write the outputs (results JSON, plots, the command that trains the best configuration).
+(`bb_jax.runtime.cohorts`), report intermediate values, prune inside populations and tell
+results. The study it works on: `bb_jax.tuning.study`; the outputs: `bb_jax.tuning.outputs`.
 
 This module is the only one that talks to Optuna's study (ask/tell/report/should_prune);
 `bb_jax.tuning.liveness` fails the trials of dead workers.
@@ -8,339 +8,31 @@ This module is the only one that talks to Optuna's study (ask/tell/report/should
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-import jax
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from bb_jax import interrupts
+from bb_jax.agent.config import PPOConfig
 from bb_jax.progress import Progress
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.members import MemberResult, Report
 from bb_jax.stats import mean_ci95
-from bb_jax.train.config import PPOConfig
-from bb_jax.train.cost import calibrate
-from bb_jax.train.shapes import ShapeChoices
 from bb_jax.tuning.callbacks import tuner_callbacks
-from bb_jax.tuning.cohorts import (
-    BUDGET_REPORTS,
-    CohortTrainer,
-    MemberResult,
-    Report,
-)
 from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
-from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
+from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings, shape_choices
 from bb_jax.tuning.space import (
     LARGEST_BATCH,
-    default_space,
     member_spec,
     search_space,
-    suggest,
-    tuning_seeds,
 )
 from bb_jax.tuning.storage import make_storage
-
-PRUNERS = ("median", "sha", "hyperband", "none")
-SAMPLERS = ("tpe", "random", "gp")
-OBJECTIVES = ("train_return", "eval_return")
-# --objectives: what a study optimises. "return" is the --objective above; "cost" the training
-# TFLOPs per run (XLA's count: deterministic, so the same seed gives the same study)
-STUDY_OBJECTIVES = ("return", "cost")
-# the pruners' axis under a FLOP budget: the share of the budget spent, in permille
-BUDGET_SCALE = 1000
-OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
-
-
-def default_population_size(backend: str) -> int:
-    """Trials per batch for `--population-size auto` on a JAX backend ("cpu", "gpu", "tpu").
-
-    A CPU gains no arithmetic throughput from a population (the vmapped program does P times
-    the work on the same cores) and each population size is one more compile: on the 2-core
-    CPU the standard sweep (100 x 50k, 2 jobs, the learner and one seed per trial of
-    2026-11-28) took 156 s with populations of 1 and 333 s with 16 (docs/PERFORMANCE.md).
-    On an accelerator members are nearly free until it is full. The seeds of a trial
-    (`--seeds-per-trial`) are members too: a CPU batch of one trial is still a population of
-    K members."""
-    return 1 if backend == "cpu" else 16
-
-
-SHAPES = ("exact", "padded", "auto")
-
-
-def default_shapes(backend: str) -> str:
-    """`--shapes auto` on a JAX backend: "exact" on a CPU, where a padded program computes its
-    largest shapes for every member (measured 1.5-9x slower per sweep on the 2-core CPU,
-    docs/PERFORMANCE.md "One program per batch"); "padded" on an accelerator, where a batch
-    of 16 trials otherwise runs up to 16 launch-bound programs one after another and the
-    padded arithmetic is nearly free."""
-    return "exact" if backend == "cpu" else "padded"
-
-
-def shape_choices(fixed: dict | None = None, space: str = "full") -> ShapeChoices:
-    """The shapes of the search space `space` (with --fix's values held): what a padded
-    program of this tuner serves."""
-    space = search_space(fixed, space)
-    return ShapeChoices(tuple(space["hidden_size"].choices), tuple(space["batch_size"].choices))
-
-
-def default_seeds_per_trial(backend: str) -> int:
-    """Seeds per trial for `--seeds-per-trial auto` (docs/HYPERPARAMETER_TUNING.md, "Seeds
-    per trial"): on a CPU 2 (one per core of the project's 2-core machines, halving the
-    value's variance), on an accelerator 4 (members there are nearly free)."""
-    return 2 if backend == "cpu" else 4
-
-
-@dataclasses.dataclass
-class TuneSettings:
-    scenarios: tuple[str, ...] = ("default",)
-    num_opponents: int = 2
-    num_steps: int = 50_000
-    n_trials: int = 100
-    seed: int = 42
-    eval_interval: int = 5_000
-    pruner: str = "median"
-    study_name: str | None = None
-    storage: str | None = None
-    population_size: int = 16
-    seeds_per_trial: int = 2
-    objective: str = "train_return"
-    eval_episodes: int = 200
-    enqueue: tuple[dict, ...] = ()
-    output_dir: Path = OUTPUT_DIR
-    scenario_arg: str = "default"  # as the user wrote it (for the outputs)
-    max_population: int = 1024
-    worker_index: int = 0  # > 0: an extra process of --n-jobs; its sampler is seeded apart
-    sampler: str = "tpe"
-    timeout: float | None = None  # seconds; no new batch is asked after it
-    median_margin: float = 1.5  # --pruner median: noise SDs below the peers' median
-    warmup_fraction: float = 0.25  # --pruner median: no pruning before this share of steps
-    sha_eta: int = 3  # --pruner sha / hyperband: keep the top 1/eta at each rung
-    sha_min_fraction: float | None = None  # first rung (share of steps); None: per pruner
-    shapes: str = "exact"  # "padded": every batch trains as one shape-padded program
-    # FLOPs per training run (one seed on one scenario): each trains until it spent them,
-    # instead of num_steps env steps; time_budget (seconds) converts to it by a calibration
-    flop_budget: float | None = None
-    time_budget: float | None = None
-    objectives: tuple[str, ...] = ("return",)
-    # search-space parameters held at one value in every trial (--fix)
-    fixed: dict = dataclasses.field(default_factory=dict)
-    # --space: "full" or "small" (bb_jax.tuning.space); None: the backend's default
-    space: str | None = None
-    # Optuna callbacks by import path (--callback MODULE:NAME) and an MLflow tracking URI
-    # (--mlflow-uri): names, not objects, so --n-jobs workers build the same (callbacks.py)
-    callbacks: tuple[str, ...] = ()
-    mlflow_uri: str | None = None
-
-    def __post_init__(self):
-        if self.space is None:
-            self.space = default_space(jax.default_backend())
-
-    @property
-    def multi_objective(self) -> bool:
-        return "cost" in self.objectives
-
-    def resolved_study_name(self) -> str:
-        if self.study_name:
-            return self.study_name
-        self.study_name = self._auto_name()
-        return self.study_name
-
-    def _auto_name(self) -> str:
-        stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
-        label = self.scenario_arg.replace(",", "+")
-        return f"bb_{label}_{stamp}"
-
-
-# first halving rung as a share of the budget (docs/HYPERPARAMETER_TUNING.md, "Pruners")
-DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
-
-
-def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
-    """The pruner on the study's progress axis: env steps, or under a FLOP budget the
-    permille of the budget spent (every member reports at most a tenth apart there)."""
-    steps, window = settings.num_steps, settings.eval_interval + LARGEST_BATCH
-    if settings.flop_budget is not None:
-        steps, window = BUDGET_SCALE, BUDGET_SCALE // BUDGET_REPORTS + 1
-    if settings.pruner == "none" or settings.multi_objective:
-        return optuna.pruners.NopPruner()
-    if settings.pruner == "median":
-        return EvidenceMedianPruner(steps, window=window,
-                                    warmup_fraction=settings.warmup_fraction,
-                                    margin=settings.median_margin)
-    fraction = settings.sha_min_fraction or DEFAULT_MIN_FRACTION[settings.pruner]
-    if settings.pruner == "sha":
-        return SyncHalvingPruner(steps, settings.sha_eta, fraction)
-    return BracketHalvingPruner(steps, settings.sha_eta, fraction)
-
-
-def make_sampler(settings: TuneSettings, n_existing: int) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded from --seed, the worker and the trials already in the study
-    (a resumed study does not replay the random start of its first run)."""
-    seed = (settings.seed * 1_000_003 + settings.worker_index * 7_919 + n_existing) % 2**31
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    # the batch design relies on both: joint sampling, and running trials as constant liars
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-
-
-class StudyMismatchError(ValueError):
-    """An existing study was created with other settings than this run asks for."""
-
-
-# study user attribute -> (TuneSettings field, command-line flag)
-_STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
-                   "num_opponents": ("num_opponents", "--num-opponents"),
-                   "num_steps": ("num_steps", "--num-steps"),
-                   "time_budget": ("time_budget", "--time-budget"),
-                   "objectives": ("objectives", "--objectives"),
-                   "objective": ("objective", "--objective"),
-                   "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial"),
-                   "fixed": ("fixed", "--fix"),
-                   "space": ("space", "--space")}
-
-
-def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
-    """Raise StudyMismatchError when resuming `study` with settings that would make its trials
-    incomparable (another scenario, opponent count, training budget, objective or number of
-    seeds per trial, or a learner whose defaults changed since: `PPOConfig.learner_choices`;
-    studies created before it was recorded are not checked for it)."""
-    attrs = study.user_attrs
-    stored, current = attrs.get("learner"), PPOConfig().learner_choices
-    if stored is not None and stored != current:
-        raise StudyMismatchError(
-            f"study {study.study_name!r} was trained with the learner {_choices(stored)}, this "
-            f"version trains with {_choices(current)} (docs/PPO.md); its trials are not "
-            "comparable: use another --study-name")
-    for attr, (field, flag) in _STUDY_SETTINGS.items():
-        if attr not in attrs:
-            continue
-        stored, wanted = attrs[attr], getattr(settings, field)
-        if attr in ("scenarios", "objectives"):
-            stored, wanted = list(stored), list(wanted)
-        if stored != wanted:
-            shown = _shown_setting(attr)
-            raise StudyMismatchError(
-                f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
-                f"asks for {shown(wanted)}; resume it with the same settings or use another "
-                "--study-name")
-
-
-def _shown_setting(attr: str) -> Callable[[object], str]:
-    """How a recorded study setting reads on the command line."""
-    if attr in ("scenarios", "objectives"):
-        return ",".join
-    if attr == "fixed":
-        return lambda fixed: ",".join(f"{k}={v}" for k, v in fixed.items()) or "(nothing)"
-    return str
-
-
-def _choices(learner: dict) -> str:
-    return ", ".join(f"{name}={value!r}" for name, value in learner.items())
-
-
-# a worker that finds a study with no trials and no recorded settings waits this long for
-# its creator (another worker, possibly still timing a --time-budget calibration) to record
-# them; a study created outside the tuner has trials (queued ones) or waits once
-CREATOR_WAIT_S = 300.0
-# a worker that records the settings of a study created elsewhere re-reads them after this
-# pause, so workers that started together all train on the last settings written
-SETTLE_S = 1.0
-
-
-def open_study(settings: TuneSettings,
-               storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
-    """Create the study, or load it (checking that it matches `settings`) when it exists, on
-    `storage` (default: a new one for `settings.storage`).
-
-    The study owns its settings (tuning seeds, budget, ...): the worker whose create_study
-    succeeds records them (the tuning seeds last), and every other worker and every resume
-    uses the recorded ones whatever its own --seed, so all trials stay paired."""
-    if storage is None:
-        storage = make_storage(settings.storage)
-    name = settings.resolved_study_name()
-    directions = [("minimize" if o == "cost" else "maximize") for o in settings.objectives]
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, directions=directions)
-        created = True
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage)
-        created = False
-        _await_creator(study)
-    check_study_matches(study, settings)
-    recording = "tuning_seeds" not in study.user_attrs
-    if recording:
-        _record_settings(study, settings)
-    _settle_budget(study, settings)
-    if recording:
-        study.set_user_attr("tuning_seeds", tuning_seeds(settings.seed,
-                                                         settings.seeds_per_trial))
-        if not created:  # another worker may have recorded its own meanwhile: use the last
-            time.sleep(SETTLE_S)
-            settings.flop_budget = study.user_attrs.get("flop_budget")
-    study.pruner = make_pruner(settings)
-    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
-    return study
-
-
-def _await_creator(study: optuna.Study) -> None:
-    """Wait until the worker that created `study` has recorded its settings (their last,
-    the tuning seeds), unless the study already has trials (it was created elsewhere)."""
-    deadline = time.monotonic() + CREATOR_WAIT_S
-    while ("tuning_seeds" not in study.user_attrs and time.monotonic() < deadline
-           and not study.get_trials(deepcopy=False)):
-        time.sleep(0.1)
-
-
-def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
-    """The settings that define what a trial of `study` means (the tuning seeds apart)."""
-    recorded = {"scenario": settings.scenario_arg, "scenarios": list(settings.scenarios),
-                "num_opponents": settings.num_opponents, "num_steps": settings.num_steps,
-                "objective": settings.objective, "seeds_per_trial": settings.seeds_per_trial,
-                "seed": settings.seed, "learner": PPOConfig().learner_choices,
-                "objectives": list(settings.objectives), "time_budget": settings.time_budget,
-                "device": device_kind(), "fixed": dict(settings.fixed),
-                "space": settings.space}
-    for key, value in recorded.items():
-        study.set_user_attr(key, value)
-
-
-def device_kind() -> str:
-    """The accelerator a study's costs were measured on, e.g. "cpu:cpu x2"."""
-    device = jax.devices()[0]
-    return f"{device.platform}:{getattr(device, 'device_kind', device)} x{jax.device_count()}"
-
-
-def _settle_budget(study: optuna.Study, settings: TuneSettings) -> None:
-    """The study's FLOP budget per training run: the one it recorded (a resumed study keeps
-    its budget and calibration, so its trials stay comparable), else --flop-budget, else
-    --time-budget converted by a calibration of the default configuration measured now."""
-    attrs = study.user_attrs
-    if "flop_budget" in attrs:
-        stored = attrs["flop_budget"]
-        if settings.time_budget is None and settings.flop_budget not in (None, stored):
-            raise StudyMismatchError(
-                f"study {study.study_name!r} was created with --flop-budget {stored:g}, this "
-                f"run asks for {settings.flop_budget:g}; resume it with the same settings or "
-                "use another --study-name")
-        settings.flop_budget = stored
-        return
-    if settings.time_budget is not None:
-        calibration = calibrate(
-            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents),
-            settings.seeds_per_trial * len(settings.scenarios),
-            chunk=max(1, round(settings.eval_interval / PPOConfig.batch_size)))
-        calibration["device"] = device_kind()
-        settings.flop_budget = settings.time_budget * calibration["flops_per_second"]
-        study.set_user_attr("calibration", calibration)
-    study.set_user_attr("flop_budget", settings.flop_budget)
+from bb_jax.tuning.study import open_study
 
 
 class Tuner:
@@ -448,13 +140,12 @@ class Tuner:
         return timeout is not None and time.perf_counter() - self.started >= timeout
 
     def _ask(self) -> optuna.Trial:
-        """Create (or take a queued) trial, tag it with this worker at once, then sample its
-        parameters: a worker killed while TPE samples leaves a trial that others can tell
-        is orphaned."""
-        trial = self.study.ask()
+        """Create (or take a queued) trial with every parameter of the search space sampled
+        (Optuna's define-and-run `ask`), then tag it with this worker. A worker killed in
+        between leaves an untagged RUNNING trial, which others fail after a grace period
+        (`bb_jax.tuning.liveness`)."""
+        trial = self.study.ask(self.space)
         tag_trial(self.storage, self._storage_id(trial))
-        for name, distribution in self.space.items():
-            suggest(trial, name, distribution)
         return trial
 
     def _storage_id(self, trial: optuna.Trial) -> int:

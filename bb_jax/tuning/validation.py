@@ -19,10 +19,12 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from bb_jax.agent.config import PPOConfig
 from bb_jax.progress import Progress
+from bb_jax.runtime.cohorts import CohortTrainer
+from bb_jax.runtime.members import MemberSpec
+from bb_jax.runtime.sizing import CompileAwareSizing
 from bb_jax.stats import mean_ci95, paired_difference
-from bb_jax.train.config import PPOConfig
-from bb_jax.tuning.cohorts import CohortTrainer, CompileAwareSizing, MemberSpec
 from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.space import (
     CONTROL,

@@ -1,0 +1,162 @@
+"""A finished run on disk: `save_run` writes its config JSON, metrics JSONL, learning-curve PNG
+and each member's parameters (flax serialization); `load_run` and `load_params` read them back,
+checked against the network of the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import msgpack
+import numpy as np
+from flax import serialization
+
+from bb_jax.agent.config import CRITICS, PPOConfig
+from bb_jax.agent.ppo import PPO
+from bb_jax.runtime.runs import SeedRun
+
+
+def config_json(config: PPOConfig, hyperparams: dict) -> dict:
+    return {"config": dataclasses.asdict(config), "hyperparameters": hyperparams}
+
+
+def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
+    """Write the run's artifacts into `save_dir`; returns their paths by kind."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"config": save_dir / "config.json", "metrics": save_dir / "metrics.jsonl",
+             "curve": save_dir / "learning_curve.png"}
+    paths["config"].write_text(json.dumps(
+        {"run_name": run_name, "seeds": run.seeds, "scenarios": run.scenarios,
+         **config_json(run.config, run.hyperparams),
+         **({"schedule": run.schedule} if run.schedule is not None else {})},
+        indent=2))
+    with paths["metrics"].open("w") as f:
+        f.writelines(metric_lines(run.members, run.curves, 1))
+    for i, (seed, scenario) in enumerate(run.members):
+        name = f"params_seed{seed}" + (f"_{scenario}" if len(run.scenarios) > 1 else "")
+        path = save_dir / f"{name}.msgpack"
+        path.write_bytes(serialization.to_bytes(run.population.member_params(i)))
+        paths[name] = path
+    plot_curves(run, paths["curve"], run_name)
+    return paths
+
+
+def metric_lines(members: list[tuple[int, str]], curves: dict, first_update: int) -> list[str]:
+    """metrics.jsonl lines of `curves` ([members, updates] arrays) whose first update is
+    `first_update`: one JSON object per member and update, member-major within the block."""
+    lines = []
+    for i, (seed, scenario) in enumerate(members):
+        for t in range(np.shape(curves["env_steps"])[1]):
+            row = {"seed": seed, "scenario": scenario, "update": first_update + t}
+            row.update({k: _json_number(np.asarray(v[i, t])) for k, v in curves.items()})
+            lines.append(json.dumps(row) + "\n")
+    return lines
+
+
+def _json_number(x):
+    x = x.item()
+    return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
+DIAGNOSTICS = ("approx_kl", "clip_fraction", "entropy", "explained_variance", "value_loss")
+
+
+def plot_curves(run: SeedRun, path: Path, title: str) -> None:
+    """The learning curve (mean of the last 100 returns per member and their mean) above a
+    panel of PPO's diagnostics per update, mean over members: KL, clip fraction, entropy,
+    explained variance and value loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = run.curves["env_steps"][0]
+    fig = plt.figure(figsize=(10, 6.5))
+    grid = fig.add_gridspec(2, len(DIAGNOSTICS), height_ratios=(2, 1))
+    ax = fig.add_subplot(grid[0, :])
+    for i, (seed, scenario) in enumerate(run.members):
+        label = f"seed {seed}" + (f" {scenario}" if len(run.scenarios) > 1 else "")
+        ax.plot(steps, run.curves["mean_return"][i], alpha=0.4, label=label)
+    ax.plot(steps, np.nanmean(run.curves["mean_return"], axis=0), color="black", label="mean")
+    ax.set_xlabel("env steps (per seed)")
+    ax.set_ylabel("mean of last 100 episode returns")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    for k, name in enumerate(DIAGNOSTICS):
+        panel = fig.add_subplot(grid[1, k])
+        panel.plot(steps, np.nanmean(run.curves[name], axis=0), color="C3")
+        panel.set_title(name.replace("_", " "), fontsize="small")
+        panel.tick_params(labelsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _param_shapes(config: PPOConfig):
+    """The network's parameter structure, shapes and dtypes, from `jax.eval_shape` (no
+    initialisation is run, so this costs no compile)."""
+    ppo = PPO(config)
+    template = jax.eval_shape(ppo.network.init, jax.random.PRNGKey(0),
+                              jax.ShapeDtypeStruct((ppo.input_size,), np.float32))
+    return jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), template)
+
+
+def _network_fields(config: PPOConfig) -> str:
+    return (f"hidden_size={config.hidden_size}, num_opponents={config.num_opponents}, "
+            f"time_input={config.time_input}, critic={config.critic!r}")
+
+
+def load_params(path: Path, config: PPOConfig):
+    """Parameters saved by `save_run`, checked against the network of `config`: any difference
+    in structure, shape or dtype raises ValueError (one line; it names the time input and
+    critic the checkpoint was saved with when only those differ)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ValueError(f"checkpoint {path} cannot be read: {err.strerror or err}") from None
+    try:
+        params = serialization.msgpack_restore(data)
+    except (ValueError, TypeError, msgpack.UnpackException) as err:  # a damaged file
+        raise ValueError(f"checkpoint {path} is not a saved parameter file: {err}") from None
+    found = jax.tree.map(lambda x: (np.shape(x), np.asarray(x).dtype), params)
+    if found == _param_shapes(config):
+        return params
+    message = f"checkpoint {path} does not match the network of this config " \
+              f"({_network_fields(config)})"
+    for time_input in (config.time_input, not config.time_input):
+        for critic in CRITICS:
+            other = config.replace(time_input=time_input, critic=critic)
+            if other != config and found == _param_shapes(other):
+                message += f": it was saved with time_input={time_input}, critic={critic!r}"
+    raise ValueError(message)
+
+
+@dataclasses.dataclass
+class SavedRun:
+    """A finished run read back (`load_run`): its config, hyperparameters, and each member's
+    network parameters by (seed, scenario)."""
+
+    config: PPOConfig
+    hyperparams: dict
+    params: dict[tuple[int, str], dict]
+
+
+def load_run(folder: Path) -> SavedRun:
+    """The run `save_run` wrote into `folder` (ValueError, one line, when it is not one)."""
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{folder} holds no finished run (config.json: {err})") from None
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    config = PPOConfig(**{k: v for k, v in saved["config"].items() if k in fields})
+    scenarios = saved.get("scenarios") or [config.scenario]
+    params = {}
+    for seed in saved["seeds"]:
+        for scenario in scenarios:
+            name = f"params_seed{seed}" + (f"_{scenario}" if len(scenarios) > 1 else "")
+            params[(seed, scenario)] = load_params(folder / f"{name}.msgpack", config)
+    return SavedRun(config, saved["hyperparameters"], params)

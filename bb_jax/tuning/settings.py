@@ -1,0 +1,123 @@
+"""What a tuning run is asked to do (`TuneSettings`, built by the command line) and the
+choices `auto` makes per JAX backend (population size, shapes, seeds per trial)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+import jax
+
+from bb_jax.agent.config import ShapeChoices
+from bb_jax.tuning.space import default_space, search_space
+
+PRUNERS = ("median", "sha", "hyperband", "none")
+SAMPLERS = ("tpe", "random", "gp")
+OBJECTIVES = ("train_return", "eval_return")
+# --objectives: what a study optimises. "return" is the --objective above; "cost" the training
+# TFLOPs per run (XLA's count: deterministic, so the same seed gives the same study)
+STUDY_OBJECTIVES = ("return", "cost")
+# the pruners' axis under a FLOP budget: the share of the budget spent, in permille
+BUDGET_SCALE = 1000
+OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
+
+
+def default_population_size(backend: str) -> int:
+    """Trials per batch for `--population-size auto` on a JAX backend ("cpu", "gpu", "tpu").
+
+    A CPU gains no arithmetic throughput from a population (the vmapped program does P times
+    the work on the same cores) and each population size is one more compile: on the 2-core
+    CPU the standard sweep (100 x 50k, 2 jobs, the learner and one seed per trial of
+    2026-11-28) took 156 s with populations of 1 and 333 s with 16 (docs/PERFORMANCE.md).
+    On an accelerator members are nearly free until it is full. The seeds of a trial
+    (`--seeds-per-trial`) are members too: a CPU batch of one trial is still a population of
+    K members."""
+    return 1 if backend == "cpu" else 16
+
+
+SHAPES = ("exact", "padded", "auto")
+
+
+def default_shapes(backend: str) -> str:
+    """`--shapes auto` on a JAX backend: "exact" on a CPU, where a padded program computes its
+    largest shapes for every member (measured 1.5-9x slower per sweep on the 2-core CPU,
+    docs/PERFORMANCE.md "One program per batch"); "padded" on an accelerator, where a batch
+    of 16 trials otherwise runs up to 16 launch-bound programs one after another and the
+    padded arithmetic is nearly free."""
+    return "exact" if backend == "cpu" else "padded"
+
+
+def shape_choices(fixed: dict | None = None, space: str = "full") -> ShapeChoices:
+    """The shapes of the search space `space` (with --fix's values held): what a padded
+    program of this tuner serves."""
+    space = search_space(fixed, space)
+    return ShapeChoices(tuple(space["hidden_size"].choices), tuple(space["batch_size"].choices))
+
+
+def default_seeds_per_trial(backend: str) -> int:
+    """Seeds per trial for `--seeds-per-trial auto` (docs/HYPERPARAMETER_TUNING.md, "Seeds
+    per trial"): on a CPU 2 (one per core of the project's 2-core machines, halving the
+    value's variance), on an accelerator 4 (members there are nearly free)."""
+    return 2 if backend == "cpu" else 4
+
+
+@dataclasses.dataclass
+class TuneSettings:
+    scenarios: tuple[str, ...] = ("default",)
+    num_opponents: int = 2
+    num_steps: int = 50_000
+    n_trials: int = 100
+    seed: int = 42
+    eval_interval: int = 5_000
+    pruner: str = "median"
+    study_name: str | None = None
+    storage: str | None = None
+    population_size: int = 16
+    seeds_per_trial: int = 2
+    objective: str = "train_return"
+    eval_episodes: int = 200
+    enqueue: tuple[dict, ...] = ()
+    output_dir: Path = OUTPUT_DIR
+    scenario_arg: str = "default"  # as the user wrote it (for the outputs)
+    max_population: int = 1024
+    worker_index: int = 0  # > 0: an extra process of --n-jobs; its sampler is seeded apart
+    sampler: str = "tpe"
+    timeout: float | None = None  # seconds; no new batch is asked after it
+    median_margin: float = 1.5  # --pruner median: noise SDs below the peers' median
+    warmup_fraction: float = 0.25  # --pruner median: no pruning before this share of steps
+    sha_eta: int = 3  # --pruner sha / hyperband: keep the top 1/eta at each rung
+    sha_min_fraction: float | None = None  # first rung (share of steps); None: per pruner
+    shapes: str = "exact"  # "padded": every batch trains as one shape-padded program
+    # FLOPs per training run (one seed on one scenario): each trains until it spent them,
+    # instead of num_steps env steps; time_budget (seconds) converts to it by a calibration
+    flop_budget: float | None = None
+    time_budget: float | None = None
+    objectives: tuple[str, ...] = ("return",)
+    # search-space parameters held at one value in every trial (--fix)
+    fixed: dict = dataclasses.field(default_factory=dict)
+    # --space: "full" or "small" (bb_jax.tuning.space); None: the backend's default
+    space: str | None = None
+    # Optuna callbacks by import path (--callback MODULE:NAME) and an MLflow tracking URI
+    # (--mlflow-uri): names, not objects, so --n-jobs workers build the same (callbacks.py)
+    callbacks: tuple[str, ...] = ()
+    mlflow_uri: str | None = None
+
+    def __post_init__(self):
+        if self.space is None:
+            self.space = default_space(jax.default_backend())
+
+    @property
+    def multi_objective(self) -> bool:
+        return "cost" in self.objectives
+
+    def resolved_study_name(self) -> str:
+        if self.study_name:
+            return self.study_name
+        self.study_name = self._auto_name()
+        return self.study_name
+
+    def _auto_name(self) -> str:
+        stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+        label = self.scenario_arg.replace(",", "+")
+        return f"bb_{label}_{stamp}"
