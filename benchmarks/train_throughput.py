@@ -1,14 +1,14 @@
 """Env-steps/s of end-to-end PPO training (rollout, GAE, epochs, all in one program).
 
 Every case is a `bb_jax.runtime.population.Population` (population 1 = one run) of the default
-scenario with default hyperparameters (4 epochs x 4 minibatches), batch 2048 env steps per
-update. For each case the population's chunk program (`updates` updates in one `lax.scan`) is
+scenario with the default hyperparameters, `--batch-size` env steps per update (default:
+PPOConfig's). For each case the population's chunk program (`updates` updates in one `lax.scan`) is
 lowered and compiled explicitly (`jax.jit(...).lower(...).compile()`), so compile time is
 reported apart; then the compiled chunk is run once to warm up and timed `--repeats` times
 with `block_until_ready` (min / median / max), each call carrying the state on.
 
 Cases: hidden 64 / 128 / 256 / 512 with one member; populations of 1, 2, 4, 8 members at
-hidden 128 (aggregate and per-member env-steps/s, members per program, devices used). Like the
+`--population-hidden` (default: PPOConfig's) (aggregate and per-member env-steps/s, members per program, devices used). Like the
 command lines, the process first exposes every usable CPU core as a host device
 (`bb_jax.devices`, no flags set by hand), and Population shards (and pads) its members over
 them: this is the one-process population scaling a user gets.
@@ -166,8 +166,8 @@ def main(argv=None) -> dict:
                     help=f"JSON output (default {DEFAULT_OUT}; with --quick {QUICK_OUT})")
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 128, 256, 512])
     ap.add_argument("--populations", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--population-hidden", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=2048)
+    ap.add_argument("--population-hidden", type=int, default=PPOConfig.hidden_size)
+    ap.add_argument("--batch-size", type=int, default=PPOConfig.batch_size)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--target-s", type=float, default=2.5, help="seconds per timed call")
     ap.add_argument("--updates", type=int, default=None, help="updates per timed call "
