@@ -1,0 +1,28 @@
+"""Smoke form of benchmarks/time_budget_check.py: a time-budget study whose trials report the
+seconds they trained against the budget."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_budget_check.py"
+
+
+def test_time_budget_check_reports_seconds_against_the_budget(tmp_path):
+    spec = importlib.util.spec_from_file_location("time_budget_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "check.json"
+    assert module.main(["--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["calibration"]["members"] == report["runs_per_trial"] == 2
+    complete = [t for t in report["trials"] if t["state"] == "COMPLETE"]
+    assert len(complete) == 2
+    for trial in complete:
+        assert trial["seconds_over_budget"] == pytest.approx(
+            trial["train_seconds"] / (0.3 * 2))
+    assert report["median_seconds_over_budget"] > 0
