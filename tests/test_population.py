@@ -184,7 +184,7 @@ def test_keep_repacks_members_preserving_their_state(seed_population):
                                                                tree), name)
     # keep with padding to the same size: reuses the compiled program
     kept = copy.copy(pop)
-    kept.keep([3, 1], pad_to=SIZE)
+    kept.keep([3, 1], size=SIZE)
     assert list(kept.members) == [3, 1, -1, -1]
     kept_metrics = kept.run(CHUNK)
     full = copy.copy(pop)  # `pop` itself is shared with other tests: run a copy of its state

@@ -142,8 +142,8 @@ def test_hyperband_through_the_tuner_keeps_the_best_of_each_bracket(monkeypatch)
     eval interval. Trials 0, 2, 4 form bracket 0 (rung at 1/9), 1, 3, 5 bracket 1 (rung at
     1/3); each bracket keeps its best third. The two best trials overall (2 and 4) share a
     bracket, so keeping them both, as one halving over the batch would, fails."""
-    from bb_jax.runtime.members import MemberResult, Report
     from bb_jax.runtime import cohorts
+    from bb_jax.runtime.members import MemberResult, Report
     from bb_jax.tuning.space import control_params
     from bb_jax.tuning.tuner import Tuner
 
@@ -190,8 +190,8 @@ def test_tuner_callbacks_see_every_trial_as_it_is_told(monkeypatch, tmp_path):
     one with its last reported value, as Optuna tells it)."""
     from mlflow import MlflowClient
 
-    from bb_jax.runtime.members import MemberResult, Report
     from bb_jax.runtime import cohorts
+    from bb_jax.runtime.members import MemberResult, Report
     from bb_jax.tuning.space import control_params
     from bb_jax.tuning.tuner import Tuner
 

@@ -80,7 +80,8 @@ def test_defaults_per_second_quick(tmp_path):
     assert budget == pytest.approx(calibration["flops_per_second"] * 0.5)
     rows = {r["trial"]: r for r in results["validation"]["rows"]}
     assert {"control", "previous_defaults"} <= set(rows) and len(rows) == 3
-    assert rows["previous_defaults"]["params"]["hidden_size"] == 512
+    assert (rows["previous_defaults"]["params"]["hidden_size"],
+            rows["previous_defaults"]["params"]["batch_size"]) == (128, 1024)
     for row in rows.values():
         assert len(row["per_seed"]) == 2
         assert row["tflops_per_run"] * 1e12 <= budget * 1.0001

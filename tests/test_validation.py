@@ -14,9 +14,9 @@ from reliability_helpers import warm_compile_cache
 
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
 from bb_jax.cli import tune_main, validate_main
+from bb_jax.runtime import cohorts
 from bb_jax.runtime.cohorts import CohortTrainer
 from bb_jax.runtime.members import MemberResult, MemberSpec
-from bb_jax.runtime import cohorts
 from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import (
     CONTROL,

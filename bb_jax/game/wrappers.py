@@ -4,6 +4,7 @@
     obs, state = env.reset(key)
     obs, state, reward, terminated, truncated, info = env.step(key, state, action)  # action 0..19
 
+- `Wrapper`: passes every call through (the base of the others);
 - `FlatActionWrapper`: one `Discrete(20)` action instead of the (house, mode) pair;
 - `TimeInputWrapper`: the observation followed by the episode's progress in [0, 1] (the time
   input PPO's network sees, `time_input`);
@@ -36,11 +37,12 @@ def unflatten_action(action: jnp.ndarray) -> jnp.ndarray:
 
 # eq=False: hashed by identity, like the env it wraps (gymnax jits with the env static).
 @dataclass(frozen=True, eq=False)
-class FlatActionWrapper(environment.Environment[EnvState, Scenario]):
-    """`env` with one `Discrete(20)` action (`unflatten_action`); states, observations,
-    params and the draw layout are `env`'s."""
+class Wrapper(environment.Environment):
+    """A gymnax `Environment` around `env` that passes every call through; a wrapper
+    overrides what it changes. `suffix` ends its name."""
 
-    env: BucketBrigadeEnv
+    env: environment.Environment
+    suffix = "wrapped"
 
     @property
     def default_params(self) -> Scenario:
@@ -48,24 +50,42 @@ class FlatActionWrapper(environment.Environment[EnvState, Scenario]):
 
     @property
     def name(self) -> str:
-        return f"{self.env.name}-flat"
+        return f"{self.env.name}-{self.suffix}"
 
     @property
     def num_actions(self) -> int:
         return self.env.num_actions
 
-    def action_space(self, params: Scenario) -> spaces.Discrete:
-        del params
-        return spaces.Discrete(self.env.num_actions)
+    def action_space(self, params: Scenario):
+        return self.env.action_space(params)
 
-    def observation_space(self, params: Scenario) -> spaces.Box:
+    def observation_space(self, params: Scenario):
         return self.env.observation_space(params)
 
-    def is_truncated(self, state: EnvState, params: Scenario) -> jnp.ndarray:
+    def is_truncated(self, state, params: Scenario) -> jnp.ndarray:
         return self.env.is_truncated(state, params)
 
     def reset_env(self, key: chex.PRNGKey, params: Scenario):
         return self.env.reset_env(key, params)
+
+    def step_env(self, key: chex.PRNGKey, state, action, params: Scenario):
+        return self.env.step_env(key, state, action, params)
+
+    def step(self, key: chex.PRNGKey, state, action, params: Scenario | None = None):
+        """The wrapped env's `step` (bb_jax's one-block auto-reset, not jitted)."""
+        return self.env.step(key, state, action, params)
+
+
+@dataclass(frozen=True, eq=False)
+class FlatActionWrapper(Wrapper):
+    """`env` with one `Discrete(20)` action (`unflatten_action`); states, observations,
+    params and the draw layout are `env`'s."""
+
+    suffix = "flat"
+
+    def action_space(self, params: Scenario) -> spaces.Discrete:
+        del params
+        return spaces.Discrete(self.env.num_actions)
 
     def step_env(self, key: chex.PRNGKey, state: EnvState, action, params: Scenario):
         return self.env.step_env(key, state, unflatten_action(action), params)
@@ -76,34 +96,17 @@ class FlatActionWrapper(environment.Environment[EnvState, Scenario]):
 
 
 @dataclass(frozen=True, eq=False)
-class TimeInputWrapper(environment.Environment[EnvState, Scenario]):
+class TimeInputWrapper(Wrapper):
     """`env` whose observations end with the episode's progress (`time_input`), the final
     observation of an auto-reset step included; states, actions and params are `env`'s."""
 
     env: BucketBrigadeEnv
-
-    @property
-    def default_params(self) -> Scenario:
-        return self.env.default_params
-
-    @property
-    def name(self) -> str:
-        return f"{self.env.name}-time"
-
-    @property
-    def num_actions(self) -> int:
-        return self.env.num_actions
-
-    def action_space(self, params: Scenario):
-        return self.env.action_space(params)
+    suffix = "time"
 
     def observation_space(self, params: Scenario) -> spaces.Box:
         inner = self.env.observation_space(params)
         return spaces.Box(jnp.append(inner.low, 0.0), jnp.append(inner.high, 1.0),
                           (inner.shape[0] + 1,), inner.dtype)
-
-    def is_truncated(self, state: EnvState, params: Scenario) -> jnp.ndarray:
-        return self.env.is_truncated(state, params)
 
     def reset_env(self, key: chex.PRNGKey, params: Scenario):
         obs, state = self.env.reset_env(key, params)
@@ -135,31 +138,13 @@ class LogState:
 
 
 @dataclass(frozen=True, eq=False)
-class EpisodeLogWrapper(environment.Environment[LogState, Scenario]):
+class EpisodeLogWrapper(Wrapper):
     """`env` whose `info` also holds "returned_episode" (bool: this step ended an episode)
     and the last finished episode's "returned_episode_return" / "returned_episode_length",
     kept between steps as PureJaxRL's LogWrapper keeps them. The running figures
     ("episode_return", "episode_length") stay the env's own."""
 
-    env: environment.Environment
-
-    @property
-    def default_params(self) -> Scenario:
-        return self.env.default_params
-
-    @property
-    def name(self) -> str:
-        return f"{self.env.name}-log"
-
-    @property
-    def num_actions(self) -> int:
-        return self.env.num_actions
-
-    def action_space(self, params: Scenario):
-        return self.env.action_space(params)
-
-    def observation_space(self, params: Scenario):
-        return self.env.observation_space(params)
+    suffix = "log"
 
     def is_truncated(self, state: LogState, params: Scenario) -> jnp.ndarray:
         return self.env.is_truncated(state.env_state, params)

@@ -164,7 +164,8 @@ class _Watch:
                 if self.progress is not None:
                     self._report(chunk)
                 if self.checkpoint_every and chunk.done - saved >= self.checkpoint_every:
-                    self._save(driver)
+                    with interrupts.deferred():  # a checkpoint is written whole
+                        self._save(driver)
                     saved = chunk.done
         except KeyboardInterrupt:
             if driver.done > saved:
