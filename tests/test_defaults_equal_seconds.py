@@ -1,21 +1,16 @@
 """Smoke form of benchmarks/defaults_equal_seconds.py: the defaults and the previous defaults
 trained for the same seconds of the device on the same seeds, paired."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_helpers import load_benchmark
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "defaults_equal_seconds.py"
-
 
 def test_equal_seconds_buys_each_its_own_env_steps(tmp_path):
-    spec = importlib.util.spec_from_file_location("defaults_equal_seconds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("defaults_equal_seconds")
     out = tmp_path / "equal.json"
     assert module.main(["--quick", "--versus", "previous", "--out", str(out)]) == 0
     report = json.loads(out.read_text())

@@ -1,20 +1,15 @@
 """Smoke form of benchmarks/masked_path.py: both paths train and the ratio is written."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_helpers import load_benchmark
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "masked_path.py"
-
 
 def test_masked_path_benchmark_times_both_paths(tmp_path):
-    spec = importlib.util.spec_from_file_location("masked_path", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("masked_path")
     out = tmp_path / "masked.json"
     assert module.main(["--quick", "--out", str(out)]) == 0
     report = json.loads(out.read_text())

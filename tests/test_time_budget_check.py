@@ -1,21 +1,16 @@
 """Smoke form of benchmarks/time_budget_check.py: a time-budget study whose trials report the
 seconds they trained against the budget."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_helpers import load_benchmark
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_budget_check.py"
-
 
 def test_time_budget_check_reports_seconds_against_the_budget(tmp_path):
-    spec = importlib.util.spec_from_file_location("time_budget_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("time_budget_check")
     out = tmp_path / "check.json"
     assert module.main(["--quick", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
