@@ -1,11 +1,12 @@
 """What a training run is, declared once: the static config (`PPOConfig`: shapes and loop
-lengths, so a change compiles a new program) and the traced hyperparameters (`PPOHyperparams`,
-one row per population member, so trials that differ only in them share one compile).
+lengths, so a change compiles a new program), the traced hyperparameters (`PPOHyperparams`,
+one row per population member, so trials that differ only in them share one compile) and the
+member shapes of a shape-padded program (`ShapeChoices`, `MemberShape`).
 
 Each tunable field carries its default, its command-line flag and its search range on the
 field itself (`tunable`); the defaults dict, the tuner's search space, the flags of
 train_simple.py and the printed training commands are derived from these fields. This module
-is the leaf of `bb_jax.train`: it imports nothing of it.
+is the leaf of `bb_jax.agent` (and of everything above it): it imports nothing of bb_jax.
 """
 
 from __future__ import annotations
