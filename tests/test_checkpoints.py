@@ -73,6 +73,37 @@ def test_an_interrupted_run_continues_bit_identical(tmp_path):
     np.testing.assert_array_equal(resumed.eval_sampled, full.eval_sampled)
 
 
+def test_a_ctrl_c_during_a_periodic_checkpoint_waits_for_it(tmp_path, monkeypatch):
+    """A SIGINT that arrives while a periodic checkpoint is being written lands after it:
+    the checkpoint is whole, it is written once (no second save of the same step), and the
+    run stops with KeyboardInterrupt."""
+    import signal
+
+    from bb_jax import interrupts
+
+    checkpoints = Checkpoints(tmp_path / "ck")
+    saves = []
+    real_save = Checkpoints.save
+
+    def save_with_a_signal(self, updates, *args):
+        saves.append(updates)
+        if len(saves) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # handled while the save goes on
+        real_save(self, updates, *args)
+
+    monkeypatch.setattr(Checkpoints, "save", save_with_a_signal)
+    with pytest.raises(KeyboardInterrupt), interrupts.raising():
+        train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
+                    checkpoints=checkpoints, checkpoint_every=2)
+    assert saves == [2]
+    assert checkpoints.latest() == 2
+    monkeypatch.undo()  # the whole checkpoint resumes into the run that never stopped
+    resumed = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
+                          checkpoints=checkpoints)
+    full = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None)
+    assert _same(_params(resumed), _params(full))
+
+
 def test_periodic_checkpoints_keep_the_latest_two(tmp_path):
     checkpoints = Checkpoints(tmp_path / "ck")
     train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,

@@ -164,9 +164,9 @@ class _Watch:
                 if self.progress is not None:
                     self._report(chunk)
                 if self.checkpoint_every and chunk.done - saved >= self.checkpoint_every:
-                    with interrupts.deferred():  # a checkpoint is written whole
+                    with interrupts.deferred():  # written whole; a Ctrl-C then finds it
                         self._save(driver)
-                    saved = chunk.done
+                        saved = chunk.done
         except KeyboardInterrupt:
             if driver.done > saved:
                 with interrupts.deferred():  # a second Ctrl-C waits for the checkpoint
