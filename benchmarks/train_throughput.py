@@ -5,9 +5,7 @@ scenario with the default hyperparameters, `--batch-size` env steps per update (
 PPOConfig's). For each case the population's chunk (`updates` updates in one `lax.scan`) runs
 through `Population.run`, as the command lines run it: the first call compiles (its compile
 seconds from JAX's compile events, reported apart) and warms up, then `--repeats` calls are
-timed with `block_until_ready` (min / median / max), each carrying the state on. (An earlier
-version timed an explicitly lowered and compiled chunk instead; with two or more members per
-device that path ran at half the rate `Population.run` gets.)
+timed with `block_until_ready` (min / median / max), each carrying the state on.
 
 Cases: hidden 64 / 128 / 256 / 512 with one member; populations of 1, 2, 4, 8 members at
 `--population-hidden` (default: PPOConfig's) (aggregate and per-member env-steps/s, members

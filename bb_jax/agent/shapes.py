@@ -16,9 +16,10 @@ masks:
   environments; the steps past its own length leave the environments as they are and count in
   no mean (a 0/1 weight per entry).
 
-Both paths are kept: at one shape the masked path costs under 1% (within noise) but its masked
-means sum in another order, so it is not bit-identical to the exact path, and a run's figures
-would change (docs/PERFORMANCE.md, "One masked path or two").
+Both paths are kept: at one shape the masked path costs about the run-to-run spread, but with
+several members on a device its masked means sum in another order, so it is not bit-identical
+to the exact path and every run's figures would change (docs/PERFORMANCE.md, "One masked path
+or two").
 """
 
 from __future__ import annotations

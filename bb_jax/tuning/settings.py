@@ -26,13 +26,11 @@ OUTPUT_DIR = Path("experiments/hyperparameter_tuning")
 def default_population_size(backend: str) -> int:
     """Trials per batch for `--population-size auto` on a JAX backend ("cpu", "gpu", "tpu").
 
-    A CPU gains no arithmetic throughput from a population (the vmapped program does P times
-    the work on the same cores) and each population size is one more compile: on the 2-core
-    CPU the standard sweep (100 x 50k, 2 jobs, the learner and one seed per trial of
-    2026-11-28) took 156 s with populations of 1 and 333 s with 16 (docs/PERFORMANCE.md).
-    On an accelerator members are nearly free until it is full. The seeds of a trial
-    (`--seeds-per-trial`) are members too: a CPU batch of one trial is still a population of
-    K members."""
+    On a CPU the two cores are already busy with one trial's seeds (`--seeds-per-trial`: they
+    are members too, so a batch of one trial is a population of K members), a batch's trials
+    share a program only where they share a shape, and a batch waits for its slowest trial:
+    batches of one are the fastest there (docs/PERFORMANCE.md, "Today's figures"). On an
+    accelerator members are nearly free until it is full."""
     return 1 if backend == "cpu" else 16
 
 
@@ -40,9 +38,9 @@ SHAPES = ("exact", "padded", "auto")
 
 
 def default_shapes(backend: str) -> str:
-    """`--shapes auto` on a JAX backend: "exact" on a CPU, where a padded program computes its
-    largest shapes for every member (measured 1.5-9x slower per sweep on the 2-core CPU,
-    docs/PERFORMANCE.md "One program per batch"); "padded" on an accelerator, where a batch
+    """`--shapes auto` on a JAX backend: "exact" on a CPU, whose batches hold one trial (one
+    shape), where a padded program would train every member at the space's largest shapes
+    (docs/PERFORMANCE.md, "One program per batch"); "padded" on an accelerator, where a batch
     of 16 trials otherwise runs up to 16 launch-bound programs one after another and the
     padded arithmetic is nearly free."""
     return "exact" if backend == "cpu" else "padded"

@@ -57,12 +57,11 @@ def contains(distribution, value) -> bool:
 
 def default_space(backend: str) -> str:
     """`--space auto` on a JAX backend: "small" (hidden 64 or 128) on a CPU, "full" on an
-    accelerator. On the 2-core CPU one member trains at 119k env-steps/s at hidden 64, 64k
-    at 128, 34k at 256 and 11k at 512 (docs/PERFORMANCE.md, "Search space per backend"):
-    the reference sweep (100 x 50k) over the full range took 1009 s to tune, most of it on
-    hidden 256 and 512, and 182 s in all over the small one; larger networks lose at equal
-    wall time there (docs/PPO.md, "Defaults per second"). On an accelerator a network of 512
-    costs little more than one of 128."""
+    accelerator. On a CPU a member's cost grows with its hidden size (hidden 512 trains
+    several times slower than 128), a step-budget study drifts to the networks that learn
+    most per step, which are the slow ones, and larger networks lose at equal wall time
+    (docs/PERFORMANCE.md, "Search space per backend"; docs/PPO.md, "Defaults per second").
+    On an accelerator a network of 512 costs little more than one of 128."""
     return "small" if backend == "cpu" else "full"
 
 
