@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from bb_jax import devices
@@ -29,6 +28,7 @@ import jax  # noqa: E402
 from bb_jax.agent.config import HYPERPARAM_NAMES, PPOConfig, stack_hyperparams  # noqa: E402
 from bb_jax.game.scenarios import get_scenario, stack_scenarios  # noqa: E402
 from bb_jax.machine import machine_info  # noqa: E402
+from bb_jax.runtime.cost import timed_chunks  # noqa: E402
 from bb_jax.runtime.population import Population  # noqa: E402
 from bb_jax.runtime.runs import train_seeds  # noqa: E402
 from bb_jax.stats import mean_ci95, paired_difference  # noqa: E402
@@ -71,12 +71,7 @@ def member_rate(shape: dict, hp: dict, scenarios: list[str], members: int,
     pop = Population(config, stack_hyperparams([hp] * members),
                      jax.random.split(jax.random.PRNGKey(7), members),
                      stack_scenarios([get_scenario(n) for n in names]))
-    jax.block_until_ready(pop.run(CHUNK))
-    start, updates = time.perf_counter(), 0
-    while updates == 0 or time.perf_counter() - start < seconds:
-        jax.block_until_ready(pop.run(CHUNK))
-        updates += CHUNK
-    elapsed = time.perf_counter() - start
+    updates, elapsed = timed_chunks(pop, CHUNK, seconds)
     steps = updates * shape["batch_size"]
     return {"env_steps_per_s": steps * members / elapsed, "timed_s": elapsed,
             "updates": updates}

@@ -109,6 +109,18 @@ class CompileClock:
         return CompileClock._total - self.start
 
 
+def timed_chunks(population: Population, chunk: int, seconds: float) -> tuple[int, float]:
+    """(updates, wall seconds) of `population` training chunks of `chunk` updates for at least
+    `seconds`, after a first chunk that compiles and warms up (not timed)."""
+    driver = Driver(population, record=False)
+    jax.block_until_ready(driver.chunk(chunk))
+    start, updates = time.perf_counter(), 0
+    while updates == 0 or time.perf_counter() - start < seconds:
+        jax.block_until_ready(driver.chunk(chunk))
+        updates += chunk
+    return updates, time.perf_counter() - start
+
+
 def calibrate(config: PPOConfig, members: int, chunk: int, seconds: float = 3.0) -> dict:
     """Measure the training FLOPs one member gets per second of its share of the device:
     `members` copies of `config` (default hyperparameters) train as one population, as a
@@ -117,14 +129,9 @@ def calibrate(config: PPOConfig, members: int, chunk: int, seconds: float = 3.0)
     {"flops_per_second", "seconds", "updates", "members", "hidden_size", "batch_size",
     "compile_seconds"}: what converts a time budget into a FLOP budget."""
     clock = CompileClock()
-    driver = Driver(Population(config, stack_hyperparams([{}] * members),
-                               training_keys(range(members))), record=False)
-    jax.block_until_ready(driver.chunk(chunk))
-    start, updates = time.perf_counter(), 0
-    while updates == 0 or time.perf_counter() - start < seconds:
-        jax.block_until_ready(driver.chunk(chunk))
-        updates += chunk
-    elapsed = time.perf_counter() - start
+    population = Population(config, stack_hyperparams([{}] * members),
+                            training_keys(range(members)))
+    updates, elapsed = timed_chunks(population, chunk, seconds)
     flops = updates * update_flops(config, DEFAULT_HYPERPARAMS["num_epochs"])
     # a member's seconds are its share of the wall time: `members` ran side by side
     return {"flops_per_second": flops * members / elapsed, "seconds": elapsed,
