@@ -217,7 +217,7 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--eta", "1"], "--eta must be >= 2"),
     (["--min-fraction", "1.5"], "--min-fraction must be in (0, 1)"),
     (["--warmup-fraction", "-0.1"], "--warmup-fraction must be in [0, 1)"),
-    (["--median-margin", "-1"], "--median-margin must be >= 0"),
+    (["--prune-alpha", "0"], "--prune-alpha must be in (0, 1)"),
     (["--timeout", "0"], "--timeout must be > 0"),
     (["--validate-top-k", "0"], "--validate-top-k must be >= 1"),
     (["--validate-seeds", "1"], "--validate-seeds must be >= 2"),
