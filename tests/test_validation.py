@@ -212,7 +212,7 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--seeds-per-trial", "501"], "--seeds-per-trial must be in 1..500"),
     (["--seeds-per-trial", "two"], "positive integer or 'auto'"),
     (["--pruner", "asha"],
-     "invalid choice: 'asha' (choose from 'median', 'sha', 'hyperband', 'none')"),
+     "invalid choice: 'asha' (choose from 'median', 'incumbent', 'sha', 'hyperband', 'none')"),
     (["--sampler", "cma"], "invalid choice: 'cma' (choose from 'tpe', 'random', 'gp')"),
     (["--eta", "1"], "--eta must be >= 2"),
     (["--min-fraction", "1.5"], "--min-fraction must be in (0, 1)"),
