@@ -489,3 +489,56 @@ def test_tuner_writes_the_per_seed_reports_before_each_report(monkeypatch):
             scale = int(step) / 4096
             assert per_seed == pytest.approx([(10.0 * (j + 1) + extra) * scale for j in order])
             assert trial.intermediate_values[int(step)] == pytest.approx(np.mean(per_seed))
+
+
+def test_tuner_prunes_against_an_enqueued_incumbent(monkeypatch):
+    """Through the tuner (scripted trainer, 4 seeds, --pruner incumbent): the incumbent
+    enqueued as the agreed interface does it (user_attrs {"incumbent": True}) reports 100 per
+    seed (+/- a few); a trial at 20 is pruned at its first check past the warmup, one equal
+    to the incumbent and the incumbent itself train to the end."""
+    from bb_jax.runtime import cohorts
+    from bb_jax.runtime.members import MemberResult, Report
+    from bb_jax.tuning.space import control_params
+    from bb_jax.tuning.tuner import Tuner
+
+    planted = {1e-4: 100.0, 2e-4: 20.0, 3e-4: 100.0}
+    wobble = {1e-4: [0.0, 3.0, -2.0, 1.0], 2e-4: [1.0, -1.0, 2.0, 0.0],
+              3e-4: [-2.0, 1.0, 0.0, 2.0]}
+    num_steps, interval = 8 * 1024, 1024
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        seeds = sorted({s.seed for s in specs})
+        value = {s.member_id: planted[s.hyperparams["learning_rate"]] + wobble[
+            s.hyperparams["learning_rate"]][seeds.index(s.seed)] for s in specs}
+        active, results = set(value), {}
+        for steps in range(interval, num_steps + 1, interval):
+            stop = on_reports([Report(m, steps, value[m], steps == num_steps)
+                               for m in sorted(active)])
+            results.update({m: MemberResult(m, "stopped", value[m], env_steps=steps)
+                            for m in stop})
+            active -= stop
+        results.update({m: MemberResult(m, "complete", value[m], env_steps=num_steps)
+                        for m in active})
+        on_finished(results)
+        return results
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    settings = TuneSettings(num_steps=num_steps, eval_interval=interval, n_trials=3,
+                            population_size=3, pruner="incumbent", seeds_per_trial=4,
+                            enqueue=tuple({**control_params(), "learning_rate": lr}
+                                          for lr in (2e-4, 3e-4)))
+    tuner = Tuner(settings, log=lambda line: None)
+    tuner.study.enqueue_trial({**control_params(), "learning_rate": 1e-4},
+                              user_attrs={"incumbent": True})
+    tuner.run()
+    incumbent, bad, equal = tuner.study.trials
+    assert incumbent.user_attrs["incumbent"] and incumbent.state == TrialState.COMPLETE
+    assert bad.state == TrialState.PRUNED and max(bad.intermediate_values) == 2048
+    assert equal.state == TrialState.COMPLETE
+
+
+def test_incumbent_rejects_bad_arguments():
+    for kwargs in ({"alpha": 0.0}, {"checks": 0}, {"warmup_fraction": -0.1}):
+        with pytest.raises(ValueError):
+            IncumbentPruner(optuna.pruners.NopPruner(), **{
+                "num_steps": 10_000, "window": 1500, "checks": 7, **kwargs})
