@@ -69,9 +69,10 @@ class EvidenceMedianPruner(optuna.pruners.BasePruner):
             if at is None:
                 continue
             peer_values.append(s * at)
-            seeds = _at(seed_curve(other), step, self.window)
+            # the seed spread of a report as made (an interpolated one would be smoother)
+            seeds = latest_at(seed_curve(other), step, self.window)
             if seeds is not None:
-                seed_samples.append(np.asarray(seeds, float))
+                seed_samples.append(np.asarray(seeds[1], float))
         if len(peer_values) < self.min_peers:
             return False
         error, df = self._error(value, own, peer_values, seed_samples)
