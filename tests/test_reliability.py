@@ -688,7 +688,7 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
 
     argv = ["--scenario", "easy,hard", "--num-opponents", "3", "--flop-budget", "2e10",
             "--n-trials", "5", "--seed", "11", "--eval-interval", "2048",
-            "--seeds-per-trial", "3", "--pruner", "hyperband", "--median-margin", "2.5",
+            "--seeds-per-trial", "3", "--pruner", "hyperband", "--prune-alpha", "0.1",
             "--warmup-fraction", "0.1", "--eta", "4", "--min-fraction", "0.2",
             "--sampler", "random", "--timeout", "77.5", "--study-name", "rt",
             "--storage", f"sqlite:///{tmp_path}/rt.db", "--population-size", "3",

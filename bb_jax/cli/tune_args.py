@@ -89,10 +89,12 @@ def _add_pruning_args(p: argparse.ArgumentParser) -> None:
     from bb_jax.tuning.settings import PRUNERS, SAMPLERS
 
     p.add_argument("--pruner", choices=PRUNERS, default="median",
-                   help="median: below the peers' median by --median-margin noise SDs; sha: "
-                        "synchronous successive halving; hyperband: its brackets; none")
-    p.add_argument("--median-margin", type=float, default=1.5,
-                   help="--pruner median: noise standard deviations below the median")
+                   help="median: significantly below the incumbent trial (paired on the "
+                        "seeds), or without one below the peers' median; incumbent: below the "
+                        "incumbent only; sha: synchronous successive halving; hyperband; none")
+    p.add_argument("--prune-alpha", type=float, default=0.05,
+                   help="--pruner median/incumbent: chance that a trial no worse than its "
+                        "reference is pruned at any of its checks (default: 0.05)")
     p.add_argument("--warmup-fraction", type=float, default=0.25,
                    help="--pruner median: share of the steps before any pruning")
     p.add_argument("--eta", type=int, default=3,
@@ -276,7 +278,7 @@ def tune_settings(args):
         eval_episodes=args.eval_episodes, enqueue=enqueue, output_dir=output_dir,
         scenario_arg=args.scenario, max_population=args.max_population,
         worker_index=args.worker_index, seeds_per_trial=seeds_per_trial,
-        sampler=args.sampler, timeout=args.timeout, median_margin=args.median_margin,
+        sampler=args.sampler, timeout=args.timeout, prune_alpha=args.prune_alpha,
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
         time_budget=time_budget, objectives=objectives, fixed=fixed, space=space,
@@ -337,8 +339,8 @@ def _check_pruning(args) -> None:
         raise UsageError(f"--min-fraction must be in (0, 1), got {args.min_fraction}")
     if not 0 <= args.warmup_fraction < 1:
         raise UsageError(f"--warmup-fraction must be in [0, 1), got {args.warmup_fraction}")
-    if args.median_margin < 0:
-        raise UsageError(f"--median-margin must be >= 0, got {args.median_margin}")
+    if not 0 < args.prune_alpha < 1:
+        raise UsageError(f"--prune-alpha must be in (0, 1), got {args.prune_alpha}")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
     if args.sampler == "gp":

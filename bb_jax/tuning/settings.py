@@ -12,7 +12,7 @@ import jax
 from bb_jax.agent.config import ShapeChoices
 from bb_jax.tuning.space import default_space, search_space
 
-PRUNERS = ("median", "sha", "hyperband", "none")
+PRUNERS = ("median", "incumbent", "sha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "gp")
 OBJECTIVES = ("train_return", "eval_return")
 # --objectives: what a study optimises. "return" is the --objective above; "cost" the training
@@ -82,7 +82,7 @@ class TuneSettings:
     worker_index: int = 0  # > 0: an extra process of --n-jobs; its sampler is seeded apart
     sampler: str = "tpe"
     timeout: float | None = None  # seconds; no new batch is asked after it
-    median_margin: float = 1.5  # --pruner median: noise SDs below the peers' median
+    prune_alpha: float = 0.05  # --pruner median / incumbent: a trial's false-prune rate
     warmup_fraction: float = 0.25  # --pruner median: no pruning before this share of steps
     sha_eta: int = 3  # --pruner sha / hyperband: keep the top 1/eta at each rung
     sha_min_fraction: float | None = None  # first rung (share of steps); None: per pruner

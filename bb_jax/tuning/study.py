@@ -13,7 +13,13 @@ import optuna
 from bb_jax.agent.config import PPOConfig
 from bb_jax.runtime.cohorts import BUDGET_REPORTS
 from bb_jax.runtime.cost import calibrate
-from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
+from bb_jax.tuning.pruners import (
+    EvidenceMedianPruner,
+    HyperbandPruner,
+    IncumbentPruner,
+    SyncHalvingPruner,
+    planned_checks,
+)
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings
 from bb_jax.tuning.space import LARGEST_BATCH, tuning_seeds
 from bb_jax.tuning.storage import make_storage
@@ -23,21 +29,30 @@ DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
 
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
-    """The pruner on the study's progress axis: env steps, or under a FLOP budget the
-    permille of the budget spent (every member reports at most a tenth apart there)."""
-    steps, window = settings.num_steps, settings.eval_interval + LARGEST_BATCH
-    if settings.flop_budget is not None:
-        steps, window = BUDGET_SCALE, BUDGET_SCALE // BUDGET_REPORTS + 1
+    """The pruner `settings.pruner` names, on the study's progress axis: env steps, or under
+    a FLOP budget the permille of the budget spent (members report about a tenth apart
+    there). `median` (the default) judges a trial against the study's incumbent trial when
+    there is one and it has reached the trial's step, else against the peers' median; with no
+    incumbent it prunes exactly as the median rule alone. `incumbent`: against the incumbent
+    only (no pruning without one)."""
     if settings.pruner == "none" or settings.multi_objective:
         return optuna.pruners.NopPruner()
-    if settings.pruner == "median":
-        return EvidenceMedianPruner(steps, window=window,
-                                    warmup_fraction=settings.warmup_fraction,
-                                    margin=settings.median_margin)
+    steps, interval = settings.num_steps, settings.eval_interval
+    window = interval + LARGEST_BATCH
+    if settings.flop_budget is not None:
+        steps, interval = BUDGET_SCALE, BUDGET_SCALE // BUDGET_REPORTS
+        window = interval + 1
+    if settings.pruner in ("median", "incumbent"):
+        checks = planned_checks(steps, interval, settings.warmup_fraction)
+        fallback = (EvidenceMedianPruner(steps, window, checks, settings.warmup_fraction,
+                                         settings.prune_alpha)
+                    if settings.pruner == "median" else optuna.pruners.NopPruner())
+        return IncumbentPruner(fallback, steps, window, checks, settings.warmup_fraction,
+                               settings.prune_alpha)
     fraction = settings.sha_min_fraction or DEFAULT_MIN_FRACTION[settings.pruner]
     if settings.pruner == "sha":
         return SyncHalvingPruner(steps, settings.sha_eta, fraction)
-    return BracketHalvingPruner(steps, settings.sha_eta, fraction)
+    return HyperbandPruner(steps, settings.sha_eta, fraction)
 
 
 def make_sampler(settings: TuneSettings, n_existing: int) -> optuna.samplers.BaseSampler:

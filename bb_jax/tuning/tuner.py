@@ -181,6 +181,7 @@ class Tuner:
                     owner[member] = i
                     specs.append(member_spec(member, trial.params, scenario, seed))
         pruned: set[int] = set()
+        seed_reports: dict[int, dict[str, list[float]]] = {i: {} for i in range(len(trials))}
         done: dict[int, MemberResult] = {}
         told: set[int] = set()
 
@@ -192,7 +193,10 @@ class Tuner:
             if self.settings.multi_objective:
                 return set()  # Optuna prunes no multi-objective trial
             for i, rows in by_trial.items():
-                trials[i].report(float(np.mean([r.value for r in rows])), self._progress(rows))
+                step = self._progress(rows)
+                seed_reports[i][str(step)] = seed_values(rows, len(seeds), len(scenarios))
+                trials[i].set_user_attr("seed_reports", seed_reports[i])
+                trials[i].report(float(np.mean([r.value for r in rows])), step)
             stop_trials = {i for i, rows in by_trial.items()
                            if not rows[0].final and trials[i].should_prune()}
             pruned.update(stop_trials)
@@ -260,6 +264,16 @@ class Tuner:
     def _best_value(self) -> float | None:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return max((t.values[0] for t in complete), default=None)
+
+
+def seed_values(rows: list[Report], n_seeds: int, n_scenarios: int) -> list[float]:
+    """One trial's report per tuning seed, in the study's seed order: the mean over scenarios
+    of its members' values (member id = (trial * n_seeds + seed) * n_scenarios + scenario,
+    as `Tuner._run_batch` numbers them); the pruners pair trials on these."""
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        by_seed.setdefault(r.member_id // n_scenarios % n_seeds, []).append(r.value)
+    return [float(np.mean(by_seed[j])) for j in sorted(by_seed)]
 
 
 def cost_attrs(rows: list[MemberResult]) -> dict:
