@@ -85,7 +85,7 @@ def test_a_consistent_gain_is_recommended_and_noise_is_not():
     assert rows[0]["vs_control"]["significant"]
     assert rows[1]["mean"] > rows[0]["mean"] and not rows[1]["vs_control"]["significant"]
     assert out["recommended"] == 0
-    assert rows[0]["selection_bias"] == pytest.approx(1000.0 - rows[0]["mean"])
+    assert rows[0]["tuning_minus_validated"] == pytest.approx(1000.0 - rows[0]["mean"])
     assert [r["mean"] for r in out["rows"]] == sorted((r["mean"] for r in out["rows"]),
                                                       reverse=True)
 
