@@ -25,6 +25,7 @@ from bb_jax.tuning.validation import (
     Candidate,
     cheapest_not_worse,
     compare_with_control,
+    default_margin,
     validate,
 )
 
@@ -138,6 +139,113 @@ def test_no_gain_keeps_the_defaults_and_prints_their_command(capsys):
     out = capsys.readouterr().out
     assert "keep the defaults" in out and "\ntrain it with:" not in out
     assert f"train the defaults with:\n  {rec['train_command']}\n" in out
+
+
+def _rows(values: np.ndarray, tflops=None) -> list[dict]:
+    """Validation rows of synthetic per-seed values (candidates x seeds)."""
+    return [{"trial": i, "per_seed": v.tolist(), "n_failed": 0, "mean": float(v.mean()),
+             "tflops_per_run": 1.0 if tflops is None else tflops[i]}
+            for i, v in enumerate(values)]
+
+
+def test_holm_keeps_false_recommendations_at_5_percent_among_5_candidates():
+    """Five candidates no better than the control (seed SD 10, 8 seeds, 300 draws): the
+    unadjusted rule (any raw 95% CI above zero) recommends one about 10% of the time, the
+    Holm-adjusted rule at most 5%."""
+    rng = np.random.default_rng(7)
+    holm_hits = raw_hits = 0
+    for _ in range(300):
+        values = 1000.0 + 10.0 * rng.standard_normal((6, 8))
+        rows = _rows(values[:5])
+        compare_with_control(rows, values[5].tolist())
+        holm_hits += any(r["vs_control"]["beats_control"] for r in rows)
+        raw_hits += any(r["vs_control"]["significant"] for r in rows)
+    assert holm_hits / 300 <= 0.05 < 0.08 <= raw_hits / 300
+
+
+class Table:
+    """Member values by (learning rate, seed index); every run costs its epochs x 1e11 FLOPs
+    and the same 0.245 s (its equal share of one population's wall time)."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def run(self, specs):
+        return {s.member_id: MemberResult(
+            s.member_id, "complete", self.values[s.hyperparams["learning_rate"]][s.seed],
+            flops=s.hyperparams.get("num_epochs", 5) * 1e11, seconds=0.245) for s in specs}
+
+
+def _table_spec(member_id, params, scenario, seed):
+    return MemberSpec(member_id, 64, 512, {"learning_rate": params["learning_rate"],
+                                           "num_epochs": params["num_epochs"]},
+                      scenario, seed)
+
+
+def _candidates(*lrs_epochs):
+    rows = [Candidate(i, {"learning_rate": lr, "num_epochs": e}, None)
+            for i, (lr, e) in enumerate(lrs_epochs)]
+    return rows + [Candidate(CONTROL, {"learning_rate": 1.0, "num_epochs": 5}, None)]
+
+
+CONTROL_6 = [950.0, 962.0, 941.0, 968.0, 955.0, 946.0]
+
+
+def test_a_gain_significant_alone_is_not_recommended_among_three():
+    """Trial 0 gains +4 with a raw 95% CI above zero (p about 0.04): the old rule
+    recommended it; among three candidates Holm's adjusted p (3 x p) is above 0.05."""
+    gain = [6.0, 0.0, 8.0, -1.0, 5.0, 6.0]
+    values = {1.0: CONTROL_6, 0.1: [c + g for c, g in zip(CONTROL_6, gain, strict=True)],
+              0.2: [c + n for c, n in zip(CONTROL_6, [4, -6, 3, -2, 5, -4], strict=True)],
+              0.3: [c + n for c, n in zip(CONTROL_6, [-3, 2, -5, 6, -1, 1], strict=True)]}
+    out = validate(_candidates((0.1, 5), (0.2, 5), (0.3, 5)), _table_spec,
+                   Table(values), ["default"], list(range(6)))
+    row = next(r for r in out["rows"] if r["trial"] == 0)["vs_control"]
+    _, _, p = _by_hand(gain, 0.95)
+    assert row["significant"] and row["mean"] - row["ci95"] > 0 and p < 0.05
+    assert row["p_holm"] == pytest.approx(3 * p) and row["p_holm"] > 0.05
+    assert row["mean"] - row["ci_simultaneous"] < 0  # the printed simultaneous CI agrees
+    assert not row["beats_control"] and out["recommended"] is None
+
+
+def test_a_candidate_one_sd_worse_is_not_called_not_worse():
+    """A cheap candidate truly 1 SD (10) worse than an expensive one, 8 seeds, 300 draws:
+    non-significance (the old rule) called it not worse about half the time; the margin
+    rule (default: half the control's SD) names it at most 5% of the time."""
+    rng = np.random.default_rng(3)
+    named = old = 0
+    for _ in range(300):
+        values = 1000.0 + 10.0 * rng.standard_normal((3, 8))
+        values[1] -= 10.0
+        rows = _rows(values[:2], tflops=[1.0, 0.3])
+        margin = default_margin(values[2].tolist())
+        named += cheapest_not_worse(rows, margin) == 1
+        vs = rows[1]["vs_best"]
+        old += vs["best"] == 1 or vs["mean"] + vs["ci95"] >= 0
+    assert named / 300 <= 0.05 and old / 300 > 0.4
+
+
+def test_the_cheapest_is_ranked_by_flops_not_by_shared_seconds():
+    """A 3-epoch and a 10-epoch member of one population get the same share of its seconds;
+    the 3-epoch one (0.3 vs 1.0 TFLOP per run, 1 below the 10-epoch one, within the margin)
+    is the cheapest; the rows say what the choice rested on."""
+    values = {1.0: CONTROL_6,
+              0.1: [c + 20 for c in CONTROL_6],
+              0.2: [c + 19 + n for c, n in zip(CONTROL_6, [0.5, -0.5, 0.3, -0.2, 0.1, -0.2],
+                                                strict=True)]}
+    out = validate(_candidates((0.1, 10), (0.2, 3)), _table_spec, Table(values),
+                   ["default"], list(range(6)))
+    rows = {r["trial"]: r for r in out["rows"]}
+    assert rows[0]["train_seconds_per_run"] == rows[1]["train_seconds_per_run"]
+    assert (rows[0]["tflops_per_run"], rows[1]["tflops_per_run"]) == pytest.approx((1.0, 0.3))
+    assert out["equivalence_margin"] == pytest.approx(0.5 * np.std(CONTROL_6, ddof=1))
+    assert out["margin_rule"] == "0.5 x the control's across-seed SD"
+    assert rows[1]["vs_best"]["best"] == 0 and rows[1]["vs_best"]["not_worse"]
+    assert out["cheapest"] == 1
+    # a margin the user sets below the 1-point gap: the 10-epoch best is the cheapest
+    again = validate(_candidates((0.1, 10), (0.2, 3)), _table_spec, Table(values),
+                     ["default"], list(range(6)), margin=0.5)
+    assert again["cheapest"] == 0 and again["margin_rule"] == "--equivalence-margin"
 
 
 def test_no_validation_means_no_recommendation(capsys):
