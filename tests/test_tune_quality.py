@@ -27,7 +27,7 @@ def test_tune_quality_quick(tmp_path):
     assert len(seeds) == 1, "every strategy is validated on the same fresh seeds"
     for row in rows:
         best = row["best_trial"]
-        assert best["selection_bias"] == pytest.approx(best["tuning_value"]
+        assert best["tuning_minus_validated"] == pytest.approx(best["tuning_value"]
                                                        - best["validated_mean"])
         assert {"mean", "ci95", "significant"} <= set(best["vs_control"])
         assert row["env_steps"] > 0 and row["tune_s"] >= 0

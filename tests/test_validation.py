@@ -4,6 +4,7 @@ evaluation independent of the batch, and bad input for the new flags."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -27,7 +28,7 @@ from bb_jax.tuning.space import (
 )
 from bb_jax.tuning.study import make_sampler
 from bb_jax.tuning.tuner import Tuner
-from bb_jax.tuning.validation import Candidate, validate, validate_study
+from bb_jax.tuning.validation import Candidate, top_candidates, validate, validate_study
 
 SMALL = PPOConfig(total_steps=4096, batch_size=4096)
 FIXED = {"hidden_size": 64, "batch_size": 4096, "num_epochs": 3, "clip_epsilon": 0.2,
@@ -85,7 +86,7 @@ def test_a_consistent_gain_is_recommended_and_noise_is_not():
     assert rows[0]["vs_control"]["significant"]
     assert rows[1]["mean"] > rows[0]["mean"] and not rows[1]["vs_control"]["significant"]
     assert out["recommended"] == 0
-    assert rows[0]["selection_bias"] == pytest.approx(1000.0 - rows[0]["mean"])
+    assert rows[0]["tuning_minus_validated"] == pytest.approx(1000.0 - rows[0]["mean"])
     assert [r["mean"] for r in out["rows"]] == sorted((r["mean"] for r in out["rows"]),
                                                       reverse=True)
 
@@ -223,6 +224,8 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--validate-seeds", "1"], "--validate-seeds must be >= 2"),
     (["--validate-seeds", "-3"], "--validate-seeds must be >= 2"),
     (["--validate-steps", "0"], "--validate-steps must be at least 4096"),
+    (["--equivalence-margin", "-1"], "--equivalence-margin must be >= 0"),
+    (["--equivalence-margin", "nan"], "--equivalence-margin must be >= 0"),
 ])
 def test_bad_tuning_flags_are_one_line_exit_2_nothing_written(args, expected, tmp_path, capsys,
                                                                monkeypatch):
@@ -263,6 +266,7 @@ def study_without_complete_trial(tmp_path):
     (["--seeds", "7"], "--seeds: a confidence interval needs at least 2 seeds"),
     (["--seeds", "7", "9"], "--seeds must be consecutive"),
     (["--num-steps", "0"], "--num-steps must be > 0"),
+    (["--equivalence-margin", "-0.5"], "--equivalence-margin must be >= 0"),
     ([], "has no complete trial"),
     (["--study-name", "other"], "no study 'other' in this storage; studies: v"),
 ])
@@ -376,3 +380,121 @@ def test_validation_trains_the_learner_the_study_recorded(monkeypatch):
     validate_study(study, top_k=1, n_seeds=2, num_steps=4096, log=lambda line: None)
     assert configs and all(c.learner_choices == recorded for c in configs)
     assert study.user_attrs["validation"]["seeds"] == [3500, 3501]
+
+
+def test_the_top_k_complete_trials_are_validated_best_first():
+    """Five complete trials of distinct values (and a pruned one): the top 2 and top 3 are
+    the highest values, best first, then the control."""
+    study = optuna.create_study(direction="maximize")
+    for value in (3.0, 9.0, 1.0, 7.0, 5.0):
+        study.add_trial(optuna.trial.create_trial(params=FIXED, distributions={
+            k: SEARCH_SPACE[k] for k in FIXED}, value=value))
+    study.add_trial(optuna.trial.create_trial(
+        params=FIXED, distributions={k: SEARCH_SPACE[k] for k in FIXED},
+        intermediate_values={1: 99.0}, state=TrialState.PRUNED))
+    assert [c.trial for c in top_candidates(study, 2)] == [1, 3, CONTROL]
+    top3 = top_candidates(study, 3)
+    assert [c.trial for c in top3] == [1, 3, 4, CONTROL]
+    assert [c.tuning_value for c in top3] == [9.0, 7.0, 5.0, None]
+
+
+def test_a_seed_fails_when_any_of_its_scenarios_failed():
+    """Two scenarios: the candidate's run on "hard" diverged for one seed, its "easy" run
+    did not. That seed is a failed seed (NaN, counted), and the candidate is not
+    recommended although it gains +20 on every other seed."""
+
+    class OneHardRunFails:
+        def run(self, specs):
+            out = {}
+            for s in specs:
+                tuned = s.hyperparams["learning_rate"] == 0.1
+                value = CONTROL_VALUES[SEEDS.index(s.seed)] + (20.0 + s.seed % 3 if tuned
+                                                               else 0.0)
+                failed = tuned and s.scenario == "hard" and s.seed == SEEDS[2]
+                out[s.member_id] = (MemberResult(s.member_id, "failed", reason="NaN")
+                                    if failed else MemberResult(s.member_id, "complete", value))
+            return out
+
+    out = validate(candidates(0.1), spec, OneHardRunFails(), ["easy", "hard"], SEEDS)
+    row = next(r for r in out["rows"] if r["trial"] == 0)
+    assert row["n_failed"] == 1 and math.isnan(row["per_seed"][2])
+    assert all(math.isfinite(v) for i, v in enumerate(row["per_seed"]) if i != 2)
+    assert row["vs_control"]["n"] == 3 and row["vs_control"]["mean"] > 0
+    assert not row["vs_control"]["beats_control"] and out["recommended"] is None
+
+
+@pytest.mark.parametrize("budget", [None, 1e9])
+def test_validation_says_what_its_figures_measure(budget, monkeypatch):
+    """The JSON names what the tuning value and the validated mean measure (they differ in
+    episodes and seeds, so their difference is `tuning_minus_validated`, not a selection
+    bias), and under a FLOP budget, where every run costs the same, names no cheapest."""
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        return {s.member_id: MemberResult(s.member_id, "complete", 900.0 + s.seed % 7,
+                                          flops=1e9) for s in specs}
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("seed", 3)
+    study.set_user_attr("num_steps", 8192)
+    study.set_user_attr("flop_budget", budget)
+    study.tell(study.ask(SEARCH_SPACE), 950.0)
+    outcome = validate_study(study, top_k=1, n_seeds=2, eval_episodes=7,
+                             log=lambda line: None)
+    measures = study.user_attrs["validation"]["measures"]
+    assert "training episodes of the last report interval" in measures["tuning_value"]
+    assert "7 fresh episodes per seed, on the validation seeds" in measures["mean"]
+    row = next(r for r in outcome["rows"] if r["trial"] == 0)
+    assert row["tuning_minus_validated"] == pytest.approx(950.0 - row["mean"])
+    assert "selection_bias" not in row
+    if budget is None:
+        assert "after 8,192 steps" in measures["tuning_value"] and outcome["cheapest"] == 0
+    else:
+        assert "after 0.001 TFLOP" in measures["tuning_value"] and outcome["cheapest"] is None
+
+
+def test_tune_validate_recommend_prints_the_corrected_decision(tmp_path, monkeypatch, capsys):
+    """The sweep -> validation -> recommendation flow of tune_main with a scripted trainer:
+    lr 1e-3 gains +30 (plus noise of 0-12 per seed and configuration) over the control, lr
+    1e-4 nothing. The
+    recommendation carries the Holm correction over the 2 candidates, --equivalence-margin
+    reaches the cheapest choice, and both are printed and written."""
+    rates = {1e-4: 0.0, 1e-3: 30.0}
+
+    def scripted_run(self, specs, on_reports=None, on_finished=None):
+        results = {s.member_id: MemberResult(
+            s.member_id, "complete",
+            900.0 + rates.get(s.hyperparams["learning_rate"], 0.0)
+            + (s.seed * 7919 + round(s.hyperparams["learning_rate"] * 1e5)) % 13,
+            env_steps=4096, flops=1e11 * s.hyperparams["num_epochs"], seconds=0.1)
+            for s in specs}
+        if on_finished is not None:
+            on_finished(results)
+        return results
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", scripted_run)
+    enqueue = tmp_path / "enqueue.json"
+    enqueue.write_text(json.dumps([{"learning_rate": lr} for lr in rates]))
+    code = tune_main(["--n-trials", "2", "--num-steps", "4096", "--eval-interval", "4096",
+                      "--fix", "hidden_size=64,batch_size=512",
+                      "--enqueue", str(enqueue), "--population-size", "2", "--pruner",
+                      "none", "--seeds-per-trial", "1", "--validate-top-k", "2",
+                      "--validate-seeds", "4", "--equivalence-margin", "2.5",
+                      "--study-name", "flow", "--output-dir", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "flow_results.json").read_text())
+    validation, rec = results["validation"], results["recommendation"]
+    winner = next(r for r in validation["rows"] if r["params"]["learning_rate"] == 1e-3)
+    assert rec["trial"] == winner["trial"] == validation["recommended"]
+    assert rec["correction"] == {"method": "holm", "family": 2, "alpha": 0.05}
+    vs = rec["vs_control"]
+    assert 20.0 < vs["mean"] < 40.0 and vs["ci95"] > 1.0 and vs["p_holm"] <= 0.05
+    assert validation["equivalence_margin"] == 2.5
+    assert validation["margin_rule"] == "--equivalence-margin"
+    assert rec["cheapest"]["equivalence_margin"] == 2.5
+    out = capsys.readouterr().out
+    assert f"recommendation: trial {winner['trial']} beat the default configuration" in out
+    assert (f"{vs['mean']:+.2f} +/- {vs['ci95']:.2f} over the default configuration (paired "
+            f"95% CI; +/- {vs['ci_simultaneous']:.2f} at 97.5% simultaneous, Bonferroni; "
+            f"Holm-adjusted p {vs['p_holm']:.3g})") in out
+    assert "cheapest within 2.50 of the best validated" in out

@@ -19,7 +19,7 @@ from bb_jax.cli.common import (
     fail,
 )
 from bb_jax.cli.tune_args import tune_parser, tune_settings
-from bb_jax.cli.validate import print_validation
+from bb_jax.cli.validate import adjusted_text, print_cheapest, print_validation
 
 
 def tune_main(argv: list[str] | None = None) -> int:
@@ -146,7 +146,8 @@ def _validate(study, settings, args, tuner) -> None:
 
     validate_study(study, args.validate_top_k, args.validate_seeds, args.validate_steps,
                    settings.eval_episodes, max_population=settings.max_population,
-                   log=lambda line: print(line, flush=True), tuner_trainer=tuner.trainer)
+                   log=lambda line: print(line, flush=True), tuner_trainer=tuner.trainer,
+                   margin=args.equivalence_margin)
     paths = write_outputs(study, settings.storage, settings.output_dir)
     print(f"results: {paths['results']}", flush=True)
 
@@ -257,16 +258,9 @@ def _print_best(study, tune_s: float, validate_s: float) -> None:
         diff = rec["vs_control"]
         print(f"  trial {rec['trial']}: {rec['validated_mean']:.2f} +/- "
               f"{rec['validated_ci95']:.2f} on fresh seeds, {diff['mean']:+.2f} +/- "
-              f"{diff['ci95']:.2f} over the default configuration (paired)")
+              f"{diff['ci95']:.2f} over the default configuration ({adjusted_text(diff)})")
         for name, value in rec["params"].items():
             print(f"  {name}: {value}")
     print("train it with:" if rec["beats_control"] else "train the defaults with:")
     print(f"  {rec['train_command']}")
-    cheap = rec.get("cheapest")
-    if cheap is not None:
-        name = "the defaults" if cheap["trial"] == "control" else f"trial {cheap['trial']}"
-        print(f"cheapest not significantly worse than the best validated: {name}, "
-              f"{cheap['validated_mean']:.2f} +/- {cheap['validated_ci95']:.2f}, "
-              f"{cheap['train_seconds_per_run']:.1f} training s and "
-              f"{cheap['tflops_per_run']:.3g} TFLOP per run; train it with:")
-        print(f"  {cheap['train_command']}")
+    print_cheapest(rec.get("cheapest"))

@@ -20,6 +20,7 @@ from bb_jax.cli.common import (
     check_writable_dir,
     parse_scenarios,
 )
+from bb_jax.cli.validate import add_margin_arg, check_margin
 from bb_jax.tuning.callbacks import CallbackError, check_mlflow, import_callback
 
 
@@ -119,6 +120,7 @@ def _add_validation_args(p: argparse.ArgumentParser) -> None:
                    help="env steps per validation run (default: --num-steps)")
     p.add_argument("--no-validate", action="store_true",
                    help="skip the validation (the study's best is then only a tuning value)")
+    add_margin_arg(p)
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -361,6 +363,7 @@ def _check_validation(args) -> None:
     if args.validate_steps is not None and args.validate_steps < LARGEST_BATCH:
         raise UsageError(f"--validate-steps must be at least {LARGEST_BATCH}, got "
                          f"{args.validate_steps}")
+    check_margin(args.equivalence_margin)
 
 
 def _check_resources(args) -> None:

@@ -20,8 +20,15 @@ from bb_jax.cli.common import (
 
 
 def print_validation(outcome: dict) -> None:
-    """One line per validated configuration: tuning value, validated mean +/- 95% CI, the
-    paired difference to the control and failed seeds."""
+    """A legend, then one line per validated configuration: validated mean +/- 95% CI, the
+    tuning value, the paired difference to the control with its raw 95% CI, its Bonferroni
+    simultaneous CI and Holm-adjusted p-value, and failed seeds."""
+    family = outcome.get("correction", {}).get("family", len(outcome["rows"]) - 1)
+    level = next((r["vs_control"].get("simultaneous_level") for r in outcome["rows"]
+                  if "vs_control" in r), None)
+    print(f"  mean return on fresh episodes +/- 95% CI; vs control: paired difference "
+          f"+/- 95% CI [+/- {_percent(level)} simultaneous CI over {family} candidate(s), "
+          "Bonferroni], Holm-adjusted p; * = beats the control (Holm p <= 0.05, gain > 0)")
     for row in outcome["rows"]:
         name = "control (defaults)" if row["trial"] == "control" else f"trial {row['trial']}"
         line = f"  {name:>18}: validated {row['mean']:.2f} +/- {row['ci95']:.2f}"
@@ -29,11 +36,62 @@ def print_validation(outcome: dict) -> None:
             line += f" (tuning value {row['tuning_value']:.2f})"
         if "vs_control" in row:
             d = row["vs_control"]
-            line += f", vs control {d['mean']:+.2f} +/- {d['ci95']:.2f}"
-            line += " *" if d["significant"] else ""
+            line += (f", vs control {d['mean']:+.2f} +/- {d['ci95']:.2f} "
+                     f"[+/- {_number(d.get('ci_simultaneous'))}], "
+                     f"Holm p {_number(d.get('p_holm'), '.3g')}")
+            line += " *" if d.get("beats_control") else ""
         if row["n_failed"]:
             line += f", {row['n_failed']} failed seed(s)"
         print(line)
+
+
+def adjusted_text(diff: dict) -> str:
+    """How a recommended candidate's paired difference to the control was judged, e.g.
+    "paired 95% CI; +/- 6.10 at 98.75% simultaneous, Bonferroni; Holm-adjusted p 0.012"."""
+    if "p_holm" not in diff:  # validated before the multiplicity correction
+        return "paired 95% CI, not adjusted for multiplicity"
+    return (f"paired 95% CI; +/- {_number(diff['ci_simultaneous'])} at "
+            f"{_percent(diff['simultaneous_level'])} simultaneous, Bonferroni; "
+            f"Holm-adjusted p {_number(diff['p_holm'], '.3g')}")
+
+
+def print_cheapest(cheap: dict | None) -> None:
+    """The cheapest validated configuration within the equivalence margin of the best, with
+    the rule that chose it and its command."""
+    if cheap is None:
+        return
+    name = "the defaults" if cheap["trial"] == "control" else f"trial {cheap['trial']}"
+    vs = cheap.get("vs_best") or {}
+    against = ("the best itself" if vs.get("best") == cheap["trial"] else
+               f"{_number(vs.get('mean'), '+.2f')} +/- {_number(vs.get('ci95'))} vs the best")
+    margin = _number(cheap.get("equivalence_margin"))
+    print(f"cheapest within {margin} of the best validated (training TFLOP per run; margin: "
+          f"{cheap.get('margin_rule')}; paired 95% CI against the best above -{margin}): "
+          f"{name}, {cheap['validated_mean']:.2f} +/- {cheap['validated_ci95']:.2f}, "
+          f"{against}, {cheap['tflops_per_run']:.3g} TFLOP per run; train it with:")
+    print(f"  {cheap['train_command']}")
+
+
+def add_margin_arg(p: argparse.ArgumentParser) -> None:
+    """--equivalence-margin, shared by the tuner and validate_best.py."""
+    p.add_argument("--equivalence-margin", type=float, default=None,
+                   help="return units: the cheapest configuration named is one whose paired "
+                        "95%% CI against the best validated one lies above minus this "
+                        "(default: half the control's across-seed SD)")
+
+
+def check_margin(margin: float | None) -> None:
+    if margin is not None and not margin >= 0:
+        raise UsageError(f"--equivalence-margin must be >= 0 (return units), got {margin}")
+
+
+def _percent(level: float | None) -> str:
+    return "?" if level is None else f"{100 * level:.4g}%"
+
+
+def _number(value: float | None, spec: str = ".2f") -> str:
+    """A figure of the JSON (None where it was not finite) as text."""
+    return "n/a" if value is None or value != value else format(value, spec)
 
 
 def _validate_parser() -> argparse.ArgumentParser:
@@ -59,6 +117,7 @@ def _validate_parser() -> argparse.ArgumentParser:
                    help="env steps per run (default: the study's length or FLOP budget)")
     p.add_argument("--eval-episodes", type=int, default=200,
                    help="fresh episodes per seed (default: %(default)s)")
+    add_margin_arg(p)
     p.add_argument("--results-json", default=None, help="also write the outcome here")
     return p
 
@@ -88,6 +147,7 @@ def validate_main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
         if args.eval_episodes < 1:
             raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
+        check_margin(args.equivalence_margin)
         if args.results_json:
             check_writable_dir(Path(args.results_json).resolve().parent, keep=False)
         import optuna
@@ -105,15 +165,16 @@ def validate_main(argv: list[str] | None = None) -> int:
         enable_compile_cache()
         outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
                                  args.eval_episodes, args.seeds[0] if args.seeds else None,
-                                 log=lambda line: print(line, flush=True))
+                                 log=lambda line: print(line, flush=True),
+                                 margin=args.equivalence_margin)
     except (UsageError, StorageError, ValueError) as err:
         return fail(prog, redact(str(err)))
-    print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds (mean "
-          "return on fresh episodes, 95% CI; * = beats the control, paired):")
+    print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds:")
     print_validation(outcome)
     rec = recommendation(study)
     print(f"recommendation: {rec['summary']}")
     print(f"  {rec['train_command']}")
+    print_cheapest(rec["cheapest"])
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(finite_json(
             {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))

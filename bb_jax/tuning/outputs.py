@@ -67,9 +67,12 @@ def _run_steps(row: dict, outcome: dict) -> int:
 
 
 def _cheapest(study: optuna.Study, row: dict, outcome: dict) -> dict:
-    """The cheapest validated candidate not significantly worse than the best one."""
+    """The cheapest validated candidate (training FLOPs per run) not worse than the best one
+    by more than the equivalence margin."""
     return {"trial": row["trial"], "params": row["params"], "validated_mean": row["mean"],
             "validated_ci95": row["ci95"], "vs_best": row.get("vs_best"),
+            "equivalence_margin": outcome.get("equivalence_margin"),
+            "margin_rule": outcome.get("margin_rule"),
             "train_seconds_per_run": row.get("train_seconds_per_run"),
             "tflops_per_run": row.get("tflops_per_run"),
             "train_command": train_command(study, row["params"], outcome["seeds"],
@@ -79,6 +82,7 @@ def _cheapest(study: optuna.Study, row: dict, outcome: dict) -> dict:
 
 
 def _recommended(study: optuna.Study, row: dict, beat: bool, outcome: dict) -> dict:
+    family = outcome.get("correction", {}).get("family", len(outcome["rows"]) - 1)
     return {
         "beats_control": beat,
         "trial": row["trial"],
@@ -87,6 +91,7 @@ def _recommended(study: optuna.Study, row: dict, beat: bool, outcome: dict) -> d
         "validated_ci95": row["ci95"],
         "tuning_value": row.get("tuning_value"),
         "vs_control": row.get("vs_control"),
+        "correction": outcome.get("correction"),
         "seeds": outcome["seeds"],
         "train_seconds_per_run": row.get("train_seconds_per_run"),
         "tflops_per_run": row.get("tflops_per_run"),
@@ -97,7 +102,8 @@ def _recommended(study: optuna.Study, row: dict, beat: bool, outcome: dict) -> d
         "summary": (f"trial {row['trial']} beat the default configuration on "
                     f"{len(outcome['seeds'])} fresh seeds" if beat else
                     "no configuration beat the default configuration on fresh seeds "
-                    f"({len(outcome['seeds'])} seeds, paired 95% CI): keep the defaults"),
+                    f"({len(outcome['seeds'])} seeds, paired t-tests, Holm-adjusted over "
+                    f"{family} candidate(s)): keep the defaults"),
     }
 
 

@@ -5,8 +5,10 @@ Every candidate trains on the same validation seeds, which never meet the study'
 seeds, and is judged on the same fresh evaluation episodes (`evaluation_key` of each seed), so
 the difference to the control is a paired comparison. A seed whose run diverged is counted in
 `n_failed` and leaves its candidate out of the recommendation; it is never silently dropped.
-The recommendation is the candidate with the best validated mean among those whose paired
-difference to the control has a 95% CI wholly above zero, or None.
+The k candidates' paired t-tests against the control are one family: the recommendation is
+the candidate with the best validated mean among those whose Holm-adjusted p-value is at most
+0.05 and whose mean difference is positive, or None. The cheapest candidate (training FLOPs
+per run) not worse than the best by more than an equivalence margin is named beside it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bb_jax.progress import Progress
 from bb_jax.runtime.cohorts import CohortTrainer
 from bb_jax.runtime.members import MemberSpec
 from bb_jax.runtime.sizing import CompileAwareSizing
-from bb_jax.stats import mean_ci95, paired_difference
+from bb_jax.stats import PairedDifference, holm, mean_ci95, paired_difference
 from bb_jax.tuning.outputs import finite_json
 from bb_jax.tuning.space import (
     CONTROL,
@@ -33,6 +35,9 @@ from bb_jax.tuning.space import (
     member_spec,
     validation_seeds,
 )
+
+ALPHA = 0.05  # family-wise error rate of "beats the control" over the k candidates
+DEFAULT_MARGIN_SDS = 0.5  # default equivalence margin: control's across-seed SDs
 
 
 @dataclasses.dataclass
@@ -70,82 +75,141 @@ def validate(
     scenarios: list[str],
     seeds: list[int],
     progress: Progress | None = None,
+    margin: float | None = None,
 ) -> dict:
     """Train candidates x seeds x scenarios (one population per shape) and compare each with
-    the control. Returns {"seeds", "rows", "recommended"}: rows ranked by validated mean, each
-    with per_seed values (mean over scenarios of fresh-episode returns; NaN where a run
-    failed), mean, ci95, n_failed and `vs_control` (paired difference and its 95% CI)."""
-    n_s = len(scenarios)
-    specs = [make_spec((i * len(seeds) + j) * n_s + k, c.params, scenario, seed)
-             for i, c in enumerate(candidates) for j, seed in enumerate(seeds)
-             for k, scenario in enumerate(scenarios)]
-    if progress is None:
-        results = trainer.run(specs)
-    else:  # runs done, as each population ends
-        finished: set[int] = set()
-
-        def count(done: dict) -> None:
-            finished.update(done)
-            progress.update(len(finished), "runs trained")
-
-        results = trainer.run(specs, on_finished=count)
-    per_seed = np.full((len(candidates), len(seeds)), np.nan)
-    failed = np.zeros(len(candidates), int)
-    costs = []
-    for i in range(len(candidates)):
-        runs = [results[(i * len(seeds)) * n_s + m] for m in range(len(seeds) * n_s)]
-        costs.append({"num_steps": int(np.mean([r.env_steps for r in runs])),
-                      "tflops_per_run": float(np.mean([r.flops for r in runs])) / 1e12,
-                      "train_seconds_per_run": float(np.mean([r.seconds for r in runs]))})
-        for j in range(len(seeds)):
-            rows = [results[(i * len(seeds) + j) * n_s + k] for k in range(n_s)]
-            if any(r.state != "complete" for r in rows):
-                failed[i] += 1
-            else:
-                per_seed[i, j] = float(np.mean([r.value for r in rows]))
-    control = per_seed[[c.trial == CONTROL for c in candidates].index(True)]
+    the control. Returns {"seeds", "rows", "recommended", "correction", "cheapest",
+    "equivalence_margin", "margin_rule"}: rows ranked by validated mean, each with per_seed
+    values (mean over scenarios of fresh-episode returns; NaN where a run failed), mean,
+    ci95, n_failed, costs per run, `tuning_minus_validated` and, for a candidate,
+    `vs_control` (`compare_with_control`). `margin`: the equivalence margin of the cheapest
+    choice in return units (default: `default_margin` of the control)."""
+    results = _train(candidates, make_spec, trainer, scenarios, seeds, progress)
+    per_seed, failed, costs = _per_seed(results, len(candidates), len(seeds), len(scenarios))
     out = []
     for i, c in enumerate(candidates):
         mean, ci = mean_ci95(per_seed[i][np.isfinite(per_seed[i])])
         row = {"trial": c.trial, "params": c.params, "tuning_value": c.tuning_value,
                "mean": mean, "ci95": ci, "per_seed": per_seed[i].tolist(),
                "n_failed": int(failed[i]), **costs[i]}
-        if c.trial != CONTROL:
-            row["vs_control"] = paired_difference(per_seed[i], control).as_dict()
-            if c.tuning_value is not None and math.isfinite(mean):
-                row["selection_bias"] = c.tuning_value - mean
+        if c.tuning_value is not None and math.isfinite(mean):
+            row["tuning_minus_validated"] = c.tuning_value - mean
         out.append(row)
+    control = next(r for r in out if r["trial"] == CONTROL)
+    compare_with_control([r for r in out if r is not control], control["per_seed"])
     out.sort(key=lambda r: -r["mean"] if math.isfinite(r["mean"]) else math.inf)
-    eligible = [r for r in out if r["trial"] != CONTROL and r["n_failed"] == 0
-                and r["vs_control"]["significant"]]
+    eligible = [r for r in out if r["trial"] != CONTROL and r["vs_control"]["beats_control"]]
+    rule = "--equivalence-margin" if margin is not None else (
+        f"{DEFAULT_MARGIN_SDS:g} x the control's across-seed SD")
+    margin = default_margin(control["per_seed"]) if margin is None else float(margin)
     return {"seeds": list(seeds), "rows": out,
             "recommended": eligible[0]["trial"] if eligible else None,
-            "cheapest": cheapest_not_worse(out)}
+            "correction": {"method": "holm", "family": len(out) - 1, "alpha": ALPHA},
+            "cheapest": cheapest_not_worse(out, margin),
+            "equivalence_margin": margin, "margin_rule": rule}
 
 
-def cheapest_not_worse(rows: list[dict]) -> int | str | None:
-    """The candidate with the fewest training seconds per run whose paired difference to
-    the best validated candidate (highest mean, control included) is not significantly
-    below zero; rows gain `vs_best`. None when no candidate ran on every seed."""
+def _train(candidates, make_spec, trainer, scenarios, seeds, progress) -> dict:
+    """Every run of candidates x seeds x scenarios: {member id: MemberResult}, member id
+    (candidate * n_seeds + seed) * n_scenarios + scenario."""
+    n_s = len(scenarios)
+    specs = [make_spec((i * len(seeds) + j) * n_s + k, c.params, scenario, seed)
+             for i, c in enumerate(candidates) for j, seed in enumerate(seeds)
+             for k, scenario in enumerate(scenarios)]
+    if progress is None:
+        return trainer.run(specs)
+    finished: set[int] = set()
+
+    def count(done: dict) -> None:  # runs done, as each population ends
+        finished.update(done)
+        progress.update(len(finished), "runs trained")
+
+    return trainer.run(specs, on_finished=count)
+
+
+def _per_seed(results: dict, n_c: int, n_seeds: int, n_s: int):
+    """(per_seed (n_c, n_seeds): mean over scenarios, NaN where any scenario's run failed;
+    failed seeds per candidate (n_c,); costs per run of each candidate)."""
+    per_seed = np.full((n_c, n_seeds), np.nan)
+    failed = np.zeros(n_c, int)
+    costs = []
+    for i in range(n_c):
+        runs = [results[i * n_seeds * n_s + m] for m in range(n_seeds * n_s)]
+        costs.append({"num_steps": int(np.mean([r.env_steps for r in runs])),
+                      "tflops_per_run": float(np.mean([r.flops for r in runs])) / 1e12,
+                      "train_seconds_per_run": float(np.mean([r.seconds for r in runs]))})
+        for j in range(n_seeds):
+            rows = [results[(i * n_seeds + j) * n_s + k] for k in range(n_s)]
+            if any(r.state != "complete" for r in rows):
+                failed[i] += 1
+            else:
+                per_seed[i, j] = float(np.mean([r.value for r in rows]))
+    return per_seed, failed, costs
+
+
+def compare_with_control(rows: list[dict], control: list[float]) -> None:
+    """The k candidates' paired tests against the control, one family: each row gains
+    `vs_control` with the raw paired difference (mean, 95% `ci95`, `p_value`, `significant`:
+    the raw CI above zero), Holm's adjusted p-value over the k tests (`p_holm`), the
+    Bonferroni simultaneous interval (`ci_simultaneous` at `simultaneous_level`
+    1 - 0.05/k) and `beats_control`: p_holm <= 0.05, a positive mean and no failed seed."""
+    diffs = [paired_difference(r["per_seed"], control) for r in rows]
+    adjusted = holm([_test_p_value(d) for d in diffs])
+    level = 1 - ALPHA / max(1, len(rows))
+    for row, diff, p in zip(rows, diffs, adjusted, strict=True):
+        wide = paired_difference(row["per_seed"], control, level)
+        row["vs_control"] = {
+            **diff.as_dict(), "correction": "holm", "p_holm": float(p),
+            "simultaneous_level": level, "ci_simultaneous": wide.ci95,
+            "beats_control": bool(p <= ALPHA and diff.mean > 0 and row["n_failed"] == 0)}
+
+
+def _test_p_value(diff: PairedDifference) -> float:
+    """The paired t-test's p-value; a nonzero difference with no spread over >= 2 seeds (t
+    undefined, a CI of width zero) counts as 0, as its interval excludes zero."""
+    if math.isfinite(diff.p_value) or diff.n < 2 or diff.ci95 != 0 or diff.mean == 0:
+        return diff.p_value
+    return 0.0
+
+
+def default_margin(control: list[float]) -> float:
+    """The default equivalence margin, return units: DEFAULT_MARGIN_SDS times the control's
+    across-seed SD (ddof 1) on the validation seeds; NaN with fewer than 2 finite seeds."""
+    x = np.asarray(control, np.float64)
+    x = x[np.isfinite(x)]
+    return float(DEFAULT_MARGIN_SDS * np.std(x, ddof=1)) if x.size >= 2 else math.nan
+
+
+def cheapest_not_worse(rows: list[dict], margin: float) -> int | str | None:
+    """The candidate with the fewest training FLOPs per run (ties: the higher mean) among
+    those not worse than the best validated one (highest mean, control included) by more
+    than `margin` (return units): the paired 95% CI of (row - best) lies wholly above
+    -margin, a one-sided test at 2.5% (TOST's lower half). The best qualifies itself. Rows
+    gain `vs_best` (the paired difference, the `best` trial, `margin`, `not_worse`). None
+    when no candidate ran on every seed."""
     whole = [r for r in rows if r["n_failed"] == 0 and math.isfinite(r["mean"])]
     if not whole:
         return None
     best = max(whole, key=lambda r: r["mean"])
     for row in whole:
-        row["vs_best"] = paired_difference(row["per_seed"], best["per_seed"]).as_dict()
-    close = [r for r in whole if not paired_difference(best["per_seed"], r["per_seed"])
-             .significant]
-    return min(close, key=lambda r: r["train_seconds_per_run"])["trial"]
+        diff = paired_difference(row["per_seed"], best["per_seed"])
+        close = math.isfinite(diff.ci95) and diff.mean - diff.ci95 > -margin
+        row["vs_best"] = {**diff.as_dict(), "best": best["trial"], "margin": margin,
+                          "not_worse": row is best or bool(close)}
+    fine = [r for r in whole if r["vs_best"]["not_worse"]]
+    return min(fine, key=lambda r: (r["tflops_per_run"], -r["mean"]))["trial"]
 
 
 def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
                    num_steps: int | None = None, eval_episodes: int = 200,
                    first_seed: int | None = None, max_population: int = 1024,
                    log: Callable[[str], None] = print,
-                   tuner_trainer: CohortTrainer | None = None) -> dict:
+                   tuner_trainer: CohortTrainer | None = None,
+                   margin: float | None = None) -> dict:
     """Retrain the study's top-k complete trials and the control (default configuration) on
     fresh seeds, paired (`bb_jax.tuning.validation`); store the outcome in the study's user
-    attribute `validation` and return it (with the steps and episodes it used).
+    attribute `validation` and return it (with the steps and episodes it used and what its
+    figures measure). Under a FLOP budget every run costs the same: no cheapest is named.
 
     `tuner_trainer`: the sweep's trainer in this process; validation then trains in the same
     chunks and may reuse its compiled population sizes (rounds) instead of compiling anew."""
@@ -173,8 +237,27 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
         f"(control) on {len(seeds)} fresh seeds x {length}")
     bar = Progress(len(candidates) * len(seeds) * len(scenarios), "validation runs", "run",
                    None if log is print else log)
-    outcome = validate(candidates, member_spec, trainer, scenarios, seeds, bar)
+    outcome = validate(candidates, member_spec, trainer, scenarios, seeds, bar, margin)
     bar.close()
-    outcome.update(num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes)
+    outcome.update(num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
+                   measures=measures(attrs, length, eval_episodes))
+    if budget is not None:
+        outcome["cheapest"] = None
     study.set_user_attr("validation", finite_json(outcome))
     return outcome
+
+
+def measures(attrs: dict, length: str, eval_episodes: int) -> dict:
+    """What a validation row's figures measure, for the JSON: the tuning value and the
+    validated mean differ in seeds, episodes and (often) length, so their difference
+    `tuning_minus_validated` is not a selection bias unless both measure the same."""
+    tuned = ("the mean return of fresh evaluation episodes"
+             if attrs.get("objective") == "eval_return" else
+             "the mean return of the training episodes of the last report interval")
+    study_length = (f"{attrs['flop_budget'] / 1e12:.3g} TFLOP" if attrs.get("flop_budget")
+                    else f"{int(attrs.get('num_steps') or 50_000):,} steps")
+    return {"tuning_value": f"{tuned}, on the tuning seeds, after {study_length}",
+            "mean": f"the mean return of {eval_episodes} fresh episodes per seed, on the "
+                    f"validation seeds, after {length}",
+            "tuning_minus_validated": "tuning_value - mean: the two measure different "
+                                      "episodes and seeds (and lengths where they differ)"}
