@@ -58,8 +58,8 @@ def test_exploit_copies_only_beyond_the_noise_margin():
 def test_equal_members_copy_at_the_tests_nominal_rate():
     """16 members of equal true mean and noise: a bottom member copies at about the one-sided
     rate of a test at 2 standard errors (2.3%; 2.7% with standard errors estimated from 16
-    episodes per half). Testing on the episodes that ranked the members (quartiles picked
-    first, then the same means compared) copies 26% of them."""
+    episodes per half; 2.6% here). Testing on the episodes that ranked the members (quartiles
+    picked first, then the same means compared) copies 28% of them."""
     rng = np.random.default_rng(0)
     copied = [np.count_nonzero(pbt.exploit(rng.normal(0.0, 1.0, (16, 32)), PBTRule(), rng)
                                != np.arange(16)) for _ in range(2000)]
@@ -506,6 +506,7 @@ def _pbt_cli(tmp_path, *extra) -> list[str]:
     (["--pbt-interval", "100"], "multiple of the batch size"),
     (["--num-steps", "1536"], "at least two intervals"),
     (["--n-jobs", "2"], "drop --n-jobs"),
+    (["--eval-episodes", "3"], "give at least 4, got 3"),
     (["--scenario", "easy,hard"], "one scenario"),
     (["--pbt-versus", "nosuch"], "--pbt-versus nosuch: no study"),
     (["--pbt-versus", "tpe", "--no-validate"], "drop --no-validate"),
@@ -640,3 +641,86 @@ def test_pbt_quality_benchmark_smoke(tmp_path):
     assert all(len(v) == 2 for v in validation["per_seed"].values())
     assert not set(validation["seeds"]) & {44000, 44001, 44002, 44003}, "fresh seeds"
     assert {"pbt", "tpe", "random", "pbt_vs_tpe"} <= set(validation["differences"])
+
+
+def _fake_train_seeds(per_seed: dict):
+    """A stand-in for train_seeds: the run of hyperparameters with learning rate `lr` scores
+    per_seed[lr] on its fresh episodes and 1000 more on its last training episodes."""
+    import types
+
+    def train(config, hyperparams, seeds, chunk, episodes, schedule=None):
+        fresh = np.asarray(per_seed[hyperparams["learning_rate"]], float)
+        return types.SimpleNamespace(eval_sampled=np.repeat(fresh[:, None], episodes, axis=1),
+                                     final_returns=fresh[:, None] + 1000.0)
+    return train
+
+
+def _with_p_value(control: np.ndarray, p_value: float, sign: float = 1.0) -> np.ndarray:
+    """Values paired with `control` whose paired t-test (two-sided) has this p-value."""
+    n = control.size
+    z = np.tile([1.0, -1.0], n // 2) + np.linspace(-0.1, 0.1, n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    mean = stats.t.isf(p_value / 2, n - 1) / np.sqrt(n)
+    return control + sign * mean + z
+
+
+@pytest.mark.parametrize("with_versus, winner", [(False, "schedule"), (True, "defaults")])
+def test_pbt_validation_scores_fresh_episodes_and_corrects_for_two_comparisons(
+        monkeypatch, capsys, with_versus, winner):
+    """The schedule (raw p 0.04) and the TPE study's configuration (raw p 0.03) both beat the
+    defaults uncorrected; Holm over the two comparisons (adjusted 0.06 each) calls neither a
+    winner, while the schedule alone (one comparison) wins. Every value is the mean of the
+    runs' fresh episodes, not of their last training episodes."""
+    import types
+
+    import optuna
+
+    from bb_jax.cli import pbt_outputs
+    from bb_jax.runtime import runs
+    from bb_jax.tuning.pbt_train import Lineage
+
+    control = np.linspace(100.0, 170.0, 8)
+    per_seed = {DEFAULT_HYPERPARAMS["learning_rate"]: control,
+                1e-4: _with_p_value(control, 0.04), 2e-4: _with_p_value(control, 0.03)}
+    monkeypatch.setattr(runs, "train_seeds", _fake_train_seeds(per_seed))
+    start = {**DEFAULT_HYPERPARAMS, "learning_rate": 1e-4}
+    run = types.SimpleNamespace(best=0, lineages=[Lineage(3000, [(0, start)], 0, [(0, 0)])])
+    args = types.SimpleNamespace(seed=3, validate_seeds=8, eval_episodes=4,
+                                 objective="train_return")
+    versus = {"study": "tpe", "trial": 5, "tuning_value": 1.0, "study_env_steps": 100,
+              "params": {"hidden_size": 16, "batch_size": 256, "learning_rate": 2e-4}}
+    study = optuna.create_study(direction="maximize")
+    pbt_outputs.validate_schedule(study, run, CONFIG, args, {"interval_updates": 2, "size": 4},
+                                  pbt_outputs.Path("schedule.json"),
+                                  versus if with_versus else None)
+    outcome = study.user_attrs["pbt_validation"]
+    assert outcome["schedule"] == pytest.approx(per_seed[1e-4].tolist())
+    assert outcome["control"] == pytest.approx(control.tolist())
+    assert outcome["difference"]["p_value"] == pytest.approx(0.04)
+    assert outcome["difference"]["significant"], "uncorrected, the schedule beats them"
+    assert outcome["winner"] == winner
+    count = 2 if with_versus else 1
+    assert outcome["correction"].startswith(f"Holm over {count} comparison")
+    assert outcome["difference"]["p_holm"] == pytest.approx(0.06 if with_versus else 0.04)
+    assert "fresh episodes" in outcome["measure"]
+    out = capsys.readouterr().out
+    assert f"Holm over {count} comparison" in out and "Holm p" in out
+    if with_versus:
+        assert outcome["versus"]["vs_control"]["p_holm"] == pytest.approx(0.06)
+
+
+def test_validate_best_refuses_a_pbt_study_in_one_line(tmp_path, capsys):
+    """validate_best.py retrains static trials; a PBT study's members are schedules, so it
+    names --strategy pbt's own validation instead (exit 2, nothing written)."""
+    import optuna
+
+    from bb_jax.cli import validate_main
+
+    storage = f"sqlite:///{tmp_path}/pbt.db"
+    study = optuna.create_study(study_name="pbt", storage=storage, direction="maximize")
+    study.set_user_attr("pbt_plan", {"settings": {}, "trials": []})
+    code = validate_main(["--study-name", "pbt", "--storage", storage, "--results-json",
+                          str(tmp_path / "out.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--strategy pbt" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pbt.db"]
