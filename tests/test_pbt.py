@@ -550,9 +550,16 @@ def test_pbt_from_the_command_line_records_the_lineage_and_validates(tmp_path, c
         assert t.user_attrs["root"] in numbers
         assert all(c["parent"] in numbers for c in t.user_attrs["copies"])
     assert sorted(t.user_attrs["seed"] for t in trials) == [3000, 3001, 3002, 3003]
+    for t in trials:  # the weights' runs: a root's seed from 0, then each copier's own
+        own = {"trial": t.number, "seed": t.user_attrs["seed"]}
+        weights_from, copies = t.user_attrs["weights_from"], t.user_attrs["copies"]
+        assert weights_from[0]["env_steps"] == 0
+        assert weights_from[-1] == ({"env_steps": copies[-1]["env_steps"], **own} if copies
+                                    else {"env_steps": 0, **own})
     validation = study.user_attrs["pbt_validation"]
     assert validation["seeds"] == [3500, 3501] and validation["difference"]["n"] == 2
-    assert "paired 95% CI" in out and "--schedule" in out
+    assert "paired 95% CI" in out and "--schedule" in out and "Holm over 2" in out
+    assert validation["correction"].startswith("Holm over 2 comparisons")
     # the TPE study's best static configuration on the same fresh seeds, paired
     tpe_best = optuna.load_study(study_name="tpe", storage=f"sqlite:///{tmp_path}/pbt.db")
     versus = validation["versus"]
