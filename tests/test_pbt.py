@@ -1,8 +1,11 @@
 """Population-based training's parts: the exploit decision copies only beyond the noise
-margin and keeps the truly best lineage under noise (synthetic populations); explore stays in
-the declared search ranges; bad rules are refused; on the device a copied member goes on
+margin on held-out episodes (equal members at the nominal rate) and keeps the truly best
+lineage under noise (synthetic populations); explore moves every searched field both ways in
+its own scale, inside its range and off its bounds, from the parent's values, and redraws
+from the declared distributions; bad rules are refused; on the device a copied member goes on
 exactly as its parent, and new hyperparameters compile nothing; schedules replay changes
-between chunks."""
+between chunks; lineages name the seeds their weights trained on; the validation scores fresh
+episodes and applies Holm over its comparisons with the defaults."""
 
 from __future__ import annotations
 
