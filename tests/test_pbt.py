@@ -734,3 +734,14 @@ def test_validate_best_refuses_a_pbt_study_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--strategy pbt" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pbt.db"]
+
+
+def test_a_fixed_hyperparameter_is_not_explored(tmp_path):
+    """--fix gamma=0.99 holds gamma in every member: explore leaves it as the parent had it."""
+    from bb_jax.cli.tune_args import tune_parser
+    from bb_jax.cli.tune_pbt import check_pbt
+
+    argv = _pbt_cli(tmp_path)
+    argv[argv.index("--fix") + 1] += ",gamma=0.99"
+    rule = check_pbt(tune_parser().parse_args(argv))["rule"]
+    assert "gamma" not in rule.explored and set(rule.explored) == set(pbt.SEARCHED) - {"gamma"}
