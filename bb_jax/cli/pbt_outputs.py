@@ -29,6 +29,9 @@ def record_run(study, trials, run, config, args, plan, seconds: float) -> None:
         "wall_time_s": round(seconds, 2)})
     for trial, lineage, final in zip(trials, run.lineages, run.final_returns, strict=True):
         trial.set_user_attr("seed", lineage.seed)
+        trial.set_user_attr("weights_from", [
+            {"env_steps": u * batch, "trial": trials[m].number, "seed": run.lineages[m].seed}
+            for u, m in lineage.weights_from])
         trial.set_user_attr("root", trials[lineage.root].number)
         trial.set_user_attr("schedule", lineage.schedule.as_env_steps(batch))
         trial.set_user_attr("copies", [{"env_steps": u * batch, "parent": trials[p].number}
@@ -40,50 +43,36 @@ def validate_schedule(study, run, config, args, plan, schedule_path: Path,
                       versus: dict | None) -> None:
     """The best member's schedule from scratch against the defaults on fresh seeds (the same
     seeds for both: paired), at the study's env steps, and with `versus` also a TPE study's
-    best static configuration; the outcome in the study and the command of the winner."""
-    from bb_jax.agent.config import DEFAULT_HYPERPARAMS
-    from bb_jax.runtime.runs import train_seeds
+    best static configuration; the outcome in the study and the command of the winner. Each
+    run is scored as the TPE validation scores it: the mean return of `--eval-episodes` fresh
+    episodes from its seed's evaluation key (the same episodes for every configuration)."""
     from bb_jax.stats import paired_difference
     from bb_jax.tuning.space import validation_seeds
 
-    lineage = run.lineages[run.best]
     seeds = validation_seeds(args.seed, args.validate_seeds)
     chunk = plan["interval_updates"]
-
-    def values(result) -> np.ndarray:
-        if args.objective == "eval_return":
-            return result.eval_sampled.mean(axis=1)
-        return result.final_returns[:, 0]
-
-    scheduled = values(train_seeds(config, lineage.history[0][1], seeds, chunk,
-                                   args.eval_episodes, schedule=lineage.schedule))
-    control = values(train_seeds(config, dict(DEFAULT_HYPERPARAMS), seeds, chunk,
-                                 args.eval_episodes))
-    diff = paired_difference(scheduled, control)
+    candidates, control = _train_candidates(run.lineages[run.best], config, seeds, chunk,
+                                            args.eval_episodes, versus)
+    verdicts = versus_control(candidates, control)
+    scheduled, diff = candidates["schedule"], verdicts["schedule"]
     outcome = {"seeds": seeds, "schedule": scheduled.tolist(), "control": control.tolist(),
-               "difference": diff.as_dict(), "objective": args.objective}
-    print(f"validation on {len(seeds)} fresh seeds ({args.objective}): schedule "
-          f"{np.mean(scheduled):.2f}, defaults {np.mean(control):.2f}, difference "
-          f"{diff.mean:+.2f} +/- {diff.ci95:.2f} (paired 95% CI)")
-    candidates = {"schedule": (scheduled, diff)}
+               "difference": diff, "measure": f"mean return of {args.eval_episodes} fresh "
+               f"episodes per seed", "correction": correction(len(candidates))}
+    print(f"validation on {len(seeds)} fresh seeds ({outcome['measure']}; "
+          f"{outcome['correction']}): schedule {np.mean(scheduled):.2f}, defaults "
+          f"{np.mean(control):.2f}, difference {_line(diff)}")
     if versus is not None:
-        shape = {k: int(versus["params"][k]) for k in ("hidden_size", "batch_size")}
-        static = values(train_seeds(
-            config.replace(**shape, num_envs=None), {k: v for k, v in versus["params"].items()
-                                      if k in HYPERPARAM_NAMES},
-            seeds, max(1, chunk * config.batch_size // shape["batch_size"]),
-            args.eval_episodes))
-        static_diff, against = (paired_difference(static, control),
-                                paired_difference(scheduled, static))
+        static = candidates["static"]
+        against = paired_difference(scheduled, static)
         outcome["versus"] = {**versus, "values": static.tolist(),
-                             "vs_control": static_diff.as_dict(),
+                             "vs_control": verdicts["static"],
                              "schedule_vs_static": against.as_dict()}
         print(f"  TPE study {versus['study']!r} trial {versus['trial']} (its "
               f"{versus['study_env_steps']:,} env steps against this run's "
-              f"{plan['size'] * config.total_steps:,}): {np.mean(static):.2f}; schedule - "
-              f"static {against.mean:+.2f} +/- {against.ci95:.2f} (paired 95% CI)")
-        candidates["static"] = (static, static_diff)
-    outcome["winner"] = winner = _winner(candidates)
+              f"{plan['size'] * config.total_steps:,}): {np.mean(static):.2f}, vs defaults "
+              f"{_line(verdicts['static'])}; schedule - static {against.mean:+.2f} +/- "
+              f"{against.ci95:.2f} (paired 95% CI)")
+    outcome["winner"] = winner = _winner(candidates, verdicts)
     study.set_user_attr("pbt_validation", outcome)
     print({"schedule": "the schedule wins: it beats the defaults",
            "static": "the TPE study's configuration wins: it beats the defaults",
@@ -95,13 +84,60 @@ def validate_schedule(study, run, config, args, plan, schedule_path: Path,
         print(f"train the TPE study's configuration: {shlex.join(command)}")
 
 
-def _winner(candidates: dict) -> str:
-    """The validated winner: of the candidates {name: (values per seed, paired difference to
-    the defaults)} that beat the defaults (95% CI above zero), the one of the highest mean;
-    else "defaults"."""
-    beat = {name: values for name, (values, diff) in candidates.items()
-            if diff.significant and diff.mean > 0}
-    return max(beat, key=lambda name: float(np.mean(beat[name]))) if beat else "defaults"
+def _train_candidates(lineage, config, seeds: list[int], chunk: int, episodes: int,
+                      versus: dict | None) -> tuple[dict, np.ndarray]:
+    """({"schedule": values[, "static": values]}, the defaults' values): each trained from
+    scratch on `seeds`, a value per seed its mean return over `episodes` fresh episodes."""
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS
+    from bb_jax.runtime.runs import train_seeds
+
+    def values(hyperparams, run_config=config, updates=chunk, schedule=None) -> np.ndarray:
+        result = train_seeds(run_config, hyperparams, seeds, updates, episodes,
+                             schedule=schedule)
+        return result.eval_sampled.mean(axis=1)
+
+    candidates = {"schedule": values(lineage.history[0][1], schedule=lineage.schedule)}
+    control = values(dict(DEFAULT_HYPERPARAMS))
+    if versus is not None:
+        shape = {k: int(versus["params"][k]) for k in ("hidden_size", "batch_size")}
+        candidates["static"] = values(
+            {k: v for k, v in versus["params"].items() if k in HYPERPARAM_NAMES},
+            config.replace(**shape, num_envs=None),
+            max(1, chunk * config.batch_size // shape["batch_size"]))
+    return candidates, control
+
+
+def correction(count: int) -> str:
+    """The multiplicity correction of `count` comparisons with the defaults, in words."""
+    return f"Holm over {count} comparison{'s' * (count > 1)} with the defaults, alpha 0.05"
+
+
+def versus_control(candidates: dict, control: np.ndarray, alpha: float = 0.05) -> dict:
+    """Each candidate's paired difference to the defaults {name: values per seed} as a dict
+    with `p_holm` (Holm-adjusted over this family of comparisons) and `beats_defaults`
+    (mean above zero and p_holm <= alpha): the family-wise chance of calling a candidate
+    without a real gain a winner stays at most alpha however many are compared."""
+    from bb_jax.stats import holm, paired_difference
+
+    diffs = {name: paired_difference(values, control) for name, values in candidates.items()}
+    adjusted = holm([d.p_value for d in diffs.values()])
+    return {name: {**d.as_dict(), "p_holm": float(p), "beats_defaults":
+                   bool(d.mean > 0 and np.isfinite(p) and p <= alpha)}
+            for (name, d), p in zip(diffs.items(), adjusted, strict=True)}
+
+
+def _line(diff: dict) -> str:
+    verdict = "beats the defaults" if diff["beats_defaults"] else "not shown better"
+    return (f"{diff['mean']:+.2f} +/- {diff['ci95']:.2f} (paired 95% CI, Holm p "
+            f"{diff['p_holm']:.3g}: {verdict})")
+
+
+def _winner(candidates: dict, verdicts: dict) -> str:
+    """The validated winner: of the candidates {name: values per seed} that beat the
+    defaults (`versus_control`, Holm-adjusted), the one of the highest mean; else
+    "defaults"."""
+    beat = [name for name in candidates if verdicts[name]["beats_defaults"]]
+    return max(beat, key=lambda name: float(np.mean(candidates[name]))) if beat else "defaults"
 
 
 def _train_command(which: str, config, chunk: int, schedule_path: Path, seeds, versus):

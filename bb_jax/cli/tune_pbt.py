@@ -5,10 +5,13 @@ configuration (paired, at equal env steps).
 
 Each member is a trial: its parameters are the hyperparameters it started with (drawn by the
 study's sampler from the search space), its intermediate values the fresh-episode means at
-each exploit step (in env steps per member), its user attributes its lineage: `seed`,
-`schedule` (the hyperparameters its final weights trained under, in env steps, as
+each exploit step (in env steps per member), its user attributes its lineage: `seed` (its
+own), `weights_from` (the members' seeds whose runs trained its final weights, from which env
+step), `schedule` (the hyperparameters its final weights trained under, in env steps, as
 `train_simple.py --schedule` reads them), `root` and `copies` (trial numbers). Its value is
-the mean of its final fresh episodes.
+the mean of its final fresh episodes. A hyperparameter held by `--fix` is never explored.
+The validation scores every configuration on fresh episodes, as the TPE validation does
+(`--objective` does not apply), and corrects for its comparisons with the defaults (Holm).
 
 The study records the run's settings and its members' trial numbers when it is created
 (user attribute `pbt_plan`), and the run saves a checkpoint after every exploit step in
@@ -41,7 +44,7 @@ def check_pbt(args) -> dict:
     """The PBT run's settings from the command line (UsageError: one line, exit 2)."""
     from bb_jax.cli.common import parse_scenarios
     from bb_jax.cli.tune_args import parse_fixed
-    from bb_jax.tuning.pbt import MIN_POPULATION, PBTRule
+    from bb_jax.tuning.pbt import MIN_EPISODES, MIN_POPULATION, SEARCHED, PBTRule
     from bb_jax.tuning.storage import StorageError, holds_nothing, validate_url
 
     scenarios = parse_scenarios(args.scenario)
@@ -57,11 +60,12 @@ def check_pbt(args) -> dict:
         if given:
             raise UsageError(f"--strategy pbt trains one population in one process at equal "
                              f"env steps: drop {flag}")
+    fixed = parse_fixed(args.fix)
     try:
-        rule = PBTRule(quantile=args.pbt_quantile, margin=args.pbt_margin)
+        rule = PBTRule(quantile=args.pbt_quantile, margin=args.pbt_margin,
+                       explored=tuple(name for name in SEARCHED if name not in fixed))
     except ValueError as err:
         raise UsageError(f"--pbt-quantile/--pbt-margin: {err}") from None
-    fixed = parse_fixed(args.fix)
     config = PPOConfig(scenario=scenarios[0], num_opponents=args.num_opponents,
                        hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
                        batch_size=fixed.get("batch_size", PPOConfig.batch_size),
@@ -75,9 +79,10 @@ def check_pbt(args) -> dict:
                          f"({args.pbt_interval}) and at least two intervals, got {num_steps}")
     if not args.no_validate and args.validate_seeds < 2:
         raise UsageError(f"--validate-seeds must be >= 2, got {args.validate_seeds}")
-    if args.eval_episodes < 2:
-        raise UsageError(f"--strategy pbt compares members on --eval-episodes fresh episodes "
-                         f"each: give at least 2, got {args.eval_episodes}")
+    if args.eval_episodes < MIN_EPISODES:
+        raise UsageError(f"--strategy pbt ranks members on half of --eval-episodes fresh "
+                         f"episodes each and tests on the other half: give at least "
+                         f"{MIN_EPISODES}, got {args.eval_episodes}")
     try:
         validate_url(args.storage)
     except StorageError as err:

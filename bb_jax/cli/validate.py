@@ -159,6 +159,10 @@ def validate_main(argv: list[str] | None = None) -> int:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
                              f"{', '.join(names) or 'none'}") from None
+        if "pbt_plan" in study.user_attrs:
+            raise UsageError(f"study {args.study_name!r} is a PBT run: its best schedule is "
+                             f"validated by tune_hyperparameters.py --strategy pbt itself "
+                             f"(without --no-validate), not by retraining static trials")
         from bb_jax.tuning.outputs import finite_json, recommendation
         from bb_jax.tuning.validation import validate_study
 

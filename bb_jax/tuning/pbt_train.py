@@ -10,8 +10,10 @@ kill -9 and started again ends bit-identical to one that was never stopped.
 
 The lineage is kept per member: the hyperparameters its current weights trained under (a
 `Schedule` from update 0, its parent's history up to each copy, then its own explored
-values) and the copies it made. A member's schedule can be replayed from scratch with
-`train_seeds(..., schedule=...)`, which is how its value is checked on fresh seeds.
+values), the seeds whose runs trained those weights (`weights_from`: a copy takes its
+parent's weights, made by the parent's seed up to the copy) and the copies it made. A
+member's schedule can be replayed from scratch with `train_seeds(..., schedule=...)`, which
+is how its value is checked on fresh seeds.
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ from bb_jax.tuning.pbt import PBTRule
 
 @dataclasses.dataclass
 class Lineage:
-    """One member's record. history: (first update, hyperparameters) of the values its
-    current weights trained under; root: the member that lineage began with; copies:
-    (update, parent position) of each exploit; evaluations: fresh-episode mean return at
-    each exploit step."""
+    """One member's record. seed: the member's own seed (its PRNG stream and evaluation
+    episodes); history: (first update, hyperparameters) of the values its current weights
+    trained under; root: the member that lineage began with; weights_from: (first update,
+    member position) of the members whose seeds' runs trained its current weights, from
+    update 0 (its own alone until it copies); copies: (update, parent position) of each
+    exploit; evaluations: fresh-episode mean return at each exploit step."""
 
     seed: int
     history: list[tuple[int, dict]]
     root: int  # the member whose initial weights and hyperparameters this lineage began with
+    weights_from: list[tuple[int, int]]
     copies: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     evaluations: list[float] = dataclasses.field(default_factory=list)
 
@@ -56,8 +61,8 @@ class Lineage:
     @classmethod
     def from_json(cls, saved: dict) -> Lineage:
         return cls(saved["seed"], [(int(u), dict(row)) for u, row in saved["history"]],
-                   saved["root"], [(int(u), int(p)) for u, p in saved["copies"]],
-                   list(saved["evaluations"]))
+                   saved["root"], [(int(u), int(p)) for u, p in saved["weights_from"]],
+                   [(int(u), int(p)) for u, p in saved["copies"]], list(saved["evaluations"]))
 
 
 @dataclasses.dataclass
@@ -93,7 +98,7 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
     if len(rows) != population.size or len(seeds) != population.size:
         raise ValueError(f"one row and one seed per member: {population.size} members, "
                          f"{len(rows)} rows, {len(seeds)} seeds")
-    lineages = [Lineage(seed, [(0, dict(row))], i)
+    lineages = [Lineage(seed, [(0, dict(row))], i, [(0, i)])
                 for i, (seed, row) in enumerate(zip(seeds, rows, strict=True))]
     rows = [dict(row) for row in rows]
     driver, exploit_updates, exploit_seconds = Driver(population), [], 0.0
@@ -114,13 +119,13 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
         jax.block_until_ready(trained)  # the interval's training is done
         began = time.perf_counter()
         returns = driver.evaluate(seeds, eval_episodes, step=step)
-        means, errors = pbt.episode_scores(returns)
-        parents, rows = pbt.step(rows, means, errors, rule, rng)
+        means, _ = pbt.episode_scores(returns)
+        parents, rows = pbt.step(rows, returns, rule, rng)
         population.copy_members(parents, environment=environment)
         population.set_hyperparams(stack_hyperparams(rows))
         jax.block_until_ready((population.state, population.hyperparams))
         exploit_seconds += time.perf_counter() - began
-        _record_exploit(lineages, parents, rows, means, done)
+        _record_exploit(lineages, parents, rows, means, done, environment)
         exploit_updates.append(done)
         if on_interval is not None:  # before the checkpoint: a resume repeats, never skips it
             on_interval(done, means)
@@ -137,13 +142,19 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
                   exploit_seconds)
 
 
-def _record_exploit(lineages: list[Lineage], parents, rows: list[dict], means, done: int):
+def _record_exploit(lineages: list[Lineage], parents, rows: list[dict], means, done: int,
+                    environment: bool):
     """Each member's evaluation at this exploit step; a member that copied takes its
-    parent's history (as it was before this step) and goes on with its explored values."""
-    before = [(list(lineage.history), lineage.root) for lineage in lineages]
+    parent's history and weights' seeds (as they were before this step) and goes on with its
+    explored values, on its own seed's run (on its parent's with `environment`, which copies
+    the PRNG key too)."""
+    before = [(list(lineage.history), lineage.root, list(lineage.weights_from))
+              for lineage in lineages]
     for i, (lineage, parent) in enumerate(zip(lineages, parents, strict=True)):
         lineage.evaluations.append(float(means[i]))
         if parent != i:
-            history, lineage.root = before[parent]
+            history, lineage.root, weights_from = before[parent]
             lineage.history = [*history, (done, dict(rows[i]))]
+            lineage.weights_from = weights_from if environment else [*weights_from,
+                                                                     (done, i)]
             lineage.copies.append((done, int(parent)))
