@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
+import scipy.stats
 from optuna.trial import TrialState
 from reliability_helpers import assert_plots_show_study, counting_compiles, fixed_params
 
@@ -24,7 +26,13 @@ from bb_jax.runtime.cohorts import CohortTrainer
 from bb_jax.stats import mean_ci95
 from bb_jax.tuning.outputs import train_command
 from bb_jax.tuning.settings import TuneSettings
-from bb_jax.tuning.space import SEARCH_SPACE, member_spec, tuning_seeds
+from bb_jax.tuning.space import (
+    SEARCH_SPACE,
+    TRAIN_FLAGS,
+    control_params,
+    member_spec,
+    tuning_seeds,
+)
 from bb_jax.tuning.storage import make_storage
 from bb_jax.tuning.tuner import Tuner
 
@@ -169,6 +177,63 @@ def test_one_shape_compiles_one_training_program_for_the_whole_study(tmp_path):
     assert results["n_complete"] == 4
     assert len({json.dumps(t["params"], sort_keys=True) for t in results["trials"]}) == 4
     assert len([name for name in names if "run_updates" in name]) <= 1, names
+
+
+# the quick tier's whole flow: three queued trials of the default shape (the control's, so
+# tuning and validation share one compiled program), then the top two and the control
+# retrained on two fresh seeds
+FLOW_RATES = (1e-4, 5.6e-4, 1e-3)
+FLOW = ["--n-trials", "3", "--population-size", "3", "--num-steps", "4096",
+        "--eval-interval", "1024", "--seed", "3", "--seeds-per-trial", "2", "--pruner", "none",
+        "--eval-episodes", "20", "--fix", "hidden_size=64,batch_size=512",
+        "--validate-top-k", "2", "--validate-seeds", "2"]
+
+
+def ci_excludes_zero(a: list[float], b: list[float]) -> bool:
+    """Whether the paired Student-t 95% CI of mean(a - b) lies wholly above zero, computed
+    here from scipy.stats.t (not with the project's helpers)."""
+    diff = np.subtract(a, b)
+    half = scipy.stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+    return diff.mean() - half > 0
+
+
+def test_sweep_validate_recommend_flow(tmp_path, capsys):
+    """tune_main end to end at a tiny size: the validated rows are the top two trials by
+    tuning value (of three distinct) and the control, on fresh seeds; a recommended trial
+    beats the control by a paired CI computed independently here; the printed command
+    carries the recommended parameters and the validation seeds."""
+    defaults = control_params()
+    enqueue = tmp_path / "flow.json"
+    enqueue.write_text(json.dumps([{**defaults, "learning_rate": lr} for lr in FLOW_RATES]))
+    results = run_sweep(tmp_path, "flow", *FLOW, "--enqueue", str(enqueue),
+                        "--storage", f"sqlite:///{tmp_path / 'flow.db'}")
+    printed = capsys.readouterr().out
+    complete = sorted((t for t in results["trials"] if t["state"] == "COMPLETE"),
+                      key=lambda t: t["value"], reverse=True)
+    assert len(complete) == 3 and len({t["value"] for t in complete}) == 3
+    validation, rec = results["validation"], results["recommendation"]
+    rows = {str(r["trial"]): r for r in validation["rows"]}
+    assert set(rows) == {str(t["number"]) for t in complete[:2]} | {"control"}
+    assert rows["control"]["params"] == defaults
+    assert not set(validation["seeds"]) & set(results["tuning_seeds"])
+    control = rows["control"]["per_seed"]
+    for key, row in rows.items():
+        assert len(row["per_seed"]) == 2 and row["n_failed"] == 0
+        if key != "control":
+            diff = np.subtract(row["per_seed"], control)
+            assert row["vs_control"]["mean"] == pytest.approx(diff.mean())
+    chosen = rows[str(rec["trial"])]
+    assert rec["params"] == chosen["params"]
+    if rec["beats_control"]:
+        assert rec["trial"] != "control" and ci_excludes_zero(chosen["per_seed"], control)
+    else:
+        assert rec["trial"] == "control" and "keep the defaults" in rec["summary"]
+    command = shlex.split(rec["train_command"])
+    for name, flag in TRAIN_FLAGS.items():
+        assert float(command[command.index(flag) + 1]) == pytest.approx(chosen["params"][name])
+    seeds_at = command.index("--seeds") + 1
+    assert [int(s) for s in command[seeds_at:seeds_at + 2]] == validation["seeds"]
+    assert rec["train_command"] in printed
 
 
 @pytest.mark.slow
