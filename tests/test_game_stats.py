@@ -1,5 +1,6 @@
 """Statistical agreement with the upstream implementation (../shared/reference_stats.json;
-skipped without it, failed without it where $CI is set).
+skipped without it, failed without it where $CI is set): every scenario of the file (slow),
+and the default scenario alone on fewer environments (quick, in CI).
 
 Agent 0 acts uniformly at random, default opponents, max_steps from the file. All listed
 scenarios run in one jitted `lax.scan` over a `vmap` of environments (scenario traced). Each
@@ -18,19 +19,19 @@ from bbref_helpers import reference_stats, scenario_batch
 
 from bb_jax import make_env
 
-pytestmark = pytest.mark.slow
-
 ENVS_PER_SCENARIO = 2560
+QUICK_ENVS = 2048  # the quick tier's environments: 4096 episodes of one scenario
 EPISODES_PER_ENV = 2
 METRICS = ("episode_length", "agent0_return", "final_safe", "final_ruined", "initial_burning")
 NUM_SE = 4.0
 
 
-def episode_stats(num_opponents: int, max_steps: int, names: list[str], seed: int):
-    """dict metric -> float64[len(names), ENVS_PER_SCENARIO * EPISODES_PER_ENV]."""
+def episode_stats(num_opponents: int, max_steps: int, names: list[str], seed: int,
+                  envs_per_scenario: int = ENVS_PER_SCENARIO):
+    """dict metric -> float64[len(names), envs_per_scenario * EPISODES_PER_ENV]."""
     env = make_env("default", num_opponents=num_opponents, max_steps=max_steps)
     n_agents = num_opponents + 1
-    env_names = [name for name in names for _ in range(ENVS_PER_SCENARIO)]
+    env_names = [name for name in names for _ in range(envs_per_scenario)]
     scenarios = scenario_batch(env_names, n_agents)
     batch = len(env_names)
     steps = EPISODES_PER_ENV * max_steps
@@ -85,22 +86,29 @@ def episode_stats(num_opponents: int, max_steps: int, names: list[str], seed: in
     return {m: stats[..., k] for k, m in enumerate(METRICS)}
 
 
-@pytest.fixture(scope="module")
-def measured():
-    ref = reference_stats()
+def measure(ref: dict, envs_per_scenario: int = ENVS_PER_SCENARIO) -> dict:
+    """Our statistics for each scenario of `ref`: name -> metric -> float64[episodes]."""
     groups: dict[tuple[int, int], list[str]] = {}
     for name, entry in ref.items():
         groups.setdefault((entry["num_opponents"], entry["max_steps"]), []).append(name)
     out = {}
     for (num_opponents, max_steps), names in groups.items():
-        stats = episode_stats(num_opponents, max_steps, names, seed=12345)
+        stats = episode_stats(num_opponents, max_steps, names, seed=12345,
+                              envs_per_scenario=envs_per_scenario)
         for i, name in enumerate(names):
             out[name] = {m: stats[m][i] for m in METRICS}
-    return ref, out
+    return out
 
 
-def test_matches_upstream_statistics(measured):
-    ref, out = measured
+@pytest.fixture(scope="module")
+def measured():
+    ref = reference_stats()
+    return ref, measure(ref)
+
+
+def mismatches(ref: dict, out: dict) -> list[str]:
+    """One line per scenario and metric whose means differ by more than NUM_SE combined
+    standard errors."""
     failures = []
     for name, entry in ref.items():
         for metric in METRICS:
@@ -117,9 +125,25 @@ def test_matches_upstream_statistics(measured):
                     f"diff {diff:+.4f}, tol {tol:.4f}")
             if abs(diff) > tol:
                 failures.append(line)
+    return failures
+
+
+@pytest.mark.slow
+def test_matches_upstream_statistics(measured):
+    failures = mismatches(*measured)
     assert not failures, "\n".join(failures)
 
 
+def test_default_scenario_matches_upstream_statistics():
+    """The quick sibling: the default scenario alone, 4096 episodes."""
+    ref = {"default": reference_stats()["default"]}
+    out = measure(ref, QUICK_ENVS)
+    assert out["default"]["episode_length"].size >= 4000
+    failures = mismatches(ref, out)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
 def test_enough_episodes(measured):
     ref, out = measured
     for name in ref:

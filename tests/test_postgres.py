@@ -1,6 +1,7 @@
-"""Distributed tuning on a real PostgreSQL 15 server started for this module: three worker
-processes on one study, redaction of the password everywhere, and clear refusals for a wrong
-password. Skips when the server binaries or psycopg are missing, except where
+"""Distributed tuning on a real PostgreSQL 15 server started for this module: a small sweep
+created, stored and resumed in-process (quick), three worker processes on one study and
+redaction of the password everywhere (slow), and clear refusals for a wrong password or
+database (quick). Skips when the server binaries or psycopg are missing, except where
 $BB_JAX_REQUIRE_POSTGRES is set (CI), where it fails."""
 
 from __future__ import annotations
@@ -8,14 +9,17 @@ from __future__ import annotations
 import json
 import re
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 from reliability_helpers import (
     PG_PASSWORD,
+    SMALL,
     PostgresServer,
     Tuner,
     assert_plots_show_study,
     by_state,
+    fixed_params,
     load_trials,
     tune_args,
     warm_compile_cache,
@@ -24,8 +28,8 @@ from reliability_helpers import (
 
 from bb_jax.cli import tune_main
 from bb_jax.tuning.space import SEARCH_SPACE
+from bb_jax.tuning.storage import make_storage
 
-pytestmark = pytest.mark.slow
 WORKERS = 3
 TRIALS_PER_WORKER = 2
 
@@ -35,6 +39,32 @@ def server():
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+def test_sweep_is_stored_and_resumed(server, tmp_path, capsys):
+    """A one-trial sweep into a new database creates the study and stores the trial with the
+    study's seeds; resuming with another --seed adds a trial on the same seeds (the same
+    configuration, so the same value); resuming with another --num-steps is refused and
+    changes nothing."""
+    url = server.create_database("quick")
+    fixed = ",".join(f"{name}={value}" for name, value in fixed_params(0).items())
+    args = ["--storage", url, "--study-name", "quick", "--population-size", "2", *SMALL,
+            "--fix", fixed, "--n-trials", "1", "--output-dir", str(tmp_path / "out")]
+    assert tune_main(args) == 0
+    study = optuna.load_study(study_name="quick", storage=make_storage(url, None))
+    seeds = study.user_attrs["tuning_seeds"]
+    (first,) = load_trials(url, "quick")
+    assert first.state == TrialState.COMPLETE and first.user_attrs["seeds"] == seeds
+    assert first.params == fixed_params(0)
+    assert tune_main([*args, "--seed", "7"]) == 0
+    trials = load_trials(url, "quick")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert trials[1].user_attrs["seeds"] == seeds and trials[1].value == first.value
+    capsys.readouterr()
+    assert tune_main([*args[:-2], "--num-steps", "8192",
+                      "--output-dir", str(tmp_path / "out2")]) == 2
+    assert "was created with --num-steps 4096" in capsys.readouterr().err
+    assert len(load_trials(url, "quick")) == 2 and not (tmp_path / "out2").exists()
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +86,7 @@ def three_workers(server, tmp_path_factory):
     return url, out, workers, codes
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_study(three_workers):
     url, _, workers, codes = three_workers
     for worker, code in zip(workers, codes, strict=True):
@@ -76,6 +107,7 @@ def test_three_workers_share_one_study(three_workers):
         assert re.search(rf"trials +{TRIALS_PER_WORKER}/{TRIALS_PER_WORKER}\b", worker.stdout)
 
 
+@pytest.mark.slow
 def test_results_json_agrees_with_the_database(three_workers):
     url, out, _, _ = three_workers
     results = json.loads((out / "shared_results.json").read_text())
@@ -96,6 +128,7 @@ def test_results_json_agrees_with_the_database(three_workers):
     assert_plots_show_study(out, "shared", list(stored.values()), exact=False)
 
 
+@pytest.mark.slow
 def test_password_never_leaks(three_workers):
     url, out, workers, _ = three_workers
     assert PG_PASSWORD in url
@@ -135,11 +168,10 @@ def test_missing_database_is_one_clear_line(server, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_password_from_the_environment(server, tmp_path, monkeypatch):
     """A URL without a password takes it from libpq's PGPASSWORD (keeps it out of `ps`)."""
     url = server.url("bb_study", password=None)
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
-    from bb_jax.tuning.storage import make_storage
-
     storage = make_storage(url, None)
     assert "shared" in [s.study_name for s in storage.get_all_studies()]

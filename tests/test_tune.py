@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
+import scipy.stats
 from optuna.trial import TrialState
 from reliability_helpers import assert_plots_show_study, counting_compiles, fixed_params
 
@@ -21,10 +23,15 @@ from bb_jax.agent.config import PPOConfig
 from bb_jax.cli import STORAGE_ENV, tune_main, worker_command
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.runtime.cohorts import CohortTrainer
-from bb_jax.stats import mean_ci95
 from bb_jax.tuning.outputs import train_command
 from bb_jax.tuning.settings import TuneSettings
-from bb_jax.tuning.space import SEARCH_SPACE, member_spec, tuning_seeds
+from bb_jax.tuning.space import (
+    SEARCH_SPACE,
+    TRAIN_FLAGS,
+    control_params,
+    member_spec,
+    tuning_seeds,
+)
 from bb_jax.tuning.storage import make_storage
 from bb_jax.tuning.tuner import Tuner
 
@@ -171,6 +178,63 @@ def test_one_shape_compiles_one_training_program_for_the_whole_study(tmp_path):
     assert len([name for name in names if "run_updates" in name]) <= 1, names
 
 
+# the quick tier's whole flow: three queued trials of the default shape (the control's, so
+# tuning and validation share one compiled program), then the top two and the control
+# retrained on two fresh seeds
+FLOW_RATES = (1e-4, 5.6e-4, 1e-3)
+FLOW = ["--n-trials", "3", "--population-size", "3", "--num-steps", "4096",
+        "--eval-interval", "1024", "--seed", "3", "--seeds-per-trial", "2", "--pruner", "none",
+        "--eval-episodes", "20", "--fix", "hidden_size=64,batch_size=512",
+        "--validate-top-k", "2", "--validate-seeds", "2"]
+
+
+def ci_excludes_zero(a: list[float], b: list[float]) -> bool:
+    """Whether the paired Student-t 95% CI of mean(a - b) lies wholly above zero, computed
+    here from scipy.stats.t (not with the project's helpers)."""
+    diff = np.subtract(a, b)
+    half = scipy.stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+    return diff.mean() - half > 0
+
+
+def test_sweep_validate_recommend_flow(tmp_path, capsys):
+    """tune_main end to end at a tiny size: the validated rows are the top two trials by
+    tuning value (of three distinct) and the control, on fresh seeds; a recommended trial
+    beats the control by a paired CI computed independently here; the printed command
+    carries the recommended parameters and the validation seeds."""
+    defaults = control_params()
+    enqueue = tmp_path / "flow.json"
+    enqueue.write_text(json.dumps([{**defaults, "learning_rate": lr} for lr in FLOW_RATES]))
+    results = run_sweep(tmp_path, "flow", *FLOW, "--enqueue", str(enqueue),
+                        "--storage", f"sqlite:///{tmp_path / 'flow.db'}")
+    printed = capsys.readouterr().out
+    complete = sorted((t for t in results["trials"] if t["state"] == "COMPLETE"),
+                      key=lambda t: t["value"], reverse=True)
+    assert len(complete) == 3 and len({t["value"] for t in complete}) == 3
+    validation, rec = results["validation"], results["recommendation"]
+    rows = {str(r["trial"]): r for r in validation["rows"]}
+    assert set(rows) == {str(t["number"]) for t in complete[:2]} | {"control"}
+    assert rows["control"]["params"] == defaults
+    assert not set(validation["seeds"]) & set(results["tuning_seeds"])
+    control = rows["control"]["per_seed"]
+    for key, row in rows.items():
+        assert len(row["per_seed"]) == 2 and row["n_failed"] == 0
+        if key != "control":
+            diff = np.subtract(row["per_seed"], control)
+            assert row["vs_control"]["mean"] == pytest.approx(diff.mean())
+    chosen = rows[str(rec["trial"])]
+    assert rec["params"] == chosen["params"]
+    if rec["beats_control"]:
+        assert rec["trial"] != "control" and ci_excludes_zero(chosen["per_seed"], control)
+    else:
+        assert rec["trial"] == "control" and "keep the defaults" in rec["summary"]
+    command = shlex.split(rec["train_command"])
+    for name, flag in TRAIN_FLAGS.items():
+        assert float(command[command.index(flag) + 1]) == pytest.approx(chosen["params"][name])
+    seeds_at = command.index("--seeds") + 1
+    assert [int(s) for s in command[seeds_at:seeds_at + 2]] == validation["seeds"]
+    assert rec["train_command"] in printed
+
+
 @pytest.mark.slow
 def test_resume_adds_trials(sweep):
     tmp, storage, before, _ = sweep
@@ -198,12 +262,17 @@ def test_complete_trial_value_is_the_mean_over_its_seeds(sweep):
 
 @pytest.mark.slow
 def test_sweep_ends_with_a_validated_recommendation(sweep):
+    """The validated rows are the top two complete trials (the sweep completes at least two;
+    the quick flow test tells the top two from the bottom two) and the control; the
+    recommendation is the control with its statement, or a trial whose paired CI, computed
+    here, lies above zero."""
     _, _, results, _ = sweep
     validation, rec = results["validation"], results["recommendation"]
     assert validation["seeds"] == [7500, 7501]  # fresh: the study tuned on 7000, 7001
     trials = {str(r["trial"]) for r in validation["rows"]}
     complete = sorted((t for t in results["trials"] if t["state"] == "COMPLETE"),
                       key=lambda t: t["value"], reverse=True)
+    assert len(complete) >= 2
     assert trials == {str(t["number"]) for t in complete[:2]} | {"control"}
     control = next(r for r in validation["rows"] if r["trial"] == "control")
     for row in validation["rows"]:
@@ -211,11 +280,12 @@ def test_sweep_ends_with_a_validated_recommendation(sweep):
         if row["trial"] != "control":
             diff = [a - b for a, b in zip(row["per_seed"], control["per_seed"], strict=True)]
             assert row["vs_control"]["mean"] == pytest.approx(sum(diff) / 2)
+    chosen = next(r for r in validation["rows"] if str(r["trial"]) == str(rec["trial"]))
+    assert rec["beats_control"] == (rec["trial"] != "control")
+    assert rec["beats_control"] == (validation["recommended"] is not None)
     if rec["beats_control"]:
-        assert rec["trial"] == validation["recommended"] != "control"
-        assert rec["vs_control"]["mean"] - rec["vs_control"]["ci95"] > 0
+        assert ci_excludes_zero(chosen["per_seed"], control["per_seed"])
     else:
-        assert validation["recommended"] is None and rec["trial"] == "control"
         assert "no configuration beat the default configuration" in rec["summary"]
 
 
@@ -420,8 +490,10 @@ def test_validate_best_compares_top_trials_with_the_control(sweep, tmp_path, cap
                key=lambda t: t.value)
     assert sorted(str(r["trial"]) for r in written["rows"]) == sorted([str(best.number),
                                                                        "control"])
-    for row in written["rows"]:
-        assert (row["mean"], row["ci95"]) == pytest.approx(mean_ci95(row["per_seed"]))
+    for row in written["rows"]:  # the Student-t interval, from scipy.stats.t directly
+        x = np.asarray(row["per_seed"])
+        half = scipy.stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+        assert (row["mean"], row["ci95"]) == pytest.approx((x.mean(), half))
     means = [r["mean"] for r in written["rows"]]
     assert means == sorted(means, reverse=True)
     assert study.user_attrs["validation"]["seeds"] == [900, 901, 902]
