@@ -1,16 +1,23 @@
-"""uv.lock (what `uv run` installs) and constraints.txt (what make and CI install with pip -c)
-hold the same versions, and both cover every runtime dependency of pyproject.toml; uv.lock
-records pyproject.toml's requirements as they stand, so `uv run` on a fresh clone installs
-the lock instead of resolving again. Offline: the files are read, nothing is installed."""
+"""Running under `uv run`: uv.lock (what `uv run` installs) and constraints.txt (what make and
+CI install with pip -c) hold the same versions, and both cover every runtime dependency of
+pyproject.toml; uv.lock records pyproject.toml's requirements as they stand, so `uv run` on a
+fresh clone installs the lock instead of resolving again (offline: the files are read, nothing
+is installed). Printed commands start with the launcher the user ran."""
 
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 import tomllib
 from pathlib import Path
 
+import optuna
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+
+from bb_jax.tuning.outputs import python_command, train_command
+from bb_jax.tuning.space import TRAIN_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +96,23 @@ def test_uv_lock_records_pyproject_requirements_as_they_stand():
     recorded = {(_name(r["name"]), SpecifierSet(r.get("specifier", "")))
                 for r in project["metadata"]["requires-dist"] if "marker" not in r}
     assert recorded == {(_name(r.name), r.specifier) for r in _runtime()}
+
+
+def _printed_command() -> list[str]:
+    study = optuna.create_study()
+    return shlex.split(train_command(study, dict.fromkeys(TRAIN_FLAGS, 1), [7], 4096, "again"))
+
+
+def test_under_uv_run_commands_start_with_uv_run(monkeypatch):
+    monkeypatch.setenv("UV", "/home/user/.local/bin/uv")  # what `uv run` sets for its children
+    assert python_command() == ["uv", "run", "python"]
+    assert _printed_command()[:4] == ["uv", "run", "python", "scripts/train_simple.py"]
+
+
+def test_otherwise_commands_name_this_interpreter(monkeypatch, tmp_path):
+    monkeypatch.delenv("UV", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    assert _printed_command()[:2] == [".venv/bin/python", "scripts/train_simple.py"]
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
+    assert python_command() == ["python"]
