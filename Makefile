@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 TUNE_DIR := experiments/hyperparameter_tuning
 
-.PHONY: tune test test-all lint lock clean
+.PHONY: tune test test-all lint lock uv-lock clean
 
 # Installs the exact versions of constraints.txt (same seed -> same study months from now):
 # what a sweep needs for `make tune`, the test and PostgreSQL extras on top for `make test`.
@@ -53,7 +53,8 @@ test-all: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check bb_jax scripts benchmarks tests
 
-# Refresh constraints.txt: the newest versions pyproject.toml's ranges allow, in a scratch venv.
+# Refresh constraints.txt: the newest versions pyproject.toml's ranges allow, in a scratch venv;
+# then uv.lock from it.
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
@@ -62,6 +63,24 @@ lock:
 	(echo "# Exact versions that make and .ci/run install with (pip -c). Refresh: make lock."; \
 	 .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^bb-jax') > constraints.txt
 	rm -rf .lock-venv build
+	$(MAKE) uv-lock
+
+# uv.lock (what `uv run` installs) with constraints.txt's versions: uv resolves a scratch copy
+# of pyproject.toml whose [tool.uv] constraint-dependencies are constraints.txt's lines, then
+# locks the real pyproject.toml keeping those versions (uv prefers what uv.lock holds), so the
+# lock does not expect the constraints in pyproject.toml. uv itself goes in a scratch venv.
+uv-lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q uv
+	mkdir .lock-venv/project
+	cp pyproject.toml README.md .lock-venv/project/
+	(echo '[tool.uv]'; echo 'constraint-dependencies = ['; \
+	 grep -v '^#' constraints.txt | sed 's/.*/    "&",/'; echo ']') >> .lock-venv/project/pyproject.toml
+	cd .lock-venv/project && ../bin/uv lock -q
+	cp .lock-venv/project/uv.lock uv.lock
+	.lock-venv/bin/uv lock -q
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,6 +7,8 @@
   line called in-process before any other JAX computation (`bb_jax.devices.use_host_devices`)
   would choose the device count of the whole pytest process. Subprocess tests get the real
   default (every core), unless they set it themselves.
+- `UV` (which `uv run` sets) is dropped, so printed commands name this interpreter as the tests
+  that rerun them expect, however pytest was launched (tests/test_uv.py sets it itself).
 - Long tests carry the `slow` marker (registered in pyproject.toml): `make test` (CI) runs
   `-m "not slow"`, where each slow test has a cheaper sibling; `make test-all` runs both.
 """
@@ -26,6 +28,7 @@ _session_cache: str | None = None
 
 if not devices.user_set_count():
     jax.config.update("jax_num_cpu_devices", 1)
+os.environ.pop("UV", None)
 
 
 def pytest_configure(config):

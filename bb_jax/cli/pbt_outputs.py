@@ -146,7 +146,7 @@ def _train_command(which: str, config, chunk: int, schedule_path: Path, seeds, v
     from bb_jax.tuning.outputs import python_command
     from bb_jax.tuning.space import TRAIN_FLAGS
 
-    command = [python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
+    command = [*python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
                "--num-opponents", str(config.num_opponents), "--num-steps",
                str(config.total_steps)]
     if which == "static":

@@ -21,11 +21,14 @@ from bb_jax.tuning.space import CONTROL, TRAIN_FLAGS
 from bb_jax.tuning.storage import redact
 
 
-def python_command() -> str:
-    """The interpreter to print: this one, relative, when it lives under the working folder
-    (e.g. the quick start's .venv/bin/python), else plain `python`."""
+def python_command() -> list[str]:
+    """The launcher to print, as argv words: `uv run python` under `uv run` (uv sets `UV` to
+    its own path in what it starts), else this interpreter, relative, when it lives under the
+    working folder (e.g. the quick start's .venv/bin/python), else plain `python`."""
+    if os.environ.get("UV"):
+        return ["uv", "run", "python"]
     relative = os.path.relpath(sys.executable)
-    return "python" if relative.startswith("..") else relative
+    return ["python" if relative.startswith("..") else relative]
 
 
 def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps: int,
@@ -34,7 +37,7 @@ def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps
     the study's scenarios and opponents, these seeds and steps."""
     attrs = study.user_attrs
     scenarios = attrs.get("scenarios", ["default"])
-    args = [python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
+    args = [*python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
             "--num-opponents", str(attrs.get("num_opponents", 2)),
             "--num-steps", str(num_steps)]
     for name, flag in TRAIN_FLAGS.items():
