@@ -36,6 +36,10 @@ class CompileLog:
         monitoring.register_event_duration_secs_listener(self._on_duration)
         return self
 
+    def stop(self) -> None:
+        monitoring.unregister_event_listener(self._on_event)
+        monitoring.unregister_event_duration_listener(self._on_duration)
+
     def _on_event(self, event: str, **_) -> None:
         if event == _HIT_EVENT:
             self._hit.value = True
