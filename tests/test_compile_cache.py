@@ -39,3 +39,24 @@ def test_second_train_run_compiles_no_training_or_evaluation_program(tmp_path):
     second = _train(cache, tmp_path / "second")
     assert not [n for n in second["compiled"] if n in PROGRAMS], second
     assert second["cache_hits"] >= len(PROGRAMS)
+
+
+def test_reading_a_members_parameters_compiles_nothing():
+    """save_run reads every member's parameters: on the host, not by a gather per shape."""
+    import jax
+    import numpy as np
+
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
+    from bb_jax.compile_cache import CompileLog
+    from bb_jax.runtime.driver import training_keys
+    from bb_jax.runtime.population import Population
+
+    population = Population(PPOConfig(scenario="easy", hidden_size=8, batch_size=128),
+                            stack_hyperparams([DEFAULT_HYPERPARAMS] * 3), training_keys([0, 1, 2]))
+    log = CompileLog().start()
+    params = [population.member_params(i) for i in range(3)]
+    log.stop()
+    assert log.compiles == []
+    for i, member in enumerate(params):
+        jax.tree.map(lambda x, y, i=i: np.testing.assert_array_equal(x, np.asarray(y)[i]),
+                     member, population.state.params)
