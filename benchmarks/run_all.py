@@ -39,6 +39,7 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
             "train": ["train_throughput.py", "--quick"],
             "baseline": ["baseline_trainer.py", "--quick"],
             "tune": ["tune_throughput.py", "--quick"],
+            "overhead": ["overhead.py", "--quick"],
         }
     if gpu:  # within GPU_BUDGET_S (benchmarks/gpu_run.sh fits 8 minutes in all)
         return {
@@ -70,6 +71,8 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         "pbt_quality": ["pbt_quality.py"],
         # a time-budget study over easy/default/hard against the previous defaults
         "defaults_per_second": ["defaults_per_second.py"],
+        # the README's training command: its wall split, and the share in compiled training
+        "overhead": ["overhead.py"],
     }
 
 

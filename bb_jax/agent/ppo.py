@@ -338,14 +338,14 @@ class PPO:
 
     def policy_act(self, greedy: bool = False):
         """The network as a baselines.ActFn: act(key, obs, env_state, params) -> int32[M, 2],
-        sampled from the policy or (greedy) its most likely house and mode."""
+        sampled from the policy or (greedy) its most likely house and mode. `greedy` may be
+        traced: one compiled evaluation then serves both."""
 
         def act(key, obs, env_state, params):
             house_logits, mode_logits, _ = self.network.apply(
                 params, self.inputs(obs, env_state.step_count))
-            if greedy:
-                return networks.greedy(house_logits, mode_logits)
-            return networks.sample(key, house_logits, mode_logits)
+            return jnp.where(greedy, networks.greedy(house_logits, mode_logits),
+                             networks.sample(key, house_logits, mode_logits))
 
         return act
 

@@ -12,6 +12,7 @@ from bb_jax.cli.common import (
     UsageError,
     check_scenario,
     check_writable_dir,
+    enable_compile_cache,
     fail,
 )
 from bb_jax.game.opponents import OPPONENT_KINDS
@@ -62,6 +63,7 @@ def _evaluate(args) -> dict:
         raise UsageError(f"--episodes must be >= 2, got {args.episodes}")
     if args.replay:
         check_writable_dir(Path(args.replay).resolve().parent)
+    enable_compile_cache()
     run = load_run(args.run_dir)
     scenario = check_scenario(args.scenario) if args.scenario else run.config.scenario
     kinds = None

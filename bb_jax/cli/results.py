@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from bb_jax import devices
+from bb_jax.cli.common import enable_compile_cache
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.results.experiment import ReportSettings, run_report
 from bb_jax.results.outputs import write_outputs
@@ -80,6 +81,7 @@ def results_main(argv: list[str] | None = None) -> int:
         return 0
     names = _scenario_names(ap, args.scenario)
     devices.use_host_devices()  # the population shards over every core
+    enable_compile_cache()
     settings = _settings(ap, args, names)
     results = run_report(settings, progress=lambda line: print(line, flush=True))
     write_outputs(results, args.out, args.plot, args.json)

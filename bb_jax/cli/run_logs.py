@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from bb_jax.cli.common import UsageError
@@ -108,7 +109,9 @@ class RunLogs:
                                       run_name, params or {}, resuming))
 
     def chunk(self, metrics: dict, first_update: int) -> None:
-        """Append the [members, updates] arrays of updates first_update, first_update+1, ..."""
+        """Append the [members, updates] arrays of updates first_update, first_update+1, ...
+        (read from the device in one transfer, for every sink)."""
+        metrics = jax.device_get(dict(metrics))
         with self.jsonl.open("a") as f:
             f.writelines(metric_lines(self.members, metrics, first_update))
         if self.replay:

@@ -18,6 +18,7 @@ from bb_jax.cli.common import (
     UsageError,
     check_writable_dir,
     command_line,
+    enable_compile_cache,
     fail,
     parse_scenarios,
 )
@@ -96,6 +97,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def train_main(argv: list[str] | None = None) -> int:
     devices.use_host_devices()
+    enable_compile_cache()
     parser = _train_parser()
     args = parser.parse_args(argv)
     if args.list_scenarios:

@@ -175,5 +175,7 @@ class Population:
         return np.asarray(returns)[: self.size]
 
     def member_params(self, position: int):
-        """The network parameters of the member at `position` (host numpy pytree)."""
-        return jax.tree.map(lambda x: np.asarray(x[position]), self.state.params)
+        """The network parameters of the member at `position` (host numpy pytree): each
+        array leaves the device whole and is indexed on the host (an index on the device
+        would compile a gather per parameter shape)."""
+        return jax.tree.map(lambda x: np.asarray(x)[position], self.state.params)

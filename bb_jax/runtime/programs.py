@@ -53,8 +53,13 @@ def _evaluator(config: PPOConfig):
 
 @functools.cache
 def _jitted_evaluate(config: PPOConfig):
-    return jax.jit(jax.vmap(PPO(config).evaluate, in_axes=(0, 0, None, None, 0)),
-                   static_argnums=(2, 3))
+    return _jit_evaluate(PPO(config))
+
+
+def _jit_evaluate(ppo: PPO):
+    """`ppo.evaluate` vmapped over members (params, keys, scenarios) and jitted with the number
+    of episodes static and `greedy` traced: sampled and greedy play share one program."""
+    return jax.jit(jax.vmap(ppo.evaluate, in_axes=(0, 0, None, None, 0)), static_argnums=2)
 
 
 @functools.cache
@@ -69,9 +74,7 @@ def _programs(config: PPOConfig, shapes: ShapeChoices | None) -> CompiledPPO:
         # The training state is consumed: its buffers are reused for the next state.
         run_updates=jax.jit(_per_device(jax.vmap(ppo.run_updates, in_axes=(0, 0, None, 0, 0, 0))),
                             static_argnums=2, donate_argnums=0),
-        evaluate=_evaluator(config) if shapes is None else jax.jit(
-            jax.vmap(ppo.evaluate, in_axes=(0, 0, None, None, 0)), static_argnums=(2, 3)
-        ),
+        evaluate=_evaluator(config) if shapes is None else _jit_evaluate(ppo),
     )
 
 
