@@ -86,3 +86,51 @@ def test_a_step_budget_plan_reports_about_every_interval_to_the_last_update():
     trainer = CohortTrainer(PPOConfig(), num_steps=50_000, eval_interval=5_000)
     plan = trainer.plan(MemberSpec(0, 128, 512, dict(DEFAULT_HYPERPARAMS), "default", 0))
     assert (plan.updates, plan.chunk, plan.every) == (97, 10, 1)
+
+
+def test_on_an_accelerator_tuning_validation_and_the_printed_command_train_one_learner(
+        monkeypatch, tmp_path):
+    """Backend faked as "gpu" (configs only: nothing compiles): for every shape of the full
+    search space, the tuner's exact cohort, the validation's cohort and the config
+    train_simple.py builds from the printed command have the same environments and rollout
+    length (the learner: envs x steps per update)."""
+    import shlex
+
+    import jax
+    import optuna
+
+    from bb_jax.cli.train import _checked_run, _train_parser
+    from bb_jax.tuning import validation
+    from bb_jax.tuning.outputs import train_command
+    from bb_jax.tuning.settings import TuneSettings
+    from bb_jax.tuning.space import SEARCH_SPACE, control_params
+    from bb_jax.tuning.tuner import Tuner
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    tuner = Tuner(TuneSettings(output_dir=tmp_path, shapes="exact", space="full",
+                               n_trials=1), log=lambda line: None)
+    trainers = []
+
+    def capture(candidates, make_spec, trainer, *args, **kwargs):
+        trainers.append(trainer)
+        return {}
+
+    monkeypatch.setattr(validation, "validate", capture)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("tuning_seeds", [0, 1])
+    study.add_trial(optuna.trial.create_trial(
+        params=control_params(), distributions=dict(SEARCH_SPACE), value=1.0))
+    validation.validate_study(study, top_k=1, n_seeds=2, num_steps=50_000, log=lambda s: None)
+    learners = set()
+    for hidden in SEARCH_SPACE["hidden_size"].choices:
+        for batch in SEARCH_SPACE["batch_size"].choices:
+            params = {**control_params(), "hidden_size": hidden, "batch_size": batch}
+            argv = shlex.split(train_command(study, params, [7], 50_000, "run"))[2:]
+            printed = _checked_run(_train_parser().parse_args(argv))[1]
+            configs = (tuner.trainer.config_for(hidden, batch),
+                       trainers[0].config_for(hidden, batch), printed)
+            assert {(c.num_envs, c.rollout_length) for c in configs} == {
+                (printed.num_envs, printed.rollout_length)}, (hidden, batch)
+            learners.add((batch, printed.num_envs))
+    # on an accelerator the environments follow the batch (16-step rollouts)
+    assert {envs for _, envs in learners} == {32, 64, 128, 256}

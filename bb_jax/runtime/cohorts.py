@@ -70,8 +70,11 @@ class CohortTrainer:
     compile_clock: CompileClock = dataclasses.field(default_factory=CompileClock)
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
+        """An exact cohort's config: the base config at this shape, its environments derived
+        from this batch (`default_num_envs`, num_envs=None) as train_simple.py derives them, so
+        a cohort trains the learner (envs x rollout length) its printed command trains."""
         return self.base_config.replace(hidden_size=hidden_size, batch_size=batch_size,
-                                        total_steps=None)
+                                        num_envs=None, total_steps=None)
 
     def cohort_of(self, spec: MemberSpec) -> tuple:
         """The cohort (program) a member trains in: its shape and length, or "padded" for
