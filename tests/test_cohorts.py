@@ -134,3 +134,23 @@ def test_on_an_accelerator_tuning_validation_and_the_printed_command_train_one_l
             learners.add((batch, printed.num_envs))
     # on an accelerator the environments follow the batch (16-step rollouts)
     assert {envs for _, envs in learners} == {32, 64, 128, 256}
+
+
+def test_final_evaluation_follows_the_seed_not_the_member_id():
+    """Validation pairs runs by seed: a seed's fresh-episode evaluation must not depend on
+    the member id it trains under (two runs, the same seeds under disjoint ids). Two-update
+    runs of hidden 16, batch 256."""
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.runtime.cohorts import CohortTrainer
+
+    def run(ids):
+        trainer = CohortTrainer(PPOConfig(scenario="easy"), num_steps=512, eval_interval=512,
+                                eval_episodes=4)
+        specs = [MemberSpec(i, 16, 256, dict(DEFAULT_HYPERPARAMS), "easy", seed)
+                 for i, seed in zip(ids, (5, 6))]
+        results = trainer.run(specs)
+        return [results[i].value for i in ids]
+
+    first, second = run([0, 1]), run([10, 11])
+    assert first == second
+    assert first[0] != first[1]  # the evaluation does depend on the seed
