@@ -1,4 +1,7 @@
-"""Compile-aware population sizing and cohort grouping (no training here)."""
+"""Compile-aware population sizing, cohort grouping, the learner each cohort trains and the
+final evaluation's pairing by seed."""
+
+import numpy as np
 
 from bb_jax.runtime.cohorts import group_cohorts
 from bb_jax.runtime.members import MemberSpec
@@ -86,3 +89,78 @@ def test_a_step_budget_plan_reports_about_every_interval_to_the_last_update():
     trainer = CohortTrainer(PPOConfig(), num_steps=50_000, eval_interval=5_000)
     plan = trainer.plan(MemberSpec(0, 128, 512, dict(DEFAULT_HYPERPARAMS), "default", 0))
     assert (plan.updates, plan.chunk, plan.every) == (97, 10, 1)
+
+
+def test_on_an_accelerator_tuning_validation_and_the_printed_command_train_one_learner(
+        monkeypatch, tmp_path):
+    """Backend faked as "gpu" (configs only: nothing compiles): for every shape of the full
+    search space, the tuner's exact cohort, its member's corner of a padded program (the
+    default there), the validation's cohort and the config train_simple.py builds from the
+    printed command have the same environments and rollout length (the learner: envs x
+    steps per update)."""
+    import shlex
+
+    import jax
+    import optuna
+
+    from bb_jax.agent.ppo import PPO
+    from bb_jax.cli.train import _checked_run, _train_parser
+    from bb_jax.tuning import validation
+    from bb_jax.tuning.outputs import train_command
+    from bb_jax.tuning.settings import TuneSettings, shape_choices
+    from bb_jax.tuning.space import SEARCH_SPACE, control_params
+    from bb_jax.tuning.tuner import Tuner
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    tuner = Tuner(TuneSettings(output_dir=tmp_path, shapes="exact", space="full",
+                               n_trials=1), log=lambda line: None)
+    trainers = []
+
+    def capture(candidates, make_spec, trainer, *args, **kwargs):
+        trainers.append(trainer)
+        return {}
+
+    monkeypatch.setattr(validation, "validate", capture)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("tuning_seeds", [0, 1])
+    study.add_trial(optuna.trial.create_trial(
+        params=control_params(), distributions=dict(SEARCH_SPACE), value=1.0))
+    validation.validate_study(study, top_k=1, n_seeds=2, num_steps=50_000, log=lambda s: None)
+    choices = shape_choices({}, "full")  # the tuner's padded program (--shapes padded)
+    padded = PPO(choices.config(tuner.trainer.base_config), shapes=choices)
+    learners = set()
+    for hidden in SEARCH_SPACE["hidden_size"].choices:
+        for batch in SEARCH_SPACE["batch_size"].choices:
+            params = {**control_params(), "hidden_size": hidden, "batch_size": batch}
+            argv = shlex.split(train_command(study, params, [7], 50_000, "run"))[2:]
+            printed = _checked_run(_train_parser().parse_args(argv))[1]
+            configs = (tuner.trainer.config_for(hidden, batch),
+                       trainers[0].config_for(hidden, batch), printed)
+            assert {(c.num_envs, c.rollout_length) for c in configs} == {
+                (printed.num_envs, printed.rollout_length)}, (hidden, batch)
+            corner = np.asarray(padded.layout.valid_steps(choices.member(hidden, batch)))
+            assert (corner.any(0).sum(), corner.any(1).sum(), corner.sum()) == (
+                printed.num_envs, printed.rollout_length, batch), (hidden, batch)
+            learners.add((batch, printed.num_envs))
+    # on an accelerator the environments follow the batch (16-step rollouts)
+    assert {envs for _, envs in learners} == {32, 64, 128, 256}
+
+
+def test_final_evaluation_follows_the_seed_not_the_member_id():
+    """Validation pairs runs by seed: a seed's fresh-episode evaluation must not depend on
+    the member id it trains under (two runs, the same seeds under disjoint ids). Two-update
+    runs of hidden 16, batch 256."""
+    from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig
+    from bb_jax.runtime.cohorts import CohortTrainer
+
+    def run(ids):
+        trainer = CohortTrainer(PPOConfig(scenario="easy"), num_steps=512, eval_interval=512,
+                                eval_episodes=4)
+        specs = [MemberSpec(i, 16, 256, dict(DEFAULT_HYPERPARAMS), "easy", seed)
+                 for i, seed in zip(ids, (5, 6))]
+        results = trainer.run(specs)
+        return [results[i].value for i in ids]
+
+    first, second = run([0, 1]), run([10, 11])
+    assert first == second
+    assert first[0] != first[1]  # the evaluation does depend on the seed

@@ -3,10 +3,12 @@ sizes train in one compiled program, each exactly as its own exact-shape run.
 
 A padded member's network is its own embedded in the program's largest one (extra hidden
 units have zero weights in and out, so their activations, gradients and Adam moments stay
-zero), and its batch is the first `batch_size` steps of the program's longest rollout (later
-steps leave the environments as they are and are masked out of every mean). Its keys are those
-of the exact run (`jax.random.split(key, T)[t]` does not depend on T; the minibatch
-permutation is drawn for the member's own batch size). So the rollouts, returns and episode
+zero), and its batch is its own rollout (its exact program's environments and length) in
+the corner of the program's: its first environments for its first steps (later steps leave
+the environments as they are; entries outside the corner are masked out of every mean). Its
+keys are those of the exact run (`jax.random.split(key, T)[t]` does not depend on T, nor a
+draw's first rows on its row count; the minibatch permutation is drawn for the member's own
+batch size). So the rollouts, returns and episode
 counts are bit-identical, and parameters after an update differ only by float rounding
 (reductions over zero-padded rows sum in another order): compared update by update from the
 member's own state with test_population.py's tolerance, 1% of one Adam step.
@@ -46,7 +48,7 @@ EVAL_INTERVAL = 256
 def _exact_population(i: int) -> Population:
     """Member i alone, in its exact shape's program."""
     hidden, batch, seed, hp, scenario = MEMBERS[i]
-    return Population(BASE.replace(hidden_size=hidden, batch_size=batch),
+    return Population(BASE.replace(hidden_size=hidden, batch_size=batch, num_envs=None),
                       stack_hyperparams([hp]), jnp.stack([jax.random.PRNGKey(seed)]),
                       stack_scenarios([get_scenario(scenario, BASE.num_opponents + 1)]))
 
@@ -84,26 +86,28 @@ def _outside(tree, like):
 def _exact_state(padded_state, i, like):
     """Member i of a padded population's state, cropped to the exact state `like`'s shapes."""
     row = _row(padded_state, i)
-    return row.replace(params=_crop(row.params, like.params),
-                       opt_state=_crop(row.opt_state, like.opt_state))
+    return row.replace(**{name: _crop(getattr(row, name), getattr(like, name))
+                          for name in ("params", "opt_state", "env_state", "obs")})
 
 
-@pytest.mark.slow
-def test_padded_members_train_exactly_as_their_own_shapes():
+def _check_against_exact(members, updates: int) -> None:
+    """Members `members` of the padded population, `updates` one-update calls, against their
+    own exact programs: the initial state bit for bit inside zeros, then update by update
+    from the member's own state."""
     population = _population()
-    exact = [_exact_population(i) for i in range(len(MEMBERS))]
+    exact = {i: _exact_population(i) for i in members}
     # initial state: the exact run's, bit for bit, inside zeros
-    for i, own in enumerate(exact):
+    for i, own in exact.items():
         own_params = _row(own.state.params, 0)
         row = _row(population.state, i)
         same = jax.tree.map(np.array_equal, _crop(row.params, own_params), own_params)
         assert all(jax.tree.leaves(same)), f"member {i}: initial parameters differ"
         assert _outside(row.params, own_params) == 0.0
-    likes = [_row(own.state, 0) for own in exact]
-    for update in range(2):
+    likes = {i: _row(own.state, 0) for i, own in exact.items()}
+    for update in range(updates):
         before = jax.tree.map(np.asarray, population.state)
         metrics = population.run(1, until=[update + 1] * len(MEMBERS))
-        for i, own in enumerate(exact):
+        for i, own in exact.items():
             like = likes[i]
             # the exact program, one update from the member's own state
             own.state = jax.tree.map(lambda x: jnp.asarray(x)[None],
@@ -112,7 +116,8 @@ def test_padded_members_train_exactly_as_their_own_shapes():
             want = _row(own.state, 0)
             got = _row(population.state, i)
             for name in ("env_state", "obs", "key", "update", "recent_returns", "num_episodes"):
-                assert jax.tree.all(jax.tree.map(np.array_equal, getattr(got, name),
+                own_part = _crop(getattr(got, name), getattr(want, name))
+                assert jax.tree.all(jax.tree.map(np.array_equal, own_part,
                                                  getattr(want, name))), (i, update, name)
             for name in ("episodes_finished", "return_sum", "env_steps"):
                 assert np.asarray(metrics[name])[i, 0] == want_metrics[name][0]
@@ -127,6 +132,28 @@ def test_padded_members_train_exactly_as_their_own_shapes():
             # the padded units: weights, gradients (hence Adam moments) stay exactly zero
             assert _outside(got.params, like.params) == 0.0, (i, update)
             assert _outside(got.opt_state, like.opt_state) == 0.0, (i, update)
+
+
+@pytest.mark.slow
+def test_padded_members_train_exactly_as_their_own_shapes():
+    _check_against_exact(range(len(MEMBERS)), updates=2)
+
+
+def test_a_member_padded_in_both_shapes_trains_as_its_own_for_one_update():
+    """CI sibling of the test above: member 0 (hidden 16 of 32, batch 256 of 512), one
+    update; the padded program is test_until_stops_each_member_at_its_own_update_count's."""
+    _check_against_exact([0], updates=1)
+
+
+def test_on_an_accelerator_a_padded_member_trains_its_own_environments(monkeypatch):
+    """Backend faked as "gpu" (the programs still run on the CPU): each member keeps the
+    environments and 16-step rollout its exact program has (batch / 16 environments) inside
+    the program's 32 x 16, as train_simple.py trains it. Before, every member ran over the
+    smallest batch's 16 environments, so batch 512 trained as 16 x 32."""
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    config = CHOICES.config(BASE)
+    assert (config.num_envs, config.rollout_length) == (32, 16)
+    _check_against_exact([0, 3], updates=1)  # 16 envs x 16 steps (masked), 32 x 16
 
 
 def test_until_stops_each_member_at_its_own_update_count():

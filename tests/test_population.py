@@ -1,7 +1,9 @@
 """Populations: vmapped members equal single runs, hyperparameters are per member, keep().
 
-Every population here has SIZE members of LEARN_CONFIG and runs one-update chunks, so one
-compiled population program and the single-run programs of test_ppo.py serve all tests.
+The slow tests' populations have SIZE members of LEARN_CONFIG and run one-update chunks, so
+one compiled population program and the single-run programs of test_ppo.py serve them all;
+their quick siblings (the CI tier) run two members of TINY (hidden 16, batch 256) for one
+update.
 
 How close is "the same"? Batched (vmapped) and single kernels sum in different orders, so one
 update from the same state gives parameters that differ by float rounding (typically 3e-8 to
@@ -34,8 +36,6 @@ from bb_jax.agent.config import make_hyperparams, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.runtime.population import Population
 from bb_jax.runtime.programs import compiled
-
-pytestmark = pytest.mark.slow
 
 SIZE = 4
 NUM_UPDATES = 3
@@ -136,6 +136,7 @@ def _check_against_single_runs(states, metrics, seeds, hp_rows):
             _assert_metrics_match(metrics[t], i, t, step_metrics)
 
 
+@pytest.mark.slow
 def test_population_equals_single_runs(seed_population):
     pop, states, metrics = seed_population
     assert pop.updates_done == NUM_UPDATES
@@ -143,6 +144,7 @@ def test_population_equals_single_runs(seed_population):
     _check_against_single_runs(states, metrics, SEEDS, [{}] * SIZE)
 
 
+@pytest.mark.slow
 def test_different_seeds_differ(seed_population):
     pop, _, _ = seed_population
     for i in range(SIZE):
@@ -150,6 +152,7 @@ def test_different_seeds_differ(seed_population):
             assert _max_diff(_member(pop.state.params, i), _member(pop.state.params, j)) > 1e-3
 
 
+@pytest.mark.slow
 def test_same_seed_same_hyperparameters_identical(hp_population):
     pop, _, metrics = hp_population
     _assert_trees_equal(_member(pop.state, 0), _member(pop.state, 1), "state")
@@ -158,6 +161,7 @@ def test_same_seed_same_hyperparameters_identical(hp_population):
             np.testing.assert_array_equal(values[0], values[1], err_msg=name)
 
 
+@pytest.mark.slow
 def test_per_member_hyperparameters_change_results_and_match_single_runs(hp_population):
     pop, states, metrics = hp_population
     p = pop.state.params
@@ -169,6 +173,7 @@ def test_per_member_hyperparameters_change_results_and_match_single_runs(hp_popu
     _check_against_single_runs(states, metrics, [7] * SIZE, HP_ROWS)
 
 
+@pytest.mark.slow
 def test_keep_repacks_members_preserving_their_state(seed_population):
     """Continuing after keep([3, 1]) equals continuing the same members without keep (bit for
     bit: a member's computation does not depend on its position)."""
@@ -197,12 +202,14 @@ def test_keep_repacks_members_preserving_their_state(seed_population):
             np.testing.assert_array_equal(kept_metrics[name][pos], full_metrics[name][member])
 
 
+@pytest.mark.slow
 def test_keep_rejects_empty(seed_population):
     pop = copy.copy(seed_population[0])
     with pytest.raises(ValueError):
         pop.keep([])
 
 
+@pytest.mark.slow
 def test_population_with_per_member_scenarios():
     """Scenarios are traced rows: one compiled program serves members on different
     scenarios, and each member plays its own (its observations carry its scenario)."""
@@ -222,6 +229,7 @@ def test_population_with_per_member_scenarios():
     assert metrics["mean_return"][1, -1] < metrics["mean_return"][0, -1] - 200
 
 
+@pytest.mark.slow
 def test_one_evaluation_program_serves_every_batch_size():
     """Evaluation uses the network alone: configs that differ only in batch size share one
     compiled evaluation, and it returns what the population's own PPO evaluates."""
@@ -238,3 +246,48 @@ def test_one_evaluation_program_serves_every_batch_size():
     own = jax.vmap(PPO(other).evaluate, in_axes=(0, 0, None, None, 0))(
         population.state.params, jax.random.split(key, 2), 8, False, population.scenarios)
     np.testing.assert_array_equal(shared, np.asarray(own))
+
+
+TINY = LEARN_CONFIG.replace(hidden_size=16, batch_size=256)
+TINY_SEEDS = (3, 5)
+
+
+@pytest.fixture(scope="module")
+def tiny_population():
+    """(population after one update, its state before and after it, the update's metrics):
+    two seeds of TINY, default hyperparameters."""
+    pop = Population(TINY, stack_hyperparams([{}] * 2), keys(TINY_SEEDS))
+    before = _copy(pop.state)
+    metrics = pop.run(CHUNK)
+    return pop, before, _copy(pop.state), metrics
+
+
+def test_a_member_of_a_population_equals_its_single_run(tiny_population):
+    """CI sibling of test_population_equals_single_runs: one update of two members."""
+    _, before, after, metrics = tiny_population
+    _, init, run_chunk, _ = single(TINY)
+    hp = make_hyperparams()
+    for i, seed in enumerate(TINY_SEEDS):
+        start = init(jax.random.PRNGKey(seed), hp)
+        _assert_trees_equal(_member(before, i), start, "initial state")
+        alone, alone_metrics = run_chunk(start, hp)
+        _assert_state_matches(_member(after, i), alone)
+        _assert_metrics_match(metrics, i, 0, alone_metrics)
+    assert _max_diff(_member(after.params, 0), _member(after.params, 1)) > 1e-3
+
+
+def test_keep_repacks_a_member_that_then_trains_as_before(tiny_population):
+    """CI sibling of test_keep_repacks_members_preserving_their_state: keep([1]) padded to
+    the same size (the same compiled program) continues member 1 bit for bit."""
+    pop, _, after, _ = tiny_population
+    kept = copy.copy(pop)
+    kept.state = _copy(after)
+    kept.keep([1], size=2)
+    assert list(kept.members) == [1, -1] and kept.size == 2
+    full = copy.copy(pop)
+    full.state = _copy(after)
+    kept_metrics, full_metrics = kept.run(CHUNK), full.run(CHUNK)
+    for pos in range(2):
+        _assert_trees_equal(_member(kept.state, pos), _member(full.state, 1), "state")
+        for name in kept_metrics:
+            np.testing.assert_array_equal(kept_metrics[name][pos], full_metrics[name][1])

@@ -221,11 +221,13 @@ class ShapeChoices:
     batch_sizes: tuple[int, ...]
 
     def config(self, base: PPOConfig) -> PPOConfig:
-        """The padded program's static config: the largest shapes, and the environments of
-        the smallest batch for every member (a member's batch then differs only in its
-        rollout length, which the program masks)."""
+        """The padded program's static config: the largest shapes and the largest batch's
+        environments (`default_num_envs`). A member's own environments and rollout length
+        (those of its batch, as in its exact program) are a corner of the program's, which
+        the program masks: on a CPU its rollout is shorter, on an accelerator it has fewer
+        environments."""
         return base.replace(hidden_size=max(self.hidden_sizes), batch_size=max(self.batch_sizes),
-                            num_envs=default_num_envs(min(self.batch_sizes)))
+                            num_envs=default_num_envs(max(self.batch_sizes)))
 
     def member(self, hidden_size: int, batch_size: int) -> MemberShape:
         if hidden_size not in self.hidden_sizes or batch_size not in self.batch_sizes:

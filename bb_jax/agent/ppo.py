@@ -144,9 +144,8 @@ class PPO:
              shape: MemberShape | None = None) -> TrainState:
         scenario = self.default_scenario if scenario is None else scenario
         k_params, k_env, k_run = jax.random.split(key, 3)
-        num_envs = self.config.num_envs
         params = self.layout.init_params(k_params, shape)
-        reset_blocks = self.env.sample_reset_draws(k_env, (num_envs,))
+        reset_blocks = self.layout.draws(self.env.sample_reset_draws, k_env, shape)
         obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
             reset_blocks, scenario
         )
@@ -175,7 +174,7 @@ class PPO:
             x = self.inputs(obs, env_state.step_count)
             house_logits, mode_logits, value = self.network.apply(params, x)
             action = networks.sample(k_act, house_logits, mode_logits)
-            blocks = self.env.sample_draws(k_env, (self.config.num_envs,))
+            blocks = self.layout.draws(self.env.sample_draws, k_env, shape)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
                 env_state, action, blocks, scenario
             )

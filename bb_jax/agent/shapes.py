@@ -3,18 +3,19 @@ have the program's shape, and shape-padded ones (`ShapeChoices`), whose members 
 hidden and batch sizes train inside the program of the largest (docs/PERFORMANCE.md, "One
 program per batch").
 
-`PPO` asks its layout (`shape_layout`) six things (the initial parameters, whether a rollout
-step is the member's, which steps of a rollout are, its shuffled minibatches, its env steps per
-update, and when it stops) and never looks at the member's shape itself. `ExactShapes`
-answers them for a member of the program's own shape, without masks; `PaddedShapes` with
-masks:
+`PPO` asks its layout (`shape_layout`) seven things (the initial parameters, the game's
+random draws, whether a rollout step is the member's, which steps of a rollout are, its
+shuffled minibatches, its env steps per update, and when it stops) and never looks at the
+member's shape itself. `ExactShapes` answers them for a member of the program's own shape,
+without masks; `PaddedShapes` with masks:
 
 - a padded member's network is its own embedded in the largest one: the extra hidden units
   have zero weights in and out (`pad_params`), so it computes the same function and their
   gradients and Adam moments stay zero;
-- its batch is the first `batch_size` steps of the program's longest rollout over the same
-  environments; the steps past its own length leave the environments as they are and count in
-  no mean (a 0/1 weight per entry).
+- its batch is its own rollout (`default_num_envs` of its batch: the environments and
+  rollout length its exact program has) in the corner of the program's: its first environments
+  for its first steps. Steps past its own length leave the environments as they are; entries
+  outside the corner count in no mean (a 0/1 weight per entry).
 
 Both paths are kept: at one shape the masked path costs about the run-to-run spread, but with
 several members on a device its masked means sum in another order, so it is not bit-identical
@@ -27,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from bb_jax.agent.config import MemberShape, PPOConfig, ShapeChoices
+from bb_jax.agent.config import MemberShape, PPOConfig, ShapeChoices, default_num_envs
 from bb_jax.agent.networks import ActorCritic, pad_params
 
 
@@ -39,6 +40,11 @@ class ExactShapes:
 
     def init_params(self, key, shape: MemberShape | None):
         return self.network.init(key, jnp.zeros((self.input_size,)))
+
+    def draws(self, sample, key, shape: MemberShape | None):
+        """float32[num_envs, n]: the game's uniforms for every environment from one key
+        (`sample(key, batch_shape)`: the env's sample_draws or sample_reset_draws)."""
+        return sample(key, (self.config.num_envs,))
 
     def keep_step(self, new, old, t, shape: MemberShape | None):
         """The rollout's carry after step t: the new one (every step is the member's)."""
@@ -88,26 +94,43 @@ class PaddedShapes(ExactShapes):
             params = jax.tree.map(lambda o, p, c=chosen: jnp.where(c, o, p), own, params)
         return params
 
+    def draws(self, sample, key, shape: MemberShape):
+        """The uniforms the member's exact program draws for its own environments (the game
+        draws with threefry's non-partitionable form, whose first rows depend on the row
+        count), then the program's own rows for the environments outside the member's (masked
+        out): drawn once per environment count the program serves (one on a CPU)."""
+        full = sample(key, (self.config.num_envs,))
+        envs, chosen = self._num_envs(shape), full
+        for count in sorted({default_num_envs(size) for size in self.choices.batch_sizes}):
+            if count < self.config.num_envs:
+                own = jnp.concatenate([sample(key, (count,)), full[count:]])
+                chosen = jnp.where(envs == count, own, chosen)
+        return chosen
+
     def keep_step(self, new, old, t, shape: MemberShape):
         """Steps past the member's own rollout length leave its environments as they are."""
-        length = shape.batch_size // self.config.num_envs
+        length = shape.batch_size // self._num_envs(shape)
         return jax.tree.map(lambda n, o: jnp.where(t < length, n, o), new, old)
 
     def valid_steps(self, shape: MemberShape):
+        """bool[T, E]: the member's own steps of its own environments."""
         c = self.config
-        length = shape.batch_size // c.num_envs
-        steps = jnp.arange(c.rollout_length)[:, None] < length
-        return jnp.broadcast_to(steps, (c.rollout_length, c.num_envs))
+        envs = self._num_envs(shape)
+        steps = jnp.arange(c.rollout_length)[:, None] < shape.batch_size // envs
+        return steps & (jnp.arange(c.num_envs)[None, :] < envs)
 
     def minibatches(self, batch, key, shape: MemberShape):
         """A member's minibatch m holds entries m * b .. (m + 1) * b - 1 of its own
-        permutation (b: its batch / num_minibatches), followed by masked slots."""
+        permutation (b: its batch / num_minibatches), followed by masked slots; entry i of its
+        own time-major batch [T_m, E_m] sits at (i // E_m) * E + i % E_m of the program's."""
         c = self.config
         slots = jnp.arange(c.batch_size // c.num_minibatches)
         own = shape.batch_size // c.num_minibatches
         weight = jnp.broadcast_to(slots < own, (c.num_minibatches, slots.size))
         positions = jnp.arange(c.num_minibatches)[:, None] * own + slots
-        index = self._permutation(key, shape.batch_size)[jnp.where(weight, positions, 0)]
+        entry = self._permutation(key, shape.batch_size)[jnp.where(weight, positions, 0)]
+        envs = self._num_envs(shape)
+        index = entry // envs * c.num_envs + entry % envs
         return jax.tree.map(lambda x: x[index], batch), weight.astype(jnp.float32)
 
     def batch_size(self, shape: MemberShape):
@@ -124,6 +147,13 @@ class PaddedShapes(ExactShapes):
                      "return_sum": jnp.where(active, metrics["return_sum"], 0.0),
                      "finite": jnp.where(active, metrics["finite"], True),
                      "env_steps": new.update * shape.batch_size}
+
+    def _num_envs(self, shape: MemberShape):
+        """int32: the member's own environments (`default_num_envs` of its batch size)."""
+        envs = jnp.int32(self.config.num_envs)
+        for size in self.choices.batch_sizes:
+            envs = jnp.where(shape.batch_size == size, default_num_envs(size), envs)
+        return envs
 
     def _permutation(self, key, batch_size):
         """int32[B]: jax.random.permutation(key, batch_size) followed by zeros, computed for

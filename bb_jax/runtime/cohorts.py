@@ -30,6 +30,14 @@ from bb_jax.runtime.sizing import CompileAwareSizing, next_power_of_two
 
 # a FLOP-budget run reports about this many times (chunks of a power of two updates)
 BUDGET_REPORTS = 10
+# a FLOP-budget run ends with pieces of 1/TAIL_PIECES of a chunk: it spends its budget to
+# within half a piece (1/16 of a chunk, or half an update where a chunk is under 8 updates)
+TAIL_PIECES = 8
+
+
+def tail_piece(chunk: int) -> int:
+    """Updates per tail piece of a FLOP-budget run whose chunks are `chunk` updates."""
+    return max(1, chunk // TAIL_PIECES)
 
 
 def cohort_key(spec: MemberSpec) -> tuple[int, int]:
@@ -70,8 +78,11 @@ class CohortTrainer:
     compile_clock: CompileClock = dataclasses.field(default_factory=CompileClock)
 
     def config_for(self, hidden_size: int, batch_size: int) -> PPOConfig:
+        """An exact cohort's config: the base config at this shape, its environments derived
+        from this batch (`default_num_envs`, num_envs=None) as train_simple.py derives them, so
+        a cohort trains the learner (envs x rollout length) its printed command trains."""
         return self.base_config.replace(hidden_size=hidden_size, batch_size=batch_size,
-                                        total_steps=None)
+                                        num_envs=None, total_steps=None)
 
     def cohort_of(self, spec: MemberSpec) -> tuple:
         """The cohort (program) a member trains in: its shape and length, or "padded" for
@@ -82,10 +93,12 @@ class CohortTrainer:
 
     def plan(self, spec: MemberSpec) -> MemberPlan:
         """A member's training length. By env steps: num_steps // batch updates in chunks
-        (`plan_chunks`), a report about every eval_interval env steps. By a FLOP budget: as
-        many updates as the budget buys, in chunks of a power of two near a tenth of what its
-        shape buys at the default epochs (a report at each; one chunk length, hence one
-        compile, per shape and population size, shared by members of other epochs)."""
+        (`plan_chunks`), a report about every eval_interval env steps. By a FLOP budget: the
+        updates nearest what the budget buys, to a multiple of a tail piece (`tail_piece`),
+        in chunks of a power of two near a tenth of what its shape buys at the default epochs
+        (a report at each) and tail pieces (one report): one chunk length and one piece
+        length, hence two compiles, per shape and population size, shared by members of
+        other epochs. It spends the budget to within half a piece."""
         config = self.config_for(spec.hidden_size, spec.batch_size)
         flops = update_flops(config, int(spec.hyperparams["num_epochs"]))
         if self.flop_budget is None:
@@ -94,14 +107,26 @@ class CohortTrainer:
             chunk = plan_chunks(updates, target)[0]
             every = max(1, round(self.eval_interval / (chunk * spec.batch_size)))
             return MemberPlan(updates, chunk, every, flops)
-        affordable = max(1, int(self.flop_budget // flops))
+        affordable = self.flop_budget / flops
         # the chunk follows the shape alone (its cost at the default epochs), so every member
         # of a shape, the validation's control included, shares one compiled program
         typical = max(1, int(self.flop_budget // update_flops(
             config, DEFAULT_HYPERPARAMS["num_epochs"])))
         chunk = 1 << max(0, (typical // BUDGET_REPORTS).bit_length() - 1)
-        chunk = min(chunk, 1 << (affordable.bit_length() - 1))
-        return MemberPlan(affordable // chunk * chunk, chunk, 1, flops)
+        chunk = min(chunk, 1 << (max(1, int(affordable)).bit_length() - 1))
+        piece = tail_piece(chunk)
+        return MemberPlan(max(1, round(affordable / piece)) * piece, chunk, 1, flops)
+
+    def stretches(self, plan: MemberPlan) -> list[list[int]]:
+        """The chunk lengths (updates) a member of `plan` trains, grouped by report: by env
+        steps `plan_chunks`, `plan.every` chunks a report; by a FLOP budget, a report after
+        each chunk and one after the tail pieces past the last whole chunk."""
+        if self.flop_budget is None:
+            lengths = plan_chunks(plan.updates, plan.chunk)
+            return [lengths[i : i + plan.every] for i in range(0, len(lengths), plan.every)]
+        piece = tail_piece(plan.chunk)
+        whole, tail = divmod(plan.updates, plan.chunk)
+        return [[plan.chunk]] * whole + ([[piece] * (tail // piece)] if tail else [])
 
     def run(
         self,
@@ -227,15 +252,11 @@ class _CohortRun:
 
     def _exact_stretches(self):
         plan = self.plans[next(m for m in self.population.members if m >= 0)]
-        lengths = plan_chunks(plan.updates, plan.chunk)
-        pending = []
-        for index, length in enumerate(lengths, 1):
-            pending.append(self.driver.chunk(length))
-            if index % plan.every and index != len(lengths):
-                continue  # no host sync between reports: dispatch stays asynchronous
-            yield {k: np.concatenate([np.asarray(m[k]) for m in pending], axis=1)
+        for lengths in self.trainer.stretches(plan):
+            # no host sync within a stretch: dispatch stays asynchronous
+            chunks = [self.driver.chunk(length) for length in lengths]
+            yield {k: np.concatenate([np.asarray(m[k]) for m in chunks], axis=1)
                    for k in self.STRETCH_KEYS}
-            pending = []
 
     def _padded_stretches(self):
         """Every call runs the longest stretch of its first members (one compiled length per
