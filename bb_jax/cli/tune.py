@@ -153,10 +153,8 @@ def _validate(study, settings, args, tuner) -> None:
 
 def _space_line(settings) -> str:
     """The search space of the header, e.g. "small (hidden 64/128)"."""
-    from bb_jax.tuning.space import search_space
-
-    hidden = search_space(settings.fixed, settings.space)["hidden_size"].choices
-    return f"{settings.space} (hidden {'/'.join(map(str, hidden))})"
+    hidden = settings.search_space().envelope("hidden_size").choices
+    return f"{settings.space_label} (hidden {'/'.join(map(str, hidden))})"
 
 
 def _run_length(settings) -> str:

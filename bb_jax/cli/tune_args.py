@@ -277,6 +277,7 @@ def tune_settings(args):
     _check_validation(args)
     _check_resources(args)
     space, fixed, rules, enqueue, incumbent = _search(args, scenarios)
+    _check_warm_start(args)
     check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
                  args.eval_episodes if args.objective == "eval_return" else 0)
     # checked, not created: a run refused later (e.g. its database is unreachable) leaves
@@ -416,6 +417,19 @@ def _search(args, scenarios) -> tuple[str, dict, dict, tuple[dict, ...], dict | 
     resolved = resolved.fixed(fixed)
     enqueue = read_enqueue(args.enqueue, resolved.distributions()) if args.enqueue else ()
     return space, fixed, resolved.rules, enqueue, _incumbent(args, resolved)
+
+
+def _check_warm_start(args) -> None:
+    """--warm-start-from names a study that exists (read, nothing written)."""
+    from bb_jax.tuning.storage import StorageError
+    from bb_jax.tuning.warm_start import load_source
+
+    if args.warm_start_from is None:
+        return
+    try:
+        load_source(args.warm_start_from, args.storage)
+    except (ValueError, StorageError) as err:
+        raise UsageError(str(err)) from None
 
 
 def _incumbent(args, space) -> dict | None:

@@ -44,7 +44,6 @@ INTEGERS = ("hidden_size", "batch_size", "num_epochs")
 TESTS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
          "gt": operator.gt, "ge": operator.ge, "in": lambda value, choices: value in choices}
 _RANGE_KEYS = ("low", "high", "log")
-_KINDS = ("choices", "low", "value")
 
 
 class SpaceError(ValueError):
@@ -78,7 +77,7 @@ class SearchSpace:
         """The distribution of `name` for a trial whose earlier parameters are `params`."""
         rule = self.rules[name]
         if "when" in rule and not holds(rule["when"], params):
-            return CategoricalDistribution([control_params()[name]])
+            return _held(name, rule)
         for case in rule.get("cases", ()):
             if holds(case["when"], params):
                 return _distribution(name, _overridden(rule, case))
@@ -106,7 +105,7 @@ class SearchSpace:
         parts = [_distribution(name, rule)]
         parts += [_distribution(name, _overridden(rule, c)) for c in rule.get("cases", ())]
         if "when" in rule:
-            parts.append(CategoricalDistribution([control_params()[name]]))
+            parts.append(_held(name, rule))
         if all(isinstance(d, CategoricalDistribution) for d in parts):
             values = [v for d in parts for v in d.choices]
             return CategoricalDistribution(sorted(set(values), key=values.index))
@@ -156,10 +155,9 @@ class SearchSpace:
 def _overridden(rule: dict, case: dict) -> dict:
     """A rule with a case's range or choices in place of its own."""
     override = {k: v for k, v in case.items() if k != "when"}
-    if any(k in override for k in _KINDS):  # another kind of rule replaces it whole
-        return override if "choices" in override or "value" in override else {
-            "log": rule.get("log", False), **override}
-    return {**rule, **override}
+    if "choices" in override or "value" in override or "low" not in rule:
+        return override  # another kind of rule: it replaces the rule whole
+    return {**{k: rule[k] for k in _RANGE_KEYS if k in rule}, **override}
 
 
 def _distribution(name: str, rule: dict):
@@ -171,6 +169,16 @@ def _distribution(name: str, rule: dict):
     if name in INTEGERS:
         return IntDistribution(int(rule["low"]), int(rule["high"]), log=rule.get("log", False))
     return FloatDistribution(rule["low"], rule["high"], log=rule.get("log", False))
+
+
+def _held(name: str, rule: dict):
+    """The default of `name` as a distribution of the rule's kind (Optuna keeps one kind per
+    parameter in a study): where the rule's condition fails."""
+    value = control_params()[name]
+    if "low" not in rule:
+        return CategoricalDistribution([value])
+    kind = IntDistribution if name in INTEGERS else FloatDistribution
+    return kind(value, value, log=rule.get("log", False))
 
 
 def _values(dist) -> list:
@@ -257,9 +265,13 @@ def _parse_rule(where: str, name: str, rule, earlier: list[str]) -> dict:
             if "when" not in case:
                 raise SpaceError(f"{at}: needs when:")
             parsed = _parse_kind(at, name, case, required=False)
+            if ("low" in out) != ("choices" not in parsed and "value" not in parsed):
+                raise SpaceError(f"{at}: a case keeps its rule's kind "
+                                 f"({'a range' if 'low' in out else 'choices or a value'})")
+            if parsed.get("log", out.get("log", False)) != out.get("log", False):
+                raise SpaceError(f"{at}.log: a case keeps its rule's log scale")
             out["cases"].append({"when": _parse_when(f"{at}.when", case["when"], earlier),
                                  **parsed})
-            _distribution(name, _overridden(out, out["cases"][-1]))
             _check_range(at, name, _overridden(out, out["cases"][-1]))
     return out
 

@@ -18,7 +18,8 @@ from bb_jax.runtime.cost import calibrate
 from bb_jax.tuning.pruners import BracketHalvingPruner, EvidenceMedianPruner, SyncHalvingPruner
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings
 from bb_jax.tuning.space import LARGEST_BATCH, tuning_seeds
-from bb_jax.tuning.storage import make_storage
+from bb_jax.tuning.storage import make_storage, redact
+from bb_jax.tuning.warm_start import load_source, warm_start
 
 # first halving rung as a share of the budget (docs/HYPERPARAMETER_TUNING.md, "Pruners")
 DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
@@ -66,9 +67,12 @@ def make_sampler(settings: TuneSettings, n_existing: int,
                 warn_independent_sampling=False)
     # the batch design relies on both: joint sampling, and running trials as constant liars;
     # a conditional space samples each group of parameters that occur together jointly
-    group = settings.search_space().conditional
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                      **({"group": True} if group else {}))
+    if not settings.search_space().conditional:
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    with warnings.catch_warnings():  # group is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          group=True)
 
 
 class StudyMismatchError(ValueError):
@@ -216,12 +220,17 @@ def open_study(settings: TuneSettings,
 
 
 def _enqueue_start(study: optuna.Study, settings: TuneSettings) -> None:
-    """A new study's first trial: the incumbent (user attr "incumbent"), queued once, when
-    the study's settings are recorded (a resume finds them recorded and queues nothing)."""
-    if settings.incumbent is None or any(t.user_attrs.get("incumbent")
-                                         for t in study.get_trials(deepcopy=False)):
-        return
-    study.enqueue_trial(settings.incumbent, user_attrs={"incumbent": True})
+    """A new study's first trials: the incumbent (user attr "incumbent"), then a warm
+    start's (`bb_jax.tuning.warm_start`), queued once, when the study's settings are
+    recorded (a resume finds them recorded and queues nothing)."""
+    trials = study.get_trials(deepcopy=False)
+    if settings.incumbent is not None and not any(t.user_attrs.get("incumbent")
+                                                  for t in trials):
+        study.enqueue_trial(settings.incumbent, user_attrs={"incumbent": True})
+    if settings.warm_start_from and not any("warm_start_from" in t.user_attrs
+                                            for t in trials):
+        source = load_source(settings.warm_start_from, settings.storage)
+        warm_start(study, source, settings.search_space(), redact(settings.warm_start_from))
 
 
 def _await_creator(study: optuna.Study) -> None:
@@ -243,7 +252,8 @@ def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
                 "device": device_kind(), "fixed": dict(settings.fixed),
                 "space": settings.space_label, "search_space": _space_record(settings),
                 "sampler": settings.sampler, "incumbent": settings.incumbent,
-                "warm_start_from": settings.warm_start_from}
+                "warm_start_from": settings.warm_start_from and redact(
+                    settings.warm_start_from)}
     for key, value in recorded.items():
         study.set_user_attr(key, value)
 

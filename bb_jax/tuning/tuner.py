@@ -29,6 +29,7 @@ from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings, shape_choices
 from bb_jax.tuning.space import LARGEST_BATCH, member_spec
 from bb_jax.tuning.storage import make_storage
 from bb_jax.tuning.study import open_study
+from bb_jax.tuning.warm_start import copied
 
 
 class Tuner:
@@ -256,7 +257,7 @@ class Tuner:
 
     def _best_value(self) -> float | None:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return max((t.values[0] for t in complete), default=None)
+        return max((t.values[0] for t in complete if not copied(t)), default=None)
 
 
 def cost_attrs(rows: list[MemberResult]) -> dict:
