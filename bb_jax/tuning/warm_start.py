@@ -8,7 +8,8 @@ parameters fit this study's space are added as finished trials ("copies", user a
 `copied_trial`): TPE counts them like any finished trial when it splits the trials into good
 and bad and fits its densities, so they shape its first proposals. Their values were measured
 in the source study (its scenarios, budget and seeds), so nothing else of this study takes
-them for its own: validation, the best trial and the pruners leave copies out (`copied`).
+them for its own: validation and the best trial leave copies out (`copied`), and pruners,
+which compare intermediate values, never see them (a copy has none).
 """
 
 from __future__ import annotations
