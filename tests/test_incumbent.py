@@ -13,7 +13,7 @@ from bb_jax.cli import tune_main
 from bb_jax.cli.tune_args import tune_parser, tune_settings
 from bb_jax.tuning.settings import SAMPLERS, TuneSettings
 from bb_jax.tuning.space import SEARCH_SPACE, control_params
-from bb_jax.tuning.study import make_sampler, open_study
+from bb_jax.tuning.study import StudyMismatchError, make_sampler, open_study
 
 
 def cli_settings(tmp_path, *extra: str) -> TuneSettings:
@@ -143,15 +143,14 @@ def test_gp_sampler_is_optunas_gp():
     assert isinstance(make_sampler(settings, 0), optuna.samplers.GPSampler)
 
 
-def test_a_study_records_its_sampler_and_a_resume_checks_it(tmp_path, capsys):
+def test_a_study_records_its_sampler_and_a_resume_checks_it(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    open_study(TuneSettings(storage=url, study_name="s", num_steps=4096, sampler="random",
-                            seeds_per_trial=2))
-    code = tune_main(["--study-name", "s", "--storage", url, "--num-steps", "4096",
-                      "--eval-interval", "4096", "--seeds-per-trial", "2", "--sampler", "tpe",
-                      "--output-dir", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 2 and "was created with --sampler random" in err, err
+    study = open_study(TuneSettings(storage=url, study_name="s", num_steps=4096,
+                                    sampler="random"))
+    assert study.user_attrs["sampler"] == "random"
+    with pytest.raises(StudyMismatchError, match="was created with --sampler random, this run "
+                                                 "asks for tpe"):
+        open_study(TuneSettings(storage=url, study_name="s", num_steps=4096, sampler="tpe"))
 
 
 def test_an_unknown_sampler_is_one_line_naming_the_choices(tmp_path, capsys):

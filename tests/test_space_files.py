@@ -3,6 +3,7 @@ scenario-dependent ranges, bad files and the stored space checked on resume."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from bb_jax.tuning.space import (
     load_space,
     search_space,
 )
-from bb_jax.tuning.study import open_study
+from bb_jax.tuning.study import StudyMismatchError, open_study
 
 REPO = Path(__file__).resolve().parents[1]
 # a condition on a parameter sampled before (clip range and entropy's presence depend on
@@ -179,7 +180,7 @@ def test_a_missing_space_names_the_choices(tmp_path, capsys):
 
 
 def test_the_study_stores_its_space_and_a_resume_names_the_changed_field(conditional,
-                                                                        tmp_path, capsys):
+                                                                        tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     settings = TuneSettings(storage=url, study_name="s", num_steps=4096, seeds_per_trial=2,
                             space=str(conditional), scenarios=("chain_reaction",),
@@ -189,13 +190,12 @@ def test_the_study_stores_its_space_and_a_resume_names_the_changed_field(conditi
     stored = dict(study.user_attrs["search_space"])
     assert stored["clip_epsilon"]["cases"][0]["when"] == {"num_epochs": {"ge": 8}}
     conditional.write_text(CONDITIONAL.replace("high: 0.2", "high: 0.25"))
-    code = tune_main(["--study-name", "s", "--storage", url, "--num-steps", "4096",
-                      "--eval-interval", "4096", "--seeds-per-trial", "2", "--scenario",
-                      "chain_reaction", "--space", str(conditional),
-                      "--output-dir", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and "clip_epsilon.cases[0].high is 0.2 there, 0.25" in err, err
-    assert len(err.strip().splitlines()) == 1
+    changed = dataclasses.replace(settings, space_rules=None)
+    with pytest.raises(StudyMismatchError) as err:
+        open_study(changed)
+    assert ("another search space: clip_epsilon.cases[0].high is 0.2 there, 0.25 in this "
+            "run's --space conditional.yaml") in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
 
 
 @pytest.mark.slow
