@@ -126,6 +126,20 @@ def test_parameter_conditions_hold_in_every_sampled_trial(conditional):
     assert seen == {True, False}
 
 
+def test_queued_rows_are_checked_against_the_conditions(conditional, tmp_path):
+    from bb_jax.cli.common import UsageError
+    from bb_jax.cli.tune_args import read_enqueue
+
+    space = load_space(str(conditional), ["chain_reaction"])
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([{"clip_epsilon": 0.25}, {"num_epochs": 5, "clip_epsilon": 0.25}]))
+    assert len(read_enqueue(str(rows), space)) == 2  # num_epochs sampled: any clip may fit
+    rows.write_text(json.dumps([{"num_epochs": 9, "clip_epsilon": 0.25}]))
+    with pytest.raises(UsageError, match=r"clip_epsilon=0.25 is outside the search space "
+                                         r"\(0.1 .. 0.2\)"):
+        read_enqueue(str(rows), space)
+
+
 def test_a_json_file_is_read_like_yaml(tmp_path):
     path = tmp_path / "space.json"
     path.write_text(json.dumps({"parameters": {"learning_rate": {"low": 1e-4, "high": 1e-3,
@@ -153,6 +167,9 @@ BAD = [
     ("parameters:\n  num_epochs: {low: 3, high: 10}\n  gamma:\n    low: 0.9\n    high: 0.99\n"
      "    cases: [{when: {num_epochs: 3}, choices: [0.9]}]\n",
      "parameters.gamma.cases[0]: a case keeps its rule's kind"),
+    ("parameters:\n  num_epochs: {low: 3, high: 10}\n"
+     "  gamma: {low: 0.9, high: 0.99, when: {num_epochs: {ge: eight}}}\n",
+     "parameters.gamma.when.num_epochs: compares numbers, got 'eight'"),
     ("parameters: [gamma]\n", "parameters: a mapping"),
     ("parameters:\n  gamma: {low: 0.9\n", "not valid YAML"),
 ]

@@ -209,11 +209,9 @@ def _add_logging_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
 
 
-def read_enqueue(path: str, space: dict, flag: str = "--enqueue") -> tuple[dict, ...]:
+def read_enqueue(path: str, space, flag: str = "--enqueue") -> tuple[dict, ...]:
     """The --enqueue file's parameter dicts, each checked against the study's search space
-    (its distributions, each condition's values together)."""
-    from bb_jax.tuning.space import contains, describe
-
+    (a SearchSpace: each value given the row's values before it)."""
     try:
         rows = json.loads(Path(path).read_text())
     except OSError as err:
@@ -226,14 +224,13 @@ def read_enqueue(path: str, space: dict, flag: str = "--enqueue") -> tuple[dict,
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise UsageError(f"{flag} file {path} must hold a JSON list of parameter objects")
     for row in rows:
-        unknown = set(row) - set(space)
+        unknown = set(row) - set(space.rules)
         if unknown:
             raise UsageError(f"{flag} file {path}: unknown parameters {sorted(unknown)}; "
-                             f"valid: {', '.join(space)}")
-        for name, value in row.items():
-            if not contains(space[name], value):
-                raise UsageError(f"{flag} file {path}: {name}={value!r} is outside the "
-                                 f"search space ({describe(space[name])})")
+                             f"valid: {', '.join(space.rules)}")
+        problem = space.problem(row)
+        if problem is not None:
+            raise UsageError(f"{flag} file {path}: {problem}")
     return tuple(rows)
 
 
@@ -415,7 +412,7 @@ def _search(args, scenarios) -> tuple[str, dict, dict, tuple[dict, ...], dict | 
         raise UsageError(f"--space {space}: {err}") from None
     fixed = parse_fixed(args.fix, resolved)
     resolved = resolved.fixed(fixed)
-    enqueue = read_enqueue(args.enqueue, resolved.distributions()) if args.enqueue else ()
+    enqueue = read_enqueue(args.enqueue, resolved) if args.enqueue else ()
     return space, fixed, resolved.rules, enqueue, _incumbent(args, resolved)
 
 
@@ -433,24 +430,25 @@ def _check_warm_start(args) -> None:
 
 
 def _incumbent(args, space) -> dict | None:
-    """The configuration a new study tries first: --incumbent's file (each of its values
-    inside the space), else the defaults moved to their nearest values inside the space;
-    None with --no-incumbent."""
+    """The configuration a new study tries first: --incumbent's values (each inside the
+    space) with the defaults for the rest, each default moved to its nearest value inside the
+    space; None with --no-incumbent."""
     if args.no_incumbent:
         if args.incumbent:
             raise UsageError("give --incumbent FILE or --no-incumbent, not both")
         return None
     named = {}
     if args.incumbent:
-        named = read_enqueue(args.incumbent, space.distributions(), flag="--incumbent")
+        named = read_enqueue(args.incumbent, space, flag="--incumbent")
         if len(named) != 1:
             raise UsageError(f"--incumbent file {args.incumbent} must hold one parameter "
                              "object")
         named = named[0]
-        _, problem = space.walk(named, fit=False)
-        if problem is not None:
-            raise UsageError(f"--incumbent file {args.incumbent}: {problem}")
     params, _ = space.walk(named, fit=True)
+    moved = [name for name in named if params[name] != named[name]]
+    if moved:
+        raise UsageError(f"--incumbent file {args.incumbent}: {moved[0]}={named[moved[0]]!r} "
+                         "is outside the search space given the other values")
     return params
 
 

@@ -136,6 +136,22 @@ class SearchSpace:
             out[name] = value
         return out, None
 
+    def problem(self, row: dict) -> str | None:
+        """The first value of a (possibly partial) row of parameters that no trial of this
+        space could take, or None: a value is checked given the row's earlier values, or
+        against its envelope where a condition names a parameter the row leaves out."""
+        for name in self.rules:
+            if name not in row:
+                continue
+            rule = self.rules[name]
+            named = {key for when in (rule.get("when", {}), *(c["when"] for c in
+                                                              rule.get("cases", ())))
+                     for key in when}
+            dist = self.distribution(name, row) if named <= set(row) else self.envelope(name)
+            if not contains(dist, row[name]):
+                return f"{name}={row[name]!r} is outside the search space ({describe(dist)})"
+        return None
+
     def fixed(self, values: dict) -> SearchSpace:
         """This space with each parameter of `values` held at its value (--fix)."""
         unknown = sorted(set(values) - set(self.rules))
@@ -359,14 +375,24 @@ def _parse_when(where: str, when, earlier: list[str]) -> dict:
         bad = sorted(set(test) - set(TESTS))
         if bad or not test:
             raise SpaceError(f"{where}.{key}: tests are {', '.join(TESTS)}")
-        if key == "scenario":
-            names = [v for t in test.values() for v in (t if isinstance(t, list) else [t])]
-            unknown = [n for n in names if n not in list_scenarios()]
-            if unknown:
-                raise SpaceError(f"{where}.scenario: unknown scenario {unknown[0]!r}; valid: "
-                                 f"{', '.join(list_scenarios())}")
+        for op, operand in test.items():
+            if (op == "in") != isinstance(operand, list):
+                raise SpaceError(f"{where}.{key}.{op}: "
+                                 f"{'a list' if op == 'in' else 'one value, not a list'}")
+            for value in operand if op == "in" else [operand]:
+                _check_operand(f"{where}.{key}", key, value)
         out[key] = test
     return out
+
+
+def _check_operand(where: str, key: str, value) -> None:
+    """A condition's operand: a scenario's name for "scenario", else a number."""
+    if key == "scenario":
+        if value not in list_scenarios():
+            raise SpaceError(f"{where}: unknown scenario {value!r}; valid: "
+                             f"{', '.join(list_scenarios())}")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpaceError(f"{where}: compares numbers, got {value!r}")
 
 
 def _resolve_scenarios(where: str, name: str, rule: dict, scenarios) -> dict:
@@ -404,8 +430,9 @@ def _resolve_scenarios(where: str, name: str, rule: dict, scenarios) -> dict:
     return out
 
 
-# the built-in spaces as flat distributions; the full space's shapes bound every space's
-_FULL_SHAPES = {"hidden_size": [64, 128, 256, 512], "batch_size": [512, 1024, 2048, 4096]}
+# the shapes any space may offer (PPOConfig's declared choices), and the built-in spaces as
+# flat distributions
+_FULL_SHAPES = {name: list(_SEARCHED[name].metadata["search"].choices) for name in SHAPES}
 SEARCH_SPACES = {space: load_space(space).distributions() for space in SPACES}
 SEARCH_SPACE = SEARCH_SPACES["full"]
 LARGEST_BATCH = max(SEARCH_SPACE["batch_size"].choices)
