@@ -107,3 +107,18 @@ def test_an_unknown_source_is_one_line_and_nothing_is_written(tmp_path, capsys):
     assert code == 2 and "no study 'nowhere'" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
     assert optuna.study.get_all_study_names(url) == ["src"]
+
+
+def test_a_worker_command_line_never_carries_the_source_storage():
+    """The source may name a storage with a password: --n-jobs workers do not need it (the
+    study holds what the warm start queued), so it stays off their command lines."""
+    import types
+
+    from bb_jax.cli import worker_command
+    from bb_jax.cli.tune_args import tune_parser
+
+    source = "src@postgresql://bb:Secret9@127.0.0.1/db"
+    args = tune_parser().parse_args(["--warm-start-from", source])
+    settings = types.SimpleNamespace(study_name="w", storage="sqlite:///w.db")
+    argv, _ = worker_command(args, settings, 1, 2)
+    assert "--warm-start-from" not in argv and not any("Secret9" in a for a in argv)
