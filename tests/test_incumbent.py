@@ -159,3 +159,18 @@ def test_an_unknown_sampler_is_one_line_naming_the_choices(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
     assert all(name in err for name in SAMPLERS)
+
+
+def test_a_sampler_without_its_package_is_refused_naming_the_usable_ones(tmp_path, capsys,
+                                                                       monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("torch", "cmaes") else find_spec(
+                            name, *a))
+    code = tune_main(["--sampler", "cmaes", "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--sampler cmaes needs the cmaes package" in err, err
+    assert "valid samplers here: tpe, random" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
