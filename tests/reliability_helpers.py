@@ -34,7 +34,8 @@ from bb_jax.tuning.storage import make_storage
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "tune_hyperparameters.py"
 # 4096 steps = one update of the largest batch; one report; no pruning
-SMALL = ["--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none", "--no-validate"]
+SMALL = ["--num-steps", "4096", "--eval-interval", "4096", "--pruner", "none", "--no-validate",
+         "--no-incumbent"]
 # the crash and interrupt sweeps: ten updates per trial, a report after each (the same
 # compiled one-update chunk), so a trial is seen training between its first report and its end
 LONGER = ["--num-steps", str(10 * 4096)]

@@ -108,7 +108,8 @@ def _run(tmp: Path, name: str, *extra: str) -> dict:
     enqueue.write_text(json.dumps([CHEAP, {**CHEAP, "learning_rate": 1e-4}]))
     code = tune_main(["--scenario", "easy", "--n-trials", "2", "--seed", "3",
                       "--seeds-per-trial", "1", "--eval-interval", "1024", "--enqueue",
-                      str(enqueue), "--study-name", name, "--output-dir", str(tmp), *extra])
+                      str(enqueue), "--no-incumbent", "--study-name", name, "--output-dir",
+                      str(tmp), *extra])
     assert code == 0
     return json.loads((tmp / f"{name}_results.json").read_text())
 

@@ -102,7 +102,7 @@ from bb_jax.cli import tune_main
 for name in ("first", "again"):
     assert tune_main(["--n-trials", "3", "--population-size", "3", "--num-steps", "4096",
                       "--eval-interval", "4096", "--seed", "5", "--study-name", name,
-                      "--enqueue", sys.argv[2], "--no-validate",
+                      "--enqueue", sys.argv[2], "--no-validate", "--no-incumbent",
                       "--output-dir", sys.argv[1]]) == 0
 print(jax.device_count())
 """

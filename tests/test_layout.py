@@ -37,7 +37,7 @@ ORDER = {
                 "driver", "memory", "cost", "sizing", "baselines", "cohorts", "runs",
                 "saved_runs", "evaluation"),
     "tuning": ("liveness", "storage", "callbacks", "pruners", "pbt", "space", "settings",
-               "study", "outputs", "validation", "tuner", "pbt_train"),
+               "warm_start", "study", "outputs", "validation", "tuner", "pbt_train"),
     "results": ("verdicts", "learning_speed", "experiment", "plot", "markdown", "outputs"),
     "cli": ("common", "replay_page", "run_logs", "validate", "tune_args", "pbt_outputs",
             "tune_pbt", "tune", "train", "evaluate", "results"),

@@ -236,6 +236,7 @@ def test_the_tuner_with_padded_shapes_gives_the_exact_study(tmp_path):
                           str(enqueue), "--n-trials", "2", "--population-size", "2",
                           "--seeds-per-trial", "1", "--num-steps", "4096", "--eval-interval",
                           "4096", "--pruner", "none", "--no-validate", "--seed", "4",
+                          "--no-incumbent",
                           "--study-name", shapes, "--output-dir", str(out)]) == 0
         results[shapes] = json.loads((out / f"{shapes}_results.json").read_text())
     exact, padded = results["exact"]["trials"], results["padded"]["trials"]

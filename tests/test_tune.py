@@ -38,7 +38,8 @@ from bb_jax.tuning.tuner import Tuner
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--n-trials", "6", "--population-size", "6", "--num-steps", "8192",
          "--eval-interval", "1024", "--seed", "7", "--seeds-per-trial", "2",
-         "--pruner", "sha", "--min-fraction", "0.25", "--eval-episodes", "20"]
+         "--pruner", "sha", "--min-fraction", "0.25", "--eval-episodes", "20",
+         "--no-incumbent"]
 NO_VALIDATION = ("--no-validate",)
 VALIDATION = ("--validate-top-k", "2", "--validate-seeds", "2")
 

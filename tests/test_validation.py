@@ -214,7 +214,7 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--seeds-per-trial", "two"], "positive integer or 'auto'"),
     (["--pruner", "asha"],
      "invalid choice: 'asha' (choose from 'median', 'incumbent', 'sha', 'hyperband', 'none')"),
-    (["--sampler", "cma"], "invalid choice: 'cma' (choose from 'tpe', 'random', 'gp')"),
+    (["--sampler", "cma"], "invalid choice: 'cma' (choose from 'tpe', 'gp', 'cmaes', 'random')"),
     (["--eta", "1"], "--eta must be >= 2"),
     (["--min-fraction", "1.5"], "--min-fraction must be in (0, 1)"),
     (["--warmup-fraction", "-0.1"], "--warmup-fraction must be in [0, 1)"),

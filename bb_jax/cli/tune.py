@@ -154,10 +154,8 @@ def _validate(study, settings, args, tuner) -> None:
 
 def _space_line(settings) -> str:
     """The search space of the header, e.g. "small (hidden 64/128)"."""
-    from bb_jax.tuning.space import search_space
-
-    hidden = search_space(settings.fixed, settings.space)["hidden_size"].choices
-    return f"{settings.space} (hidden {'/'.join(map(str, hidden))})"
+    hidden = settings.search_space().envelope("hidden_size").choices
+    return f"{settings.space_label} (hidden {'/'.join(map(str, hidden))})"
 
 
 def _run_length(settings) -> str:
@@ -210,12 +208,14 @@ def worker_command(args: argparse.Namespace, settings, index: int, n_trials: int
     (`args`, derived by the parser, so every flag reaches the workers) with its share of the
     trials, its index, the study's resolved name and no validation. The storage URL travels
     in the environment ($BB_JAX_STORAGE), not the command line, which any local user can read;
-    the worker's share of the cores in $BB_JAX_CORES; the enqueued rows are in the study."""
+    the worker's share of the cores in $BB_JAX_CORES; the enqueued rows and a warm start's
+    (whose storage URL may hold a password) are in the study."""
     worker = argparse.Namespace(**{**vars(args), "n_trials": n_trials, "worker_index": index,
                                    "study_name": settings.study_name, "no_validate": True})
     argv = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
                                    "sys.exit(tune_main())"),
-            *command_line(tune_parser(), worker, leave_out=("storage", "enqueue", "n_jobs"))]
+            *command_line(tune_parser(), worker,
+                          leave_out=("storage", "enqueue", "n_jobs", "warm_start_from"))]
     env = {**os.environ, STORAGE_ENV: settings.storage}
     if cores is not None:
         env[devices.CORES_ENV] = ",".join(map(str, cores))

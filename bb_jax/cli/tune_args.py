@@ -35,6 +35,8 @@ def _auto_or_int(text: str) -> int | str:
 
 
 DEFAULT_NUM_STEPS = 50_000
+# the samplers that need a package beyond Optuna's own dependencies
+SAMPLER_PACKAGES = {"gp": "torch", "cmaes": "cmaes"}
 
 
 def tune_parser() -> argparse.ArgumentParser:
@@ -104,7 +106,9 @@ def _add_pruning_args(p: argparse.ArgumentParser) -> None:
                    help="--pruner sha/hyperband: first rung as a share of the steps "
                         "(default: 1/2 for sha, 1/9 for hyperband)")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
-                   help="tpe (multivariate, constant liar), random, or gp (needs PyTorch)")
+                   help="tpe (multivariate, constant liar), gp (Gaussian process; needs "
+                        "PyTorch), cmaes (CMA-ES started at the incumbent; needs the cmaes "
+                        "package) or random")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds; no new batch is asked after it (finished trials are kept)")
 
@@ -150,18 +154,27 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 
 def _add_search_args(p: argparse.ArgumentParser) -> None:
     """The search space, queued trials and the outputs."""
-    from bb_jax.tuning.space import SPACES
-
-    p.add_argument("--space", choices=(*SPACES, "auto"), default="auto",
-                   help="the network shapes searched: full (hidden 64..512) or small (hidden "
-                        "64, 128: the ones that pay per second on a CPU); auto: small on a "
-                        "CPU, full on a GPU/TPU (default: auto)")
+    p.add_argument("--space", default="auto", metavar="full|small|auto|FILE",
+                   help="the search space: full (hidden 64..512), small (hidden 64, 128: the "
+                        "ones that pay per second on a CPU), auto (small on a CPU, full on a "
+                        "GPU/TPU) or a YAML/JSON file of ranges, choices, fixed values and "
+                        "conditions (docs/HYPERPARAMETER_TUNING.md) (default: auto)")
     p.add_argument("--fix", default=None, metavar="NAME=VALUE[,...]",
                    help="hold search-space parameters at one value in every trial, e.g. "
                         "hidden_size=128,batch_size=1024 (one network shape: one compiled "
                         "program for the whole study) (default: none)")
     p.add_argument("--enqueue", default=None,
                    help="JSON file: a list of parameter dicts to try first")
+    p.add_argument("--incumbent", default=None, metavar="FILE",
+                   help="JSON file: the configuration a new study tries first (trial 0; "
+                        "parameters it leaves out: the defaults) (default: the default "
+                        "configuration, fitted to the space and --fix)")
+    p.add_argument("--no-incumbent", action="store_true",
+                   help="a new study starts from the sampler alone (no trial 0 incumbent)")
+    p.add_argument("--warm-start-from", default=None, metavar="STUDY[@STORAGE]",
+                   help="a new study first tries this study's best validated configurations "
+                        "and best trials, and its sampler sees that study's finished trials "
+                        "(default storage: --storage)")
     p.add_argument("--output-dir", default=str(Path("experiments") / "hyperparameter_tuning"),
                    help="where the results JSON and plots go")
     p.add_argument("--max-population", type=int, default=1024,
@@ -200,37 +213,35 @@ def _add_logging_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
 
 
-def read_enqueue(path: str, space: dict) -> tuple[dict, ...]:
-    """The --enqueue file's parameter dicts, each checked against the study's search space."""
-    from bb_jax.tuning.space import contains, describe
-
+def read_enqueue(path: str, space, flag: str = "--enqueue") -> tuple[dict, ...]:
+    """The --enqueue file's parameter dicts, each checked against the study's search space
+    (a SearchSpace: each value given the row's values before it)."""
     try:
         rows = json.loads(Path(path).read_text())
     except OSError as err:
-        raise UsageError(f"cannot read --enqueue file {path}: {err.strerror or err}") from None
+        raise UsageError(f"cannot read {flag} file {path}: {err.strerror or err}") from None
     except json.JSONDecodeError as err:
         raise UsageError(
-            f"--enqueue file {path} is not valid JSON: {err.msg} (line {err.lineno})") from None
+            f"{flag} file {path} is not valid JSON: {err.msg} (line {err.lineno})") from None
     if isinstance(rows, dict):
         rows = [rows]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise UsageError(f"--enqueue file {path} must hold a JSON list of parameter objects")
+        raise UsageError(f"{flag} file {path} must hold a JSON list of parameter objects")
     for row in rows:
-        unknown = set(row) - set(space)
+        unknown = set(row) - set(space.rules)
         if unknown:
-            raise UsageError(f"--enqueue file {path}: unknown parameters {sorted(unknown)}; "
-                             f"valid: {', '.join(space)}")
-        for name, value in row.items():
-            if not contains(space[name], value):
-                raise UsageError(f"--enqueue file {path}: {name}={value!r} is outside the "
-                                 f"search space ({describe(space[name])})")
+            raise UsageError(f"{flag} file {path}: unknown parameters {sorted(unknown)}; "
+                             f"valid: {', '.join(space.rules)}")
+        problem = space.problem(row)
+        if problem is not None:
+            raise UsageError(f"{flag} file {path}: {problem}")
     return tuple(rows)
 
 
-def parse_fixed(text: str | None, space: str = "full") -> dict:
+def parse_fixed(text: str | None, space=None) -> dict:
     """--fix NAME=VALUE[,NAME=VALUE...]: parameters held at one value in every trial of the
-    search space `space`."""
-    from bb_jax.tuning.space import SEARCH_SPACE, search_space, takes_integers
+    search space `space` (a SearchSpace; None: the full space)."""
+    from bb_jax.tuning.space import SEARCH_SPACE, load_space, takes_integers
 
     if not text:
         return {}
@@ -246,7 +257,7 @@ def parse_fixed(text: str | None, space: str = "full") -> dict:
             raise UsageError(f"--fix {name}={value!r}: not a number") from None
         fixed[name] = int(number) if number.is_integer() and takes_integers(name) else number
     try:
-        search_space(fixed, space)
+        (space or load_space("full")).fixed(fixed)
     except ValueError as err:
         raise UsageError(f"--fix: {err}") from None
     return fixed
@@ -266,7 +277,8 @@ def tune_settings(args):
     _check_pruning(args)
     _check_validation(args)
     _check_resources(args)
-    space, fixed, enqueue = _search(args)
+    space, fixed, rules, enqueue, incumbent = _search(args, scenarios)
+    _check_warm_start(args)
     check_memory(args.num_opponents, args.num_steps or LARGEST_BATCH,
                  args.eval_episodes if args.objective == "eval_return" else 0)
     # checked, not created: a run refused later (e.g. its database is unreachable) leaves
@@ -284,6 +296,7 @@ def tune_settings(args):
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
         time_budget=time_budget, objectives=objectives, fixed=fixed, space=space,
+        space_rules=rules, incumbent=incumbent, warm_start_from=args.warm_start_from,
         callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri,
     )
 
@@ -345,8 +358,8 @@ def _check_pruning(args) -> None:
         raise UsageError(f"--prune-alpha must be in (0, 1), got {args.prune_alpha}")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
-    if args.sampler == "gp":
-        check_gp_sampler()
+    if args.sampler in SAMPLER_PACKAGES:
+        check_sampler_package(args.sampler)
 
 
 def _check_validation(args) -> None:
@@ -389,14 +402,59 @@ def _check_resources(args) -> None:
         raise UsageError(str(err)) from None
 
 
-def _search(args) -> tuple[str, dict, tuple[dict, ...]]:
-    """(search space, --fix's held values, --enqueue's rows), each checked."""
-    from bb_jax.tuning.space import default_space, search_space
+def _search(args, scenarios) -> tuple[str, dict, dict, tuple[dict, ...], dict | None]:
+    """(--space, --fix's held values, the space's rules resolved for the scenarios with them,
+    --enqueue's rows, the incumbent), each checked."""
+    from bb_jax.tuning.space import SPACES, SpaceError, default_space, load_space
 
     space = default_space(jax.default_backend()) if args.space == "auto" else args.space
-    fixed = parse_fixed(args.fix, space)
-    enqueue = read_enqueue(args.enqueue, search_space(fixed, space)) if args.enqueue else ()
-    return space, fixed, enqueue
+    if space not in SPACES and not Path(space).is_file():
+        raise UsageError(f"--space {space!r}: give one of {', '.join(SPACES)}, auto or a "
+                         "YAML/JSON file (no such file)")
+    try:
+        resolved = load_space(space, scenarios)
+    except SpaceError as err:
+        raise UsageError(f"--space {space}: {err}") from None
+    fixed = parse_fixed(args.fix, resolved)
+    resolved = resolved.fixed(fixed)
+    enqueue = read_enqueue(args.enqueue, resolved) if args.enqueue else ()
+    return space, fixed, resolved.rules, enqueue, _incumbent(args, resolved)
+
+
+def _check_warm_start(args) -> None:
+    """--warm-start-from names a study that exists (read, nothing written)."""
+    from bb_jax.tuning.storage import StorageError
+    from bb_jax.tuning.warm_start import load_source
+
+    if args.warm_start_from is None:
+        return
+    try:
+        load_source(args.warm_start_from, args.storage)
+    except (ValueError, StorageError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _incumbent(args, space) -> dict | None:
+    """The configuration a new study tries first: --incumbent's values (each inside the
+    space) with the defaults for the rest, each default moved to its nearest value inside the
+    space; None with --no-incumbent."""
+    if args.no_incumbent:
+        if args.incumbent:
+            raise UsageError("give --incumbent FILE or --no-incumbent, not both")
+        return None
+    named = {}
+    if args.incumbent:
+        named = read_enqueue(args.incumbent, space, flag="--incumbent")
+        if len(named) != 1:
+            raise UsageError(f"--incumbent file {args.incumbent} must hold one parameter "
+                             "object")
+        named = named[0]
+    params, _ = space.walk(named, fit=True)
+    moved = [name for name in named if params[name] != named[name]]
+    if moved:
+        raise UsageError(f"--incumbent file {args.incumbent}: {moved[0]}={named[moved[0]]!r} "
+                         "is outside the search space given the other values")
+    return params
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -435,13 +493,19 @@ def check_budget(args, objectives) -> tuple[float | None, float | None]:
     return args.flop_budget, args.time_budget
 
 
-def check_gp_sampler() -> None:
-    """Optuna's GPSampler needs PyTorch: refuse --sampler gp up front without it."""
+def check_sampler_package(sampler: str) -> None:
+    """Optuna's GPSampler needs PyTorch, its CmaEsSampler the cmaes package: refuse such a
+    --sampler up front without it."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("--sampler gp needs PyTorch (pip install torch); valid samplers "
-                         "without it: tpe, random")
+    from bb_jax.tuning.settings import SAMPLERS
+
+    package = SAMPLER_PACKAGES[sampler]
+    if importlib.util.find_spec(package) is None:
+        usable = [s for s in SAMPLERS if s not in SAMPLER_PACKAGES
+                  or importlib.util.find_spec(SAMPLER_PACKAGES[s])]
+        raise UsageError(f"--sampler {sampler} needs the {package} package (pip install "
+                         f"{package}); valid samplers here: {', '.join(usable)}")
 
 
 def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bb_jax.tuning.space import CONTROL, TRAIN_FLAGS
 from bb_jax.tuning.storage import redact
+from bb_jax.tuning.warm_start import copied
 
 
 def python_command() -> list[str]:
@@ -125,7 +126,7 @@ def trial_record(trial: FrozenTrial) -> dict:
 
 def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and not copied(t)]
     best = max(complete, key=lambda t: t.values[0]) if complete else None
     attrs = study.user_attrs
     multi = len(study.directions) > 1

@@ -10,10 +10,10 @@ from pathlib import Path
 import jax
 
 from bb_jax.agent.config import ShapeChoices
-from bb_jax.tuning.space import default_space, search_space
+from bb_jax.tuning.space import SearchSpace, default_space, load_space, space_label
 
 PRUNERS = ("median", "incumbent", "sha", "hyperband", "none")
-SAMPLERS = ("tpe", "random", "gp")
+SAMPLERS = ("tpe", "gp", "cmaes", "random")
 OBJECTIVES = ("train_return", "eval_return")
 # --objectives: what a study optimises. "return" is the --objective above; "cost" the training
 # TFLOPs per run (XLA's count: deterministic, so the same seed gives the same study)
@@ -46,11 +46,11 @@ def default_shapes(backend: str) -> str:
     return "exact" if backend == "cpu" else "padded"
 
 
-def shape_choices(fixed: dict | None = None, space: str = "full") -> ShapeChoices:
-    """The shapes of the search space `space` (with --fix's values held): what a padded
+def shape_choices(space: SearchSpace) -> ShapeChoices:
+    """The shapes a search space's trials may take (with --fix's values held): what a padded
     program of this tuner serves."""
-    space = search_space(fixed, space)
-    return ShapeChoices(tuple(space["hidden_size"].choices), tuple(space["batch_size"].choices))
+    return ShapeChoices(tuple(space.envelope("hidden_size").choices),
+                        tuple(space.envelope("batch_size").choices))
 
 
 def default_seeds_per_trial(backend: str) -> int:
@@ -94,8 +94,15 @@ class TuneSettings:
     objectives: tuple[str, ...] = ("return",)
     # search-space parameters held at one value in every trial (--fix)
     fixed: dict = dataclasses.field(default_factory=dict)
-    # --space: "full" or "small" (bb_jax.tuning.space); None: the backend's default
+    # --space: "full", "small" or a file (bb_jax.tuning.space); None: the backend's default
     space: str | None = None
+    # the space resolved for the scenarios, --fix held (SearchSpace.rules; what the study
+    # stores); None: resolved from `space` here
+    space_rules: dict | None = None
+    # the configuration a new study tries first (trial 0, user attr "incumbent"); None: none
+    incumbent: dict | None = None
+    # STUDY[@STORAGE]: a new study starts with this study's best configurations and trials
+    warm_start_from: str | None = None
     # Optuna callbacks by import path (--callback MODULE:NAME) and an MLflow tracking URI
     # (--mlflow-uri): names, not objects, so --n-jobs workers build the same (callbacks.py)
     callbacks: tuple[str, ...] = ()
@@ -104,6 +111,17 @@ class TuneSettings:
     def __post_init__(self):
         if self.space is None:
             self.space = default_space(jax.default_backend())
+        if self.space_rules is None:
+            self.space_rules = load_space(self.space, self.scenarios).fixed(self.fixed).rules
+
+    @property
+    def space_label(self) -> str:
+        """The space's name as a study records it: full, small or the file's name."""
+        return space_label(self.space)
+
+    def search_space(self) -> SearchSpace:
+        """What every trial samples from."""
+        return SearchSpace(self.space_label, self.space_rules)
 
     @property
     def multi_objective(self) -> bool:

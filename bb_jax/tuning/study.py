@@ -4,7 +4,9 @@ the run's pruner and sampler attached."""
 
 from __future__ import annotations
 
+import json
 import time
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -22,7 +24,8 @@ from bb_jax.tuning.pruners import (
 )
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings
 from bb_jax.tuning.space import LARGEST_BATCH, tuning_seeds
-from bb_jax.tuning.storage import make_storage
+from bb_jax.tuning.storage import make_storage, redact
+from bb_jax.tuning.warm_start import load_source, warm_start
 
 # first halving rung as a share of the budget (docs/HYPERPARAMETER_TUNING.md, "Pruners")
 DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
@@ -55,16 +58,36 @@ def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
     return HyperbandPruner(steps, settings.sha_eta, fraction)
 
 
-def make_sampler(settings: TuneSettings, n_existing: int) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded from --seed, the worker and the trials already in the study
-    (a resumed study does not replay the random start of its first run)."""
+# --sampler cmaes: the first generation's spread, in units of each parameter's range (log
+# ranges in log space); Optuna's default is a sixth around the middle of the box, this keeps
+# the search near the incumbent it starts from
+CMA_SIGMA0 = 0.1
+
+
+def make_sampler(settings: TuneSettings, n_existing: int,
+                 incumbent: dict | None = None) -> optuna.samplers.BaseSampler:
+    """The study's sampler (--sampler), seeded from --seed, the worker and the trials already
+    in the study (a resumed study does not replay the random start of its first run).
+    `incumbent`: where CMA-ES starts (None: the middle of the space)."""
     seed = (settings.seed * 1_000_003 + settings.worker_index * 7_919 + n_existing) % 2**31
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    # the batch design relies on both: joint sampling, and running trials as constant liars
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if settings.sampler == "cmaes":
+        with warnings.catch_warnings():  # x0 and sigma0 are deprecated (still in Optuna 5)
+            warnings.simplefilter("ignore", FutureWarning)
+            return optuna.samplers.CmaEsSampler(
+                x0=incumbent, sigma0=CMA_SIGMA0 if incumbent else None, seed=seed,
+                warn_independent_sampling=False)
+    # the batch design relies on both: joint sampling, and running trials as constant liars;
+    # a conditional space samples each group of parameters that occur together jointly
+    if not settings.search_space().conditional:
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    with warnings.catch_warnings():  # group is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          group=True)
 
 
 class StudyMismatchError(ValueError):
@@ -80,7 +103,8 @@ _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
                    "objective": ("objective", "--objective"),
                    "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial"),
                    "fixed": ("fixed", "--fix"),
-                   "space": ("space", "--space")}
+                   "space": ("space_label", "--space"),
+                   "sampler": ("sampler", "--sampler")}
 
 
 def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
@@ -107,6 +131,46 @@ def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
                 f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
                 f"asks for {shown(wanted)}; resume it with the same settings or use another "
                 "--study-name")
+    stored = attrs.get("search_space")
+    if stored is not None and stored != _space_record(settings):
+        where, there, here = first_difference(stored, _space_record(settings))
+        raise StudyMismatchError(
+            f"study {study.study_name!r} was created with another search space: {where} is "
+            f"{there} there, {here} in this run's --space {settings.space_label}; resume it "
+            "with the same space or use another --study-name")
+
+
+def _space_record(settings: TuneSettings) -> list:
+    """The resolved space as a study stores it: [name, rule] pairs in sampling order (the
+    order decides the sampler's draws)."""
+    return [[name, rule] for name, rule in settings.space_rules.items()]
+
+
+def first_difference(a, b, where: str = "") -> tuple[str, str, str]:
+    """(path, value in a, value in b) of the first place two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            if a.get(key, _ABSENT) != b.get(key, _ABSENT):
+                return first_difference(a.get(key, _ABSENT), b.get(key, _ABSENT),
+                                        f"{where}.{key}" if where else str(key))
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        if all(isinstance(x, list) and len(x) == 2 for x in (*a, *b)):  # [name, rule] pairs
+            for (name_a, rule_a), (name_b, rule_b) in zip(a, b, strict=True):
+                if name_a != name_b:
+                    return where or "the parameter order", name_a, name_b
+                if rule_a != rule_b:
+                    return first_difference(rule_a, rule_b, name_a)
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return first_difference(x, y, f"{where}[{i}]")
+    return where, _shown_value(a), _shown_value(b)
+
+
+_ABSENT = object()
+
+
+def _shown_value(value) -> str:
+    return "(absent)" if value is _ABSENT else json.dumps(value)
 
 
 def _shown_setting(attr: str) -> Callable[[object], str]:
@@ -156,6 +220,7 @@ def open_study(settings: TuneSettings,
     recording = "tuning_seeds" not in study.user_attrs
     if recording:
         _record_settings(study, settings)
+        _enqueue_start(study, settings)
     _settle_budget(study, settings)
     if recording:
         study.set_user_attr("tuning_seeds", tuning_seeds(settings.seed,
@@ -164,8 +229,23 @@ def open_study(settings: TuneSettings,
             time.sleep(SETTLE_S)
             settings.flop_budget = study.user_attrs.get("flop_budget")
     study.pruner = make_pruner(settings)
-    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
+    study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)),
+                                 study.user_attrs.get("incumbent"))
     return study
+
+
+def _enqueue_start(study: optuna.Study, settings: TuneSettings) -> None:
+    """A new study's first trials: the incumbent (user attr "incumbent"), then a warm
+    start's (`bb_jax.tuning.warm_start`), queued once, when the study's settings are
+    recorded (a resume finds them recorded and queues nothing)."""
+    trials = study.get_trials(deepcopy=False)
+    if settings.incumbent is not None and not any(t.user_attrs.get("incumbent")
+                                                  for t in trials):
+        study.enqueue_trial(settings.incumbent, user_attrs={"incumbent": True})
+    if settings.warm_start_from and not any("warm_start_from" in t.user_attrs
+                                            for t in trials):
+        source = load_source(settings.warm_start_from, settings.storage)
+        warm_start(study, source, settings.search_space(), redact(settings.warm_start_from))
 
 
 def _await_creator(study: optuna.Study) -> None:
@@ -185,7 +265,10 @@ def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
                 "seed": settings.seed, "learner": PPOConfig().learner_choices,
                 "objectives": list(settings.objectives), "time_budget": settings.time_budget,
                 "device": device_kind(), "fixed": dict(settings.fixed),
-                "space": settings.space}
+                "space": settings.space_label, "search_space": _space_record(settings),
+                "sampler": settings.sampler, "incumbent": settings.incumbent,
+                "warm_start_from": settings.warm_start_from and redact(
+                    settings.warm_start_from)}
     for key, value in recorded.items():
         study.set_user_attr(key, value)
 

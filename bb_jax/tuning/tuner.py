@@ -26,13 +26,10 @@ from bb_jax.stats import mean_ci95
 from bb_jax.tuning.callbacks import tuner_callbacks
 from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings, shape_choices
-from bb_jax.tuning.space import (
-    LARGEST_BATCH,
-    member_spec,
-    search_space,
-)
+from bb_jax.tuning.space import LARGEST_BATCH, member_spec
 from bb_jax.tuning.storage import make_storage
 from bb_jax.tuning.study import open_study
+from bb_jax.tuning.warm_start import copied
 
 
 class Tuner:
@@ -62,7 +59,7 @@ class Tuner:
             eval_episodes=settings.eval_episodes if settings.objective == "eval_return" else 0,
             max_population=settings.max_population,
             progress=self._progress_line,
-            shape_choices=(shape_choices(settings.fixed, settings.space)
+            shape_choices=(shape_choices(settings.search_space())
                            if settings.shapes == "padded" else None),
         )
         # the study's own seeds, recorded at its creation: every worker and every resume
@@ -70,7 +67,7 @@ class Tuner:
         # trials of the study stay paired
         self.tuning_seeds = list(self.study.user_attrs["tuning_seeds"])
         # what every trial samples from
-        self.space = search_space(settings.fixed, settings.space)
+        self.space = settings.search_space()
         self.finished = 0
         # trials told, with an ETA: a bar on a terminal when logging to stdout, else lines
         self.bar = Progress(settings.n_trials, "trials", "trial", None if log is print else log)
@@ -141,10 +138,11 @@ class Tuner:
 
     def _ask(self) -> optuna.Trial:
         """Create (or take a queued) trial with every parameter of the search space sampled
-        (Optuna's define-and-run `ask`), then tag it with this worker. A worker killed in
-        between leaves an untagged RUNNING trial, which others fail after a grace period
-        (`bb_jax.tuning.liveness`)."""
-        trial = self.study.ask(self.space)
+        in order (define-by-run: conditions see the parameters before them), then tag it
+        with this worker. A worker killed in between leaves an untagged RUNNING trial, which
+        others fail after a grace period (`bb_jax.tuning.liveness`)."""
+        trial = self.study.ask()
+        self.space.suggest(trial)
         tag_trial(self.storage, self._storage_id(trial))
         return trial
 
@@ -263,7 +261,7 @@ class Tuner:
 
     def _best_value(self) -> float | None:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return max((t.values[0] for t in complete), default=None)
+        return max((t.values[0] for t in complete if not copied(t)), default=None)
 
 
 def seed_values(rows: list[Report], n_seeds: int, n_scenarios: int) -> list[float]:

@@ -35,6 +35,7 @@ from bb_jax.tuning.space import (
     member_spec,
     validation_seeds,
 )
+from bb_jax.tuning.warm_start import copied
 
 ALPHA = 0.05  # family-wise error rate of "beats the control" over the k candidates
 DEFAULT_MARGIN_SDS = 0.5  # default equivalence margin: control's across-seed SDs
@@ -60,7 +61,8 @@ def top_candidates(study: optuna.Study, top_k: int) -> list[Candidate]:
             pool = [pool[i] for i in picks]
     else:
         pool = sorted((t for t in study.get_trials(deepcopy=False)
-                       if t.state == TrialState.COMPLETE), key=lambda t: t.value,
+                       if t.state == TrialState.COMPLETE and not copied(t)),
+                      key=lambda t: t.value,
                       reverse=True)[:top_k]
     if not pool:
         raise ValueError(f"study {study.study_name!r} has no complete trial to validate")
