@@ -498,3 +498,16 @@ def test_tune_validate_recommend_prints_the_corrected_decision(tmp_path, monkeyp
             f"95% CI; +/- {vs['ci_simultaneous']:.2f} at 97.5% simultaneous, Bonferroni; "
             f"Holm-adjusted p {vs['p_holm']:.3g})") in out
     assert "cheapest within 2.50 of the best validated" in out
+
+
+def test_the_incumbent_is_not_validated_beside_the_control():
+    """A study started from the defaults: its incumbent trial (the control's configuration)
+    tops the study, yet validation trains the next best trials and the control once."""
+    study = optuna.create_study(direction="maximize")
+    distributions = {k: SEARCH_SPACE[k] for k in control_params()}
+    study.add_trial(optuna.trial.create_trial(params=control_params(),
+                                              distributions=distributions, value=99.0))
+    for value in (3.0, 7.0):
+        study.add_trial(optuna.trial.create_trial(params=FIXED, distributions={
+            k: SEARCH_SPACE[k] for k in FIXED}, value=value))
+    assert [c.trial for c in top_candidates(study, 2)] == [2, 1, CONTROL]

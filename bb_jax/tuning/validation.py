@@ -50,10 +50,18 @@ class Candidate:
     tuning_value: float | None
 
 
+def is_control(params: dict) -> bool:
+    """Whether a trial's parameters are the control's (the incumbent trial of a study started
+    from the defaults): validating it beside the control would train one configuration twice."""
+    control = control_params()
+    return all(math.isclose(float(params.get(name, value)), float(value), rel_tol=1e-9)
+               for name, value in control.items())
+
+
 def top_candidates(study: optuna.Study, top_k: int) -> list[Candidate]:
-    """The top-k COMPLETE trials by tuning value, then the control. A multi-objective study
-    (return, cost) offers its Pareto front instead: up to k members spread evenly along it
-    from the best return to the cheapest."""
+    """The top-k COMPLETE trials by tuning value other than the control's own configuration,
+    then the control. A multi-objective study (return, cost) offers its Pareto front instead:
+    up to k members spread evenly along it from the best return to the cheapest."""
     if len(study.directions) > 1:
         pool = sorted(study.best_trials, key=lambda t: t.values[0], reverse=True)
         if len(pool) > top_k:
@@ -61,11 +69,13 @@ def top_candidates(study: optuna.Study, top_k: int) -> list[Candidate]:
             pool = [pool[i] for i in picks]
     else:
         pool = sorted((t for t in study.get_trials(deepcopy=False)
-                       if t.state == TrialState.COMPLETE and not copied(t)),
+                       if t.state == TrialState.COMPLETE and not copied(t)
+                       and not is_control(t.params)),
                       key=lambda t: t.value,
                       reverse=True)[:top_k]
     if not pool:
-        raise ValueError(f"study {study.study_name!r} has no complete trial to validate")
+        raise ValueError(f"study {study.study_name!r} has no complete trial to validate "
+                         "other than the default configuration")
     rows = [Candidate(t.number, dict(t.params), t.values[0]) for t in pool]
     return rows + [Candidate(CONTROL, control_params(), None)]
 
