@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
 import jax
 
-from bb_jax.agent.config import PPOConfig
+from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig
 from bb_jax.cli.common import (
     STORAGE_ENV,
     OneLineParser,
     UsageError,
+    check_study_name,
     check_writable_dir,
     parse_scenarios,
 )
@@ -293,9 +295,10 @@ def _check_run(args, flop_budget, time_budget) -> None:
         args.num_steps = DEFAULT_NUM_STEPS
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    if args.num_steps is not None and args.num_steps < LARGEST_BATCH:
-        raise UsageError(f"--num-steps must be at least {LARGEST_BATCH} (the largest batch size "
-                         f"in the search space), got {args.num_steps}")
+    if args.num_steps is not None and not LARGEST_BATCH <= args.num_steps <= MAX_TOTAL_STEPS:
+        raise UsageError(f"--num-steps must be in {LARGEST_BATCH}..{MAX_TOTAL_STEPS} (at least "
+                         f"the largest batch size in the search space), got {args.num_steps}")
+    check_study_name(args.study_name)
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be > 0, got {args.n_trials}")
     if args.eval_interval <= 0 or (args.num_steps is not None
@@ -337,9 +340,9 @@ def _check_pruning(args) -> None:
         raise UsageError(f"--min-fraction must be in (0, 1), got {args.min_fraction}")
     if not 0 <= args.warmup_fraction < 1:
         raise UsageError(f"--warmup-fraction must be in [0, 1), got {args.warmup_fraction}")
-    if args.median_margin < 0:
-        raise UsageError(f"--median-margin must be >= 0, got {args.median_margin}")
-    if args.timeout is not None and args.timeout <= 0:
+    if not 0 <= args.median_margin < math.inf:
+        raise UsageError(f"--median-margin must be >= 0 and finite, got {args.median_margin}")
+    if args.timeout is not None and not 0 < args.timeout < math.inf:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
     if args.sampler == "gp":
         check_gp_sampler()
@@ -356,8 +359,9 @@ def _check_validation(args) -> None:
     if args.validate_seeds < 2:
         raise UsageError(f"--validate-seeds must be >= 2 (a confidence interval needs "
                          f"two), got {args.validate_seeds}")
-    if args.validate_steps is not None and args.validate_steps < LARGEST_BATCH:
-        raise UsageError(f"--validate-steps must be at least {LARGEST_BATCH}, got "
+    if args.validate_steps is not None and not (LARGEST_BATCH <= args.validate_steps
+                                                <= MAX_TOTAL_STEPS):
+        raise UsageError(f"--validate-steps must be in {LARGEST_BATCH}..{MAX_TOTAL_STEPS}, got "
                          f"{args.validate_steps}")
 
 
@@ -417,8 +421,8 @@ def check_budget(args, objectives) -> tuple[float | None, float | None]:
                                                  ("--time-budget", args.time_budget))
                if value is not None]
     for flag, value in budgets:
-        if not value > 0:
-            raise UsageError(f"{flag} must be > 0, got {value:g}")
+        if not 0 < value < math.inf:
+            raise UsageError(f"{flag} must be > 0 and finite, got {value:g}")
     if len(budgets) == 2:
         raise UsageError("give one budget: --flop-budget or --time-budget, not both")
     if budgets and args.num_steps is not None:
