@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 from pathlib import Path
 
 import jax
@@ -360,3 +362,71 @@ def test_validate_refuses_before_anything_is_created(argv, expected, study_db, t
                           "--results-json", str(tmp_path / "out" / "v.json"), *argv]) == 2
     assert expected in one_error_line(capsys, "validate_best.py")
     assert study_db.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopping, and two processes on one run
+
+
+def test_validate_says_it_replaces_a_stored_validation(study_db, capsys):
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{study_db}")
+    study.set_user_attr("validation", {"seeds": [900, 901]})
+    assert validate_main(["--study-name", "s", "--storage", f"sqlite:///{study_db}"]) == 2
+    assert "already holds a validation (seeds [900, 901]): this one replaces it" in \
+        capsys.readouterr().out  # then refused: the study has no complete trial
+
+
+def test_validate_interrupted_stores_nothing_and_says_so(study_db, capsys, monkeypatch):
+    from bb_jax.tuning import validation
+
+    def interrupted(study, *args, **kwargs):
+        raise KeyboardInterrupt  # what a Ctrl-C raises between two populations
+
+    monkeypatch.setattr(validation, "validate_study", interrupted)
+    assert validate_main(["--study-name", "s", "--storage", f"sqlite:///{study_db}"]) == 130
+    assert "no validation stored" in capsys.readouterr().err
+    assert "validation" not in optuna.load_study(study_name="s",
+                                                 storage=f"sqlite:///{study_db}").user_attrs
+
+
+def unfinished_run(folder: Path, holder: int | None) -> Path:
+    """A run folder with a checkpoint and, for `holder`, the lock of that process."""
+    from bb_jax.cli.train import LOCK_FILE
+    from bb_jax.tuning.liveness import process_start_time
+
+    (folder / "checkpoints" / "2").mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"argv": TINY}))
+    if holder is not None:
+        (folder / LOCK_FILE).write_text(json.dumps({"pid": holder,
+                                                    "start": process_start_time(holder)}))
+    return folder
+
+
+def test_resume_of_a_run_another_process_trains_is_refused(tmp_path, capsys):
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        folder = unfinished_run(tmp_path / "run", other.pid)
+        assert train_main(["--resume", str(folder)]) == 2
+        assert f"being trained by process {other.pid}" in one_error_line(capsys,
+                                                                         "train_simple.py")
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_the_lock_of_a_dead_process_is_taken_over_and_released(tmp_path, capsys, monkeypatch):
+    from bb_jax.cli.train import LOCK_FILE
+
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = unfinished_run(tmp_path / "run", dead.pid)
+    seen = []
+
+    def training(*args, **kwargs):
+        seen.append(json.loads((folder / LOCK_FILE).read_text())["pid"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "train_seeds", training)
+    assert train_main(["--resume", str(folder)]) == 130
+    assert seen == [os.getpid()] and not (folder / LOCK_FILE).exists()

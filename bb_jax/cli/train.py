@@ -4,8 +4,10 @@ population, saved runs)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
@@ -212,6 +214,39 @@ def _check_paths(args, save_dir: Path, seeds: list[int], scenarios: tuple[str, .
                      [("--init-params", args.init_params), ("--schedule", args.schedule)])
 
 
+LOCK_FILE = "training.lock"  # {"pid", "start"} of the process training the run
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path):
+    """Hold `folder` for this process while it trains: a folder that another live process is
+    training (its lock names a running pid with the same start time) is refused; a lock left by
+    a process that died (kill -9) is taken over. The lock goes when training ends."""
+    from bb_jax.tuning.liveness import process_start_time
+
+    lock = folder / LOCK_FILE
+    try:
+        held = json.loads(lock.read_text())
+        pid = held["pid"]
+        alive = isinstance(pid, int) and process_start_time(pid) == held["start"] is not None
+    except (OSError, ValueError, KeyError, TypeError):
+        held, alive = None, False
+    if alive:
+        raise UsageError(f"{folder} is being trained by process {held['pid']}: wait for it or "
+                         "stop it (Ctrl-C), then --resume")
+    lock.unlink(missing_ok=True)
+    try:
+        with open(lock, "x") as f:  # two processes starting at once: one gets it
+            json.dump({"pid": os.getpid(), "start": process_start_time(os.getpid())}, f)
+    except FileExistsError:
+        raise UsageError(f"{folder} is being trained by another process that just started") \
+            from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def _train(parser: OneLineParser, args) -> int:
     from bb_jax.cli.run_logs import RunLogs, check_loggers
     from bb_jax.runtime.checkpoints import Checkpoints
@@ -224,30 +259,31 @@ def _train(parser: OneLineParser, args) -> int:
     save_dir, run_name = _checked_folder(args), _run_name(args)
     if args.results_json:
         check_writable_dir(Path(args.results_json).resolve().parent)
-    if args.overwrite and args.resume is None:
-        _remove(_run_files(save_dir))
-    print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
-          f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
-    (save_dir / RUN_FILE).write_text(json.dumps(
-        {"argv": command_line(parser, args, leave_out=("resume", "save_path", "overwrite"))},
-        indent=2))
-    checkpoints = Checkpoints(save_dir / CHECKPOINTS)
-    hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
-    logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
-                   config.batch_size, run_name=run_name, mlflow_uri=args.mlflow_uri,
-                   params={**dataclasses.asdict(config), **hyperparams, "seeds": seeds},
-                   resuming=checkpoints.latest() is not None)
-    bar = Progress(config.num_updates * config.batch_size, "steps", "step")
-    run = train_seeds(config, hyperparams, seeds,
-                      args.chunk_updates, args.eval_episodes, progress=bar.update,
-                      scenarios=list(scenarios), init_params=init_params,
-                      checkpoints=checkpoints,
-                      checkpoint_every=-(-args.checkpoint_every // config.batch_size),
-                      on_chunk=logs.chunk, schedule=schedule)
-    bar.close()
-    logs.close()
-    _save(run, args, save_dir, run_name, checkpoints, len(seeds))
-    return 0
+    with _run_lock(save_dir):
+        if args.overwrite and args.resume is None:
+            _remove(_run_files(save_dir))
+        print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
+              f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
+        (save_dir / RUN_FILE).write_text(json.dumps(
+            {"argv": command_line(parser, args, leave_out=("resume", "save_path", "overwrite"))},
+            indent=2))
+        checkpoints = Checkpoints(save_dir / CHECKPOINTS)
+        hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
+        logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
+                       config.batch_size, run_name=run_name, mlflow_uri=args.mlflow_uri,
+                       params={**dataclasses.asdict(config), **hyperparams, "seeds": seeds},
+                       resuming=checkpoints.latest() is not None)
+        bar = Progress(config.num_updates * config.batch_size, "steps", "step")
+        run = train_seeds(config, hyperparams, seeds,
+                          args.chunk_updates, args.eval_episodes, progress=bar.update,
+                          scenarios=list(scenarios), init_params=init_params,
+                          checkpoints=checkpoints,
+                          checkpoint_every=-(-args.checkpoint_every // config.batch_size),
+                          on_chunk=logs.chunk, schedule=schedule)
+        bar.close()
+        logs.close()
+        _save(run, args, save_dir, run_name, checkpoints, len(seeds))
+        return 0
 
 
 def _checked_run(args):

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
-from bb_jax import devices
+from bb_jax import devices, interrupts
 from bb_jax.agent.config import MAX_TOTAL_STEPS
 from bb_jax.cli.common import (
     STORAGE_ENV,
@@ -125,11 +127,17 @@ def validate_main(argv: list[str] | None = None) -> int:
                   f"{study.user_attrs['validation'].get('seeds')}): this one replaces it",
                   flush=True)
         enable_compile_cache()
-        outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
-                                 args.eval_episodes, args.seeds[0] if args.seeds else None,
-                                 log=lambda line: print(line, flush=True))
+        with interrupts.raising():
+            outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
+                                     args.eval_episodes, args.seeds[0] if args.seeds else None,
+                                     log=lambda line: print(line, flush=True))
     except (UsageError, StorageError, ValueError) as err:
         return fail(prog, redact(str(err)))
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the outcome is stored whole or not
+        print("interrupted: no validation stored (the study keeps any earlier one)",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, interrupts.Terminated)
+                      else signal.SIGINT)
     print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds (mean "
           "return on fresh episodes, 95% CI; * = beats the control, paired):")
     print_validation(outcome)
