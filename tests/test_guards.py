@@ -430,3 +430,12 @@ def test_the_lock_of_a_dead_process_is_taken_over_and_released(tmp_path, capsys,
     monkeypatch.setattr(runs, "train_seeds", training)
     assert train_main(["--resume", str(folder)]) == 130
     assert seen == [os.getpid()] and not (folder / LOCK_FILE).exists()
+
+
+def test_evaluate_checks_its_results_folder_before_evaluating(tmp_path, capsys):
+    folder = saved_run(tmp_path / "run")
+    assert evaluate_main([str(folder), "--episodes", "2", "--results-json",
+                          "/proc/bb_jax_nowhere/out.json"]) == 2
+    captured = capsys.readouterr()
+    assert "not writable" in one_error_line_of(captured.err, "evaluate.py")
+    assert captured.out == ""  # refused before any episode was played
