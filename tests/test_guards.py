@@ -439,3 +439,38 @@ def test_evaluate_checks_its_results_folder_before_evaluating(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "not writable" in one_error_line_of(captured.err, "evaluate.py")
     assert captured.out == ""  # refused before any episode was played
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    from bb_jax.runtime.checkpoints import Checkpoints
+
+    state = {"w": jax.numpy.arange(4.0)}
+    curves = {"env_steps": np.zeros((1, 2))}
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    for updates in (2, 4):
+        checkpoints.save(updates, {"w": state["w"] + updates}, curves,
+                         {"elapsed_s": float(updates)})
+    for path in (tmp_path / "checkpoints" / "4" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"damaged")
+    said = []
+    restored = checkpoints.restore(state, log=said.append)
+    assert restored.updates == 2 and restored.settings == {"elapsed_s": 2.0}
+    np.testing.assert_array_equal(restored.state["w"], np.arange(4.0) + 2)
+    assert len(said) == 1 and "update 4 is damaged" in said[0] and "update 2" in said[0]
+    assert checkpoints.latest() == 2  # the damaged one is gone: the next save follows on
+    checkpoints.close()
+
+
+def test_checkpoints_that_do_not_fit_the_state_are_kept(tmp_path):
+    """Another shape (e.g. another device count) is not damage: nothing is deleted."""
+    from bb_jax.runtime.checkpoints import Checkpoints
+
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    for updates in (2, 4):
+        checkpoints.save(updates, {"w": jax.numpy.zeros(4)}, {"env_steps": np.zeros((1, 2))},
+                         {"elapsed_s": 0.0})
+    with pytest.raises(Exception):  # noqa: B017  orbax's own error, raised as it is
+        checkpoints.restore({"w": jax.numpy.zeros(7)}, log=pytest.fail)
+    assert sorted(checkpoints.manager.all_steps()) == [2, 4]
+    checkpoints.close()
