@@ -12,6 +12,8 @@ is the leaf of `bb_jax.agent` (and of everything above it): it imports nothing o
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 import jax
@@ -21,6 +23,8 @@ from flax import struct
 ADV_NORMS = ("batch", "minibatch")
 CRITICS = ("shared", "separate")
 LEARNER_CHOICES = ("time_input", "critic", "adv_norm")
+MAX_EPOCHS = 10  # PPOConfig.max_epochs's default: the static bound of the epoch loop
+MAX_TOTAL_STEPS = 2**31 - 1  # env steps per run: the device counts them in int32
 CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few envs)
 ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
 
@@ -39,11 +43,39 @@ class Search:
     integer: bool = False
 
 
-def tunable(default, flag: str, help: str, search: Search | None = None, traced=True):
-    """A field with its default, train_simple.py flag, help text and search range (None: not
-    searched). `traced` fields are pytree leaves of PPOHyperparams; static ones belong to
-    PPOConfig."""
-    metadata = {"flag": flag, "help": help, "search": search}
+@dataclass(frozen=True)
+class Valid:
+    """The values a field may take at all (every entry point refuses others): finite numbers
+    from `low` to `high`, an end left out where it is open; whole numbers with `integer`."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def contains(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        if self.integer and not float(value).is_integer():
+            return False
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return math.isfinite(value) and above and below
+
+    def __str__(self) -> str:
+        if self.integer:
+            return f"{self.low:g}..{self.high:g}"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}" \
+               f"{')' if self.high_open else ']'}"
+
+
+def tunable(default, flag: str, help: str, search: Search | None = None, traced=True,
+            valid: Valid | None = None):
+    """A field with its default, train_simple.py flag, help text, search range (None: not
+    searched) and valid range (`Valid`; None: checked by the config itself). `traced` fields
+    are pytree leaves of PPOHyperparams; static ones belong to PPOConfig."""
+    metadata = {"flag": flag, "help": help, "search": search, "valid": valid}
     if traced:
         return struct.field(pytree_node=True, default=default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -86,7 +118,7 @@ class PPOConfig:
                               Search(choices=(512, 1024, 2048, 4096)), traced=False)
     num_envs: int | None = None
     num_minibatches: int = 4
-    max_epochs: int = 10
+    max_epochs: int = MAX_EPOCHS
     total_steps: int | None = 500_000
     reward_scale: float = 0.01
     time_input: bool = True
@@ -119,6 +151,9 @@ class PPOConfig:
             raise ValueError(
                 f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size})"
             )
+        if self.total_steps is not None and self.total_steps > MAX_TOTAL_STEPS:
+            raise ValueError(f"total_steps ({self.total_steps}) is above {MAX_TOTAL_STEPS:,}, "
+                             "the most env steps a run counts (int32)")
         if self.opponents is not None:
             object.__setattr__(self, "opponents", tuple(self.opponents))
 
@@ -155,27 +190,46 @@ class PPOHyperparams:
     (docs/PPO.md, "Defaults per second")."""
 
     learning_rate: jnp.ndarray = tunable(5.6e-4, "--lr", "Adam step size",
-                                         Search(low=1e-5, high=1e-3, log=True))
+                                         Search(low=1e-5, high=1e-3, log=True),
+                                         valid=Valid(0, 1, low_open=True))
     clip_epsilon: jnp.ndarray = tunable(0.27, "--clip-epsilon", "PPO's ratio clip",
-                                        Search(low=0.1, high=0.3))
+                                        Search(low=0.1, high=0.3),
+                                        valid=Valid(0, 1, low_open=True, high_open=True))
     entropy_coef: jnp.ndarray = tunable(0.026, "--entropy-coef", "weight of the entropy bonus",
-                                        Search(low=0.001, high=0.05, log=True))
+                                        Search(low=0.001, high=0.05, log=True),
+                                        valid=Valid(0, 1))
     value_coef: jnp.ndarray = tunable(0.31, "--value-coef", "weight of the value loss",
-                                      Search(low=0.3, high=0.7))
+                                      Search(low=0.3, high=0.7), valid=Valid(0, 100))
     gamma: jnp.ndarray = tunable(0.955, "--gamma", "discount per night",
-                                 Search(low=0.95, high=0.999))
+                                 Search(low=0.95, high=0.999), valid=Valid(0, 1))
     gae_lambda: jnp.ndarray = tunable(0.966, "--gae-lambda", "GAE's lambda",
-                                      Search(low=0.9, high=0.99))
+                                      Search(low=0.9, high=0.99), valid=Valid(0, 1))
     max_grad_norm: jnp.ndarray = tunable(0.5, "--max-grad-norm",
-                                         "global gradient-norm clip (not searched)")
+                                         "global gradient-norm clip (not searched)",
+                                         valid=Valid(0, 1e6, low_open=True))
     num_epochs: jnp.ndarray = tunable(5, "--num-epochs", "passes over each batch (<= max_epochs)",
-                                      Search(low=3, high=10, integer=True))
+                                      Search(low=3, high=10, integer=True),
+                                      valid=Valid(1, MAX_EPOCHS, integer=True))
 
 
 TUNABLE_FIELDS = tuple(f for cls in (PPOConfig, PPOHyperparams)
                        for f in dataclasses.fields(cls) if "flag" in f.metadata)
 DEFAULT_HYPERPARAMS = {f.name: f.default for f in dataclasses.fields(PPOHyperparams)}
 HYPERPARAM_NAMES = tuple(DEFAULT_HYPERPARAMS)
+VALID = {f.name: f.metadata["valid"] for f in dataclasses.fields(PPOHyperparams)}
+
+
+def check_hyperparams(values: dict, max_epochs: int = MAX_EPOCHS) -> None:
+    """Raise ValueError (one line naming the field, its flag and its valid range) for the
+    first value of `values` ({name: value}, a subset of the hyperparameters) outside its
+    declared range (`Valid`), or num_epochs above `max_epochs` (the config's epoch loop)."""
+    flags = {f.name: f.metadata["flag"] for f in dataclasses.fields(PPOHyperparams)}
+    for name, value in values.items():
+        valid = VALID[name]
+        if name == "num_epochs":
+            valid = dataclasses.replace(valid, high=min(valid.high, max_epochs))
+        if not valid.contains(value):
+            raise ValueError(f"{name} ({flags[name]}) must be in {valid}, got {value!r}")
 
 
 def make_hyperparams(**values) -> PPOHyperparams:

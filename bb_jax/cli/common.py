@@ -1,5 +1,6 @@
 """What every command line shares: usage errors as one line with exit code 2, checks of
-scenarios and output folders, and JAX's persistent compilation cache."""
+scenarios, output folders and outputs against inputs, and JAX's persistent compilation
+cache."""
 
 from __future__ import annotations
 
@@ -113,6 +114,48 @@ def check_writable_dir(path: Path, keep: bool = True) -> Path:
                 except OSError:
                     pass
     return path
+
+
+MAX_STUDY_NAME = 100  # characters: output files are named STUDY_*.html within the name limit
+
+
+def check_study_name(name: str | None) -> None:
+    """A study name becomes file names in the output folder: refuse one that is empty, longer
+    than MAX_STUDY_NAME, or holds a path separator, a control character or a leading dot."""
+    if name is None:
+        return
+    if not 0 < len(name) <= MAX_STUDY_NAME or name.startswith(".") or any(
+            c in "/\\" or not c.isprintable() for c in name):
+        raise UsageError(f"--study-name {name!r}: use 1..{MAX_STUDY_NAME} printable characters "
+                         "without / or \\ and not starting with a dot")
+
+
+def _identity(path) -> tuple:
+    """What names one file: its device and inode where it exists (links included), else its
+    absolute path with symbolic links resolved."""
+    path = Path(path).expanduser()
+    try:
+        stat = path.stat()
+        return ("inode", stat.st_dev, stat.st_ino)
+    except OSError:
+        return ("path", str(path.resolve()))
+
+
+def check_not_inputs(outputs: list[tuple[str, str | Path | None]],
+                     inputs: list[tuple[str, str | Path | None]]) -> None:
+    """Refuse (UsageError, one line) an output path that is an input or another output: no
+    command writes onto a file it reads. outputs, inputs: (what, path or None) pairs, what a
+    flag or a name such as "the run"."""
+    seen = {_identity(path): (what, "reads") for what, path in inputs if path}
+    for what, path in outputs:
+        if not path:
+            continue
+        key = _identity(path)
+        if key in seen and seen[key][0] != what:
+            other, verb = seen[key]
+            raise UsageError(f"{what} {path} is a file {other} {verb}: writing it there would "
+                             "destroy that; choose another path")
+        seen[key] = (what, "writes")
 
 
 def enable_compile_cache() -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
+    check_not_inputs,
     check_scenario,
     check_writable_dir,
     enable_compile_cache,
@@ -57,14 +58,20 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
 def _evaluate(args) -> dict:
     from bb_jax.runtime.evaluation import evaluate_run
-    from bb_jax.runtime.saved_runs import load_run
+    from bb_jax.runtime.saved_runs import check_finite, load_run, params_file, saved_files
 
     if args.episodes < 2:
         raise UsageError(f"--episodes must be >= 2, got {args.episodes}")
-    if args.replay:
-        check_writable_dir(Path(args.replay).resolve().parent)
+    check_not_inputs([("--results-json", args.results_json), ("--replay", args.replay)],
+                     [(f"the run {args.run_dir}", path) for path in saved_files(args.run_dir)])
+    for output in (args.replay, args.results_json):
+        if output:
+            check_writable_dir(Path(output).resolve().parent)
     enable_compile_cache()
     run = load_run(args.run_dir)
+    scenarios = list(dict.fromkeys(name for _, name in run.params))
+    for (seed, name), params in run.params.items():
+        check_finite(params, f"{args.run_dir}'s {params_file(seed, name, scenarios)}")
     scenario = check_scenario(args.scenario) if args.scenario else run.config.scenario
     kinds = None
     if args.opponents is not None:

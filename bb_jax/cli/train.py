@@ -4,18 +4,29 @@ population, saved runs)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
 from pathlib import Path
 
 from bb_jax import devices, interrupts
-from bb_jax.agent.config import ADV_NORMS, CRITICS, HYPERPARAM_NAMES, TUNABLE_FIELDS, PPOConfig
+from bb_jax.agent.config import (
+    ADV_NORMS,
+    CRITICS,
+    HYPERPARAM_NAMES,
+    MAX_TOTAL_STEPS,
+    TUNABLE_FIELDS,
+    PPOConfig,
+    check_hyperparams,
+)
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
+    check_not_inputs,
     check_writable_dir,
     command_line,
     enable_compile_cache,
@@ -71,8 +82,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="fresh episodes per seed evaluated after training")
     p.add_argument("--chunk-updates", type=int, default=10, help="updates between progress lines")
     p.add_argument("--run-name", default=None,
-                   help="the run's name (default: ppo_SCENARIO_hHIDDEN_sSEED)")
+                   help="the run's name (default: ppo_SCENARIO_hHIDDEN_sSEED_nNUM_STEPS)")
     p.add_argument("--save-path", default=None, help="folder for the run (default: runs/RUN_NAME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the folder (its files are removed first, "
+                        "so two runs never mix); without it such a folder is refused")
     p.add_argument("--results-json", default=None, help="also write the summary here")
     p.add_argument("--checkpoint-every", type=int, default=50_000,
                    help="env steps per seed between checkpoints of the whole training state "
@@ -110,6 +124,13 @@ def train_main(argv: list[str] | None = None) -> int:
             return _train(parser, args)
     except (UsageError, ValueError) as err:
         return fail("train_simple.py", str(err))
+    except RuntimeError as err:  # a diverged run: not bad input, but one line all the same
+        from bb_jax.runtime.runs import Diverged
+
+        if not isinstance(err, Diverged):
+            raise
+        print(f"train_simple.py: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         folder = _save_dir(args)
         print(f"interrupted: continue from the latest checkpoint with --resume {folder}"
@@ -143,24 +164,89 @@ def resumed_args(parser: OneLineParser, args: argparse.Namespace) -> argparse.Na
 def _run_name(args) -> str:
     seeds = args.seeds if args.seeds else [args.seed]
     label = "+".join(parse_scenarios(args.scenario)) if args.scenario != "all" else "all"
-    return args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}"
+    return args.run_name or f"ppo_{label}_h{args.hidden_size}_s{seeds[0]}_n{args.num_steps}"
 
 
 def _save_dir(args) -> Path:
     return Path(args.save_path or Path("runs") / _run_name(args))
 
 
+def _run_files(folder: Path) -> list[Path]:
+    """What a run wrote into `folder` (saved run, logs, checkpoints), as far as it is there:
+    what --overwrite removes, and nothing else."""
+    from bb_jax.cli.run_logs import MLFLOW_RUN_FILE
+    from bb_jax.runtime.saved_runs import saved_files
+
+    own = (RUN_FILE, CHECKPOINTS, "tensorboard", MLFLOW_RUN_FILE, "mlflow.db")
+    return [*saved_files(folder), *(folder / name for name in own if (folder / name).exists())]
+
+
 def _checked_folder(args) -> Path:
     """The run's folder, checked: an unfinished run's checkpoints are continued only with
-    --resume, and a finished run is not resumed."""
-    save_dir = check_writable_dir(_save_dir(args))
+    --resume, a finished run is not resumed, and a run already there (finished or not) is
+    replaced only with --overwrite."""
+    save_dir = _save_dir(args)
     has_checkpoints = (save_dir / CHECKPOINTS).is_dir() and any((save_dir / CHECKPOINTS).iterdir())
-    if args.resume is None and has_checkpoints:
+    finished = (save_dir / "config.json").exists()
+    if args.resume is not None:
+        if not has_checkpoints and finished:
+            raise UsageError(f"--resume {save_dir}: that run has finished (its results are "
+                             "there)")
+    elif has_checkpoints and not args.overwrite:
         raise UsageError(f"{save_dir} holds checkpoints of an unfinished run: continue it with "
-                         f"--resume {save_dir}, or choose another --save-path or --run-name")
-    if args.resume is not None and not has_checkpoints and (save_dir / "config.json").exists():
-        raise UsageError(f"--resume {save_dir}: that run has finished (its results are there)")
-    return save_dir
+                         f"--resume {save_dir}, or choose another --save-path or --run-name "
+                         "(--overwrite replaces it)")
+    elif finished and not args.overwrite:
+        raise UsageError(f"{save_dir} holds a finished run: choose another --save-path or "
+                         "--run-name, or --overwrite to replace it")
+    return check_writable_dir(save_dir)
+
+
+def _check_paths(args, save_dir: Path, seeds: list[int], scenarios: tuple[str, ...]) -> None:
+    """No file the run writes (or --overwrite removes) is one it reads."""
+    from bb_jax.runtime.saved_runs import SAVED_FILES, params_file
+
+    written = [save_dir / name for name in (RUN_FILE, *SAVED_FILES)]
+    written += [save_dir / params_file(seed, name, list(scenarios))
+                for seed in seeds for name in scenarios]
+    if args.overwrite and args.resume is None:
+        written += _run_files(save_dir)
+    check_not_inputs([*(("the run", path) for path in written),
+                      ("--results-json", args.results_json)],
+                     [("--init-params", args.init_params), ("--schedule", args.schedule)])
+
+
+LOCK_FILE = "training.lock"  # {"pid", "start"} of the process training the run
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path):
+    """Hold `folder` for this process while it trains: a folder that another live process is
+    training (its lock names a running pid with the same start time) is refused; a lock left by
+    a process that died (kill -9) is taken over. The lock goes when training ends."""
+    from bb_jax.tuning.liveness import process_start_time
+
+    lock = folder / LOCK_FILE
+    try:
+        held = json.loads(lock.read_text())
+        pid = held["pid"]
+        alive = isinstance(pid, int) and process_start_time(pid) == held["start"] is not None
+    except (OSError, ValueError, KeyError, TypeError):
+        held, alive = None, False
+    if alive:
+        raise UsageError(f"{folder} is being trained by process {held['pid']}: wait for it or "
+                         "stop it (Ctrl-C), then --resume")
+    lock.unlink(missing_ok=True)
+    try:
+        with open(lock, "x") as f:  # two processes starting at once: one gets it
+            json.dump({"pid": os.getpid(), "start": process_start_time(os.getpid())}, f)
+    except FileExistsError:
+        raise UsageError(f"{folder} is being trained by another process that just started") \
+            from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _train(parser: OneLineParser, args) -> int:
@@ -171,42 +257,48 @@ def _train(parser: OneLineParser, args) -> int:
     scenarios, config, init_params, schedule = _checked_run(args)
     loggers = check_loggers(args.log)
     seeds = args.seeds if args.seeds else [args.seed]
+    _check_paths(args, _save_dir(args), seeds, scenarios)
     save_dir, run_name = _checked_folder(args), _run_name(args)
     if args.results_json:
         check_writable_dir(Path(args.results_json).resolve().parent)
-    print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
-          f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
-    (save_dir / RUN_FILE).write_text(json.dumps(
-        {"argv": command_line(parser, args, leave_out=("resume", "save_path"))}, indent=2))
-    checkpoints = Checkpoints(save_dir / CHECKPOINTS)
-    hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
-    logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
-                   config.batch_size, run_name=run_name, mlflow_uri=args.mlflow_uri,
-                   params={**dataclasses.asdict(config), **hyperparams, "seeds": seeds},
-                   resuming=checkpoints.latest() is not None)
-    bar = Progress(config.num_updates * config.batch_size, "steps", "step")
-    run = train_seeds(config, hyperparams, seeds,
-                      args.chunk_updates, args.eval_episodes, progress=bar.update,
-                      scenarios=list(scenarios), init_params=init_params,
-                      checkpoints=checkpoints,
-                      checkpoint_every=-(-args.checkpoint_every // config.batch_size),
-                      on_chunk=logs.chunk, schedule=schedule)
-    bar.close()
-    logs.close()
-    _save(run, args, save_dir, run_name, checkpoints, len(seeds))
-    return 0
+    with _run_lock(save_dir):
+        if args.overwrite and args.resume is None:
+            _remove(_run_files(save_dir))
+        print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
+              f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
+        (save_dir / RUN_FILE).write_text(json.dumps(
+            {"argv": command_line(parser, args, leave_out=("resume", "save_path", "overwrite"))},
+            indent=2))
+        checkpoints = Checkpoints(save_dir / CHECKPOINTS)
+        hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
+        logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
+                       config.batch_size, run_name=run_name, mlflow_uri=args.mlflow_uri,
+                       params={**dataclasses.asdict(config), **hyperparams, "seeds": seeds},
+                       resuming=checkpoints.latest() is not None)
+        bar = Progress(config.num_updates * config.batch_size, "steps", "step")
+        run = train_seeds(config, hyperparams, seeds,
+                          args.chunk_updates, args.eval_episodes, progress=bar.update,
+                          scenarios=list(scenarios), init_params=init_params,
+                          checkpoints=checkpoints,
+                          checkpoint_every=-(-args.checkpoint_every // config.batch_size),
+                          on_chunk=logs.chunk, schedule=schedule)
+        bar.close()
+        logs.close()
+        _save(run, args, save_dir, run_name, checkpoints, len(seeds))
+        return 0
 
 
 def _checked_run(args):
     """(scenarios, config, initial parameters or None, schedule or None) from the command
     line, each checked before anything is written (UsageError or ValueError: one line)."""
     from bb_jax.runtime.driver import plan_chunks
-    from bb_jax.runtime.saved_runs import load_params
+    from bb_jax.runtime.saved_runs import check_finite, load_params
     from bb_jax.runtime.schedule import read_schedule
 
     scenarios = parse_scenarios(args.scenario)
-    if args.num_steps <= 0:
-        raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
+    if not 0 < args.num_steps <= MAX_TOTAL_STEPS:
+        raise UsageError(f"--num-steps must be > 0 and at most {MAX_TOTAL_STEPS} (env steps "
+                         f"per seed, counted in int32), got {args.num_steps}")
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
     if args.checkpoint_every <= 0:
@@ -219,15 +311,32 @@ def _checked_run(args):
         total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
         adv_norm=args.adv_norm,
     )
-    if not 1 <= args.num_epochs <= config.max_epochs:
-        raise UsageError(f"--num-epochs must be in 1..{config.max_epochs}, got {args.num_epochs}")
-    # a checkpoint of another network stops the run here
-    init_params = load_params(Path(args.init_params), config) if args.init_params else None
+    check_hyperparams({name: getattr(args, name) for name in HYPERPARAM_NAMES},
+                      config.max_epochs)
+    if args.eval_episodes < 1:
+        raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
+    init_params = None
+    if args.init_params:  # a checkpoint of another network or a diverged one stops it here
+        init_params = load_params(Path(args.init_params), config)
+        check_finite(init_params, args.init_params)
     schedule = None
     if args.schedule:
         schedule = read_schedule(Path(args.schedule), config.batch_size)
         schedule.check_boundaries(plan_chunks(config.num_updates, args.chunk_updates)[0])
+        schedule.check_within(config.num_updates, config.batch_size)
     return scenarios, config, init_params, schedule
+
+
+def _remove(paths: list[Path]) -> None:
+    """Delete the files and folders of the run being replaced (--overwrite)."""
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if paths:
+        print(f"--overwrite: removed the earlier run's {len(paths)} files and folders from "
+              f"{paths[0].parent}")
 
 
 def _save(run, args, save_dir: Path, run_name: str, checkpoints, num_seeds: int) -> None:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
 import jax
 
-from bb_jax.agent.config import PPOConfig
+from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig
 from bb_jax.cli.common import (
     STORAGE_ENV,
     OneLineParser,
     UsageError,
+    check_study_name,
     check_writable_dir,
     parse_scenarios,
 )
@@ -310,9 +312,10 @@ def _check_run(args, flop_budget, time_budget) -> None:
         args.num_steps = DEFAULT_NUM_STEPS
     if not 1 <= args.num_opponents <= 9:
         raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
-    if args.num_steps is not None and args.num_steps < LARGEST_BATCH:
-        raise UsageError(f"--num-steps must be at least {LARGEST_BATCH} (the largest batch size "
-                         f"in the search space), got {args.num_steps}")
+    if args.num_steps is not None and not LARGEST_BATCH <= args.num_steps <= MAX_TOTAL_STEPS:
+        raise UsageError(f"--num-steps must be in {LARGEST_BATCH}..{MAX_TOTAL_STEPS} (at least "
+                         f"the largest batch size in the search space), got {args.num_steps}")
+    check_study_name(args.study_name)
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be > 0, got {args.n_trials}")
     if args.eval_interval <= 0 or (args.num_steps is not None
@@ -356,7 +359,7 @@ def _check_pruning(args) -> None:
         raise UsageError(f"--warmup-fraction must be in [0, 1), got {args.warmup_fraction}")
     if not 0 < args.prune_alpha < 1:
         raise UsageError(f"--prune-alpha must be in (0, 1), got {args.prune_alpha}")
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not 0 < args.timeout < math.inf:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
     if args.sampler in SAMPLER_PACKAGES:
         check_sampler_package(args.sampler)
@@ -373,8 +376,9 @@ def _check_validation(args) -> None:
     if args.validate_seeds < 2:
         raise UsageError(f"--validate-seeds must be >= 2 (a confidence interval needs "
                          f"two), got {args.validate_seeds}")
-    if args.validate_steps is not None and args.validate_steps < LARGEST_BATCH:
-        raise UsageError(f"--validate-steps must be at least {LARGEST_BATCH}, got "
+    if args.validate_steps is not None and not (LARGEST_BATCH <= args.validate_steps
+                                                <= MAX_TOTAL_STEPS):
+        raise UsageError(f"--validate-steps must be in {LARGEST_BATCH}..{MAX_TOTAL_STEPS}, got "
                          f"{args.validate_steps}")
     check_margin(args.equivalence_margin)
 
@@ -480,8 +484,8 @@ def check_budget(args, objectives) -> tuple[float | None, float | None]:
                                                  ("--time-budget", args.time_budget))
                if value is not None]
     for flag, value in budgets:
-        if not value > 0:
-            raise UsageError(f"{flag} must be > 0, got {value:g}")
+        if not 0 < value < math.inf:
+            raise UsageError(f"{flag} must be > 0 and finite, got {value:g}")
     if len(budgets) == 2:
         raise UsageError("give one budget: --flop-budget or --time-budget, not both")
     if budgets and args.num_steps is not None:

@@ -6,13 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
-from bb_jax import devices
+from bb_jax import devices, interrupts
+from bb_jax.agent.config import MAX_TOTAL_STEPS
 from bb_jax.cli.common import (
     STORAGE_ENV,
     OneLineParser,
     UsageError,
+    check_not_inputs,
+    check_study_name,
     check_writable_dir,
     enable_compile_cache,
     fail,
@@ -127,7 +132,14 @@ def validate_main(argv: list[str] | None = None) -> int:
     devices.use_host_devices()
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
-    from bb_jax.tuning.storage import StorageError, make_storage, redact
+    from bb_jax.tuning.storage import (
+        StorageError,
+        holds_nothing,
+        make_storage,
+        redact,
+        storage_file,
+        validate_url,
+    )
 
     try:
         if args.top_k < 1:
@@ -143,11 +155,19 @@ def validate_main(argv: list[str] | None = None) -> int:
                                                               args.seeds[0] + n_seeds)):
             raise UsageError("--seeds must be consecutive (e.g. 900 901 902): validation "
                              "seeds are a first seed and a count")
-        if args.num_steps is not None and args.num_steps < 1:
-            raise UsageError(f"--num-steps must be > 0, got {args.num_steps}")
+        if args.num_steps is not None and not 0 < args.num_steps <= MAX_TOTAL_STEPS:
+            raise UsageError(f"--num-steps must be in 1..{MAX_TOTAL_STEPS}, got "
+                             f"{args.num_steps}")
         if args.eval_episodes < 1:
             raise UsageError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
         check_margin(args.equivalence_margin)
+        check_study_name(args.study_name)
+        validate_url(args.storage)
+        check_not_inputs([("--results-json", args.results_json)],
+                         [("--storage", storage_file(args.storage))])
+        if holds_nothing(args.storage):  # opening a missing file would create an empty one
+            raise UsageError(f"--storage: no study database at {storage_file(args.storage)} "
+                             "(nothing created)")
         if args.results_json:
             check_writable_dir(Path(args.results_json).resolve().parent, keep=False)
         import optuna
@@ -166,13 +186,23 @@ def validate_main(argv: list[str] | None = None) -> int:
         from bb_jax.tuning.outputs import finite_json, recommendation
         from bb_jax.tuning.validation import validate_study
 
+        if "validation" in study.user_attrs:
+            print(f"{args.study_name} already holds a validation (seeds "
+                  f"{study.user_attrs['validation'].get('seeds')}): this one replaces it",
+                  flush=True)
         enable_compile_cache()
-        outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
-                                 args.eval_episodes, args.seeds[0] if args.seeds else None,
-                                 log=lambda line: print(line, flush=True),
-                                 margin=args.equivalence_margin)
+        with interrupts.raising():
+            outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
+                                     args.eval_episodes, args.seeds[0] if args.seeds else None,
+                                     log=lambda line: print(line, flush=True),
+                                     margin=args.equivalence_margin)
     except (UsageError, StorageError, ValueError) as err:
         return fail(prog, redact(str(err)))
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the outcome is stored whole or not
+        print("interrupted: no validation stored (the study keeps any earlier one)",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, interrupts.Terminated)
+                      else signal.SIGINT)
     print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds:")
     print_validation(outcome)
     rec = recommendation(study)

@@ -5,12 +5,16 @@ Ctrl-C, SIGTERM or kill -9 continues where its last checkpoint was and ends bit-
 the run that was never stopped (same device count).
 
 A checkpoint is written whole or not at all (orbax finalises a step's folder only when it is
-complete), so a process killed while saving leaves the previous checkpoint as the latest.
+complete), so a process killed while saving leaves the previous checkpoint as the latest. A
+latest checkpoint damaged afterwards (a disk error, a file truncated by hand) is dropped and
+the run continues from the one before it (`KEEP` are kept), saying so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -58,14 +62,30 @@ class Checkpoints:
         return self.manager.restore(step, args=ocp.args.Composite(
             settings=ocp.args.JsonRestore()))["settings"]
 
-    def restore(self, template) -> Restored:
-        """The latest checkpoint; `template` is a state of the same run's population (its
-        shapes, dtypes and device placement are the restored state's)."""
-        step = self.latest()
+    def restore(self, template, log: Callable[[str], None] | None = None) -> Restored:
+        """The latest checkpoint that reads back; `template` is a state of the same run's
+        population (its shapes, dtypes and device placement are the restored state's). Later
+        ones that do not read back while an earlier one does are damaged: they are deleted
+        and named through `log` (default: stderr). When none reads back (e.g. another device
+        count) nothing is deleted and the latest one's error is raised."""
+        log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        out = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), curves=ocp.args.StandardRestore(),
-            settings=ocp.args.JsonRestore()))
+        damaged: list[tuple[int, Exception]] = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                out = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), curves=ocp.args.StandardRestore(),
+                    settings=ocp.args.JsonRestore()))
+                break
+            except Exception as err:  # noqa: BLE001  orbax/tensorstore raise many kinds
+                damaged.append((step, err))
+        else:
+            raise damaged[0][1]
+        for bad, err in damaged:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+            log(f"checkpoint at update {bad} is damaged ({first}): removed it; resuming from "
+                f"the one at update {step}")
+            self.manager.delete(bad)
         curves = {k: np.asarray(v) for k, v in out["curves"].items()}
         # placed exactly like the template: orbax commits every array to its device, and an
         # uncommitted template (one device) would make jit compile the training and

@@ -21,6 +21,10 @@ from bb_jax.runtime.schedule import Schedule
 from bb_jax.stats import mean_ci95
 
 
+class Diverged(RuntimeError):
+    """A member's loss or parameters became NaN/inf: the run stops (one line says where)."""
+
+
 @dataclasses.dataclass
 class SeedRun:
     """Result of `train_seeds`: one member per (seed, scenario), seed-major (member
@@ -129,7 +133,7 @@ def train_seeds(
         driver = Driver(population, restored.updates, restored.curves)
         if on_chunk is not None:
             on_chunk(restored.curves, 1)
-    watch = _Watch(config, len(members), start - earlier_s, progress, on_chunk,
+    watch = _Watch(config, members, start - earlier_s, progress, on_chunk,
                    checkpoints, checkpoint_every)
     watch.train(driver, plan[driver.done // plan[0]:], schedule, hp_row)
     curves = driver.curves()
@@ -144,10 +148,11 @@ def train_seeds(
 @dataclasses.dataclass
 class _Watch:
     """What a multi-seed run does between chunks: live metrics, a progress line and
-    checkpoints (every `checkpoint_every` updates, and on an interrupt)."""
+    checkpoints (every `checkpoint_every` updates, and on an interrupt); a chunk in which a
+    member diverged raises `Diverged` (after its metrics are logged, before any checkpoint)."""
 
     config: PPOConfig
-    num_members: int
+    members: list[tuple[int, str]]  # (seed, scenario) of each member
     started: float  # perf_counter of the run's start, earlier sessions' time included
     progress: Callable[[int, str], None] | None
     on_chunk: Callable[[dict, int], None] | None
@@ -161,6 +166,7 @@ class _Watch:
             for chunk in driver.chunks(plan, schedule, base):
                 if self.on_chunk is not None:
                     self.on_chunk(chunk.metrics, chunk.done - chunk.length + 1)
+                self._check_finite(chunk)
                 if self.progress is not None:
                     self._report(chunk)
                 if self.checkpoint_every and chunk.done - saved >= self.checkpoint_every:
@@ -173,13 +179,24 @@ class _Watch:
                     self._save(driver)
             raise
 
+    def _check_finite(self, chunk) -> None:
+        """Raise Diverged naming the first member and env step whose update was not finite."""
+        finite = np.asarray(chunk.metrics["finite"])  # bool[members, chunk length]
+        if finite.all():
+            return
+        member, t = (int(i) for i in np.argwhere(~finite)[0])
+        seed, scenario = self.members[member]
+        step = (chunk.done - chunk.length + 1 + t) * self.config.batch_size
+        raise Diverged(f"training diverged: seed {seed} on {scenario}: loss or parameters "
+                       f"became NaN/inf by env step {step}")
+
     def _report(self, chunk) -> None:
         """The progress line: the one value read per chunk (it waits for the chunk)."""
         returns = np.asarray(chunk.metrics["mean_return"][:, -1])
         shown = (f"return {np.nanmean(returns):8.2f}" if np.isfinite(returns).any()
                  else "no episode finished yet")
         steps = chunk.done * self.config.batch_size
-        rate = steps * self.num_members / (time.perf_counter() - self.started)
+        rate = steps * len(self.members) / (time.perf_counter() - self.started)
         self.progress(steps, f"{rate:>9,.0f} steps/s  {shown}")
 
     def _save(self, driver: Driver) -> None:

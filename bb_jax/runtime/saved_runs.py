@@ -23,6 +23,29 @@ def config_json(config: PPOConfig, hyperparams: dict) -> dict:
     return {"config": dataclasses.asdict(config), "hyperparameters": hyperparams}
 
 
+SAVED_FILES = ("config.json", "metrics.jsonl", "learning_curve.png")  # besides the parameters
+
+
+def params_file(seed: int, scenario: str, scenarios: list[str]) -> str:
+    """The file name of a member's parameters in a run on `scenarios`."""
+    return f"params_seed{seed}" + (f"_{scenario}" if len(scenarios) > 1 else "") + ".msgpack"
+
+
+def saved_files(folder: Path) -> list[Path]:
+    """The files `save_run` writes that `folder` holds now (every member's parameters)."""
+    folder = Path(folder)
+    return [*(folder / name for name in SAVED_FILES if (folder / name).exists()),
+            *sorted(folder.glob("params_seed*.msgpack"))]
+
+
+def check_finite(params, where: str) -> None:
+    """ValueError (one line) when any parameter is NaN or infinite: a diverged run's policy
+    is not worth a figure."""
+    if not all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params)):
+        raise ValueError(f"{where} holds NaN/inf parameters: that run diverged (retrain it, "
+                         "e.g. with a smaller --lr)")
+
+
 def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
     """Write the run's artifacts into `save_dir`; returns their paths by kind."""
     save_dir.mkdir(parents=True, exist_ok=True)
@@ -36,10 +59,9 @@ def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
     with paths["metrics"].open("w") as f:
         f.writelines(metric_lines(run.members, run.curves, 1))
     for i, (seed, scenario) in enumerate(run.members):
-        name = f"params_seed{seed}" + (f"_{scenario}" if len(run.scenarios) > 1 else "")
-        path = save_dir / f"{name}.msgpack"
+        path = save_dir / params_file(seed, scenario, run.scenarios)
         path.write_bytes(serialization.to_bytes(run.population.member_params(i)))
-        paths[name] = path
+        paths[path.stem] = path
     plot_curves(run, paths["curve"], run_name)
     return paths
 
@@ -170,6 +192,6 @@ def load_run(folder: Path) -> SavedRun:
     params = {}
     for seed in saved["seeds"]:
         for scenario in scenarios:
-            name = f"params_seed{seed}" + (f"_{scenario}" if len(scenarios) > 1 else "")
-            params[(seed, scenario)] = load_params(folder / f"{name}.msgpack", config)
+            path = folder / params_file(seed, scenario, scenarios)
+            params[(seed, scenario)] = load_params(path, config)
     return SavedRun(config, saved["hyperparameters"], params)

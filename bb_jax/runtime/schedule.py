@@ -18,7 +18,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from bb_jax.agent.config import HYPERPARAM_NAMES
+from bb_jax.agent.config import HYPERPARAM_NAMES, check_hyperparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Schedule:
             if unknown:
                 raise ValueError(f"schedule: unknown hyperparameter {unknown[0]!r}; valid: "
                                  f"{', '.join(HYPERPARAM_NAMES)}")
+            try:
+                check_hyperparams(values)
+            except ValueError as err:
+                raise ValueError(f"schedule: {err}") from None
 
     def at(self, update: int, base: dict) -> dict:
         """The hyperparameters in force during `update` (0-based): `base` overridden by every
@@ -53,6 +57,14 @@ class Schedule:
             if update % chunk:
                 raise ValueError(f"schedule change at update {update} is not at a chunk "
                                  f"boundary (every {chunk} updates)")
+
+    def check_within(self, num_updates: int, batch_size: int) -> None:
+        """Every change before the run's end (`num_updates` updates): a later one would never
+        be applied."""
+        last = self.changes[-1][0] if self.changes else 0
+        if last >= num_updates:
+            raise ValueError(f"schedule change at {last * batch_size} env steps comes after the "
+                             f"run ends ({num_updates * batch_size} env steps)")
 
     def as_env_steps(self, batch_size: int) -> list[dict]:
         """The schedule-file form: changes in env steps per seed."""

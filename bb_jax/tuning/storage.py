@@ -7,12 +7,16 @@ file (`journal:///path/to/study.log`, several processes on one machine or a shar
   several processes on one file queue up instead of failing with "database is locked" or
   racing each other for the same waiting trial.
 - Opening a database that other workers are initialising at the same moment is retried.
-- Passwords in URLs are redacted (`redact`) before anything is printed or written; a URL
-  without a password may take it from the environment (libpq's PGPASSWORD or ~/.pgpass).
+- Passwords are redacted (`redact`) before anything is printed or written, in every form
+  libpq and SQLAlchemy take: the URL's user-info (`user:PASSWORD@`), a `password=` (or
+  `sslpassword=`, `passwd=`) query parameter or connection-string keyword, and the value of
+  $PGPASSWORD wherever it appears; a URL without a password may take it from the environment
+  (libpq's PGPASSWORD or ~/.pgpass).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -40,6 +44,12 @@ _OPEN_ATTEMPTS = 6
 
 # user:password@ in any scheme://... URL; the password runs to the last '@' of the URL.
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]*@")
+# password=VALUE as a URL query parameter (?password=, &password=) or a libpq keyword
+# (password=VALUE or password='a quoted value'), and its relatives sslpassword, passwd and
+# PGPASSWORD=VALUE
+_KEYWORD = re.compile(r"(?i)(?P<key>\b(?:ssl|pg)?pass(?:word|wd)\s*=\s*)"
+                      r"(?P<value>'(?:[^'\\]|\\.)*'|[^\s&'\";]+)")
+_ENV_PASSWORD = "PGPASSWORD"
 
 
 class StorageError(ValueError):
@@ -50,20 +60,30 @@ _SECRETS: set[str] = set()
 
 
 def redact(text: str) -> str:
-    """Replace the password of any URL in `text` with ***, and any password of a storage URL
-    seen by `validate_url` wherever it appears on its own (e.g. quoted in a driver message)."""
+    """Replace every password in `text` with ***: a URL's user-info password, a password=
+    query parameter or keyword, $PGPASSWORD's value, and any password of a storage URL seen
+    by `validate_url` wherever it appears on its own (e.g. quoted in a driver message)."""
     text = _PASSWORD.sub(r"\g<head>***@", text)
-    for secret in _SECRETS:
+    text = _KEYWORD.sub(r"\g<key>***", text)
+    env = os.environ.get(_ENV_PASSWORD, "")
+    for secret in sorted({*_SECRETS, *([env] if len(env) >= 3 else [])}, key=len,
+                         reverse=True):
         text = text.replace(secret, "***")
     return text
 
 
 def _remember_password(url: str) -> None:
+    """Keep the URL's passwords (user-info and password= query parameters), plain and
+    percent-decoded, so `redact` finds them wherever a driver quotes them."""
     from urllib.parse import unquote
 
-    match = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:(?P<pw>.*)@[^@]*$", url)
-    if match and len(match["pw"]) >= 3:  # too short to replace safely inside other text
-        _SECRETS.update({match["pw"], unquote(match["pw"])})
+    found = [m["value"] for m in _KEYWORD.finditer(url.split("?", 1)[1] if "?" in url else "")]
+    match = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:(?P<pw>.*)@[^@]*$", url.split("?")[0])
+    if match:
+        found.append(match["pw"])
+    for secret in found:
+        if len(secret) >= 3:  # too short to replace safely inside other text
+            _SECRETS.update({secret, unquote(secret)})
 
 
 def scheme_of(url: str) -> str:
@@ -72,6 +92,15 @@ def scheme_of(url: str) -> str:
 
 def _malformed(url: str) -> StorageError:
     return StorageError(f"malformed storage URL {redact(url)!r}; use {STORAGE_FORMS}")
+
+
+def storage_file(url: str | None) -> Path | None:
+    """The file a SQLite or journal URL names (None for other storages)."""
+    for scheme, prefix in (("sqlite", "sqlite:///"), ("journal", "journal://")):
+        if url is not None and scheme_of(url) == scheme and url[len(prefix):] not in ("",
+                                                                                    ":memory:"):
+            return Path(url[len(prefix):])
+    return None
 
 
 def holds_nothing(url: str | None) -> bool:
