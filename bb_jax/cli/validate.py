@@ -17,6 +17,7 @@ from bb_jax.cli.common import (
     enable_compile_cache,
     fail,
 )
+from bb_jax.cli.ensemble import add_ensemble_args, check_ensemble, keeping, run_ensemble
 
 
 def print_validation(outcome: dict) -> None:
@@ -60,6 +61,7 @@ def _validate_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=200,
                    help="fresh episodes per seed (default: %(default)s)")
     p.add_argument("--results-json", default=None, help="also write the outcome here")
+    add_ensemble_args(p)
     return p
 
 
@@ -100,12 +102,14 @@ def validate_main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no study {args.study_name!r} in this storage; studies: "
                              f"{', '.join(names) or 'none'}") from None
         from bb_jax.tuning.outputs import finite_json, recommendation
-        from bb_jax.tuning.validation import validate_study
+        from bb_jax.tuning.validation import top_candidates, validate_study
 
+        check_ensemble(args.ensemble, len(top_candidates(study, args.top_k)) - 1)
         enable_compile_cache()
-        outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
-                                 args.eval_episodes, args.seeds[0] if args.seeds else None,
-                                 log=lambda line: print(line, flush=True))
+        with keeping(args.ensemble) as kept:
+            outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
+                                     args.eval_episodes, args.seeds[0] if args.seeds else None,
+                                     log=lambda line: print(line, flush=True))
     except (UsageError, StorageError, ValueError) as err:
         return fail(prog, redact(str(err)))
     print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds (mean "
@@ -114,6 +118,9 @@ def validate_main(argv: list[str] | None = None) -> int:
     rec = recommendation(study)
     print(f"recommendation: {rec['summary']}")
     print(f"  {rec['train_command']}")
+    if args.ensemble:
+        outcome["ensemble"] = run_ensemble(study, outcome, kept, args.ensemble,
+                                           args.ensemble_rule)
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(finite_json(
             {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))
