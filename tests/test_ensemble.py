@@ -162,3 +162,21 @@ def untrained_runs(tmp_path_factory):
                 serialization.to_bytes(_network(seed + offset)))
         folders.append(folder)
     return folders
+
+
+def test_parameters_are_kept_only_inside_the_context_and_found_by_spec():
+    """Outside `keep_final_params` nothing is kept; inside, a member is found by every field
+    of its spec but the member id (validation's ids are its own layout)."""
+    from bb_jax.runtime import kept_params
+    from bb_jax.tuning.space import member_spec
+
+    spec = member_spec(7, control_params(), "easy", 3)
+    assert not kept_params.wanted()
+    kept_params.keep(spec, CONFIG, "outside")
+    with kept_params.keep_final_params() as kept:
+        assert kept_params.wanted() and kept == {}
+        kept_params.keep(spec, CONFIG, "inside")
+        assert kept_params.find(kept, member_spec(0, control_params(), "easy", 3)).params == \
+            "inside"
+        assert kept_params.find(kept, member_spec(0, control_params(), "easy", 4)) is None
+    assert not kept_params.wanted()
