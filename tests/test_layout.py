@@ -34,13 +34,13 @@ ORDER = {
     "game": ("scenarios", "rules", "opponents", "env", "wrappers"),
     "agent": ("config", "networks", "shapes", "losses", "policies", "ppo"),
     "runtime": ("sharding", "schedule", "checkpoints", "members", "programs", "population",
-                "driver", "memory", "cost", "sizing", "baselines", "cohorts", "runs",
-                "saved_runs", "evaluation"),
+                "driver", "memory", "cost", "sizing", "baselines", "kept_params", "cohorts",
+                "runs", "saved_runs", "evaluation", "ensemble"),
     "tuning": ("liveness", "storage", "callbacks", "pruners", "pbt", "space", "settings",
-               "warm_start", "study", "outputs", "validation", "tuner", "pbt_train"),
+               "warm_start", "study", "outputs", "validation", "ensemble", "tuner", "pbt_train"),
     "results": ("verdicts", "learning_speed", "experiment", "plot", "markdown", "outputs"),
-    "cli": ("common", "replay_page", "run_logs", "validate", "tune_args", "pbt_outputs",
-            "tune_pbt", "tune", "train", "evaluate", "results"),
+    "cli": ("common", "ensemble", "replay_page", "run_logs", "validate", "tune_args",
+            "pbt_outputs", "tune_pbt", "tune", "train", "evaluate", "results"),
 }
 HELPERS = {"stats", "machine", "devices", "interrupts", "progress"}
 TESTING = "bb_jax.testing"

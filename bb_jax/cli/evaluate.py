@@ -16,6 +16,7 @@ from bb_jax.cli.common import (
     enable_compile_cache,
     fail,
 )
+from bb_jax.cli.ensemble import add_ensemble_report, add_evaluate_ensemble_args
 from bb_jax.game.opponents import OPPONENT_KINDS
 
 PROG = "evaluate.py"
@@ -38,6 +39,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", default=None, metavar="FILE.html",
                    help="also write a page that replays episode 0 of the first seed night by "
                         "night (self-contained, opens offline)")
+    add_evaluate_ensemble_args(p)
     return p
 
 
@@ -84,6 +86,8 @@ def _evaluate(args) -> dict:
             raise UsageError(f"--opponents needs {run.config.num_opponents} kinds (the run's "
                              f"network sees that many), got {len(kinds)}")
     report = evaluate_run(run, scenario, kinds, args.episodes, args.seed, args.greedy)
+    if args.ensemble_with:
+        report = add_ensemble_report(report, run, args, scenario, kinds)
     if args.replay:
         import jax
 

@@ -22,6 +22,7 @@ from bb_jax.cli.common import (
     enable_compile_cache,
     fail,
 )
+from bb_jax.cli.ensemble import add_ensemble_args, check_ensemble, keeping, run_ensemble
 
 
 def print_validation(outcome: dict) -> None:
@@ -124,6 +125,7 @@ def _validate_parser() -> argparse.ArgumentParser:
                    help="fresh episodes per seed (default: %(default)s)")
     add_margin_arg(p)
     p.add_argument("--results-json", default=None, help="also write the outcome here")
+    add_ensemble_args(p)
     return p
 
 
@@ -184,14 +186,15 @@ def validate_main(argv: list[str] | None = None) -> int:
                              f"validated by tune_hyperparameters.py --strategy pbt itself "
                              f"(without --no-validate), not by retraining static trials")
         from bb_jax.tuning.outputs import finite_json, recommendation
-        from bb_jax.tuning.validation import validate_study
+        from bb_jax.tuning.validation import top_candidates, validate_study
 
         if "validation" in study.user_attrs:
             print(f"{args.study_name} already holds a validation (seeds "
                   f"{study.user_attrs['validation'].get('seeds')}): this one replaces it",
                   flush=True)
+        check_ensemble(args.ensemble, len(top_candidates(study, args.top_k)) - 1)
         enable_compile_cache()
-        with interrupts.raising():
+        with interrupts.raising(), keeping(args.ensemble) as kept:
             outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
                                      args.eval_episodes, args.seeds[0] if args.seeds else None,
                                      log=lambda line: print(line, flush=True),
@@ -209,6 +212,9 @@ def validate_main(argv: list[str] | None = None) -> int:
     print(f"recommendation: {rec['summary']}")
     print(f"  {rec['train_command']}")
     print_cheapest(rec["cheapest"])
+    if args.ensemble:
+        outcome["ensemble"] = run_ensemble(study, outcome, kept, args.ensemble,
+                                           args.ensemble_rule)
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(finite_json(
             {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))

@@ -21,6 +21,7 @@ import numpy as np
 
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, ShapeChoices, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
+from bb_jax.runtime import kept_params
 from bb_jax.runtime.cost import CompileClock, update_flops
 from bb_jax.runtime.driver import Driver, plan_chunks, training_keys
 from bb_jax.runtime.members import MemberPlan, MemberResult, MemberSpec, Report
@@ -367,6 +368,9 @@ class _CohortRun:
                                                     reason="no episode completed", **cost)
             else:
                 self.results[member] = MemberResult(member, "complete", value, **cost)
+                if kept_params.wanted():  # a caller keeps the trained policies
+                    kept_params.keep(self.by_id[member], self.config,
+                                     self.population.member_params(pos))
         return self.results
 
     def _total_steps(self, member: int) -> int:
