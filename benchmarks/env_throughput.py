@@ -107,11 +107,12 @@ def bench_jax(env, batch: int, steps: int, repeats: int, factory=make_rollout) -
     t0 = time.perf_counter()
     block(fn(key))
     first = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for r in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         block(fn(jax.random.key(r + 1)))
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     median = statistics.median(times)
     n = batch * steps
     return {
@@ -122,6 +123,9 @@ def bench_jax(env, batch: int, steps: int, repeats: int, factory=make_rollout) -
         "first_call_s": first,
         "call_s": {"min": min(times), "median": median, "max": max(times)},
         "env_steps_per_s": {"min": n / max(times), "median": n / median, "max": n / min(times)},
+        # CPU time of the process (all threads): steadier than the wall on a shared machine,
+        # and the work itself when XLA runs on one thread (--xla_cpu_multi_thread_eigen=false)
+        "cpu_ns_per_env_step": 1e9 * min(cpu) / n,
     }
 
 
@@ -180,7 +184,8 @@ def main(argv=None) -> dict:
         print(
             f"B={batch:6d}: {r['median']:>13,.0f} env-steps/s "
             f"(min {r['min']:,.0f}, max {r['max']:,.0f}); compile {res['compile_s']:.2f}s; "
-            f"x{res['ratio_vs_reference']:,.0f} vs reference",
+            f"x{res['ratio_vs_reference']:,.0f} vs reference; {res['cpu_ns_per_env_step']:,.0f} "
+            "CPU ns per env-step",
             flush=True,
         )
     # where the time goes, at the largest batch: random numbers vs the game itself
@@ -191,6 +196,8 @@ def main(argv=None) -> dict:
     t_game = game_part["call_s"]["median"]
     profile = {
         "batch": largest["batch"],
+        "rng_only_cpu_ns_per_env_step": rng_part["cpu_ns_per_env_step"],
+        "step_only_cpu_ns_per_env_step": game_part["cpu_ns_per_env_step"],
         "rng_only_s": t_rng,
         "step_only_s": t_game,
         "rng_only_env_steps_per_s": rng_part["env_steps_per_s"]["median"],

@@ -96,50 +96,62 @@ def act_draws_from_block(block: jnp.ndarray) -> ActDraws:
     return ActDraws(*(block[:, i] for i in range(NUM_ACT_DRAWS)))
 
 
-def _sequential_cumsum(x: jnp.ndarray) -> jnp.ndarray:
-    out = [x[0]]
-    for i in range(1, x.shape[0]):
-        out.append(out[-1] + x[i])
-    return jnp.stack(out)
+def _house_choice(p, own, burning_f, crowd, u_house) -> jnp.ndarray:
+    """int32[]: the house drawn from the scores by inverse CDF (cumulative sums taken
+    sequentially in float32), one house at a time (see `_act_one`)."""
+    cdf = []
+    for h in range(NUM_HOUSES):
+        gap = jnp.abs(h - own)
+        dist = jnp.minimum(gap, NUM_HOUSES - gap).astype(jnp.float32)
+        neighbours = burning_f[h - 1] + burning_f[(h + 1) % NUM_HOUSES]
+        score = (
+            0.1 / (1.0 + dist)
+            + p[3] * (h == own)
+            + 0.5 * burning_f[h]
+            + 0.3 * p[2] * (neighbours > 0)
+            + 0.1 * p[5] * crowd[h]
+            - 0.2 * p[4] * neighbours
+        )
+        score = jnp.maximum(score, 0.01)
+        cdf.append(score if h == 0 else cdf[-1] + score)
+    threshold = u_house * cdf[-1]
+    below = jnp.int32(0)
+    for c in cdf:
+        below = below + (c <= threshold).astype(jnp.int32)
+    return jnp.minimum(below, NUM_HOUSES - 1)
 
 
-def _act_one(
-    params, seat, houses, locations, last_action, has_last, u_signal, u_house, u_mode,
-    u_explore, u_explore_house, u_explore_mode, u_repeat,
-):
-    p = params
+def _act_one(p, seat, burning_f, crowd, last_action, has_last, u):
+    """int32[2] (house, mode) of one heuristic: params p float32[10], seat int32[],
+    burning_f / crowd lists of 10 float32[], last_action int32[2], u its ActDraws entries.
+
+    Works on one house (scalar) at a time, so that under `vmap` over environments every
+    operation is elementwise over the batch. The int32[10] / float32[10] array form cost
+    a quarter more per env step at batch 16384 on CPU: XLA fused it into the actions'
+    concatenation and, element by element, recomputed the scores behind each entry of the
+    sequential cumulative sum. Every float32 operation and its order are as in the rules, so
+    the results are bit for bit those of the array form."""
     own = seat % NUM_HOUSES
-    burning = houses == BURNING
-    burning_f = burning.astype(jnp.float32)
-    frac_burning = jnp.sum(burning_f) / NUM_HOUSES
-    own_bonus = jnp.where(burning[own], 0.5 * p[3], 0.0)
+    frac_burning = burning_f[0]
+    for b in burning_f[1:]:
+        frac_burning = frac_burning + b
+    frac_burning = frac_burning / NUM_HOUSES
+    burning_own = burning_f[0] > 0
+    for h in range(1, NUM_HOUSES):
+        burning_own = jnp.where(own == h, burning_f[h] > 0, burning_own)
+    own_bonus = jnp.where(burning_own, 0.5 * p[3], 0.0)
     intent = jnp.clip((p[1] + p[4] * frac_burning + own_bonus) * (1.0 - p[8]), 0.0, 1.0)
-    honest = u_signal < p[0]
+    honest = u.signal < p[0]
     signal = jnp.where(honest, intent > 0.5, intent <= 0.5)
 
-    h = jnp.arange(NUM_HOUSES)
-    gap = jnp.abs(h - own)
-    dist = jnp.minimum(gap, NUM_HOUSES - gap).astype(jnp.float32)
-    burning_neighbours = jnp.roll(burning_f, 1) + jnp.roll(burning_f, -1)
-    crowd = jnp.sum(locations[:, None] == h[None, :], axis=0).astype(jnp.float32)
-    score = (
-        0.1 / (1.0 + dist)
-        + p[3] * (h == own)
-        + 0.5 * burning_f
-        + 0.3 * p[2] * (burning_neighbours > 0)
-        + 0.1 * p[5] * crowd
-        - 0.2 * p[4] * burning_neighbours
-    )
-    score = jnp.maximum(score, 0.01)
-    cdf = _sequential_cumsum(score)
-    house = jnp.minimum(jnp.sum(cdf <= u_house * cdf[-1]), NUM_HOUSES - 1)
-    work = jnp.where(signal, u_mode < p[0], u_mode < intent * p[9])
+    house = _house_choice(p, own, burning_f, crowd, u.house)
+    work = jnp.where(signal, u.mode < p[0], u.mode < intent * p[9])
 
-    explore = u_explore < p[6]
-    house = jnp.where(explore, jnp.minimum(jnp.floor(u_explore_house * 10), 9), house)
-    work = jnp.where(explore, jnp.floor(u_explore_mode * 2) >= 1, work)
+    explore = u.explore < p[6]
+    house = jnp.where(explore, jnp.minimum(jnp.floor(u.explore_house * 10), 9), house)
+    work = jnp.where(explore, jnp.floor(u.explore_mode * 2) >= 1, work)
 
-    repeat = has_last & (u_repeat < p[7])
+    repeat = has_last & (u.repeat < p[7])
     house = jnp.where(repeat, last_action[0], house)
     mode = jnp.where(repeat, last_action[1], work.astype(jnp.int32))
     return jnp.stack([house.astype(jnp.int32), mode.astype(jnp.int32)])
@@ -165,8 +177,14 @@ def act(
     if seats is None:
         seats = jnp.arange(1, num_opponents + 1)
     seats = jnp.broadcast_to(jnp.asarray(seats, jnp.int32), (num_opponents,))
-    return jax.vmap(_act_one, in_axes=(0, 0, None, None, 0, None, 0, 0, 0, 0, 0, 0, 0))(
-        params, seats, houses, locations, last_actions, has_last,
-        draws.signal, draws.house, draws.mode, draws.explore,
-        draws.explore_house, draws.explore_mode, draws.repeat,
-    )
+    burning_f = [(houses[h] == BURNING).astype(jnp.float32) for h in range(NUM_HOUSES)]
+    crowd = [
+        sum((locations[i] == h).astype(jnp.int32) for i in range(locations.shape[0]))
+        .astype(jnp.float32)
+        for h in range(NUM_HOUSES)
+    ]
+    return jnp.stack([
+        _act_one(params[j], seats[j], burning_f, crowd, last_actions[j], has_last,
+                 jax.tree.map(lambda d, j=j: d[j], draws))
+        for j in range(num_opponents)
+    ])
