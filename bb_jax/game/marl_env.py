@@ -90,7 +90,8 @@ class BucketBrigadeMARL(MultiAgentEnv):
 
     @property
     def world_state_size(self) -> int:
-        return rules.observation_size(self.num_seats) + 1 + opponents.NUM_PARAMS * len(self.heuristics)
+        heuristic_params = opponents.NUM_PARAMS * len(self.heuristics)
+        return rules.observation_size(self.num_seats) + 1 + heuristic_params
 
     def reset(self, key: chex.PRNGKey):
         """({agent: obs float32[22 + 4N]}, MarlState) of a fresh episode drawn from `key`."""
@@ -141,7 +142,8 @@ class BucketBrigadeMARL(MultiAgentEnv):
         ])
 
     def get_avail_actions(self, state: MarlState) -> dict:
-        """{agent: bool[n]}: every action is always available."""
+        """{agent: bool[n]}: every action is always available (n = 20 flat, else the pair's
+        10 houses then 2 modes)."""
         del state
         n = rules.NUM_HOUSES * NUM_MODES if self.flat_actions else rules.NUM_HOUSES + NUM_MODES
         return {a: jnp.ones((n,), bool) for a in self.agents}
