@@ -641,8 +641,8 @@ def test_a_corrupt_database_names_the_cause(tmp_path, capsys):
 
 def test_a_failed_commit_names_the_database_cause(tmp_path):
     """Optuna wraps every failed commit in "...e.g. exceeding max length"; the line shown
-    names SQLite's own cause instead (read-only, full)."""
-    from bb_jax.tuning.storage import describe_error
+    names SQLite's own cause instead (read-only, full), in validate_best.py and the tuner."""
+    from bb_jax.tuning.storage import describe_error, error_text
 
     path = tmp_path / "study.db"
     validation_study(f"sqlite:///{path}")
@@ -654,6 +654,7 @@ def test_a_failed_commit_names_the_database_cause(tmp_path):
         with pytest.raises(optuna.exceptions.StorageInternalError) as raised:
             study.set_user_attr("big", "x" * 100_000)
         causes.append(describe_error(raised.value))
+        assert error_text(raised.value) == causes[-1]  # what the tuner prints
     assert "readonly database" in causes[0] and "database or disk is full" in causes[1]
     assert not any("max length" in c for c in causes)
 

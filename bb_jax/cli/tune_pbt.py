@@ -123,7 +123,7 @@ def pbt_main(args) -> int:
         plan = check_pbt(args)
     except UsageError as err:
         return fail(PROG, str(err))
-    from bb_jax.tuning.storage import StorageError, redact
+    from bb_jax.tuning.storage import StorageError, error_text, redact
 
     try:
         with interrupts.raising():
@@ -136,7 +136,7 @@ def pbt_main(args) -> int:
     except StorageError as err:
         return fail(PROG, redact(str(err)))
     except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
-        print(f"{PROG}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
+        print(f"{PROG}: {type(err).__name__}: {error_text(err)}", file=sys.stderr)
         return 1
 
 

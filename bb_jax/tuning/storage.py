@@ -218,6 +218,14 @@ def describe_error(err: BaseException) -> str:
     return redact(line)
 
 
+def error_text(err: BaseException) -> str:
+    """An unexpected error's text, redacted: for a failed commit the database's own cause
+    (`describe_error`), else the error's message."""
+    if isinstance(err, optuna.exceptions.StorageInternalError):
+        return describe_error(err)
+    return redact(str(err))
+
+
 def check_writable(storage: optuna.storages.BaseStorage, url: str | None) -> None:
     """Raise StorageError, before any work, when `url`'s database cannot be written: a SQLite
     file or folder that is read-only (a write is tried inside a transaction and rolled back;
