@@ -25,7 +25,7 @@ from bb_jax.cli import evaluate_main, train_main, tune_main, validate_main
 from bb_jax.runtime import runs
 from bb_jax.runtime.saved_runs import config_json
 from bb_jax.tuning.outputs import results_dict
-from bb_jax.tuning.storage import redact, validate_url
+from bb_jax.tuning.storage import make_storage, redact, validate_url
 
 TINY = ["--scenario", "easy", "--num-steps", "512", "--batch-size", "256", "--hidden-size", "16",
         "--eval-episodes", "2", "--chunk-updates", "1"]
@@ -474,3 +474,209 @@ def test_checkpoints_that_do_not_fit_the_state_are_kept(tmp_path):
         checkpoints.restore({"w": jax.numpy.zeros(7)}, log=pytest.fail)
     assert sorted(checkpoints.manager.all_steps()) == [2, 4]
     checkpoints.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: stopped between chunks, storage checked before training, figures before storing
+
+
+def validation_study(url: str) -> optuna.Study:
+    """A study of one complete trial in the control's shape (learning rate halved): its
+    validation trains one population of one compiled program."""
+    from bb_jax.tuning.space import SEARCH_SPACE, control_params
+
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    params = {**control_params(), "learning_rate": control_params()["learning_rate"] / 2}
+    study.add_trial(optuna.trial.create_trial(params=params, value=1.0,
+                                              distributions=dict(SEARCH_SPACE)))
+    return study
+
+
+def scripted_training(monkeypatch, trainers: list | None = None) -> None:
+    """CohortTrainer.run without training: every run completes with a seed-dependent value."""
+    from bb_jax.runtime import cohorts
+    from bb_jax.runtime.members import MemberResult
+
+    def run(self, specs, on_reports=None, on_finished=None):
+        if trainers is not None:
+            trainers.append((self, specs))
+        return {s.member_id: MemberResult(s.member_id, "complete", 900.0 + s.seed % 7 + s.member_id,
+                                          env_steps=self.num_steps) for s in specs}
+
+    monkeypatch.setattr(cohorts.CohortTrainer, "run", run)
+
+
+def test_validation_runs_report_between_chunks(monkeypatch):
+    """A validation run trains in stretches of about the tuner's report interval, so a Ctrl-C
+    (raised between chunks) takes effect within one stretch, not at the end of the run."""
+    from bb_jax.tuning.validation import REPORT_INTERVAL, validate_study
+
+    trainers = []
+    scripted_training(monkeypatch, trainers)
+    validate_study(validation_study(None), 1, 2, num_steps=50_000, log=lambda line: None)
+    (trainer, specs), = trainers
+    for spec in specs:
+        stretches = trainer.stretches(trainer.plan(spec))
+        assert len(stretches) > 1
+        assert max(sum(s) for s in stretches) * spec.batch_size <= REPORT_INTERVAL + spec.batch_size
+
+
+@pytest.mark.slow
+def test_validated_figures_do_not_depend_on_the_chunking():
+    """The same seeds give the same validated figures whether each run is one chunk or
+    several (a report and an interrupt check after each)."""
+    from bb_jax.tuning.validation import validate_study
+
+    outcomes = []
+    for interval in (4 * 4096, 4096):
+        study = validation_study(None)
+        outcome = validate_study(study, 1, 2, num_steps=4 * 4096, eval_episodes=4,
+                                 log=lambda line: None, eval_interval=interval)
+        outcomes.append([(r["trial"], r["per_seed"], r["n_failed"]) for r in outcome["rows"]])
+    assert outcomes[0] == outcomes[1]
+    assert all(math.isfinite(v) for _, per_seed, _ in outcomes[0] for v in per_seed)
+
+
+@pytest.mark.slow
+def test_validate_best_stops_on_ctrl_c_within_seconds_keeping_the_study(tmp_path):
+    import signal
+    import sys
+
+    from reliability_helpers import REPO, Tuner, wait_for
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    validation_study(url)
+    before = [(t.number, t.params, t.value) for t in optuna.load_study(
+        study_name="s", storage=url).trials]
+    proc = Tuner([sys.executable, str(REPO / "scripts" / "validate_best.py"), "--study-name",
+                  "s", "--storage", url, "--n-seeds", "2", "--num-steps", str(400 * 4096),
+                  "--eval-episodes", "2"], tmp_path / "logs", "validate")
+    wait_for(lambda: "live, " in proc.stdout, proc, what="the first report")
+    proc.proc.send_signal(signal.SIGINT)
+    # one chunk of one update is a fraction of a second: well within 5 s on an idle box; the
+    # bound here leaves room for a loaded one and is far below the 400 updates of the run
+    assert proc.wait(timeout=30) == 130, proc.output()
+    assert "validation of s" not in proc.stdout  # stopped mid-run, not at its end
+    assert proc.stderr.strip().splitlines()[-1].startswith("interrupted: no validation stored")
+    assert "Traceback" not in proc.stderr
+    study = optuna.load_study(study_name="s", storage=url)
+    assert [(t.number, t.params, t.value) for t in study.trials] == before
+    assert "validation" not in study.user_attrs
+
+
+def read_only_storage(path: Path):
+    """The study database at `path` opened read-only by SQLite (what a read-only file or
+    folder gives; chmod does not bind the root user the tests may run as)."""
+    return optuna.storages.RDBStorage(f"sqlite:///file:{path}?mode=ro&uri=true")
+
+
+def test_a_read_only_database_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    from bb_jax.tuning import storage, validation
+
+    path = tmp_path / "study.db"
+    validation_study(f"sqlite:///{path}")
+    before = path.read_bytes()
+    monkeypatch.setattr(storage, "make_storage", lambda url: read_only_storage(path))
+    monkeypatch.setattr(validation, "validate_study", lambda *a, **k: pytest.fail("trained"))
+    assert validate_main(["--study-name", "s", "--storage", f"sqlite:///{path}"]) == 2
+    line = one_error_line(capsys, "validate_best.py")
+    assert "cannot write to storage" in line and "readonly database" in line
+    assert path.read_bytes() == before
+
+
+def fill_up(storage) -> None:
+    """From now on the SQLite database of `storage` (study "s") cannot grow, as on a full
+    disk, and its pages hold no room for another user attribute of 200 bytes or more."""
+    from sqlalchemy import event
+
+    @event.listens_for(storage.engine, "connect")
+    def no_more_pages(connection, record):
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    storage.engine.dispose()
+    study = optuna.load_study(study_name="s", storage=storage)
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        for i in range(10_000):
+            study.set_user_attr(f"pad{i}", "x" * 200)
+
+
+def test_figures_are_printed_before_a_store_that_fails(tmp_path, capsys, monkeypatch):
+    """The database fills up while validating: the figures and the results JSON are out
+    before the store fails, which then says in one line what was not stored and why."""
+    from bb_jax.tuning import storage, validation
+
+    path = tmp_path / "study.db"
+    validation_study(f"sqlite:///{path}")
+    scripted_training(monkeypatch)
+    opened = []
+    monkeypatch.setattr(storage, "make_storage", lambda url: opened.append(make_storage(url))
+                        or opened[-1])
+    store = validation.store_validation
+
+    def store_when_full(study, outcome):
+        fill_up(opened[0])
+        store(study, outcome)
+
+    monkeypatch.setattr(validation, "store_validation", store_when_full)
+    out_json = tmp_path / "v.json"
+    assert validate_main(["--study-name", "s", "--storage", f"sqlite:///{path}",
+                          "--num-steps", "4096", "--results-json", str(out_json)]) == 1
+    captured = capsys.readouterr()
+    assert "validated" in captured.out and "recommendation:" in captured.out
+    line = one_error_line_of(captured.err, "validate_best.py")
+    assert "not stored" in line and "database or disk is full" in line
+    assert "max length" not in line
+    assert json.loads(out_json.read_text())["rows"]
+    assert "validation" not in optuna.load_study(study_name="s",
+                                                 storage=f"sqlite:///{path}").user_attrs
+
+
+def test_a_corrupt_database_names_the_cause(tmp_path, capsys):
+    path = tmp_path / "study.db"
+    path.write_bytes(np.random.default_rng(0).bytes(64 * 1024))
+    assert validate_main(["--study-name", "s", "--storage", f"sqlite:///{path}"]) == 2
+    assert "file is not a database" in one_error_line(capsys, "validate_best.py")
+
+
+def test_a_failed_commit_names_the_database_cause(tmp_path):
+    """Optuna wraps every failed commit in "...e.g. exceeding max length"; the line shown
+    names SQLite's own cause instead (read-only, full), in validate_best.py and the tuner."""
+    from bb_jax.tuning.storage import describe_error, error_text
+
+    path = tmp_path / "study.db"
+    validation_study(f"sqlite:///{path}")
+    writable = make_storage(f"sqlite:///{path}")
+    fill_up(writable)
+    causes = []
+    for storage in (read_only_storage(path), writable):
+        study = optuna.load_study(study_name="s", storage=storage)
+        with pytest.raises(optuna.exceptions.StorageInternalError) as raised:
+            study.set_user_attr("big", "x" * 100_000)
+        causes.append(describe_error(raised.value))
+        assert error_text(raised.value) == causes[-1]  # what the tuner prints
+    assert "readonly database" in causes[0] and "database or disk is full" in causes[1]
+    assert not any("max length" in c for c in causes)
+
+
+# ---------------------------------------------------------------------------------------------
+# PBT's flags
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--pbt-quantile", "nan"], "--pbt-quantile must be in (0, 0.5]"),
+    (["--pbt-quantile", "0"], "--pbt-quantile must be in (0, 0.5]"),
+    (["--pbt-margin", "nan"], "--pbt-margin must be a finite number >= 0"),
+    (["--pbt-margin", "inf"], "--pbt-margin must be a finite number >= 0"),
+    (["--pbt-margin", "-1"], "--pbt-margin must be a finite number >= 0"),
+    (["--study-name", "../../escape"], "--study-name '../../escape'"),
+    (["--study-name", "x" * 300], "--study-name"),
+    (["--num-steps", str(10**15)], "--num-steps must be in 1.."),
+    (["--num-opponents", "0"], "--num-opponents must be in 1..9"),
+])
+def test_pbt_refuses_bad_flags_before_anything_is_written(argv, expected, tmp_path, capsys):
+    assert tune_main(["--strategy", "pbt", "--scenario", "easy", "--population-size", "4",
+                      "--storage", f"sqlite:///{tmp_path}/pbt.db", "--study-name", "pbt",
+                      "--output-dir", str(tmp_path / "out"), *argv]) == 2
+    assert expected in one_error_line(capsys, "tune_hyperparameters.py")
+    assert list(tmp_path.iterdir()) == []

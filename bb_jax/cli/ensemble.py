@@ -45,18 +45,12 @@ def keeping(k: int | None):
 
 
 def run_ensemble(study, outcome: dict, kept: dict, k: int, rule: str) -> dict:
-    """The ensemble's validation (`validate_ensemble`), stored in the study's `validation`
-    attribute beside the rest, printed; returns it."""
+    """The ensemble's validation (`validate_ensemble`) on the study's scenarios; the caller
+    prints it (`ensemble_lines`) and stores it in the study's `validation` with the rest."""
     from bb_jax.tuning.ensemble import validate_ensemble
-    from bb_jax.tuning.outputs import finite_json
 
-    result = validate_ensemble(outcome, kept, k, list(study.user_attrs.get(
+    return validate_ensemble(outcome, kept, k, list(study.user_attrs.get(
         "scenarios", ["default"])), rule)
-    study.set_user_attr("validation", {**study.user_attrs["validation"],
-                                       "ensemble": finite_json(result)})
-    for line in ensemble_lines(result):
-        print(line)
-    return result
 
 
 def ensemble_lines(result: dict) -> list[str]:

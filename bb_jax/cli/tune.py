@@ -48,7 +48,7 @@ def _tune_main(argv: list[str] | None) -> int:
     except UsageError as err:
         return fail(prog, str(err))
     from bb_jax.runtime.memory import PopulationMemoryError
-    from bb_jax.tuning.storage import StorageError, redact
+    from bb_jax.tuning.storage import StorageError, error_text, redact
     from bb_jax.tuning.study import StudyMismatchError
 
     try:
@@ -56,7 +56,7 @@ def _tune_main(argv: list[str] | None) -> int:
     except (StorageError, StudyMismatchError, PopulationMemoryError) as err:
         return fail(prog, redact(str(err)))
     except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
-        print(f"{prog}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
+        print(f"{prog}: {type(err).__name__}: {error_text(err)}", file=sys.stderr)
         return 1
 
 

@@ -32,8 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from bb_jax import interrupts
-from bb_jax.agent.config import HYPERPARAM_NAMES, PPOConfig
-from bb_jax.cli.common import UsageError, check_writable_dir, enable_compile_cache, fail
+from bb_jax.agent.config import HYPERPARAM_NAMES, MAX_TOTAL_STEPS, PPOConfig
+from bb_jax.cli.common import (
+    UsageError,
+    check_study_name,
+    check_writable_dir,
+    enable_compile_cache,
+    fail,
+)
 from bb_jax.cli.pbt_outputs import lineage_plot, record_run, validate_schedule
 
 PROG = "tune_hyperparameters.py"
@@ -47,6 +53,7 @@ def check_pbt(args) -> dict:
     from bb_jax.tuning.pbt import MIN_EPISODES, MIN_POPULATION, SEARCHED, PBTRule
     from bb_jax.tuning.storage import StorageError, holds_nothing, validate_url
 
+    check_flags(args)
     scenarios = parse_scenarios(args.scenario)
     if len(scenarios) > 1:
         raise UsageError("--strategy pbt trains one scenario; give one --scenario")
@@ -61,11 +68,8 @@ def check_pbt(args) -> dict:
             raise UsageError(f"--strategy pbt trains one population in one process at equal "
                              f"env steps: drop {flag}")
     fixed = parse_fixed(args.fix)
-    try:
-        rule = PBTRule(quantile=args.pbt_quantile, margin=args.pbt_margin,
-                       explored=tuple(name for name in SEARCHED if name not in fixed))
-    except ValueError as err:
-        raise UsageError(f"--pbt-quantile/--pbt-margin: {err}") from None
+    rule = PBTRule(quantile=args.pbt_quantile, margin=args.pbt_margin,
+                   explored=tuple(name for name in SEARCHED if name not in fixed))
     config = PPOConfig(scenario=scenarios[0], num_opponents=args.num_opponents,
                        hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
                        batch_size=fixed.get("batch_size", PPOConfig.batch_size),
@@ -98,12 +102,28 @@ def check_pbt(args) -> dict:
             "study_name": args.study_name or f"pbt_{scenarios[0]}_s{args.seed}"}
 
 
+def check_flags(args) -> None:
+    """PBT's own flags and those it shares with the tuner, checked as the tuner checks them
+    (which PBT runs without): one UsageError naming the flag and its valid range."""
+    check_study_name(args.study_name)
+    if not 1 <= args.num_opponents <= 9:
+        raise UsageError(f"--num-opponents must be in 1..9, got {args.num_opponents}")
+    if args.num_steps is not None and not 0 < args.num_steps <= MAX_TOTAL_STEPS:
+        raise UsageError(f"--num-steps must be in 1..{MAX_TOTAL_STEPS}, got {args.num_steps}")
+    if not 0 < args.pbt_quantile <= 0.5:  # NaN fails every comparison
+        raise UsageError(f"--pbt-quantile must be in (0, 0.5] (the share of members that "
+                         f"copy and are copied), got {args.pbt_quantile}")
+    if not 0 <= args.pbt_margin < float("inf"):
+        raise UsageError(f"--pbt-margin must be a finite number >= 0 (standard errors), got "
+                         f"{args.pbt_margin}")
+
+
 def pbt_main(args) -> int:
     try:
         plan = check_pbt(args)
     except UsageError as err:
         return fail(PROG, str(err))
-    from bb_jax.tuning.storage import StorageError, redact
+    from bb_jax.tuning.storage import StorageError, error_text, redact
 
     try:
         with interrupts.raising():
@@ -116,7 +136,7 @@ def pbt_main(args) -> int:
     except StorageError as err:
         return fail(PROG, redact(str(err)))
     except Exception as err:  # noqa: BLE001  never echo a storage password in a traceback
-        print(f"{PROG}: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
+        print(f"{PROG}: {type(err).__name__}: {error_text(err)}", file=sys.stderr)
         return 1
 
 

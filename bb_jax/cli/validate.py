@@ -22,7 +22,13 @@ from bb_jax.cli.common import (
     enable_compile_cache,
     fail,
 )
-from bb_jax.cli.ensemble import add_ensemble_args, check_ensemble, keeping, run_ensemble
+from bb_jax.cli.ensemble import (
+    add_ensemble_args,
+    check_ensemble,
+    ensemble_lines,
+    keeping,
+    run_ensemble,
+)
 
 
 def print_validation(outcome: dict) -> None:
@@ -130,12 +136,17 @@ def _validate_parser() -> argparse.ArgumentParser:
 
 
 def validate_main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 done, 2 bad input (nothing written)."""
+    """Exit codes: 0 done, 1 the figures were printed (and written) but not stored in the
+    study, 2 bad input or a storage that cannot be read or written (nothing trained)."""
     devices.use_host_devices()
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
+    from optuna.exceptions import StorageInternalError
+
     from bb_jax.tuning.storage import (
         StorageError,
+        check_writable,
+        describe_error,
         holds_nothing,
         make_storage,
         redact,
@@ -185,7 +196,7 @@ def validate_main(argv: list[str] | None = None) -> int:
             raise UsageError(f"study {args.study_name!r} is a PBT run: its best schedule is "
                              f"validated by tune_hyperparameters.py --strategy pbt itself "
                              f"(without --no-validate), not by retraining static trials")
-        from bb_jax.tuning.outputs import finite_json, recommendation
+        check_writable(storage, args.storage)  # before training, not when storing
         from bb_jax.tuning.validation import top_candidates, validate_study
 
         if "validation" in study.user_attrs:
@@ -198,24 +209,53 @@ def validate_main(argv: list[str] | None = None) -> int:
             outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,
                                      args.eval_episodes, args.seeds[0] if args.seeds else None,
                                      log=lambda line: print(line, flush=True),
-                                     margin=args.equivalence_margin)
+                                     margin=args.equivalence_margin, store=False)
+            if args.ensemble:
+                outcome["ensemble"] = run_ensemble(study, outcome, kept, args.ensemble,
+                                                   args.ensemble_rule)
     except (UsageError, StorageError, ValueError) as err:
         return fail(prog, redact(str(err)))
+    except StorageInternalError as err:  # a damaged or full database met while reading
+        return fail(prog, f"cannot use storage {redact(args.storage)}: {describe_error(err)}")
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the outcome is stored whole or not
         print("interrupted: no validation stored (the study keeps any earlier one)",
               file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(err, interrupts.Terminated)
                       else signal.SIGINT)
-    print(f"validation of {args.study_name} on {len(outcome['seeds'])} fresh seeds:")
+    report(study, args.study_name, outcome, args.results_json)
+    return store(study, prog, outcome)
+
+
+def report(study, name: str, outcome: dict, results_json: str | None) -> None:
+    """Print the outcome and write it to `results_json`, before it is stored in the study (a
+    failed store then loses no figures)."""
+    from bb_jax.tuning.outputs import finite_json, recommendation
+
+    rec = recommendation(study, finite_json(outcome))
+    print(f"validation of {name} on {len(outcome['seeds'])} fresh seeds:")
     print_validation(outcome)
-    rec = recommendation(study)
     print(f"recommendation: {rec['summary']}")
     print(f"  {rec['train_command']}")
     print_cheapest(rec["cheapest"])
-    if args.ensemble:
-        outcome["ensemble"] = run_ensemble(study, outcome, kept, args.ensemble,
-                                           args.ensemble_rule)
-    if args.results_json:
-        Path(args.results_json).write_text(json.dumps(finite_json(
-            {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))
+    if "ensemble" in outcome:
+        for line in ensemble_lines(outcome["ensemble"]):
+            print(line)
+    if results_json:
+        Path(results_json).write_text(json.dumps(finite_json(
+            {"study_name": name, **outcome, "recommendation": rec}), indent=2))
+    sys.stdout.flush()
+
+
+def store(study, prog: str, outcome: dict) -> int:
+    """Store the outcome in the study: 0, or 1 with one line naming the cause."""
+    from bb_jax.tuning.storage import describe_error
+    from bb_jax.tuning.validation import store_validation
+
+    try:
+        with interrupts.deferred():  # stored whole or not at all
+            store_validation(study, outcome)
+    except Exception as err:  # the database's own error, whatever its driver
+        print(f"{prog}: error: the validation above was not stored in study "
+              f"{study.study_name!r}: {describe_error(err)}", file=sys.stderr)
+        return 1
     return 0

@@ -49,10 +49,11 @@ def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps
     return shlex.join(args)
 
 
-def recommendation(study: optuna.Study) -> dict | None:
+def recommendation(study: optuna.Study, outcome: dict | None = None) -> dict | None:
     """What the study recommends: the best validated configuration that beat the control
-    (`validation` user attribute), or a statement that none did; None before validation."""
-    outcome = study.user_attrs.get("validation")
+    (`outcome`, by default the `validation` user attribute), or a statement that none did;
+    None before validation."""
+    outcome = outcome if outcome is not None else study.user_attrs.get("validation")
     if not outcome:
         return None
     rows = {str(r["trial"]): r for r in outcome["rows"]}

@@ -195,13 +195,17 @@ def make_storage(url: str | None, heartbeat_interval: int | None = 30
             if attempt + 1 < _OPEN_ATTEMPTS and quick and any(m in text for m in _RACE_MARKERS):
                 time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
                 continue  # another worker is creating the schema at this moment
-            raise StorageError(f"cannot use storage {redact(url)}: {_one_line(err)}") from None
+            raise StorageError(f"cannot use storage {redact(url)}: {describe_error(err)}") from None
     raise AssertionError("unreachable")
 
 
-def _one_line(err: BaseException) -> str:
-    if isinstance(err, optuna.exceptions.StorageInternalError) and err.__cause__ is not None:
-        err = err.__cause__  # Optuna's wrapper says only "An exception is raised during..."
+def describe_error(err: BaseException) -> str:
+    """One redacted line naming what went wrong in the database ("attempt to write a readonly
+    database", "database or disk is full", "file is not a database"), not Optuna's wrapper,
+    which guesses "e.g. exceeding max length" for any failed commit."""
+    while (isinstance(err, optuna.exceptions.StorageInternalError)
+           and err.__cause__ is not None):
+        err = err.__cause__
     text = str(err).strip()
     if not text:
         return type(err).__name__
@@ -212,6 +216,39 @@ def _one_line(err: BaseException) -> str:
     if len(lines) > 1 and not lines[1].startswith("(Background") and len(line) < 80:
         line += " " + lines[1]
     return redact(line)
+
+
+def error_text(err: BaseException) -> str:
+    """An unexpected error's text, redacted: for a failed commit the database's own cause
+    (`describe_error`), else the error's message."""
+    if isinstance(err, optuna.exceptions.StorageInternalError):
+        return describe_error(err)
+    return redact(str(err))
+
+
+def check_writable(storage: optuna.storages.BaseStorage, url: str | None) -> None:
+    """Raise StorageError, before any work, when `url`'s database cannot be written: a SQLite
+    file or folder that is read-only (a write is tried inside a transaction and rolled back;
+    a full disk shows only when a commit grows the file), a journal file that cannot be
+    appended to. Other databases are not probed: their errors surface when storing."""
+    try:
+        if scheme_of(url or "") == "journal":
+            with open(url[len("journal://"):], "ab"):
+                pass
+        elif scheme_of(url or "") == "sqlite":
+            connection = storage.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.execute("CREATE TABLE bb_jax_write_probe (x)")
+                finally:
+                    cursor.execute("ROLLBACK")
+            finally:
+                connection.close()
+    except Exception as err:
+        text = err.strerror if isinstance(err, OSError) and err.strerror else describe_error(err)
+        raise StorageError(f"cannot write to storage {redact(url)}: {text}") from None
 
 
 def _journal_storage(path: Path):

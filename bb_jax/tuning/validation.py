@@ -28,6 +28,7 @@ from bb_jax.runtime.members import MemberSpec
 from bb_jax.runtime.sizing import CompileAwareSizing
 from bb_jax.stats import PairedDifference, holm, mean_ci95, paired_difference
 from bb_jax.tuning.outputs import finite_json
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import (
     CONTROL,
     LARGEST_BATCH,
@@ -39,6 +40,10 @@ from bb_jax.tuning.warm_start import copied
 
 ALPHA = 0.05  # family-wise error rate of "beats the control" over the k candidates
 DEFAULT_MARGIN_SDS = 0.5  # default equivalence margin: control's across-seed SDs
+# env steps between two reports of a validation run outside a sweep: the tuner's default, so
+# a Ctrl-C takes effect within one such stretch (a run of one chunk would hold it to the end);
+# a run's figures do not depend on how it is chunked
+REPORT_INTERVAL = TuneSettings.eval_interval
 
 
 @dataclasses.dataclass
@@ -217,11 +222,14 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
                    first_seed: int | None = None, max_population: int = 1024,
                    log: Callable[[str], None] = print,
                    tuner_trainer: CohortTrainer | None = None,
-                   margin: float | None = None) -> dict:
+                   margin: float | None = None, store: bool = True,
+                   eval_interval: int = REPORT_INTERVAL) -> dict:
     """Retrain the study's top-k complete trials and the control (default configuration) on
     fresh seeds, paired (`bb_jax.tuning.validation`); store the outcome in the study's user
     attribute `validation` and return it (with the steps and episodes it used and what its
     figures measure). Under a FLOP budget every run costs the same: no cheapest is named.
+    `store=False`: the caller stores it (`store_validation`), e.g. after printing it.
+    `eval_interval`: env steps between reports (and interrupt checks) of each run.
 
     `tuner_trainer`: the sweep's trainer in this process; validation then trains in the same
     chunks and may reuse its compiled population sizes (rounds) instead of compiling anew."""
@@ -241,7 +249,8 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
         num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
         max_population=max_population,
         progress=log,
-        eval_interval=tuner_trainer.eval_interval if tuner_trainer else (steps or 10_000),
+        eval_interval=(tuner_trainer.eval_interval if tuner_trainer else
+                       min(eval_interval, steps or eval_interval)),
         sizing=tuner_trainer.sizing if tuner_trainer else CompileAwareSizing(),
     )
     length = f"{steps:,} steps" if budget is None else f"{budget / 1e12:.3g} TFLOP each"
@@ -255,8 +264,14 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
                    measures=measures(attrs, length, eval_episodes))
     if budget is not None:
         outcome["cheapest"] = None
-    study.set_user_attr("validation", finite_json(outcome))
+    if store:
+        store_validation(study, outcome)
     return outcome
+
+
+def store_validation(study: optuna.Study, outcome: dict) -> None:
+    """Keep `outcome` in the study's user attribute `validation` (replacing an earlier one)."""
+    study.set_user_attr("validation", finite_json(outcome))
 
 
 def measures(attrs: dict, length: str, eval_episodes: int) -> dict:
