@@ -2,7 +2,7 @@
 
 Per pair A:B, through the tuner's own command line (`bb_jax.cli.tune_main`; every study
 validated against the defaults on the same fresh seeds, paired), at one budget:
-  - A tuned cold;
+  - A tuned cold (on --seed + 1: its start-up draws are not B cold's);
   - B cold (the default strategy), B warm from A (--warm-start-from A: A's best validated
     configurations and best trials first, A's finished trials given to the sampler) at the
     same budget, and B warm at half the trials;
@@ -38,7 +38,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "transfer_cpu.json"
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 1 pair, 3 trials x 8,192 steps, 2 validation seeds")
+                    help="smoke run: 1 pair, 4 trials x 8,192 steps, 2 validation seeds")
     ap.add_argument("--pairs", default="chain_reaction:deceptive_calm",
                     help="comma-separated A:B scenario pairs")
     ap.add_argument("--trials", type=int, default=16)
@@ -59,7 +59,7 @@ def check_args(args) -> list[tuple[str, str]]:
     """The A:B pairs (raises UsageError naming the bad one); --quick's sizes applied."""
     if args.quick:
         args.pairs, args.trials, args.steps, args.eval_interval = (
-            "chain_reaction:deceptive_calm", 3, 8192, 4096)
+            "chain_reaction:deceptive_calm", 4, 8192, 4096)
         args.top_k, args.validate_seeds, args.eval_episodes, args.flop_budget = 1, 2, 16, None
     pairs = []
     for item in args.pairs.split(","):
@@ -77,7 +77,11 @@ def pair_rows(a: str, b: str, args, workdir: Path, log) -> dict:
     shared = common_args(args)
     n, half = str(args.trials), str(args.trials // 2)
     source = f"{a}_source"
-    rows = {"a": run_study(source, ["--scenario", a, *shared, "--n-trials", n], workdir, log)}
+    # A on the next sampler seed: on --seed's own, A's random start-up draws would be B cold's
+    # too, and a warm start would re-try what B cold tries anyway (B's studies keep --seed, so
+    # they validate on the same fresh seeds, paired)
+    rows = {"a": run_study(source, ["--scenario", a, *shared, "--n-trials", n, "--seed",
+                                    str(args.seed + 1)], workdir, log)}
     rows["b_cold"] = run_study(f"{b}_cold", ["--scenario", b, *shared, "--n-trials", n],
                                workdir, log)
     for key, trials in (("b_warm", n), ("b_warm_half", half)):

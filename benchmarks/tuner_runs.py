@@ -15,6 +15,8 @@ from bb_jax.cli import tune_main
 from bb_jax.stats import paired_difference
 
 CONTROL = "control"
+# tune_main's exit codes after Ctrl-C / SIGTERM
+INTERRUPTED = (130, 143)
 
 
 def budget_args(args) -> list[str]:
@@ -43,6 +45,8 @@ def run_study(name: str, argv: list[str], workdir: Path, log) -> dict:
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         code = tune_main(full)
     wall = time.perf_counter() - started
+    if code in INTERRUPTED:  # the tuner stored what it finished; the benchmark stops too
+        raise KeyboardInterrupt(f"{name}: interrupted")
     path = workdir / f"{name}_results.json"
     if code != 0 or not path.exists():
         tail = printed.getvalue().strip().splitlines()[-1:] or ["no output"]

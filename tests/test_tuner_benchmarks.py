@@ -109,3 +109,20 @@ def test_transfer_quick(modules, tmp_path):
     # the warm study starts with the source's configurations beside its own trials
     assert studies["b_warm_half"]["n_trials"] >= 1
     assert isinstance(pair["transfers"], bool)
+
+
+@pytest.mark.parametrize("code", [130, 143])
+def test_an_interrupted_study_stops_the_benchmark(modules, tmp_path, monkeypatch, code):
+    """tune_main returns 130/143 after Ctrl-C/SIGTERM: the benchmark must not go on to the
+    next study."""
+    runs, _, _ = modules
+    monkeypatch.setattr(runs, "tune_main", lambda argv: code)
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_study("s", ["--scenario", "rest_trap"], tmp_path, print)
+
+
+def test_a_failed_study_is_an_error_row(modules, tmp_path, monkeypatch):
+    runs, _, _ = modules
+    monkeypatch.setattr(runs, "tune_main", lambda argv: 1)
+    row = runs.run_study("s", ["--scenario", "rest_trap"], tmp_path, lambda text: None)
+    assert row["error"] and row["study"] == "s"
