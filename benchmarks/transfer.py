@@ -38,7 +38,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "transfer_cpu.json"
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 1 pair, 4 trials x 8,192 steps, 2 validation seeds")
+                    help="smoke run: 1 pair, 6 trials x 8,192 steps, 2 validation seeds")
     ap.add_argument("--pairs", default="chain_reaction:deceptive_calm",
                     help="comma-separated A:B scenario pairs")
     ap.add_argument("--trials", type=int, default=16)
@@ -59,7 +59,7 @@ def check_args(args) -> list[tuple[str, str]]:
     """The A:B pairs (raises UsageError naming the bad one); --quick's sizes applied."""
     if args.quick:
         args.pairs, args.trials, args.steps, args.eval_interval = (
-            "chain_reaction:deceptive_calm", 4, 8192, 4096)
+            "chain_reaction:deceptive_calm", 6, 8192, 4096)
         args.top_k, args.validate_seeds, args.eval_episodes, args.flop_budget = 1, 2, 16, None
     pairs = []
     for item in args.pairs.split(","):
