@@ -69,6 +69,11 @@ def plan(quick: bool, gpu: bool) -> dict[str, list[str]]:
         "pbt_overhead": ["pbt_overhead.py"],
         # PBT's replayed schedule vs TPE and random search at equal env steps, fresh seeds
         "pbt_quality": ["pbt_quality.py"],
+        # the default strategy and the other samplers on six scenarios the defaults were not
+        # chosen on, validated against the defaults; a 4x rerun where nothing was found
+        "tuner_benchmark": ["tuner_benchmark.py"],
+        # scenario A's study warm-starting B's, against B cold and a study of both
+        "transfer": ["transfer.py"],
         # a time-budget study over easy/default/hard against the previous defaults
         "defaults_per_second": ["defaults_per_second.py"],
         # the README's training command: its wall split, and the share in compiled training

@@ -107,10 +107,10 @@ def _add_pruning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-fraction", type=float, default=None,
                    help="--pruner sha/hyperband: first rung as a share of the steps "
                         "(default: 1/2 for sha, 1/9 for hyperband)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="tpe (multivariate, constant liar), gp (Gaussian process; needs "
                         "PyTorch), cmaes (CMA-ES started at the incumbent; needs the cmaes "
-                        "package) or random")
+                        "package) or random (default: tpe; --strategy auto picks it)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds; no new batch is asked after it (finished trials are kept)")
 
@@ -185,11 +185,14 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
 
 def _add_pbt_args(p: argparse.ArgumentParser) -> None:
     """--strategy pbt and its settings."""
-    p.add_argument("--strategy", choices=("tpe", "pbt"), default="tpe",
+    from bb_jax.tuning.settings import STRATEGIES
+
+    p.add_argument("--strategy", choices=STRATEGIES, default="tpe",
                    help="tpe: trials proposed by --sampler, trained in batches and pruned; "
                         "pbt: population-based training of --population-size members (auto: "
                         "16) in one compiled population, exploiting and exploring every "
-                        "--pbt-interval env steps (docs/HYPERPARAMETER_TUNING.md)")
+                        "--pbt-interval env steps; auto: as tpe, with the sampler picked for "
+                        "--n-trials by a stated rule (docs/HYPERPARAMETER_TUNING.md)")
     p.add_argument("--pbt-interval", type=int, default=20_480,
                    help="--strategy pbt: env steps per member between exploit steps")
     p.add_argument("--pbt-quantile", type=float, default=0.25,
@@ -275,6 +278,7 @@ def tune_settings(args):
     objectives = parse_objectives(args.objectives)
     flop_budget, time_budget = check_budget(args, objectives)
     _check_run(args, flop_budget, time_budget)
+    auto_rule = _resolve_strategy(args)
     population_size, shapes, seeds_per_trial = _batch_choices(args)
     _check_pruning(args)
     _check_validation(args)
@@ -294,7 +298,8 @@ def tune_settings(args):
         eval_episodes=args.eval_episodes, enqueue=enqueue, output_dir=output_dir,
         scenario_arg=args.scenario, max_population=args.max_population,
         worker_index=args.worker_index, seeds_per_trial=seeds_per_trial,
-        sampler=args.sampler, timeout=args.timeout, prune_alpha=args.prune_alpha,
+        sampler=args.sampler, strategy="auto" if auto_rule else "tpe", auto_rule=auto_rule,
+        timeout=args.timeout, prune_alpha=args.prune_alpha,
         warmup_fraction=args.warmup_fraction, sha_eta=args.eta,
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
         time_budget=time_budget, objectives=objectives, fixed=fixed, space=space,
@@ -323,6 +328,24 @@ def _check_run(args, flop_budget, time_budget) -> None:
         raise UsageError(
             f"--eval-interval must be in 1..{args.num_steps or 'the run'}, got "
             f"{args.eval_interval}")
+
+
+def _resolve_strategy(args) -> dict | None:
+    """--sampler's default (tpe) or --strategy auto's choice for --n-trials (its rule's row,
+    as the study records it; None without auto). Written back into `args`, as --strategy tpe
+    --sampler CHOICE, so the --n-jobs workers, given their shares of the trials, use the same
+    sampler."""
+    from bb_jax.tuning.settings import auto_sampler
+
+    if args.strategy != "auto":
+        args.sampler = args.sampler or "tpe"
+        return None
+    if args.sampler is not None:
+        raise UsageError(f"--strategy auto picks the sampler itself: leave out --sampler "
+                         f"{args.sampler}, or give --strategy tpe")
+    rule = auto_sampler(args.n_trials)
+    args.strategy, args.sampler = "tpe", rule["sampler"]
+    return rule
 
 
 def _batch_choices(args) -> tuple[int, str, int]:

@@ -160,6 +160,7 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
         "recommendation": recommendation(study),
         # --strategy pbt: its settings and exploit steps, and its schedule's validation
         "strategy": attrs.get("strategy", "tpe"),
+        "auto_rule": attrs.get("auto_rule"),  # --strategy auto: the sampler it picked, and why
         "pbt": attrs.get("pbt"),
         "pbt_validation": attrs.get("pbt_validation"),
         "n_trials": len(trials),

@@ -266,7 +266,8 @@ def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
                 "objectives": list(settings.objectives), "time_budget": settings.time_budget,
                 "device": device_kind(), "fixed": dict(settings.fixed),
                 "space": settings.space_label, "search_space": _space_record(settings),
-                "sampler": settings.sampler, "incumbent": settings.incumbent,
+                "sampler": settings.sampler, "strategy": settings.strategy,
+                "auto_rule": settings.auto_rule, "incumbent": settings.incumbent,
                 "warm_start_from": settings.warm_start_from and redact(
                     settings.warm_start_from)}
     for key, value in recorded.items():
