@@ -223,7 +223,7 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--validate-top-k", "0"], "--validate-top-k must be >= 1"),
     (["--validate-seeds", "1"], "--validate-seeds must be >= 2"),
     (["--validate-seeds", "-3"], "--validate-seeds must be >= 2"),
-    (["--validate-steps", "0"], "--validate-steps must be at least 4096"),
+    (["--validate-steps", "0"], "--validate-steps must be in 4096.."),
     (["--equivalence-margin", "-1"], "--equivalence-margin must be >= 0"),
     (["--equivalence-margin", "nan"], "--equivalence-margin must be >= 0"),
 ])
@@ -265,7 +265,7 @@ def study_without_complete_trial(tmp_path):
     (["--n-seeds", "1"], "--n-seeds: a confidence interval needs at least 2 seeds"),
     (["--seeds", "7"], "--seeds: a confidence interval needs at least 2 seeds"),
     (["--seeds", "7", "9"], "--seeds must be consecutive"),
-    (["--num-steps", "0"], "--num-steps must be > 0"),
+    (["--num-steps", "0"], "--num-steps must be in 1.."),
     (["--equivalence-margin", "-0.5"], "--equivalence-margin must be >= 0"),
     ([], "has no complete trial"),
     (["--study-name", "other"], "no study 'other' in this storage; studies: v"),
@@ -477,8 +477,8 @@ def test_tune_validate_recommend_prints_the_corrected_decision(tmp_path, monkeyp
     enqueue.write_text(json.dumps([{"learning_rate": lr} for lr in rates]))
     code = tune_main(["--n-trials", "2", "--num-steps", "4096", "--eval-interval", "4096",
                       "--fix", "hidden_size=64,batch_size=512",
-                      "--enqueue", str(enqueue), "--population-size", "2", "--pruner",
-                      "none", "--seeds-per-trial", "1", "--validate-top-k", "2",
+                      "--enqueue", str(enqueue), "--no-incumbent", "--population-size", "2",
+                      "--pruner", "none", "--seeds-per-trial", "1", "--validate-top-k", "2",
                       "--validate-seeds", "4", "--equivalence-margin", "2.5",
                       "--study-name", "flow", "--output-dir", str(tmp_path)])
     assert code == 0

@@ -122,3 +122,22 @@ def test_a_worker_command_line_never_carries_the_source_storage():
     settings = types.SimpleNamespace(study_name="w", storage="sqlite:///w.db")
     argv, _ = worker_command(args, settings, 1, 2)
     assert "--warm-start-from" not in argv and not any("Secret9" in a for a in argv)
+
+
+def test_the_sources_incumbent_and_holm_rejected_winners_are_not_queued(tmp_path):
+    """The source's best trial is its incumbent (the defaults): the warm study's own trial 0
+    already is that configuration, so it is not queued again; a row significant alone but not
+    after the source's Holm correction is no validated winner."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    source = source_study(url)
+    source.enqueue_trial(control_params())
+    trial = source.ask()
+    TuneSettings(space="small").search_space().suggest(trial)
+    source.tell(trial, 99.0)
+    rows = source.user_attrs["validation"]["rows"]
+    rows[0]["vs_control"] = {"mean": 5.0, "significant": True, "beats_control": False}
+    source.set_user_attr("validation", {"rows": rows, "recommended": None})
+    study = open_study(warm_settings(url, incumbent=control_params()))
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs.get("source_trial") for t in waiting] == [None, 1, 3, 4][
+        :1 + WARM_START_TOP]

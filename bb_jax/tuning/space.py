@@ -58,6 +58,14 @@ def control_params() -> dict:
     return {name: defaults[name] for name in SAMPLING_ORDER}
 
 
+def is_control(params: dict) -> bool:
+    """Whether `params` are the control's configuration (a parameter left out holds its
+    default): the incumbent trial of a study started from the defaults, which validation and
+    a warm start would otherwise train a second time."""
+    return all(math.isclose(float(params.get(name, value)), float(value), rel_tol=1e-9)
+               for name, value in control_params().items())
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """A resolved search space: `rules` maps each parameter, in sampling order, to its rule

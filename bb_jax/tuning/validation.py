@@ -33,6 +33,7 @@ from bb_jax.tuning.space import (
     CONTROL,
     LARGEST_BATCH,
     control_params,
+    is_control,
     member_spec,
     validation_seeds,
 )
@@ -53,14 +54,6 @@ class Candidate:
     trial: int | str
     params: dict
     tuning_value: float | None
-
-
-def is_control(params: dict) -> bool:
-    """Whether a trial's parameters are the control's (the incumbent trial of a study started
-    from the defaults): validating it beside the control would train one configuration twice."""
-    control = control_params()
-    return all(math.isclose(float(params.get(name, value)), float(value), rel_tol=1e-9)
-               for name, value in control.items())
 
 
 def top_candidates(study: optuna.Study, top_k: int) -> list[Candidate]:

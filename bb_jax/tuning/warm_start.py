@@ -17,7 +17,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bb_jax.tuning.space import SearchSpace
+from bb_jax.tuning.space import SearchSpace, is_control
 from bb_jax.tuning.storage import make_storage, redact
 
 WARM_START_TOP = 3  # configurations queued from the source study
@@ -50,10 +50,12 @@ def copied(trial: FrozenTrial) -> bool:
 
 def best_configurations(source: optuna.Study, space: SearchSpace) -> list[tuple[int, dict]]:
     """(source trial number, params) of the source's best configurations that fit `space`:
-    its validated winners over the control, best first, then its best complete trials."""
+    its validated winners over the control (after its multiplicity correction), best first,
+    then its best complete trials; never the control's own configuration, which the new
+    study's incumbent already is."""
     rows = (source.user_attrs.get("validation") or {}).get("rows", [])
-    winners = sorted((r for r in rows if r.get("vs_control", {}).get("significant")
-                      and r["vs_control"]["mean"] > 0), key=lambda r: -r["mean"])
+    winners = sorted((r for r in rows if _beats_control(r.get("vs_control", {}))),
+                     key=lambda r: -r["mean"])
     picks = [(int(r["trial"]), dict(r["params"])) for r in winners]
     complete = [t for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if not copied(t)]
@@ -61,10 +63,19 @@ def best_configurations(source: optuna.Study, space: SearchSpace) -> list[tuple[
     picks += [(t.number, dict(t.params)) for t in complete]
     out, seen = [], []
     for number, params in picks:
-        if params not in seen and space.walk(params, fit=False)[1] is None:
+        if (params not in seen and not is_control(params)
+                and space.walk(params, fit=False)[1] is None):
             seen.append(params)
             out.append((number, params))
     return out[:WARM_START_TOP]
+
+
+def _beats_control(comparison: dict) -> bool:
+    """A validated row's verdict: `beats_control` (Holm-corrected) where the source stored
+    one, else its raw paired interval above zero (validations stored before the correction)."""
+    if "beats_control" in comparison:
+        return bool(comparison["beats_control"])
+    return bool(comparison.get("significant")) and comparison.get("mean", 0) > 0
 
 
 def warm_start(study: optuna.Study, source: optuna.Study, space: SearchSpace,
