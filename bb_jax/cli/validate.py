@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bb_jax import devices, interrupts
+from bb_jax import devices, interrupts, wall_time
 from bb_jax.agent.config import MAX_TOTAL_STEPS
 from bb_jax.cli.common import (
     STORAGE_ENV,
@@ -129,6 +129,7 @@ def _validate_parser() -> argparse.ArgumentParser:
 
 def validate_main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 2 bad input (nothing written)."""
+    wall_time.start()
     devices.use_host_devices()
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
@@ -209,7 +210,9 @@ def validate_main(argv: list[str] | None = None) -> int:
     print(f"recommendation: {rec['summary']}")
     print(f"  {rec['train_command']}")
     print_cheapest(rec["cheapest"])
+    print(wall_time.current().line())
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(finite_json(
-            {"study_name": args.study_name, **outcome, "recommendation": rec}), indent=2))
+            {"study_name": args.study_name, **outcome, "recommendation": rec,
+             "time": wall_time.current().split()}), indent=2))
     return 0

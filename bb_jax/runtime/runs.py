@@ -11,7 +11,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from bb_jax import interrupts
+from bb_jax import interrupts, wall_time
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.runtime.checkpoints import Checkpoints
@@ -164,6 +164,8 @@ class _Watch:
         saved = driver.done
         try:
             for chunk in driver.chunks(plan, schedule, base):
+                with wall_time.part("training"):
+                    jax.block_until_ready(chunk.metrics)
                 if self.on_chunk is not None:
                     self.on_chunk(chunk.metrics, chunk.done - chunk.length + 1)
                 self._check_finite(chunk)
