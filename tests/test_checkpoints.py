@@ -48,14 +48,15 @@ class _StopAfter:
 
 
 def test_an_interrupted_run_continues_bit_identical(tmp_path):
-    """Interrupted after 2 of 4 chunks (no periodic checkpoint), the run saves its state; a
-    second call continues from it; parameters, curves and evaluations equal the uninterrupted
-    run's."""
+    """Interrupted while the first of 4 chunks is logged (the second already dispatched: a
+    chunk is logged while the next one trains; no periodic checkpoint), the run saves its
+    state after 2 chunks; a second call continues from it; parameters, curves and evaluations
+    equal the uninterrupted run's."""
     full = train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None)
     checkpoints = Checkpoints(tmp_path / "ck")
     with pytest.raises(KeyboardInterrupt):
         train_seeds(CONFIG, {}, SEEDS, chunk_updates=2, eval_episodes=4, progress=None,
-                    checkpoints=checkpoints, on_chunk=_StopAfter(2))
+                    checkpoints=checkpoints, on_chunk=_StopAfter(1))
     assert checkpoints.latest() == 4  # updates done when it stopped
     seen = []
     with counting_compiles() as compiled:

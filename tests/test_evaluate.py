@@ -82,7 +82,8 @@ def test_usage_errors(untrained_run, tmp_path, capsys, argv, message):
 def test_an_untrained_run_reads_back_and_plays(untrained_run, capsys):
     assert evaluate_main([str(untrained_run), "--episodes", "16", "--greedy"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "policy (greedy)" in lines[1] and len(lines) == 2 + len(BASELINES)
+    assert "policy (greedy)" in lines[1] and len(lines) == 3 + len(BASELINES)
+    assert lines[-1].startswith("wall ") and "host work" in lines[-1]  # where the time went
 
 
 class _Page(HTMLParser):
@@ -121,7 +122,7 @@ def test_the_replay_shows_the_episode_the_evaluation_counted(untrained_run, tmp_
 
     page = tmp_path / "replay.html"
     assert evaluate_main([str(untrained_run), "--episodes", "16", "--replay", str(page)]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = capsys.readouterr().out.splitlines()[-2]  # the last says where the time went
     parsed = _Page()
     parsed.feed(page.read_text())
     data = parsed.data

@@ -234,6 +234,12 @@ def test_sweep_validate_recommend_flow(tmp_path, capsys):
     seeds_at = command.index("--seeds") + 1
     assert [int(s) for s in command[seeds_at:seeds_at + 2]] == validation["seeds"]
     assert rec["train_command"] in printed
+    # validation trained in the tuning's compiled program (one shape, same population size)
+    assert validation["programs"] == {"programs": 1, "compiled": 0, "from_cache": 0}
+    assert results["compiled_programs"] == 1
+    split = results["time"]
+    assert split["training_s"] > 0 and split["startup_s"] + split["compile"]["seconds"] + \
+        split["training_s"] + split["evaluation_s"] + split["host_s"] <= split["wall_s"] + 1e-2
 
 
 @pytest.mark.slow

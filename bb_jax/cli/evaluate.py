@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bb_jax import wall_time
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
@@ -45,6 +46,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 
 def evaluate_main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 2 bad input (one line naming the valid choices)."""
+    wall_time.start()
     args = _evaluate_parser().parse_args(argv)
     try:
         report = _evaluate(args)
@@ -52,9 +54,11 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         return fail(PROG, str(err))
     for line in report["lines"]:
         print(line)
+    print(wall_time.current().line())
     if args.results_json:
         with open(args.results_json, "w") as f:
-            json.dump({k: v for k, v in report.items() if k != "lines"}, f, indent=2)
+            json.dump({**{k: v for k, v in report.items() if k != "lines"},
+                       "time": wall_time.current().split()}, f, indent=2)
     return 0
 
 

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bb_jax import devices, interrupts
+from bb_jax import devices, interrupts, wall_time
 from bb_jax.agent.config import (
     ADV_NORMS,
     CRITICS,
@@ -110,6 +110,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_main(argv: list[str] | None = None) -> int:
+    wall_time.start()
     devices.use_host_devices()
     enable_compile_cache()
     parser = _train_parser()
@@ -348,8 +349,9 @@ def _save(run, args, save_dir: Path, run_name: str, checkpoints, num_seeds: int)
     shutil.rmtree(save_dir / CHECKPOINTS)  # finished: the saved run replaces them
     summary = {"run_name": run_name, **run.summary(), "hyperparameters": run.hyperparams,
                **({"schedule": run.schedule} if run.schedule is not None else {}),
-               "save_path": str(save_dir)}
+               "save_path": str(save_dir), "time": wall_time.current().split()}
     _print_summary(summary, num_seeds, args.eval_episodes)
+    print(wall_time.current().line())
     print(f"saved to {save_dir} ({', '.join(p.name for p in paths.values())})")
     if args.results_json:
         Path(args.results_json).write_text(json.dumps(summary, indent=2))

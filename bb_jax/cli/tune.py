@@ -10,7 +10,7 @@ import sys
 
 import jax
 
-from bb_jax import devices, interrupts
+from bb_jax import devices, interrupts, wall_time
 from bb_jax.cli.common import (
     STORAGE_ENV,
     UsageError,
@@ -37,6 +37,7 @@ def tune_main(argv: list[str] | None = None) -> int:
 
 def _tune_main(argv: list[str] | None) -> int:
     prog = "tune_hyperparameters.py"
+    wall_time.start()
     args = tune_parser().parse_args(argv)
     devices.use_host_devices(devices.job_cores(0, _jobs(args.n_jobs, args.n_trials)))
     if args.strategy == "pbt":
@@ -89,6 +90,7 @@ def _tune(settings, args) -> int:
     if not args.no_validate and _has_complete_trial(study):
         _validate(study, settings, args, tuner)
     _print_best(study, tuned_s, time.perf_counter() - started - tuned_s)
+    print(wall_time.current().line())
     if failed_workers:
         print(f"{failed_workers} worker process(es) failed", file=sys.stderr)
         return 1
@@ -133,6 +135,7 @@ def _sweep(tuner, settings, workers, jobs: int):
             study = tuner.study if settings.storage is None else open_study(settings)
             if interrupt is not None:  # the killed workers' batches
                 fail_stale_trials(study, tuner.storage)
+            _record_time(study)
             paths = write_outputs(study, settings.storage, settings.output_dir)
             print(f"results: {paths['results']}", flush=True)
         if interrupt is not None:
@@ -148,8 +151,15 @@ def _validate(study, settings, args, tuner) -> None:
                    settings.eval_episodes, max_population=settings.max_population,
                    log=lambda line: print(line, flush=True), tuner_trainer=tuner.trainer,
                    margin=args.equivalence_margin)
+    _record_time(study)
     paths = write_outputs(study, settings.storage, settings.output_dir)
     print(f"results: {paths['results']}", flush=True)
+
+
+def _record_time(study) -> None:
+    """Store where this command's wall time went so far (study user attribute "time", in the
+    results JSON)."""
+    study.set_user_attr("time", wall_time.current().split())
 
 
 def _space_line(settings) -> str:

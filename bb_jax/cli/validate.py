@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bb_jax import devices, interrupts
+from bb_jax import devices, interrupts, wall_time
 from bb_jax.agent.config import MAX_TOTAL_STEPS
 from bb_jax.cli.common import (
     STORAGE_ENV,
@@ -138,6 +138,7 @@ def _validate_parser() -> argparse.ArgumentParser:
 def validate_main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 1 the figures were printed (and written) but not stored in the
     study, 2 bad input or a storage that cannot be read or written (nothing trained)."""
+    wall_time.start()
     devices.use_host_devices()
     args = _validate_parser().parse_args(argv)
     prog = "validate_best.py"
@@ -240,9 +241,11 @@ def report(study, name: str, outcome: dict, results_json: str | None) -> None:
     if "ensemble" in outcome:
         for line in ensemble_lines(outcome["ensemble"]):
             print(line)
+    print(wall_time.current().line())
     if results_json:
         Path(results_json).write_text(json.dumps(finite_json(
-            {"study_name": name, **outcome, "recommendation": rec}), indent=2))
+            {"study_name": name, **outcome, "recommendation": rec,
+             "time": wall_time.current().split()}), indent=2))
     sys.stdout.flush()
 
 

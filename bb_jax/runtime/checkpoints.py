@@ -42,18 +42,23 @@ class Checkpoints:
         self.directory = Path(directory).resolve()
         self.manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(
-                max_to_keep=KEEP, enable_async_checkpointing=False))
+                max_to_keep=KEEP, enable_async_checkpointing=True))
 
     def latest(self) -> int | None:
         """Updates done at the latest complete checkpoint, or None when there is none."""
         return self.manager.latest_step()
 
     def save(self, updates: int, state, curves: dict[str, np.ndarray], settings: dict) -> None:
-        """Save the state after `updates` updates (waits until it is on disk)."""
+        """Save the state after `updates` updates: returns once the state is copied off the
+        device (the next chunk may then consume it); the files are written in the background
+        and finalised whole (by the next `save`, `wait` or `close` at the latest)."""
         self.manager.save(updates, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             curves=ocp.args.StandardSave({k: np.asarray(v) for k, v in curves.items()}),
             settings=ocp.args.JsonSave(settings)))
+
+    def wait(self) -> None:
+        """Wait until the checkpoint being written (if any) is on disk."""
         self.manager.wait_until_finished()
 
     def settings(self, updates: int | None = None) -> dict:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax import wall_time
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, ShapeChoices, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.runtime import kept_params
@@ -287,6 +288,7 @@ class _CohortRun:
         sizing.observe(self.program, self.population.size, wall, work,
                        new=self.population.size not in sizing.known(self.program),
                        compile_seconds=compiling)
+        wall_time.add("training", wall - compiling)
         training = [m for m in self.population.members if m >= 0 and m not in self.results]
         for member in training:
             self.seconds[member] = (self.seconds.get(member, 0.0)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax import wall_time
 from bb_jax.agent.ppo import PPO
 from bb_jax.game.opponents import default_opponents
 from bb_jax.runtime.baselines import BASELINES, batch_returns
@@ -53,7 +54,8 @@ def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
     seeds = list(members)
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members.values())
     play = jax.jit(jax.vmap(lambda p: ppo.evaluate(p, key, episodes, greedy)))
-    returns = np.asarray(play(stacked))
+    with wall_time.part("evaluation"):
+        returns = np.asarray(play(stacked))
     return {seed: returns[i] for i, seed in enumerate(seeds)}
 
 
@@ -72,8 +74,9 @@ def evaluate_run(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None, ep
         mean, ci = mean_ci95(next(iter(per_seed.values())))
         over = f"{episodes} episodes"
     opponents = kinds or run.config.opponents or default_opponents(run.config.num_opponents)
-    rows = batch_returns(list(BASELINES), [scenario] * len(BASELINES), episodes, key,
-                         run.config.num_opponents, opponents, run.config.max_steps)
+    with wall_time.part("evaluation"):
+        rows = batch_returns(list(BASELINES), [scenario] * len(BASELINES), episodes, key,
+                             run.config.num_opponents, opponents, run.config.max_steps)
     baselines = {name: dict(zip(("mean", "ci95"), mean_ci95(row), strict=True))
                  for name, row in zip(BASELINES, rows, strict=True)}
     mode = "greedy" if greedy else "sampled"

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax import wall_time
 from bb_jax.agent.config import MemberShape, PPOConfig, PPOHyperparams, ShapeChoices
 from bb_jax.game.scenarios import Scenario, get_scenario
 from bb_jax.runtime.programs import compiled
@@ -170,9 +171,10 @@ class Population:
         keys = jnp.asarray(key)
         if keys.ndim == 1:
             keys = jax.random.split(keys, self.size)
-        returns = self.fns.evaluate(self.state.params, _fill(keys, self.size), int(num_episodes),
-                                    bool(greedy), self.scenarios)
-        return np.asarray(returns)[: self.size]
+        with wall_time.part("evaluation"):
+            returns = self.fns.evaluate(self.state.params, _fill(keys, self.size),
+                                        int(num_episodes), bool(greedy), self.scenarios)
+            return np.asarray(returns)[: self.size]
 
     def member_params(self, position: int):
         """The network parameters of the member at `position` (host numpy pytree): each

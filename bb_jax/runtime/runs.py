@@ -11,7 +11,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from bb_jax import interrupts
+from bb_jax import interrupts, wall_time
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
 from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.runtime.checkpoints import Checkpoints
@@ -161,29 +161,47 @@ class _Watch:
 
     def train(self, driver: Driver, plan: list[int], schedule: Schedule | None,
               base: dict) -> None:
+        """Each chunk: wait for it, check it, checkpoint it (copied off the device, written in
+        the background), dispatch the next one, then log it while the next one trains."""
         saved = driver.done
+        chunks = driver.chunks(plan, schedule, base)
         try:
-            for chunk in driver.chunks(plan, schedule, base):
-                if self.on_chunk is not None:
-                    self.on_chunk(chunk.metrics, chunk.done - chunk.length + 1)
+            chunk = next(chunks, None)
+            while chunk is not None:
+                with wall_time.part("training"):
+                    jax.block_until_ready(chunk.metrics)
                 self._check_finite(chunk)
-                if self.progress is not None:
-                    self._report(chunk)
                 if self.checkpoint_every and chunk.done - saved >= self.checkpoint_every:
-                    with interrupts.deferred():  # written whole; a Ctrl-C then finds it
+                    with interrupts.deferred():  # copied whole; a Ctrl-C then finds it
                         self._save(driver)
                         saved = chunk.done
+                following = next(chunks, None)  # dispatched: it trains while this is logged
+                self._log(chunk)
+                chunk = following
         except KeyboardInterrupt:
             if driver.done > saved:
                 with interrupts.deferred():  # a second Ctrl-C waits for the checkpoint
                     self._save(driver)
             raise
+        finally:
+            if self.checkpoints is not None:
+                with interrupts.deferred():  # however it ends, the last checkpoint is on disk
+                    self.checkpoints.wait()
+
+    def _log(self, chunk) -> None:
+        """The chunk's live metrics and progress line."""
+        if self.on_chunk is not None:
+            self.on_chunk(chunk.metrics, chunk.done - chunk.length + 1)
+        if self.progress is not None:
+            self._report(chunk)
 
     def _check_finite(self, chunk) -> None:
         """Raise Diverged naming the first member and env step whose update was not finite."""
         finite = np.asarray(chunk.metrics["finite"])  # bool[members, chunk length]
         if finite.all():
             return
+        if self.on_chunk is not None:  # the diverged chunk's metrics are logged first
+            self.on_chunk(chunk.metrics, chunk.done - chunk.length + 1)
         member, t = (int(i) for i in np.argwhere(~finite)[0])
         seed, scenario = self.members[member]
         step = (chunk.done - chunk.length + 1 + t) * self.config.batch_size

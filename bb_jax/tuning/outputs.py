@@ -149,6 +149,9 @@ def results_dict(study: optuna.Study, storage_url: str | None) -> dict:
         "calibration": attrs.get("calibration"),
         "device": attrs.get("device"),
         "pareto_front": [t.number for t in study.best_trials] if multi else None,
+        "time": attrs.get("time"),  # where the tuning command's wall time went
+        "compiled_programs": sum(v.get("compiled_programs", 0) for k, v in attrs.items()
+                                 if k.startswith("programs_worker")),
         "compile_seconds": sum(v.get("compile_seconds", 0.0) for k, v in attrs.items()
                                if k.startswith("programs_worker")),
         # the highest tuning value: selected as the best of many noisy values, so biased

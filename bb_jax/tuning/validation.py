@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from bb_jax import compile_cache
 from bb_jax.agent.config import PPOConfig
 from bb_jax.progress import Progress
 from bb_jax.runtime.cohorts import CohortTrainer
@@ -251,8 +252,11 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
         f"(control) on {len(seeds)} fresh seeds x {length}")
     bar = Progress(len(candidates) * len(seeds) * len(scenarios), "validation runs", "run",
                    None if log is print else log)
+    compiles = compile_cache.shared()
+    before = len(compiles.compiles)
     outcome = validate(candidates, member_spec, trainer, scenarios, seeds, bar, margin)
     bar.close()
+    outcome["programs"] = _programs(trainer, compiles.compiles[before:], log)
     outcome.update(num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
                    measures=measures(attrs, length, eval_episodes))
     if budget is not None:
@@ -281,3 +285,15 @@ def measures(attrs: dict, length: str, eval_episodes: int) -> dict:
                     f"validation seeds, after {length}",
             "tuning_minus_validated": "tuning_value - mean: the two measure different "
                                       "episodes and seeds (and lengths where they differ)"}
+
+
+def _programs(trainer: CohortTrainer, compiles: list, log: Callable[[str], None]) -> dict:
+    """The training programs validation ran ((shape, population size) pairs) and how many of
+    them it had to compile or read from the persistent cache; the rest were the tuning's,
+    still in this process."""
+    new = [c for c in compiles if "run_updates" in c.name]
+    figures = {"programs": len(trainer.programs), "compiled": len(new),
+               "from_cache": sum(c.cache_hit for c in new)}
+    log(f"validation trained in {figures['programs']} program(s): {figures['compiled']} new "
+        f"to this process ({figures['from_cache']} of them from the compile cache)")
+    return figures
