@@ -124,9 +124,10 @@ def test_on_an_accelerator_tuning_validation_and_the_printed_command_train_one_l
     study = optuna.create_study(direction="maximize")
     study.set_user_attr("tuning_seeds", [0, 1])
     study.add_trial(optuna.trial.create_trial(
-        params=control_params(), distributions=dict(SEARCH_SPACE), value=1.0))
+        params={**control_params(), "learning_rate": 1e-3}, distributions=dict(SEARCH_SPACE),
+        value=1.0))
     validation.validate_study(study, top_k=1, n_seeds=2, num_steps=50_000, log=lambda s: None)
-    choices = shape_choices({}, "full")  # the tuner's padded program (--shapes padded)
+    choices = shape_choices(TuneSettings(space="full").search_space())  # --shapes padded
     padded = PPO(choices.config(tuner.trainer.base_config), shapes=choices)
     learners = set()
     for hidden in SEARCH_SPACE["hidden_size"].choices:

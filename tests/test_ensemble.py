@@ -54,7 +54,8 @@ def test_the_combined_heads_are_distributions_of_the_rule(rule):
         combine(heads, "vote")
 
 
-@pytest.mark.parametrize("rule, greedy", [("probs", False), ("logits", True)])
+@pytest.mark.parametrize("rule, greedy", [
+    ("probs", False), pytest.param("logits", True, marks=pytest.mark.slow)])
 def test_k_copies_of_one_network_play_its_episodes(rule, greedy):
     """Three copies of each seed's network return exactly what that network returns alone on
     the same keys; two different networks (in either order) play other episodes' actions."""
@@ -128,6 +129,7 @@ def test_the_validated_ensemble_pairs_with_the_best_single_on_its_episodes(tmp_p
     assert json.loads(out.read_text())["ensemble"]["vs_best"] == ensemble["vs_best"]
 
 
+@pytest.mark.slow  # evaluate.py's ensemble path; the pairing test above covers the scoring
 def test_evaluate_plays_an_ensemble_of_saved_runs(untrained_runs, tmp_path, capsys):
     """A run ensembled with itself plays its own episodes (difference 0 on every seed); with
     another run, the shared seeds are combined."""

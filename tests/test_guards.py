@@ -450,6 +450,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path):
     for updates in (2, 4):
         checkpoints.save(updates, {"w": state["w"] + updates}, curves,
                          {"elapsed_s": float(updates)})
+    checkpoints.wait()  # both on disk before the latest one is damaged
     for path in (tmp_path / "checkpoints" / "4" / "state").rglob("*"):
         if path.is_file():
             path.write_bytes(b"damaged")

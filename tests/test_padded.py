@@ -145,6 +145,7 @@ def test_a_member_padded_in_both_shapes_trains_as_its_own_for_one_update():
     _check_against_exact([0], updates=1)
 
 
+@pytest.mark.slow  # quick siblings: test_cohorts (GPU-faked configs), one-update padded test
 def test_on_an_accelerator_a_padded_member_trains_its_own_environments(monkeypatch):
     """Backend faked as "gpu" (the programs still run on the CPU): each member keeps the
     environments and 16-step rollout its exact program has (batch / 16 environments) inside

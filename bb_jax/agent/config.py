@@ -191,7 +191,7 @@ class PPOHyperparams:
 
     learning_rate: jnp.ndarray = tunable(5.6e-4, "--lr", "Adam step size",
                                          Search(low=1e-5, high=1e-3, log=True),
-                                         valid=Valid(0, 1, low_open=True))
+                                         valid=Valid(0, 1))
     clip_epsilon: jnp.ndarray = tunable(0.27, "--clip-epsilon", "PPO's ratio clip",
                                         Search(low=0.1, high=0.3),
                                         valid=Valid(0, 1, low_open=True, high_open=True))

@@ -204,7 +204,8 @@ def validate_main(argv: list[str] | None = None) -> int:
             print(f"{args.study_name} already holds a validation (seeds "
                   f"{study.user_attrs['validation'].get('seeds')}): this one replaces it",
                   flush=True)
-        check_ensemble(args.ensemble, len(top_candidates(study, args.top_k)) - 1)
+        if args.ensemble is not None:
+            check_ensemble(args.ensemble, len(top_candidates(study, args.top_k)) - 1)
         enable_compile_cache()
         with interrupts.raising(), keeping(args.ensemble) as kept:
             outcome = validate_study(study, args.top_k, n_seeds, args.num_steps,

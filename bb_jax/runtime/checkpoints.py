@@ -45,7 +45,9 @@ class Checkpoints:
                 max_to_keep=KEEP, enable_async_checkpointing=True))
 
     def latest(self) -> int | None:
-        """Updates done at the latest complete checkpoint, or None when there is none."""
+        """Updates done at the latest complete checkpoint, or None when there is none (a
+        checkpoint still being written by this process is waited for first)."""
+        self.wait()
         return self.manager.latest_step()
 
     def save(self, updates: int, state, curves: dict[str, np.ndarray], settings: dict) -> None:
@@ -74,6 +76,7 @@ class Checkpoints:
         and named through `log` (default: stderr). When none reads back (e.g. another device
         count) nothing is deleted and the latest one's error is raised."""
         log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.wait()
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         damaged: list[tuple[int, Exception]] = []
         for step in sorted(self.manager.all_steps(), reverse=True):

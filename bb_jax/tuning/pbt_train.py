@@ -135,6 +135,7 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
                     "rows": rows, "exploit_updates": exploit_updates,
                     "lineages": [lineage.as_json() for lineage in lineages],
                     "rng": rng.bit_generator.state})
+                checkpoints.wait()  # on disk before the next interval: one per exploit step
     if on_interval is not None:
         on_interval(intervals * interval_updates, None)
     final = driver.evaluate(seeds, eval_episodes, step=intervals)
