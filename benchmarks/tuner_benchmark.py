@@ -20,17 +20,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
-import tempfile
 from pathlib import Path
 
-import optuna
-from tuner_runs import common_args, paired_pick, run_study
+from tuner_runs import common_args, paired_pick, run_benchmark, run_study
 
 from bb_jax.cli.common import UsageError, parse_scenarios
-from bb_jax.machine import machine_info
-from bb_jax.tuning.outputs import finite_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tuner_benchmark_cpu.json"
 # six of the twelve, none of easy/default/hard (the defaults were chosen on those)
@@ -115,21 +110,7 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"tuner_benchmark.py: error: {err}", file=sys.stderr)
         return 2
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results = {"benchmark": "tuner_benchmark", "quick": args.quick, "machine": machine_info(),
-               "settings": {k: v for k, v in vars(args).items() if k not in ("out", "workdir")},
-               "scenarios": []}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(args.workdir or tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        for scenario in scenarios:
-            results["scenarios"].append(
-                scenario_rows(scenario, args, workdir, lambda text: print(text, flush=True)))
-            out.write_text(json.dumps(finite_json(results), indent=2))  # partial results kept
-    print(f"wrote {out}", file=sys.stderr)
-    return 0
+    return run_benchmark("tuner_benchmark", args, "scenarios", scenarios, scenario_rows)
 
 
 if __name__ == "__main__":

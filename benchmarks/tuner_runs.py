@@ -8,8 +8,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
+
+import optuna
 
 from bb_jax.cli import tune_main
 from bb_jax.stats import paired_difference
@@ -117,3 +121,26 @@ def line(row: dict) -> str:
                  f"({diff['mean']:+.1f} +/- {diff['ci95']:.1f})")
     verdict = "recommended" if row["recommended"] else "keep the defaults"
     return f"{text} | {verdict} | {row['wall_s']:.0f} s"
+
+
+def run_benchmark(name: str, args, key: str, items: list, rows_of) -> int:
+    """Run `rows_of(item, args, workdir, log)` for each item and write the results JSON after
+    each one (partial results kept), as `{"benchmark": name, ..., key: [rows]}`."""
+    from bb_jax.machine import machine_info
+    from bb_jax.tuning.outputs import finite_json
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results = {"benchmark": name, "quick": args.quick, "machine": machine_info(),
+               "settings": {k: v for k, v in vars(args).items() if k not in ("out", "workdir")},
+               key: []}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            results[key].append(rows_of(item, args, workdir,
+                                        lambda text: print(text, flush=True)))
+            out.write_text(json.dumps(finite_json(results), indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
