@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tuner_runs import common_args, paired_pick, run_benchmark, run_study
+from tuner_runs import add_study_args, common_args, paired_pick, run_benchmark, run_study
 
 from bb_jax.cli.common import UsageError, parse_scenarios
 
@@ -40,13 +40,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", type=int, default=100_000, help="env steps per training run")
     ap.add_argument("--flop-budget", type=float, default=None,
                     help="training FLOPs per run instead of --steps")
-    ap.add_argument("--eval-interval", type=int, default=20_000)
-    ap.add_argument("--top-k", type=int, default=3)
-    ap.add_argument("--validate-seeds", type=int, default=8)
-    ap.add_argument("--eval-episodes", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--workdir", default=None, help="studies and their outputs (default: temp)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    add_study_args(ap, DEFAULT_OUT)
     return ap
 
 

@@ -144,3 +144,14 @@ def run_benchmark(name: str, args, key: str, items: list, rows_of) -> int:
             out.write_text(json.dumps(finite_json(results), indent=2))
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def add_study_args(ap, default_out: Path) -> None:
+    """The flags both tuning benchmarks share: reports, validation, seed and where to write."""
+    ap.add_argument("--eval-interval", type=int, default=20_000)
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--validate-seeds", type=int, default=8)
+    ap.add_argument("--eval-episodes", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--workdir", default=None, help="studies and their outputs (default: temp)")
+    ap.add_argument("--out", default=str(default_out))
