@@ -41,7 +41,9 @@ def _url(backend: str, tmp_path, request) -> str:
     return request.getfixturevalue("postgres").create_database("paired")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "journal", "postgresql"])
+# the journal case is slow-tier: test_reliability.py's two journal workers cover that storage
+@pytest.mark.parametrize("backend", [
+    "sqlite", pytest.param("journal", marks=pytest.mark.slow), "postgresql"])
 def test_workers_with_other_seeds_train_on_the_study_seeds(backend, tmp_path, request):
     url = _url(backend, tmp_path, request)
     warm_compile_cache()
