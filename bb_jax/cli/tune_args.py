@@ -111,7 +111,8 @@ def _add_pruning_args(p: argparse.ArgumentParser) -> None:
                         "PyTorch), cmaes (CMA-ES started at the incumbent; needs the cmaes "
                         "package), random, or an optuna BaseSampler subclass MODULE:CLASS, "
                         "built by its from_settings(settings, seed, incumbent) if it has one, "
-                        "else with seed=SEED (default: tpe; --strategy auto picks it)")
+                        "else with the seed the study derives from --seed (default: tpe; "
+                        "--strategy auto picks it)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds; no new batch is asked after it (finished trials are kept)")
 
