@@ -116,6 +116,15 @@ def test_each_pruner_is_built_as_before(name, axis):
 
 
 @pytest.mark.parametrize("name", ["median", "sha", "hyperband"])
+def test_a_time_budget_judges_on_the_budget_axis_before_it_is_converted(name):
+    """The command line builds the pruner before the study converts --time-budget into a
+    FLOP budget: the pruner is already the one of the FLOP budget's axis."""
+    timed = TuneSettings(pruner=name, space="small", num_steps=None, time_budget=20.0)
+    budget = TuneSettings(pruner=name, space="small", num_steps=None, flop_budget=1e12)
+    assert state(make_pruner(timed)) == state(make_pruner(budget))
+
+
+@pytest.mark.parametrize("name", ["median", "sha", "hyperband"])
 def test_each_pruner_prunes_a_sweep_as_before(name):
     """The same synthetic sweep (same seed) pruned by the registry's build and by the build
     before the registries: the same trials pruned at the same steps."""
