@@ -32,7 +32,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tuner_benchmark_cpu
 SCENARIOS = ("chain_reaction", "greedy_neighbor", "sparse_heroics", "rest_trap",
              "deceptive_calm", "mixed_motivation")
 EXCLUDED = ("easy", "default", "hard")
-# sampler -> the package it needs beyond Optuna (bb_jax.cli.tune_args.SAMPLER_PACKAGES)
+# sampler -> the package it needs beyond Optuna (as bb_jax.tuning.samplers registers them)
 OTHER_SAMPLERS = {"random": None, "cmaes": "cmaes", "gp": "torch"}
 
 

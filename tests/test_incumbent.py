@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 
 from bb_jax.cli import tune_main
 from bb_jax.cli.tune_args import tune_parser, tune_settings
-from bb_jax.tuning.settings import SAMPLERS, TuneSettings
+from bb_jax.tuning.samplers import SAMPLERS
+from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import SEARCH_SPACE, control_params
 from bb_jax.tuning.study import StudyMismatchError, make_sampler, open_study
 
@@ -139,6 +140,7 @@ def test_cmaes_starts_at_the_incumbent():
 
 
 def test_gp_sampler_is_optunas_gp():
+    pytest.importorskip("torch")
     settings = TuneSettings(space="small", sampler="gp")
     assert isinstance(make_sampler(settings, 0), optuna.samplers.GPSampler)
 
@@ -154,10 +156,9 @@ def test_a_study_records_its_sampler_and_a_resume_checks_it(tmp_path):
 
 
 def test_an_unknown_sampler_is_one_line_naming_the_choices(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        tune_main(["--sampler", "bogus", "--output-dir", str(tmp_path / "o")])
+    code = tune_main(["--sampler", "bogus", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 2 and len(err.strip().splitlines()) == 1
     assert all(name in err for name in SAMPLERS)
 
 
@@ -172,5 +173,5 @@ def test_a_sampler_without_its_package_is_refused_naming_the_usable_ones(tmp_pat
     code = tune_main(["--sampler", "cmaes", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "--sampler cmaes needs the cmaes package" in err, err
-    assert "valid samplers here: tpe, random" in err and len(err.strip().splitlines()) == 1
+    assert "valid samplers here: random, tpe" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()

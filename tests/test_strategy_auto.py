@@ -8,7 +8,8 @@ import pytest
 from bb_jax.cli import tune_main
 from bb_jax.cli.tune import worker_command
 from bb_jax.cli.tune_args import tune_parser, tune_settings
-from bb_jax.tuning.settings import AUTO_SAMPLERS, SAMPLERS, auto_sampler
+from bb_jax.tuning.samplers import SAMPLERS
+from bb_jax.tuning.settings import AUTO_SAMPLERS, auto_sampler
 from bb_jax.tuning.study import open_study
 
 

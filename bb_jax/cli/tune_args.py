@@ -23,7 +23,8 @@ from bb_jax.cli.common import (
     parse_scenarios,
 )
 from bb_jax.cli.validate import add_margin_arg, check_margin
-from bb_jax.tuning.callbacks import CallbackError, check_mlflow, import_callback
+from bb_jax.tuning.callbacks import check_mlflow, import_callback
+from bb_jax.tuning.registry import ChoiceError
 
 
 def _auto_or_int(text: str) -> int | str:
@@ -37,8 +38,6 @@ def _auto_or_int(text: str) -> int | str:
 
 
 DEFAULT_NUM_STEPS = 50_000
-# the samplers that need a package beyond Optuna's own dependencies
-SAMPLER_PACKAGES = {"gp": "torch", "cmaes": "cmaes"}
 
 
 def tune_parser() -> argparse.ArgumentParser:
@@ -91,12 +90,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def _add_pruning_args(p: argparse.ArgumentParser) -> None:
     """Pruner, sampler and the time limit."""
-    from bb_jax.tuning.settings import PRUNERS, SAMPLERS
-
-    p.add_argument("--pruner", choices=PRUNERS, default="median",
+    p.add_argument("--pruner", default="median", metavar="NAME|MODULE:CLASS",
                    help="median: significantly below the incumbent trial (paired on the "
                         "seeds), or without one below the peers' median; incumbent: below the "
-                        "incumbent only; sha: synchronous successive halving; hyperband; none")
+                        "incumbent only; sha: synchronous successive halving; hyperband; none; "
+                        "or an optuna BasePruner subclass MODULE:CLASS, built by its "
+                        "from_settings(settings) if it has one, else with no arguments")
     p.add_argument("--prune-alpha", type=float, default=0.05,
                    help="--pruner median/incumbent: chance that a trial no worse than its "
                         "reference is pruned at any of its checks (default: 0.05)")
@@ -107,10 +106,13 @@ def _add_pruning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-fraction", type=float, default=None,
                    help="--pruner sha/hyperband: first rung as a share of the steps "
                         "(default: 1/2 for sha, 1/9 for hyperband)")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+    p.add_argument("--sampler", default=None, metavar="NAME|MODULE:CLASS",
                    help="tpe (multivariate, constant liar), gp (Gaussian process; needs "
                         "PyTorch), cmaes (CMA-ES started at the incumbent; needs the cmaes "
-                        "package) or random (default: tpe; --strategy auto picks it)")
+                        "package), random, or an optuna BaseSampler subclass MODULE:CLASS, "
+                        "built by its from_settings(settings, seed, incumbent) if it has one, "
+                        "else with the seed the study derives from --seed (default: tpe; "
+                        "--strategy auto picks it)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds; no new batch is asked after it (finished trials are kept)")
 
@@ -290,7 +292,7 @@ def tune_settings(args):
     # checked, not created: a run refused later (e.g. its database is unreachable) leaves
     # nothing behind; write_outputs creates the folder
     output_dir = check_writable_dir(Path(args.output_dir), keep=False)
-    return TuneSettings(
+    settings = TuneSettings(
         scenarios=scenarios, num_opponents=args.num_opponents, num_steps=args.num_steps,
         n_trials=args.n_trials, seed=args.seed, eval_interval=args.eval_interval,
         pruner=args.pruner, study_name=args.study_name, storage=args.storage,
@@ -306,6 +308,21 @@ def tune_settings(args):
         space_rules=rules, incumbent=incumbent, warm_start_from=args.warm_start_from,
         callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri,
     )
+    _build_choices(settings)
+    return settings
+
+
+def _build_choices(settings) -> None:
+    """Build the study's pruner and sampler once, so that arguments a user's pruner or
+    sampler class refuses (ValueError) are one line here, before anything is written."""
+    from bb_jax.tuning.study import make_pruner, make_sampler
+
+    for flag, build in (("--pruner", lambda: make_pruner(settings)),
+                        ("--sampler", lambda: make_sampler(settings, 0, settings.incumbent))):
+        try:
+            build()
+        except (ValueError, TypeError) as err:
+            raise UsageError(f"{flag}: {err}") from None
 
 
 def _check_run(args, flop_budget, time_budget) -> None:
@@ -384,8 +401,14 @@ def _check_pruning(args) -> None:
         raise UsageError(f"--prune-alpha must be in (0, 1), got {args.prune_alpha}")
     if args.timeout is not None and not 0 < args.timeout < math.inf:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
-    if args.sampler in SAMPLER_PACKAGES:
-        check_sampler_package(args.sampler)
+    from bb_jax.tuning.pruners import PRUNERS
+    from bb_jax.tuning.samplers import SAMPLERS
+
+    try:
+        PRUNERS.resolve(args.pruner)
+        SAMPLERS.resolve(args.sampler)
+    except ChoiceError as err:
+        raise UsageError(str(err)) from None
 
 
 def _check_validation(args) -> None:
@@ -425,7 +448,7 @@ def _check_resources(args) -> None:
             import_callback(spec)
         if args.mlflow_uri is not None:
             check_mlflow()
-    except CallbackError as err:
+    except ChoiceError as err:
         raise UsageError(str(err)) from None
 
 
@@ -518,21 +541,6 @@ def check_budget(args, objectives) -> tuple[float | None, float | None]:
         raise UsageError(f"--objectives return,cost compares costs at equal env steps: give "
                          f"--num-steps instead of {budgets[0][0]}")
     return args.flop_budget, args.time_budget
-
-
-def check_sampler_package(sampler: str) -> None:
-    """Optuna's GPSampler needs PyTorch, its CmaEsSampler the cmaes package: refuse such a
-    --sampler up front without it."""
-    import importlib.util
-
-    from bb_jax.tuning.settings import SAMPLERS
-
-    package = SAMPLER_PACKAGES[sampler]
-    if importlib.util.find_spec(package) is None:
-        usable = [s for s in SAMPLERS if s not in SAMPLER_PACKAGES
-                  or importlib.util.find_spec(SAMPLER_PACKAGES[s])]
-        raise UsageError(f"--sampler {sampler} needs the {package} package (pip install "
-                         f"{package}); valid samplers here: {', '.join(usable)}")
 
 
 def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None:

@@ -6,27 +6,19 @@ optuna-integration's MLflowCallback (one MLflow run per told trial, experiment =
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Callable
 
+from bb_jax.tuning.registry import ChoiceError, import_named
 
-class CallbackError(ValueError):
+
+class CallbackError(ChoiceError):
     """A --callback or --mlflow-uri that cannot be used (one line for the command line)."""
 
 
 def import_callback(spec: str) -> Callable:
-    """The callable that "package.module:name" names."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise CallbackError(f"--callback {spec!r}: give MODULE:NAME, e.g. mypackage.hooks:notify")
-    try:
-        found = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as err:
-        raise CallbackError(f"--callback {spec!r}: cannot import it ({err})") from None
-    if not callable(found):
-        raise CallbackError(f"--callback {spec!r} is not callable")
-    return found
+    """The callable that "package.module:name" names (raises ChoiceError)."""
+    return import_named(spec, "--callback", "mypackage.hooks:notify")
 
 
 def check_mlflow() -> None:

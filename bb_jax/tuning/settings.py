@@ -12,8 +12,6 @@ import jax
 from bb_jax.agent.config import ShapeChoices
 from bb_jax.tuning.space import SearchSpace, default_space, load_space, space_label
 
-PRUNERS = ("median", "incumbent", "sha", "hyperband", "none")
-SAMPLERS = ("tpe", "gp", "cmaes", "random")
 # --strategy: trials from a sampler (tpe: the --sampler flag's), population-based training, or
 # auto: the sampler AUTO_SAMPLERS names for the study's budget
 STRATEGIES = ("tpe", "pbt", "auto")

@@ -6,88 +6,37 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Callable
 
 import jax
 import optuna
 
 from bb_jax.agent.config import PPOConfig
-from bb_jax.runtime.cohorts import BUDGET_REPORTS
 from bb_jax.runtime.cost import calibrate
-from bb_jax.tuning.pruners import (
-    EvidenceMedianPruner,
-    HyperbandPruner,
-    IncumbentPruner,
-    SyncHalvingPruner,
-    planned_checks,
-)
-from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings
-from bb_jax.tuning.space import LARGEST_BATCH, tuning_seeds
+from bb_jax.tuning.pruners import PRUNERS
+from bb_jax.tuning.samplers import SAMPLERS, sampler_seed
+from bb_jax.tuning.settings import TuneSettings
+from bb_jax.tuning.space import tuning_seeds
 from bb_jax.tuning.storage import make_storage, redact
 from bb_jax.tuning.warm_start import load_source, warm_start
 
-# first halving rung as a share of the budget (docs/HYPERPARAMETER_TUNING.md, "Pruners")
-DEFAULT_MIN_FRACTION = {"sha": 1 / 2, "hyperband": 1 / 9}
-
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
-    """The pruner `settings.pruner` names, on the study's progress axis: env steps, or under
-    a FLOP budget the permille of the budget spent (members report about a tenth apart
-    there). `median` (the default) judges a trial against the study's incumbent trial when
-    there is one and it has reached the trial's step, else against the peers' median; with no
-    incumbent it prunes exactly as the median rule alone. `incumbent`: against the incumbent
-    only (no pruning without one)."""
-    if settings.pruner == "none" or settings.multi_objective:
+    """The pruner --pruner names (`bb_jax.tuning.pruners.PRUNERS`: a registered name or
+    MODULE:CLASS), on the study's progress axis; none for a multi-objective study (Optuna
+    prunes single-objective studies only). Raises ChoiceError for a name it cannot build."""
+    if settings.multi_objective:
         return optuna.pruners.NopPruner()
-    steps, interval = settings.num_steps, settings.eval_interval
-    window = interval + LARGEST_BATCH
-    if settings.flop_budget is not None:
-        steps, interval = BUDGET_SCALE, BUDGET_SCALE // BUDGET_REPORTS
-        window = interval + 1
-    if settings.pruner in ("median", "incumbent"):
-        checks = planned_checks(steps, interval, settings.warmup_fraction)
-        fallback = (EvidenceMedianPruner(steps, window, checks, settings.warmup_fraction,
-                                         settings.prune_alpha)
-                    if settings.pruner == "median" else optuna.pruners.NopPruner())
-        return IncumbentPruner(fallback, steps, window, checks, settings.warmup_fraction,
-                               settings.prune_alpha)
-    fraction = settings.sha_min_fraction or DEFAULT_MIN_FRACTION[settings.pruner]
-    if settings.pruner == "sha":
-        return SyncHalvingPruner(steps, settings.sha_eta, fraction)
-    return HyperbandPruner(steps, settings.sha_eta, fraction)
-
-
-# --sampler cmaes: the first generation's spread, in units of each parameter's range (log
-# ranges in log space); Optuna's default is a sixth around the middle of the box, this keeps
-# the search near the incumbent it starts from
-CMA_SIGMA0 = 0.1
+    return PRUNERS.resolve(settings.pruner)(settings)
 
 
 def make_sampler(settings: TuneSettings, n_existing: int,
                  incumbent: dict | None = None) -> optuna.samplers.BaseSampler:
-    """The study's sampler (--sampler), seeded from --seed, the worker and the trials already
-    in the study (a resumed study does not replay the random start of its first run).
-    `incumbent`: where CMA-ES starts (None: the middle of the space)."""
-    seed = (settings.seed * 1_000_003 + settings.worker_index * 7_919 + n_existing) % 2**31
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if settings.sampler == "cmaes":
-        with warnings.catch_warnings():  # x0 and sigma0 are deprecated (still in Optuna 5)
-            warnings.simplefilter("ignore", FutureWarning)
-            return optuna.samplers.CmaEsSampler(
-                x0=incumbent, sigma0=CMA_SIGMA0 if incumbent else None, seed=seed,
-                warn_independent_sampling=False)
-    # the batch design relies on both: joint sampling, and running trials as constant liars;
-    # a conditional space samples each group of parameters that occur together jointly
-    if not settings.search_space().conditional:
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    with warnings.catch_warnings():  # group is experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          group=True)
+    """The sampler --sampler names (`bb_jax.tuning.samplers.SAMPLERS`), seeded from --seed,
+    the worker and the `n_existing` trials already in the study. `incumbent`: the study's
+    incumbent parameters (where CMA-ES starts; None: the middle of the space)."""
+    seed = sampler_seed(settings, n_existing)
+    return SAMPLERS.resolve(settings.sampler)(settings, seed, incumbent)
 
 
 class StudyMismatchError(ValueError):

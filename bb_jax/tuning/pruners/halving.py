@@ -8,7 +8,14 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
+from bb_jax.tuning.pruners.axis import progress_axis
 from bb_jax.tuning.pruners.curves import peers, sign, value_at
+from bb_jax.tuning.pruners.registry import PRUNERS
+from bb_jax.tuning.settings import TuneSettings
+
+# --pruner sha's first rung without --min-fraction: half the steps (one rung, the rule that
+# kept the best 5% most often at 2-seed noise: docs/HYPERPARAMETER_TUNING.md, "Pruners")
+FIRST_RUNG = 1 / 2
 
 
 def validate_halving(num_steps: int, eta: int, min_fraction: float) -> None:
@@ -38,13 +45,35 @@ class SyncHalvingPruner(optuna.pruners.BasePruner):
     around the rung (trials with other batch sizes report at other steps, e.g. 25,600 and
     28,672 around a rung at 25,000, and a later report has simply trained longer). It survives
     when it ranks in the top ceil(n / eta) of the n trials that have reached the rung (its
-    batch and earlier trials, each at the rung step). `include` limits the competitors (e.g. to
-    one Hyperband bracket); default: every other trial."""
+    batch and earlier trials, each at the rung step). No trial is pruned at a rung that fewer
+    than `min_peers` trials (default: eta) have reached. `include` limits the competitors
+    (e.g. to one Hyperband bracket); default: every other trial.
+
+    Example (Optuna's sequential loop; the tuner reports a whole batch before it asks)::
+
+        >>> import optuna
+        >>> from bb_jax.tuning.pruners import SyncHalvingPruner
+        >>> def objective(trial):
+        ...     quality = trial.suggest_float("quality", 0.0, 1.0)
+        ...     for step in range(100, 1001, 100):
+        ...         trial.report(quality * step, step)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return quality * 1000
+        >>> study = optuna.create_study(
+        ...     direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+        ...     pruner=SyncHalvingPruner(num_steps=1000, eta=3, min_fraction=1 / 3))
+        >>> study.optimize(objective, n_trials=12)
+        >>> len(study.get_trials(states=[optuna.trial.TrialState.PRUNED])) > 0
+        True
+    """
 
     def __init__(self, num_steps: int, eta: int = 3, min_fraction: float = 1 / 3,
                  min_peers: int | None = None,
                  include: Callable[[FrozenTrial], bool] | None = None):
         validate_halving(num_steps, eta, min_fraction)
+        if min_peers is not None and min_peers < 1:
+            raise ValueError(f"min_peers must be >= 1, got {min_peers}")
         self.rungs = rung_steps(num_steps, eta, min_fraction)
         self.eta = eta
         self.min_peers = eta if min_peers is None else min_peers
@@ -72,3 +101,11 @@ class SyncHalvingPruner(optuna.pruners.BasePruner):
             return False
         keep = math.ceil(len(values) / self.eta)
         return value < sorted(values, reverse=True)[keep - 1]
+
+
+@PRUNERS.register("sha")
+def halving_pruner(settings: TuneSettings) -> SyncHalvingPruner:
+    """`--pruner sha`: keep the top 1/--eta at rungs from --min-fraction (default FIRST_RUNG)
+    of the steps."""
+    return SyncHalvingPruner(progress_axis(settings).steps, settings.sha_eta,
+                             settings.sha_min_fraction or FIRST_RUNG)

@@ -10,7 +10,14 @@ import math
 import optuna
 from optuna.trial import FrozenTrial
 
+from bb_jax.tuning.pruners.axis import progress_axis
 from bb_jax.tuning.pruners.halving import SyncHalvingPruner, rung_steps, validate_halving
+from bb_jax.tuning.pruners.registry import PRUNERS
+from bb_jax.tuning.settings import TuneSettings
+
+# --pruner hyperband's smallest first rung without --min-fraction: a ninth of the steps
+# (brackets 2..0 at eta 3)
+SMALLEST_RUNG = 1 / 9
 
 
 def bracket_sizes(s_max: int, eta: int) -> list[int]:
@@ -35,7 +42,29 @@ class HyperbandPruner(optuna.pruners.BasePruner):
     from `min_fraction` (the smallest first rung); bracket s's first rung lies at
     min_fraction * eta**(s_max - s) of the budget. Trial n belongs to bracket
     `cycle[n % len(cycle)]` (`bracket_cycle` of `bracket_sizes`) and is judged only against
-    its bracket."""
+    its bracket.
+
+    Example (Optuna's sequential loop; the tuner reports a whole batch before it asks)::
+
+        >>> import optuna
+        >>> from bb_jax.tuning.pruners import HyperbandPruner
+        >>> def objective(trial):
+        ...     quality = trial.suggest_float("quality", 0.0, 1.0)
+        ...     for step in range(100, 1001, 100):
+        ...         trial.report(quality * step, step)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return quality * 1000
+        >>> pruner = HyperbandPruner(num_steps=1000, eta=3, min_fraction=1 / 9)
+        >>> pruner.sizes  # trials per round in brackets 0, 1, 2
+        [3, 5, 9]
+        >>> study = optuna.create_study(
+        ...     direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+        ...     pruner=pruner)
+        >>> study.optimize(objective, n_trials=17)
+        >>> len(study.get_trials(states=[optuna.trial.TrialState.PRUNED])) > 0
+        True
+    """
 
     def __init__(self, num_steps: int, eta: int = 3, min_fraction: float = 1 / 9):
         validate_halving(num_steps, eta, min_fraction)
@@ -53,3 +82,11 @@ class HyperbandPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return self.brackets[self.bracket_of(trial)].prune(study, trial)
+
+
+@PRUNERS.register("hyperband")
+def hyperband_pruner(settings: TuneSettings) -> HyperbandPruner:
+    """`--pruner hyperband`: brackets of halving at --eta from --min-fraction (default
+    SMALLEST_RUNG) of the steps."""
+    return HyperbandPruner(progress_axis(settings).steps, settings.sha_eta,
+                           settings.sha_min_fraction or SMALLEST_RUNG)
