@@ -4,21 +4,22 @@ one row per population member, so trials that differ only in them share one comp
 member shapes of a shape-padded program (`ShapeChoices`, `MemberShape`).
 
 Each tunable field carries its default, its command-line flag and its search range on the
-field itself (`tunable`); the defaults dict, the tuner's search space, the flags of
-train_simple.py and the printed training commands are derived from these fields. This module
-is the leaf of `bb_jax.agent` (and of everything above it): it imports nothing of bb_jax.
+field itself (`tunable`, a `bb_jax.config.setting`); the defaults dict, the tuner's search
+space, the flags of train_simple.py and the printed training commands are derived from these
+fields. This module is the leaf of `bb_jax.agent` (and of everything above it): of bb_jax it
+imports only `bb_jax.config`, the declaration helpers every layer shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from bb_jax.config import Search, Valid, setting
 
 ADV_NORMS = ("batch", "minibatch")
 CRITICS = ("shared", "separate")
@@ -29,56 +30,13 @@ CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few en
 ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
 
 
-@dataclass(frozen=True)
-class Search:
-    """How the tuner searches a parameter: one of `choices`, or `low`..`high` (log-uniform
-    with `log`; whole numbers with `integer`). `small_choices`: the choices of the small
-    search space (`--space small`, a CPU's default; empty: the same as `choices`)."""
-
-    choices: tuple = ()
-    small_choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-
-
-@dataclass(frozen=True)
-class Valid:
-    """The values a field may take at all (every entry point refuses others): finite numbers
-    from `low` to `high`, an end left out where it is open; whole numbers with `integer`."""
-
-    low: float
-    high: float
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-
-    def contains(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return False
-        if self.integer and not float(value).is_integer():
-            return False
-        above = self.low < value if self.low_open else self.low <= value
-        below = value < self.high if self.high_open else value <= self.high
-        return math.isfinite(value) and above and below
-
-    def __str__(self) -> str:
-        if self.integer:
-            return f"{self.low:g}..{self.high:g}"
-        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}" \
-               f"{')' if self.high_open else ']'}"
-
-
 def tunable(default, flag: str, help: str, search: Search | None = None, traced=True,
             valid: Valid | None = None):
-    """A field with its default, train_simple.py flag, help text, search range (None: not
-    searched) and valid range (`Valid`; None: checked by the config itself). `traced` fields
-    are pytree leaves of PPOHyperparams; static ones belong to PPOConfig."""
-    metadata = {"flag": flag, "help": help, "search": search, "valid": valid}
-    if traced:
-        return struct.field(pytree_node=True, default=default, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+    """A declared field (`bb_jax.config.setting`) with its default, train_simple.py flag,
+    help text, search range (None: not searched) and valid range (`Valid`; None: checked by
+    the config itself). `traced` fields are pytree leaves of PPOHyperparams; static ones
+    belong to PPOConfig."""
+    return setting(default, flag, help, search=search, valid=valid, traced=traced)
 
 
 def default_num_envs(batch_size: int, backend: str | None = None) -> int:
