@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import pytest
 from flax import struct
 
-from bb_jax.agent.config import PPOHyperparams, tunable
+from bb_jax.agent.config import PPOConfig, PPOHyperparams, tunable
 from bb_jax.cli.tune_args import tune_parser, tune_settings
 from bb_jax.config import (
     Search,
@@ -46,6 +46,14 @@ class WiderHyperparams(PPOHyperparams):
                                     Search(low=0.1, high=1.0), valid=Valid(0, 1))
 
 
+@dataclasses.dataclass(frozen=True)
+class WiderConfig(PPOConfig):
+    """The run's static settings and one new one, declared outside the package."""
+
+    frame_skip: int = setting(1, "--frame-skip", "a new static setting",
+                              valid=Valid(1, 8, integer=True), traced=False)
+
+
 def _parser(cls) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     add_flags(parser, cls)
@@ -61,6 +69,22 @@ def test_a_new_static_setting_is_one_declaration():
     assert from_flags(WiderTune, parser.parse_args([]), "cpu", space_rules={}).rollout_cap == 7
     with pytest.raises(SettingError, match=r"^--rollout-cap must be in 1\.\.10, got 11$"):
         from_flags(WiderTune, parser.parse_args(["--rollout-cap", "11"]), "cpu")
+
+
+def test_a_new_static_run_setting_reaches_the_config_as_train_simple_builds_it():
+    """train_simple.py's flags for the static config are generated from PPOConfig's declared
+    fields and the config is built from them (`from_flags`): a new field is one declaration,
+    and being static it keys another compiled program."""
+    parser = _parser(WiderConfig)
+    assert "--frame-skip" in parser.format_help() and "--critic" in parser.format_help()
+    args = parser.parse_args(["--frame-skip", "4", "--critic", "shared"])
+    config = from_flags(WiderConfig, args, scenario="easy", num_opponents=2, opponents=None,
+                        total_steps=4096)
+    assert (config.frame_skip, config.critic, config.scenario) == (4, "shared", "easy")
+    assert config != config.replace(frame_skip=2)
+    assert hash(config) != hash(config.replace(frame_skip=2))
+    with pytest.raises(SettingError, match="--frame-skip must be in 1..8"):
+        from_flags(WiderConfig, parser.parse_args(["--frame-skip", "9"]))
 
 
 def test_a_new_traced_hyperparameter_is_one_declaration():

@@ -74,14 +74,19 @@ class PPOConfig:
                                traced=False)
     batch_size: int = tunable(512, "--batch-size", "env steps per update",
                               Search(choices=(512, 1024, 2048, 4096)), traced=False)
-    num_envs: int | None = None
+    num_envs: int | None = setting(None, "--num-envs", "environments per seed (default: 16 on "
+                                   "a CPU, batch size / 16 on a GPU/TPU)", type=int,
+                                   traced=False)
     num_minibatches: int = 4
     max_epochs: int = MAX_EPOCHS
     total_steps: int | None = 500_000
     reward_scale: float = 0.01
-    time_input: bool = True
-    critic: str = "separate"
-    adv_norm: str = "batch"
+    time_input: bool = setting(True, "--time-input", "give the network the episode's progress "
+                               "(step / max steps)", action="boolean", traced=False)
+    critic: str = setting("separate", "--critic", "value head on the policy's torso or on its "
+                          "own", choices=CRITICS, traced=False)
+    adv_norm: str = setting("batch", "--adv-norm", "normalise advantages per batch or per "
+                            "minibatch", choices=ADV_NORMS, traced=False)
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -170,8 +175,9 @@ class PPOHyperparams:
                                       valid=Valid(1, MAX_EPOCHS, integer=True))
 
 
+# the fields train_simple.py has a flag for (its parser is generated from them)
 TUNABLE_FIELDS = tuple(f for cls in (PPOConfig, PPOHyperparams)
-                       for f in dataclasses.fields(cls) if "flag" in f.metadata)
+                       for f in dataclasses.fields(cls) if f.metadata.get("flag"))
 DEFAULT_HYPERPARAMS = {f.name: f.default for f in dataclasses.fields(PPOHyperparams)}
 HYPERPARAM_NAMES = tuple(DEFAULT_HYPERPARAMS)
 VALID = {f.name: f.metadata["valid"] for f in dataclasses.fields(PPOHyperparams)}

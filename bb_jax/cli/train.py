@@ -15,12 +15,10 @@ from pathlib import Path
 
 from bb_jax import devices, interrupts, wall_time
 from bb_jax.agent.config import (
-    ADV_NORMS,
-    CRITICS,
     HYPERPARAM_NAMES,
     MAX_TOTAL_STEPS,
-    TUNABLE_FIELDS,
     PPOConfig,
+    PPOHyperparams,
     check_hyperparams,
 )
 from bb_jax.cli.common import (
@@ -33,6 +31,7 @@ from bb_jax.cli.common import (
     fail,
     parse_scenarios,
 )
+from bb_jax.config import add_flags, from_flags
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.progress import Progress
@@ -52,23 +51,11 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
-    p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
-                   default=PPOConfig.time_input,
-                   help="give the network the episode's progress (step / max steps; default: "
-                        "%(default)s)")
-    p.add_argument("--critic", choices=CRITICS, default=PPOConfig.critic,
-                   help="value head on the policy's torso or on its own (default: %(default)s)")
-    p.add_argument("--adv-norm", choices=ADV_NORMS, default=PPOConfig.adv_norm,
-                   help="normalise advantages per batch or per minibatch (default: %(default)s)")
     p.add_argument("--init-params", default=None,
                    help="start every seed from these saved parameters (a params_seed*.msgpack "
                         "of a run with the same network)")
-    p.add_argument("--num-envs", type=int, default=None,
-                   help="environments per seed (default: 16 on a CPU, batch size / 16 on a "
-                        "GPU/TPU)")
-    for f in TUNABLE_FIELDS:  # the network shape and the traced hyperparameters
-        p.add_argument(f.metadata["flag"], dest=f.name, type=type(f.default), default=f.default,
-                       help=f"{f.metadata['help']} (default: %(default)s)")
+    add_flags(p, PPOConfig)  # the declared static settings with a flag
+    add_flags(p, PPOHyperparams)  # and the traced hyperparameters
     _add_run_args(p)
     return p
 
@@ -319,13 +306,10 @@ def _checked_run(args):
     if args.checkpoint_every <= 0:
         raise UsageError(f"--checkpoint-every must be > 0 (env steps per seed), got "
                          f"{args.checkpoint_every}")
-    config = PPOConfig(
-        scenario=scenarios[0], num_opponents=args.num_opponents,
-        opponents=tuple(args.opponents) if args.opponents else None,
-        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
-        total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
-        adv_norm=args.adv_norm,
-    )
+    config = from_flags(PPOConfig, args, scenario=scenarios[0],
+                        num_opponents=args.num_opponents,
+                        opponents=tuple(args.opponents) if args.opponents else None,
+                        total_steps=args.num_steps)
     check_hyperparams({name: getattr(args, name) for name in HYPERPARAM_NAMES},
                       config.max_epochs)
     if args.eval_episodes < 1:
