@@ -333,7 +333,7 @@ def validate_schedule(study: optuna.Study, run, config: PPOConfig, settings: Tun
     beat = [name for name in candidates if verdicts[name]["beats_control"]]
     outcome["winner"] = max(beat, key=lambda n: float(np.mean(candidates[n]))) if beat \
         else "defaults"
-    study.set_user_attr("pbt_validation", outcome)
+    study.set_user_attr("pbt_validation", finite_json(outcome))
     _log_schedule_outcome(outcome, config, settings.population_size, log)
     for which in ("schedule", *(("static",) if versus is not None else ())):
         command = _train_command(which, config, chunk, schedule_path, seeds, versus)
