@@ -131,14 +131,10 @@ def _field_default(f: dataclasses.Field):
     return f.default
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type,
-              groups: dict[str, str] | None = None) -> None:
-    """One option per flagged field of the tree `cls`. `groups`: {first dest of a group:
-    title}, so --help shows the flags in titled groups (None: one list)."""
-    target = parser
+def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One option per flagged field of the tree `cls` (nested trees included), in
+    declaration order; a field without help text is a hidden option."""
     for dest, f in declared(cls):
-        if groups and dest in groups:
-            target = parser.add_argument_group(groups[dest])
         m, default = f.metadata, _field_default(f)
         kwargs = {"dest": dest, "default": default,
                   "help": m["help"] if m["help"] else argparse.SUPPRESS}
@@ -153,7 +149,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type,
                 kwargs["choices"] = m["choices"]
             else:  # named after the flag, not the field
                 kwargs["metavar"] = m["metavar"] or m["flag"][2:].replace("-", "_").upper()
-        target.add_argument(m["flag"], **kwargs)
+        parser.add_argument(m["flag"], **kwargs)
 
 
 def from_flags(cls: type, args: argparse.Namespace, backend: str | None = None,
