@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -24,13 +25,13 @@ from bb_jax.agent.config import (
     PPOHyperparams,
     stack_hyperparams,
 )
-from bb_jax.cli.pbt_outputs import record_run
 from bb_jax.runtime.population import Population
 from bb_jax.runtime.runs import train_seeds
 from bb_jax.runtime.schedule import Schedule, from_env_steps
 from bb_jax.tuning import pbt
 from bb_jax.tuning.pbt import PBTRule
-from bb_jax.tuning.pbt_train import run_pbt
+from bb_jax.tuning.pbt_train import record_run, run_pbt
+from bb_jax.tuning.settings import PBTSettings, TuneSettings, ValidationSettings
 
 
 def _episodes(means, standard_error: float, episodes: int = 16) -> np.ndarray:
@@ -408,7 +409,6 @@ def test_a_copy_with_the_environment_goes_on_in_its_parents_run():
 def test_a_members_trial_names_the_seeds_its_weights_trained_on():
     """record_run: a member that copied keeps its own `seed` and gains `weights_from`, the
     trial and seed of each run its final weights trained in, from which env step."""
-    import types
 
     import optuna
 
@@ -418,9 +418,9 @@ def test_a_members_trial_names_the_seeds_its_weights_trained_on():
                   rng=np.random.default_rng(1), eval_episodes=16)
     study = optuna.create_study(direction="maximize")
     trials = [study.ask() for _ in range(4)]
-    args = types.SimpleNamespace(pbt_interval=5 * CONFIG.batch_size, eval_episodes=16)
-    plan = {"size": 4, "rule": PBTRule()}
-    record_run(study, trials, run, CONFIG, args, plan, seconds=1.0)
+    settings = TuneSettings(space_rules={}, eval_episodes=16,
+                            pbt=PBTSettings(interval=5 * CONFIG.batch_size))
+    record_run(study, trials, run, CONFIG, settings, seconds=1.0)
     first = study.trials[0].user_attrs
     assert first["seed"] == 10
     assert first["weights_from"] == [
@@ -685,8 +685,8 @@ def test_pbt_validation_scores_fresh_episodes_and_corrects_for_two_comparisons(
 
     import optuna
 
-    from bb_jax.cli import pbt_outputs
     from bb_jax.runtime import runs
+    from bb_jax.tuning import validation
     from bb_jax.tuning.pbt_train import Lineage
 
     control = np.linspace(100.0, 170.0, 8)
@@ -695,14 +695,13 @@ def test_pbt_validation_scores_fresh_episodes_and_corrects_for_two_comparisons(
     monkeypatch.setattr(runs, "train_seeds", _fake_train_seeds(per_seed))
     start = {**DEFAULT_HYPERPARAMS, "learning_rate": 1e-4}
     run = types.SimpleNamespace(best=0, lineages=[Lineage(3000, [(0, start)], 0, [(0, 0)])])
-    args = types.SimpleNamespace(seed=3, validate_seeds=8, eval_episodes=4,
-                                 objective="train_return")
+    settings = TuneSettings(space_rules={}, seed=3, eval_episodes=4, population_size=4,
+                            validation=ValidationSettings(validate_seeds=8))
     versus = {"study": "tpe", "trial": 5, "tuning_value": 1.0, "study_env_steps": 100,
               "params": {"hidden_size": 16, "batch_size": 256, "learning_rate": 2e-4}}
     study = optuna.create_study(direction="maximize")
-    pbt_outputs.validate_schedule(study, run, CONFIG, args, {"interval_updates": 2, "size": 4},
-                                  pbt_outputs.Path("schedule.json"),
-                                  versus if with_versus else None)
+    validation.validate_schedule(study, run, CONFIG, settings, 2, Path("schedule.json"),
+                                 versus if with_versus else None)
     outcome = study.user_attrs["pbt_validation"]
     assert outcome["schedule"] == pytest.approx(per_seed[1e-4].tolist())
     assert outcome["control"] == pytest.approx(control.tolist())

@@ -4,21 +4,22 @@ one row per population member, so trials that differ only in them share one comp
 member shapes of a shape-padded program (`ShapeChoices`, `MemberShape`).
 
 Each tunable field carries its default, its command-line flag and its search range on the
-field itself (`tunable`); the defaults dict, the tuner's search space, the flags of
-train_simple.py and the printed training commands are derived from these fields. This module
-is the leaf of `bb_jax.agent` (and of everything above it): it imports nothing of bb_jax.
+field itself (`tunable`, a `bb_jax.config.setting`); the defaults dict, the tuner's search
+space, the flags of train_simple.py and the printed training commands are derived from these
+fields. This module is the leaf of `bb_jax.agent` (and of everything above it): of bb_jax it
+imports only `bb_jax.config`, the declaration helpers every layer shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from bb_jax.config import Search, Valid, setting
 
 ADV_NORMS = ("batch", "minibatch")
 CRITICS = ("shared", "separate")
@@ -29,56 +30,13 @@ CPU_NUM_ENVS = 16  # environments per member on a CPU (long rollouts over few en
 ACCELERATOR_ROLLOUT = 16  # steps per env and update on a GPU/TPU (short rollouts, many envs)
 
 
-@dataclass(frozen=True)
-class Search:
-    """How the tuner searches a parameter: one of `choices`, or `low`..`high` (log-uniform
-    with `log`; whole numbers with `integer`). `small_choices`: the choices of the small
-    search space (`--space small`, a CPU's default; empty: the same as `choices`)."""
-
-    choices: tuple = ()
-    small_choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-
-
-@dataclass(frozen=True)
-class Valid:
-    """The values a field may take at all (every entry point refuses others): finite numbers
-    from `low` to `high`, an end left out where it is open; whole numbers with `integer`."""
-
-    low: float
-    high: float
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-
-    def contains(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return False
-        if self.integer and not float(value).is_integer():
-            return False
-        above = self.low < value if self.low_open else self.low <= value
-        below = value < self.high if self.high_open else value <= self.high
-        return math.isfinite(value) and above and below
-
-    def __str__(self) -> str:
-        if self.integer:
-            return f"{self.low:g}..{self.high:g}"
-        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}" \
-               f"{')' if self.high_open else ']'}"
-
-
 def tunable(default, flag: str, help: str, search: Search | None = None, traced=True,
             valid: Valid | None = None):
-    """A field with its default, train_simple.py flag, help text, search range (None: not
-    searched) and valid range (`Valid`; None: checked by the config itself). `traced` fields
-    are pytree leaves of PPOHyperparams; static ones belong to PPOConfig."""
-    metadata = {"flag": flag, "help": help, "search": search, "valid": valid}
-    if traced:
-        return struct.field(pytree_node=True, default=default, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+    """A declared field (`bb_jax.config.setting`) with its default, train_simple.py flag,
+    help text, search range (None: not searched) and valid range (`Valid`; None: checked by
+    the config itself). `traced` fields are pytree leaves of PPOHyperparams; static ones
+    belong to PPOConfig."""
+    return setting(default, flag, help, search=search, valid=valid, traced=traced)
 
 
 def default_num_envs(batch_size: int, backend: str | None = None) -> int:
@@ -116,14 +74,19 @@ class PPOConfig:
                                traced=False)
     batch_size: int = tunable(512, "--batch-size", "env steps per update",
                               Search(choices=(512, 1024, 2048, 4096)), traced=False)
-    num_envs: int | None = None
+    num_envs: int | None = setting(None, "--num-envs", "environments per seed (default: 16 on "
+                                   "a CPU, batch size / 16 on a GPU/TPU)", type=int,
+                                   traced=False)
     num_minibatches: int = 4
     max_epochs: int = MAX_EPOCHS
     total_steps: int | None = 500_000
     reward_scale: float = 0.01
-    time_input: bool = True
-    critic: str = "separate"
-    adv_norm: str = "batch"
+    time_input: bool = setting(True, "--time-input", "give the network the episode's progress "
+                               "(step / max steps)", action="boolean", traced=False)
+    critic: str = setting("separate", "--critic", "value head on the policy's torso or on its "
+                          "own", choices=CRITICS, traced=False)
+    adv_norm: str = setting("batch", "--adv-norm", "normalise advantages per batch or per "
+                            "minibatch", choices=ADV_NORMS, traced=False)
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -212,8 +175,9 @@ class PPOHyperparams:
                                       valid=Valid(1, MAX_EPOCHS, integer=True))
 
 
+# the fields train_simple.py has a flag for (its parser is generated from them)
 TUNABLE_FIELDS = tuple(f for cls in (PPOConfig, PPOHyperparams)
-                       for f in dataclasses.fields(cls) if "flag" in f.metadata)
+                       for f in dataclasses.fields(cls) if f.metadata.get("flag"))
 DEFAULT_HYPERPARAMS = {f.name: f.default for f in dataclasses.fields(PPOHyperparams)}
 HYPERPARAM_NAMES = tuple(DEFAULT_HYPERPARAMS)
 VALID = {f.name: f.metadata["valid"] for f in dataclasses.fields(PPOHyperparams)}

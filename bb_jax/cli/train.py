@@ -15,12 +15,10 @@ from pathlib import Path
 
 from bb_jax import devices, interrupts, wall_time
 from bb_jax.agent.config import (
-    ADV_NORMS,
-    CRITICS,
     HYPERPARAM_NAMES,
     MAX_TOTAL_STEPS,
-    TUNABLE_FIELDS,
     PPOConfig,
+    PPOHyperparams,
     check_hyperparams,
 )
 from bb_jax.cli.common import (
@@ -33,6 +31,7 @@ from bb_jax.cli.common import (
     fail,
     parse_scenarios,
 )
+from bb_jax.config import add_flags, from_flags
 from bb_jax.game.opponents import OPPONENT_KINDS
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.progress import Progress
@@ -52,23 +51,11 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
-    p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
-                   default=PPOConfig.time_input,
-                   help="give the network the episode's progress (step / max steps; default: "
-                        "%(default)s)")
-    p.add_argument("--critic", choices=CRITICS, default=PPOConfig.critic,
-                   help="value head on the policy's torso or on its own (default: %(default)s)")
-    p.add_argument("--adv-norm", choices=ADV_NORMS, default=PPOConfig.adv_norm,
-                   help="normalise advantages per batch or per minibatch (default: %(default)s)")
     p.add_argument("--init-params", default=None,
                    help="start every seed from these saved parameters (a params_seed*.msgpack "
                         "of a run with the same network)")
-    p.add_argument("--num-envs", type=int, default=None,
-                   help="environments per seed (default: 16 on a CPU, batch size / 16 on a "
-                        "GPU/TPU)")
-    for f in TUNABLE_FIELDS:  # the network shape and the traced hyperparameters
-        p.add_argument(f.metadata["flag"], dest=f.name, type=type(f.default), default=f.default,
-                       help=f"{f.metadata['help']} (default: %(default)s)")
+    add_flags(p, PPOConfig)  # the declared static settings with a flag
+    add_flags(p, PPOHyperparams)  # and the traced hyperparameters
     _add_run_args(p)
     return p
 
@@ -122,7 +109,7 @@ def train_main(argv: list[str] | None = None) -> int:
         if args.resume is not None:
             args = resumed_args(parser, args)
         with interrupts.raising():
-            return _train(parser, args)
+            return _train(args)
     except (UsageError, ValueError) as err:
         return fail("train_simple.py", str(err))
     except RuntimeError as err:  # a diverged run: not bad input, but one line all the same
@@ -141,25 +128,40 @@ def train_main(argv: list[str] | None = None) -> int:
                       else signal.SIGINT)
 
 
-RUN_FILE = "run.json"  # a run's command line, written when it starts (for --resume)
+RUN_FILE = "run.json"  # a run's settings, written when it starts (for --resume)
 CHECKPOINTS = "checkpoints"  # a run's orbax checkpoints while it is unfinished
+NOT_STORED = ("resume", "save_path", "overwrite", "list_scenarios")  # how, not what, it runs
+
+
+def run_settings(args: argparse.Namespace, num_envs: int) -> dict:
+    """The run's settings as RUN_FILE stores them: {"config": every option's value} (JSON;
+    the flags of how this command runs it, --resume and --overwrite, left out), with the
+    environments per seed resolved for this backend (`num_envs`), so a resume elsewhere
+    trains the same program."""
+    config = {k: v for k, v in vars(args).items() if k not in NOT_STORED}
+    return {"config": {**config, "num_envs": num_envs}}
 
 
 def resumed_args(parser: OneLineParser, args: argparse.Namespace) -> argparse.Namespace:
-    """The settings of the run in --resume's folder, from the command line it saved."""
+    """The settings of the run in --resume's folder, read back from the config it stored
+    (a run saved before the config was stored: from the command line it saved)."""
     given = command_line(parser, args, leave_out=("resume",))
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop "
                          f"{' '.join(given)}")
     folder = Path(args.resume)
     try:
-        saved = json.loads((folder / RUN_FILE).read_text())["argv"]
-    except (OSError, ValueError, KeyError):
+        saved = json.loads((folder / RUN_FILE).read_text())
+        config = saved["config"] if "config" in saved else vars(parser.parse_args(saved["argv"]))
+    except (OSError, ValueError, KeyError, TypeError):
         raise UsageError(f"--resume {folder}: no run of train_simple.py there (no readable "
                          f"{RUN_FILE})") from None
-    resumed = parser.parse_args(saved)
-    resumed.save_path, resumed.resume = str(folder), str(folder)
-    return resumed
+    unknown = set(config) - set(vars(args))
+    if unknown:
+        raise UsageError(f"--resume {folder}: its {RUN_FILE} names settings this version does "
+                         f"not have: {', '.join(sorted(unknown))}")
+    return argparse.Namespace(**{**vars(parser.parse_args([])), **config,
+                                 "save_path": str(folder), "resume": str(folder)})
 
 
 def _run_name(args) -> str:
@@ -250,7 +252,7 @@ def _run_lock(folder: Path):
         lock.unlink(missing_ok=True)
 
 
-def _train(parser: OneLineParser, args) -> int:
+def _train(args) -> int:
     from bb_jax.cli.run_logs import RunLogs, check_loggers
     from bb_jax.runtime.checkpoints import Checkpoints
     from bb_jax.runtime.runs import train_seeds
@@ -267,9 +269,8 @@ def _train(parser: OneLineParser, args) -> int:
             _remove(_run_files(save_dir))
         print(f"training {run_name}: scenario={','.join(scenarios)} seeds={seeds} "
               f"steps/seed={config.num_updates * config.batch_size:,}", flush=True)
-        (save_dir / RUN_FILE).write_text(json.dumps(
-            {"argv": command_line(parser, args, leave_out=("resume", "save_path", "overwrite"))},
-            indent=2))
+        (save_dir / RUN_FILE).write_text(json.dumps(run_settings(args, config.num_envs),
+                                                      indent=2))
         checkpoints = Checkpoints(save_dir / CHECKPOINTS)
         hyperparams = {name: getattr(args, name) for name in HYPERPARAM_NAMES}
         logs = RunLogs(save_dir, [(seed, name) for seed in seeds for name in scenarios], loggers,
@@ -305,13 +306,10 @@ def _checked_run(args):
     if args.checkpoint_every <= 0:
         raise UsageError(f"--checkpoint-every must be > 0 (env steps per seed), got "
                          f"{args.checkpoint_every}")
-    config = PPOConfig(
-        scenario=scenarios[0], num_opponents=args.num_opponents,
-        opponents=tuple(args.opponents) if args.opponents else None,
-        hidden_size=args.hidden_size, batch_size=args.batch_size, num_envs=args.num_envs,
-        total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
-        adv_norm=args.adv_norm,
-    )
+    config = from_flags(PPOConfig, args, scenario=scenarios[0],
+                        num_opponents=args.num_opponents,
+                        opponents=tuple(args.opponents) if args.opponents else None,
+                        total_steps=args.num_steps)
     check_hyperparams({name: getattr(args, name) for name in HYPERPARAM_NAMES},
                       config.max_epochs)
     if args.eval_episodes < 1:

@@ -221,7 +221,8 @@ def worker_command(args: argparse.Namespace, settings, index: int, n_trials: int
     the worker's share of the cores in $BB_JAX_CORES; the enqueued rows and a warm start's
     (whose storage URL may hold a password) are in the study."""
     worker = argparse.Namespace(**{**vars(args), "n_trials": n_trials, "worker_index": index,
-                                   "study_name": settings.study_name, "no_validate": True})
+                                   "study_name": settings.study_name, "no_validate": True,
+                                   "strategy": "tpe", "sampler": settings.sampler})
     argv = [sys.executable, "-c", ("import sys; from bb_jax.cli import tune_main; "
                                    "sys.exit(tune_main())"),
             *command_line(tune_parser(), worker,

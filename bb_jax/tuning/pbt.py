@@ -14,12 +14,14 @@ each: 28% of the bottom copied at margin 2, against the 2.3% a one-sided test at
 errors means); on held-out episodes 2.6% copy (`tests/test_pbt.py`).
 
 Explore: each explored hyperparameter of a member that copied is, with probability
-`resample_probability`, drawn afresh from its search range (`bb_jax.agent.config`, declared
-once per field, in the declared scale), else moved by one of `factors` in the space where a
-factor means the same change everywhere in the range: log-scale fields are multiplied by it,
-discounts (gamma, lambda) have 1 - x (the inverse horizon) multiplied by it, linear fields move
-by log(factor) of their range, whole-number fields by one. A move past a bound is reflected
-back into the range (clipping would pile the values up on the bounds).
+`resample_probability`, drawn afresh from its range in its scale, else moved by one of
+`factors` in the space where a factor means the same change everywhere in the range:
+log-scale fields are multiplied by it, discounts (gamma, lambda) have 1 - x (the inverse
+horizon) multiplied by it, linear fields move by log(factor) of their range, whole-number
+fields by one. A move past a bound is reflected back into the range (clipping would pile the
+values up on the bounds). The ranges are the Optuna distributions the study's sampler drew
+the members from (`PBTRule.ranges`; by default each field's declared search range,
+`bb_jax.agent.config`), so `--space` and `--fix` bound explore as they bound the sampler.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import dataclasses
 import math
 
 import numpy as np
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
 from bb_jax.agent.config import PPOHyperparams, Search
 
@@ -41,18 +44,36 @@ MIN_POPULATION = 4  # a quantile of a smaller population is at most one member
 MIN_EPISODES = 4  # two per half: a standard error from each half
 
 
+def distribution(search: Search) -> BaseDistribution:
+    """A declared search range as the Optuna distribution a sampler draws from."""
+    if search.integer:
+        return IntDistribution(int(search.low), int(search.high))
+    return FloatDistribution(search.low, search.high, log=search.log)
+
+
+def _declared_ranges() -> dict[str, BaseDistribution]:
+    return {name: distribution(search) for name, search in SEARCHED.items()}
+
+
+def _integer(distribution) -> bool:
+    """Whole numbers: an IntDistribution, or a declared `Search` with `integer`."""
+    return isinstance(distribution, IntDistribution) or getattr(distribution, "integer", False)
+
+
 @dataclasses.dataclass(frozen=True)
 class PBTRule:
     """quantile: share of the population in the bottom (copies) and top (copied) groups;
     margin: standard errors of the held-out difference a copy needs; factors: explore's
     moves; resample_probability: chance per hyperparameter of a fresh draw; explored: the
-    hyperparameters explore changes (the others a copy keeps as its parent had them)."""
+    hyperparameters explore changes (the others a copy keeps as its parent had them); ranges:
+    {name: Optuna distribution} explore draws and moves within (the study's sampler's)."""
 
     quantile: float = 0.25
     margin: float = 2.0
     factors: tuple[float, ...] = (0.8, 1.25)
     resample_probability: float = 0.25
     explored: tuple[str, ...] = tuple(SEARCHED)
+    ranges: dict = dataclasses.field(default_factory=_declared_ranges)
 
     def __post_init__(self):
         if not 0 < self.quantile <= 0.5:
@@ -68,6 +89,9 @@ class PBTRule:
         unknown = sorted(set(self.explored) - set(SEARCHED))
         if unknown:
             raise ValueError(f"cannot explore {unknown}; searched: {', '.join(SEARCHED)}")
+        missing = sorted(set(self.explored) - set(self.ranges))
+        if missing:
+            raise ValueError(f"no range to explore {missing} in")
 
 
 def episode_scores(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,10 +128,10 @@ def exploit(returns: np.ndarray, rule: PBTRule, rng: np.random.Generator) -> np.
     return parents
 
 
-def draw(search: Search, rng: np.random.Generator) -> float | int:
-    """A fresh value from a field's search range in its declared scale (log-uniform with
-    `log`, each whole number alike with `integer`)."""
-    if search.integer:
+def draw(search, rng: np.random.Generator) -> float | int:
+    """A fresh value from a field's range (an Optuna distribution or a declared `Search`)
+    in its scale: log-uniform with `log`, each whole number alike for integers."""
+    if _integer(search):
         return int(rng.integers(int(search.low), int(search.high) + 1))
     if search.log:
         return float(math.exp(rng.uniform(math.log(search.low), math.log(search.high))))
@@ -123,12 +147,12 @@ def _reflect(x: float, low: float, high: float) -> float:
     return low + (2 * width - y if y > width else y)
 
 
-def perturb(name: str, search: Search, value: float, factor: float) -> float | int:
+def perturb(name: str, search, value: float, factor: float) -> float | int:
     """`value` of field `name` moved by `factor` in its explore space (module docstring),
-    reflected at the range's bounds."""
+    reflected at the bounds of its range (an Optuna distribution or a declared `Search`)."""
     step = math.log(factor)
     low, high = search.low, search.high
-    if search.integer:
+    if _integer(search):
         return int(_reflect(int(value) + math.copysign(1, step), low, high))
     if name in DISCOUNTS:
         moved = _reflect(math.log1p(-value) + step, math.log1p(-high), math.log1p(-low))
@@ -145,7 +169,7 @@ def explore(row: dict, rule: PBTRule, rng: np.random.Generator) -> dict:
     or redrawn (the rest kept)."""
     new = dict(row)
     for name in rule.explored:
-        search = SEARCHED[name]
+        search = rule.ranges[name]
         if rng.random() < rule.resample_probability:
             new[name] = draw(search, rng)
         else:

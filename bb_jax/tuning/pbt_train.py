@@ -26,13 +26,14 @@ import jax
 import numpy as np
 
 from bb_jax import interrupts
-from bb_jax.agent.config import stack_hyperparams
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, stack_hyperparams
 from bb_jax.runtime.checkpoints import Checkpoints
-from bb_jax.runtime.driver import Driver
+from bb_jax.runtime.driver import Driver, training_keys
 from bb_jax.runtime.population import Population
 from bb_jax.runtime.schedule import Schedule
 from bb_jax.tuning import pbt
 from bb_jax.tuning.pbt import PBTRule
+from bb_jax.tuning.space import tuning_seeds
 
 
 @dataclasses.dataclass
@@ -159,3 +160,72 @@ def _record_exploit(lineages: list[Lineage], parents, rows: list[dict], means, d
             lineage.weights_from = weights_from if environment else [*weights_from,
                                                                      (done, i)]
             lineage.copies.append((done, int(parent)))
+
+
+def record_run(study, trials: list, run: PBTRun, config, settings, seconds: float) -> None:
+    """Each member's trial (`trials`, in member order): its lineage as user attributes and
+    its final value, the mean of its final fresh episodes (its intermediate values were
+    reported live); the study's PBT settings (`settings`, a TuneSettings) beside them.
+    Lineage attributes: `seed` (its own), `weights_from` (the seeds whose runs trained its
+    final weights, from which env step), `schedule` (the hyperparameters those weights
+    trained under, in env steps, as `train_simple.py --schedule` reads them), `root` and
+    `copies` (trial numbers)."""
+    batch = config.batch_size
+    for key, value in (("strategy", "pbt"), ("scenarios", [config.scenario]),
+                       ("num_opponents", config.num_opponents),
+                       ("num_steps", config.total_steps)):
+        study.set_user_attr(key, value)
+    study.set_user_attr("pbt", {
+        "population_size": len(trials), "interval_env_steps": settings.pbt.interval,
+        "quantile": settings.pbt.quantile, "margin": settings.pbt.margin,
+        "eval_episodes": settings.eval_episodes, "hidden_size": config.hidden_size,
+        "batch_size": batch, "exploit_env_steps": [u * batch for u in run.exploit_updates],
+        "wall_time_s": round(seconds, 2)})
+    for trial, lineage, final in zip(trials, run.lineages, run.final_returns, strict=True):
+        trial.set_user_attr("seed", lineage.seed)
+        trial.set_user_attr("weights_from", [
+            {"env_steps": u * batch, "trial": trials[m].number, "seed": run.lineages[m].seed}
+            for u, m in lineage.weights_from])
+        trial.set_user_attr("root", trials[lineage.root].number)
+        trial.set_user_attr("schedule", lineage.schedule.as_env_steps(batch))
+        trial.set_user_attr("copies", [{"env_steps": u * batch, "parent": trials[p].number}
+                                       for u, p in lineage.copies])
+        study.tell(trial, float(np.mean(final)))
+
+
+def train_study(study, trials: list, settings, config, rule: PBTRule, interval_updates: int,
+                checkpoints: Checkpoints) -> PBTRun:
+    """`--strategy pbt`'s run: one member per trial of `study` (its parameters the member's
+    starting hyperparameters, on its tuning seed), trained in intervals of
+    `interval_updates`, continued from the latest of `checkpoints`; each member's
+    fresh-episode means reported to its trial at every exploit step, a progress line
+    printed, and the lineages recorded (`record_run`) when it ends."""
+    batch, size = config.batch_size, len(trials)
+    rows = [{**DEFAULT_HYPERPARAMS, **{k: v for k, v in t.params.items()
+                                       if k in DEFAULT_HYPERPARAMS}} for t in trials]
+    seeds = tuning_seeds(settings.seed, size)
+    resumed = checkpoints.latest()
+    print(f"study {study.study_name} | PBT: {size} members x {config.total_steps:,} env steps "
+          f"| hidden {config.hidden_size} batch {batch} | exploit every "
+          f"{settings.pbt.interval:,} steps (bottom {rule.quantile:g} copy the top beyond "
+          f"{rule.margin:g} standard errors)"
+          + ("" if resumed is None else f" | continued from {resumed * batch:,} env steps"),
+          flush=True)
+    started = time.perf_counter()
+
+    def progress(updates: int, means) -> None:
+        best = "" if means is None else f"  best fresh-episode mean {np.max(means):8.2f}"
+        if means is not None:  # live in the study: intermediate values per member
+            for trial, value in zip(trials, means, strict=True):
+                trial.report(float(value), updates * batch)
+        print(f"{updates * batch:>10,} env steps  {time.perf_counter() - started:7.1f} s"
+              f"{best}", flush=True)
+
+    population = Population(config, stack_hyperparams(rows), training_keys(seeds))
+    run = run_pbt(population, seeds, rows, config.total_steps // batch // interval_updates,
+                  interval_updates, rule, np.random.default_rng(settings.seed),
+                  settings.eval_episodes, on_interval=progress, checkpoints=checkpoints)
+    with interrupts.deferred():  # every member told, then the checkpoints closed
+        record_run(study, trials, run, config, settings, time.perf_counter() - started)
+        checkpoints.close()
+    return run

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 
 import jax
 import optuna
 
 from bb_jax.agent.config import PPOConfig
+from bb_jax.config import differences, study_fields, to_json
 from bb_jax.runtime.cost import calibrate
 from bb_jax.tuning.pruners import PRUNERS
 from bb_jax.tuning.samplers import SAMPLERS, sampler_seed
-from bb_jax.tuning.settings import TuneSettings
-from bb_jax.tuning.space import tuning_seeds
+from bb_jax.tuning.settings import PBTSettings, TuneSettings
+from bb_jax.tuning.space import space_label, tuning_seeds
 from bb_jax.tuning.storage import make_storage, redact
 from bb_jax.tuning.warm_start import load_source, warm_start
 
@@ -43,23 +43,31 @@ class StudyMismatchError(ValueError):
     """An existing study was created with other settings than this run asks for."""
 
 
-# study user attribute -> (TuneSettings field, command-line flag)
-_STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
-                   "num_opponents": ("num_opponents", "--num-opponents"),
-                   "num_steps": ("num_steps", "--num-steps"),
-                   "time_budget": ("time_budget", "--time-budget"),
-                   "objectives": ("objectives", "--objectives"),
-                   "objective": ("objective", "--objective"),
-                   "seeds_per_trial": ("seeds_per_trial", "--seeds-per-trial"),
-                   "fixed": ("fixed", "--fix"),
-                   "space": ("space_label", "--space"),
-                   "sampler": ("sampler", "--sampler")}
+def study_config(settings: TuneSettings) -> dict:
+    """The settings tree as a study stores it (user attr "config", JSON): every field, the
+    storage URLs redacted."""
+    config = to_json(settings)
+    for name in ("storage", "warm_start_from"):
+        config[name] = config[name] and redact(config[name])
+    return config
+
+
+def _comparable(config: dict) -> dict:
+    """A stored or current config with the space by its label (a file's name)."""
+    return {**config, "space": config.get("space") and space_label(config["space"])}
+
+
+def _legacy_config(attrs: dict) -> dict:
+    """The study fields of a study recorded before the "config" attribute: its own attrs
+    (the space by its label, as it was recorded)."""
+    return {name: attrs[name] for name in study_fields(TuneSettings) if name in attrs}
 
 
 def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
     """Raise StudyMismatchError when resuming `study` with settings that would make its trials
-    incomparable (another scenario, opponent count, training budget, objective or number of
-    seeds per trial, or a learner whose defaults changed since: `PPOConfig.learner_choices`;
+    incomparable: the fields of `TuneSettings` declared `study=True` (scenario, opponent count,
+    training budget, objective, seeds per trial, ...) diffed against the stored config, the
+    search space, and a learner whose defaults changed since (`PPOConfig.learner_choices`;
     studies created before it was recorded are not checked for it)."""
     attrs = study.user_attrs
     stored, current = attrs.get("learner"), PPOConfig().learner_choices
@@ -68,18 +76,14 @@ def check_study_matches(study: optuna.Study, settings: TuneSettings) -> None:
             f"study {study.study_name!r} was trained with the learner {_choices(stored)}, this "
             f"version trains with {_choices(current)} (docs/PPO.md); its trials are not "
             "comparable: use another --study-name")
-    for attr, (field, flag) in _STUDY_SETTINGS.items():
-        if attr not in attrs:
-            continue
-        stored, wanted = attrs[attr], getattr(settings, field)
-        if attr in ("scenarios", "objectives"):
-            stored, wanted = list(stored), list(wanted)
-        if stored != wanted:
-            shown = _shown_setting(attr)
-            raise StudyMismatchError(
-                f"study {study.study_name!r} was created with {flag} {shown(stored)}, this run "
-                f"asks for {shown(wanted)}; resume it with the same settings or use another "
-                "--study-name")
+    saved = _comparable(attrs["config"]) if "config" in attrs else _legacy_config(attrs)
+    differ = differences(TuneSettings, saved, _comparable(study_config(settings)))
+    if differ:
+        (_, flag, there, here), others = differ[0], [d.flag for d in differ[1:]]
+        raise StudyMismatchError(
+            f"study {study.study_name!r} was created with {flag} {there}, this run asks for "
+            f"{here}{'' if not others else ' (also ' + ', '.join(others) + ')'}; resume it "
+            "with the same settings or use another --study-name")
     stored = attrs.get("search_space")
     if stored is not None and stored != _space_record(settings):
         where, there, here = first_difference(stored, _space_record(settings))
@@ -122,15 +126,6 @@ def _shown_value(value) -> str:
     return "(absent)" if value is _ABSENT else json.dumps(value)
 
 
-def _shown_setting(attr: str) -> Callable[[object], str]:
-    """How a recorded study setting reads on the command line."""
-    if attr in ("scenarios", "objectives"):
-        return ",".join
-    if attr == "fixed":
-        return lambda fixed: ",".join(f"{k}={v}" for k, v in fixed.items()) or "(nothing)"
-    return str
-
-
 def _choices(learner: dict) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in learner.items())
 
@@ -156,14 +151,9 @@ def open_study(settings: TuneSettings,
     uses the recorded ones whatever its own --seed, so all trials stay paired."""
     if storage is None:
         storage = make_storage(settings.storage)
-    name = settings.resolved_study_name()
     directions = [("minimize" if o == "cost" else "maximize") for o in settings.objectives]
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, directions=directions)
-        created = True
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage)
-        created = False
+    study, created = create_or_load(settings.resolved_study_name(), storage, directions)
+    if not created:
         _await_creator(study)
     check_study_matches(study, settings)
     recording = "tuning_seeds" not in study.user_attrs
@@ -181,6 +171,83 @@ def open_study(settings: TuneSettings,
     study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)),
                                  study.user_attrs.get("incumbent"))
     return study
+
+
+def create_or_load(name: str, storage, directions: list[str],
+                   sampler: optuna.samplers.BaseSampler | None = None
+                   ) -> tuple[optuna.Study, bool]:
+    """(the study `name` on `storage`, whether this call created it): created with
+    `directions` and `sampler`, or loaded when it exists. The one study opener of the sweep
+    and of PBT."""
+    try:
+        return optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                   sampler=sampler), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage), False
+
+
+def trial_id(storage: optuna.storages.BaseStorage, study_id: int, number: int) -> int:
+    """A trial's id in `storage` (Optuna has no public attribute for it)."""
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+# what makes a PBT run what it is: these fields of its settings and PBTSettings' study ones
+PBT_FIELDS = ("scenarios", "num_opponents", "num_steps", "fixed", "population_size",
+              "eval_episodes", "seed")
+
+
+def open_pbt_study(settings: TuneSettings, storage) -> tuple[optuna.Study, dict | None]:
+    """(PBT's study, its record `pbt_plan` or None when this call created it): a new study
+    (its TPE sampler seeded by --seed draws the members), or an unfinished PBT run whose
+    stored config matches `settings` (StudyMismatchError naming the fields that differ)."""
+    name = settings.study_name
+    study, created = create_or_load(name, storage, ["maximize"],
+                                    optuna.samplers.TPESampler(seed=settings.seed))
+    if created:
+        return study, None
+    saved = study.user_attrs.get("pbt_plan")
+    if saved is None or "pbt" in study.user_attrs or "config" not in saved:
+        raise StudyMismatchError(f"study {name!r} exists and is no unfinished PBT run; choose "
+                                 "another --study-name")
+    stored, current = saved["config"], study_config(settings)
+    differ = [*differences(TuneSettings, stored, current, PBT_FIELDS),
+              *differences(PBTSettings, stored["pbt"], current["pbt"])]
+    if differ:
+        raise StudyMismatchError(
+            f"study {name!r} is an unfinished PBT run with other settings "
+            f"({', '.join(d.name for d in differ)}): give its own command to continue it, or "
+            "another --study-name")
+    return study, saved
+
+
+def running_trials(study: optuna.Study, storage, numbers: list[int]) -> list[optuna.Trial]:
+    """The running trials `numbers` of `study` (an unfinished PBT run's members)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trials = []
+    for number in numbers:
+        found = trial_id(storage, study_id, number)
+        if storage.get_trial(found).state != optuna.trial.TrialState.RUNNING:
+            raise StudyMismatchError(f"study {study.study_name!r}: member trial {number} is no "
+                                     "longer running; choose another --study-name")
+        trials.append(optuna.trial.Trial(study, found))
+    return trials
+
+
+def study_versus(name: str, storage) -> dict:
+    """The best complete trial of the single-objective TPE study `name` (--pbt-versus): its
+    number, parameters, value and the env steps the study trained in all
+    (StudyMismatchError when there is none)."""
+    missing = f"--pbt-versus {name}: no study with a complete trial of that name in --storage"
+    try:
+        other = optuna.load_study(study_name=name, storage=storage)
+        best = other.best_trial
+    except (KeyError, ValueError, RuntimeError):
+        raise StudyMismatchError(missing) from None
+    if len(other.directions) > 1 or other.user_attrs.get("strategy") == "pbt":
+        raise StudyMismatchError(f"--pbt-versus {name}: a single-objective TPE study is needed")
+    env_steps = sum(t.user_attrs.get("env_steps", 0) for t in other.get_trials(deepcopy=False))
+    return {"study": name, "trial": best.number, "params": dict(best.params),
+            "tuning_value": best.value, "study_env_steps": int(env_steps)}
 
 
 def _enqueue_start(study: optuna.Study, settings: TuneSettings) -> None:
@@ -218,7 +285,7 @@ def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
                 "sampler": settings.sampler, "strategy": settings.strategy,
                 "auto_rule": settings.auto_rule, "incumbent": settings.incumbent,
                 "warm_start_from": settings.warm_start_from and redact(
-                    settings.warm_start_from)}
+                    settings.warm_start_from), "config": study_config(settings)}
     for key, value in recorded.items():
         study.set_user_attr(key, value)
 

@@ -28,7 +28,7 @@ from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings, shape_choices
 from bb_jax.tuning.space import LARGEST_BATCH, member_spec
 from bb_jax.tuning.storage import make_storage
-from bb_jax.tuning.study import open_study
+from bb_jax.tuning.study import open_study, trial_id
 from bb_jax.tuning.warm_start import copied
 
 
@@ -148,7 +148,7 @@ class Tuner:
 
     def _storage_id(self, trial: optuna.Trial) -> int:
         """The trial's id in the storage (Optuna has no public attribute for it)."""
-        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+        return trial_id(self.storage, self.study_id, trial.number)
 
     def _close_unfinished(self, trials: list[optuna.Trial], reason: str) -> None:
         closed = []

@@ -15,24 +15,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from bb_jax import compile_cache
-from bb_jax.agent.config import PPOConfig
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, HYPERPARAM_NAMES, PPOConfig
 from bb_jax.progress import Progress
+from bb_jax.runtime import runs
 from bb_jax.runtime.cohorts import CohortTrainer
 from bb_jax.runtime.members import MemberSpec
 from bb_jax.runtime.sizing import CompileAwareSizing
 from bb_jax.stats import PairedDifference, holm, mean_ci95, paired_difference
-from bb_jax.tuning.outputs import finite_json
+from bb_jax.tuning.outputs import finite_json, python_command
 from bb_jax.tuning.settings import TuneSettings
 from bb_jax.tuning.space import (
     CONTROL,
     LARGEST_BATCH,
+    TRAIN_FLAGS,
     control_params,
     is_control,
     member_spec,
@@ -297,3 +301,103 @@ def _programs(trainer: CohortTrainer, compiles: list, log: Callable[[str], None]
     log(f"validation trained in {figures['programs']} program(s): {figures['compiled']} new "
         f"to this process ({figures['from_cache']} of them from the compile cache)")
     return figures
+
+
+def validate_schedule(study: optuna.Study, run, config: PPOConfig, settings: TuneSettings,
+                      chunk: int, schedule_path: Path, versus: dict | None,
+                      log: Callable[[str], None] = print) -> dict:
+    """A PBT run's best schedule (`run`, a PBTRun) from scratch against the control on
+    fresh seeds, paired, at the study's env steps (`config`, updates per chunk `chunk`), and
+    with `versus` (`study.study_versus`) also a TPE study's best static configuration. Each
+    run is scored as `validate` scores a trial (the mean return of --eval-episodes fresh
+    episodes from its seed's evaluation key) and the candidates are one family against the
+    control (`compare_with_control`, Holm). The outcome is stored (user attr
+    "pbt_validation") and returned; the winner's train_simple.py command is logged."""
+    seeds = validation_seeds(settings.seed, settings.validation.validate_seeds)
+    candidates, control = _schedule_candidates(run.lineages[run.best], config, seeds, chunk,
+                                               settings.eval_episodes, versus)
+    rows = [{"name": name, "per_seed": values, "n_failed": 0}
+            for name, values in candidates.items()]
+    compare_with_control(rows, control)
+    verdicts = {row["name"]: row["vs_control"] for row in rows}
+    outcome = {"seeds": seeds, "schedule": candidates["schedule"].tolist(),
+               "control": control.tolist(), "difference": verdicts["schedule"],
+               "measure": f"mean return of {settings.eval_episodes} fresh episodes per seed",
+               "correction": f"Holm over {len(rows)} comparison{'s' * (len(rows) > 1)} with "
+                             f"the defaults, alpha {ALPHA}"}
+    if versus is not None:
+        against = paired_difference(candidates["schedule"], candidates["static"])
+        outcome["versus"] = {**versus, "values": candidates["static"].tolist(),
+                             "vs_control": verdicts["static"],
+                             "schedule_vs_static": against.as_dict()}
+    beat = [name for name in candidates if verdicts[name]["beats_control"]]
+    outcome["winner"] = max(beat, key=lambda n: float(np.mean(candidates[n]))) if beat \
+        else "defaults"
+    study.set_user_attr("pbt_validation", finite_json(outcome))
+    _log_schedule_outcome(outcome, config, settings.population_size, log)
+    for which in ("schedule", *(("static",) if versus is not None else ())):
+        command = _train_command(which, config, chunk, schedule_path, seeds, versus)
+        what = "the schedule" if which == "schedule" else "the TPE study's configuration"
+        log(f"train {what}: {shlex.join(command)}")
+    return outcome
+
+
+def _schedule_candidates(lineage, config: PPOConfig, seeds: list[int], chunk: int,
+                         episodes: int, versus: dict | None) -> tuple[dict, np.ndarray]:
+    """({"schedule": values[, "static": values]}, the control's values): each trained from
+    scratch on `seeds`, a value per seed its mean return over `episodes` fresh episodes."""
+    def values(hyperparams, run_config=config, updates=chunk, schedule=None) -> np.ndarray:
+        result = runs.train_seeds(run_config, hyperparams, seeds, updates, episodes,
+                                  schedule=schedule)
+        return result.eval_sampled.mean(axis=1)
+
+    candidates = {"schedule": values(lineage.history[0][1], schedule=lineage.schedule)}
+    control = values(dict(DEFAULT_HYPERPARAMS))
+    if versus is not None:
+        shape = {k: int(versus["params"][k]) for k in ("hidden_size", "batch_size")}
+        candidates["static"] = values(
+            {k: v for k, v in versus["params"].items() if k in HYPERPARAM_NAMES},
+            config.replace(**shape, num_envs=None),
+            max(1, chunk * config.batch_size // shape["batch_size"]))
+    return candidates, control
+
+
+def _verdict_line(diff: dict) -> str:
+    verdict = "beats the defaults" if diff["beats_control"] else "not shown better"
+    return (f"{diff['mean']:+.2f} +/- {diff['ci95']:.2f} (paired 95% CI, Holm p "
+            f"{diff['p_holm']:.3g}: {verdict})")
+
+
+def _log_schedule_outcome(outcome: dict, config: PPOConfig, members: int,
+                          log: Callable[[str], None]) -> None:
+    log(f"validation on {len(outcome['seeds'])} fresh seeds ({outcome['measure']}; "
+        f"{outcome['correction']}): schedule {np.mean(outcome['schedule']):.2f}, defaults "
+        f"{np.mean(outcome['control']):.2f}, difference {_verdict_line(outcome['difference'])}")
+    versus = outcome.get("versus")
+    if versus is not None:
+        against = versus["schedule_vs_static"]
+        log(f"  TPE study {versus['study']!r} trial {versus['trial']} (its "
+            f"{versus['study_env_steps']:,} env steps against this run's "
+            f"{members * config.total_steps:,}): {np.mean(versus['values']):.2f}, vs defaults "
+            f"{_verdict_line(versus['vs_control'])}; schedule - static {against['mean']:+.2f} "
+            f"+/- {against['ci95']:.2f} (paired 95% CI)")
+    log({"schedule": "the schedule wins: it beats the defaults",
+         "static": "the TPE study's configuration wins: it beats the defaults",
+         "defaults": "keep the defaults: nothing beat them"}[outcome["winner"]])
+
+
+def _train_command(which: str, config: PPOConfig, chunk: int, schedule_path: Path, seeds,
+                   versus: dict | None) -> list[str]:
+    """The train_simple.py command line of the "schedule" or the "static" configuration on
+    the validation seeds."""
+    command = [*python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
+               "--num-opponents", str(config.num_opponents), "--num-steps",
+               str(config.total_steps)]
+    if which == "static":
+        command += [item for name, value in versus["params"].items()
+                    for item in (TRAIN_FLAGS[name], str(value))]
+    else:
+        command += ["--hidden-size", str(config.hidden_size), "--batch-size",
+                    str(config.batch_size), "--chunk-updates", str(chunk), "--schedule",
+                    str(schedule_path)]
+    return [*command, "--seeds", *map(str, seeds)]
