@@ -106,9 +106,10 @@ def uniforms(key: chex.PRNGKey, shape: tuple[int, ...]) -> jnp.ndarray:
     i < n/2 pairs with i + n/2 (n the element count, padded to even with a zero counter), the
     first output words fill the first half and the second words the rest; each 32-bit word
     keeps its top 23 bits as the mantissa of a float in [1, 2), minus 1. On CPU that form draws
-    twice as fast as the partitionable one (JAX's default), and this unrolled hash twice as fast
-    again as JAX's rolled loop. The user's own jax.random streams keep JAX's setting. Keys of
-    another PRNG implementation, or more than 2^32 - 1 words, go through jax.random itself."""
+    faster than the partitionable one (JAX's default), and this unrolled hash faster again than
+    JAX's rolled loop (docs/PERFORMANCE.md). The user's own jax.random streams keep JAX's
+    setting. Keys of another PRNG implementation, or more than 2^32 - 1 words, go through
+    jax.random itself."""
     data = _threefry_key_data(key)
     n = math.prod(shape)
     if data is None or n >= np.iinfo(np.uint32).max:
