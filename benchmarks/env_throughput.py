@@ -6,7 +6,8 @@ actions, and `jax.vmap(env.step_with_draws)`. Compile time is measured separatel
 minus a timed call), then the function is timed `--repeats` times (min / median / max).
 
 Reference: `bb_jax.testing.reference_game.ReferenceEnv` in its own numpy-RNG mode, one
-environment, a few thousand steps with random learner actions.
+environment, a few thousand steps with random learner actions. Both sides' CPU time per env
+step is recorded too: on a shared machine their ratio moves less with the load than the wall's.
 
     python benchmarks/env_throughput.py            # full run
     python benchmarks/env_throughput.py --quick    # short smoke run
@@ -130,22 +131,24 @@ def bench_jax(env, batch: int, steps: int, repeats: int, factory=make_rollout) -
 
 
 def bench_reference(scenario: str, num_opponents: int, steps: int, repeats: int) -> dict:
-    rates = []
+    rates, cpu = [], []
     for r in range(repeats):
         env = ReferenceEnv(scenario, num_opponents=num_opponents)
         rng = np.random.default_rng(r)
         env.reset(rng)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             action = (int(rng.integers(10)), int(rng.integers(2)))
             env.step(rng, action)
         rates.append(steps / (time.perf_counter() - t0))
+        cpu.append(time.process_time() - c0)
     return {
         "steps": steps,
         "repeats": repeats,
         "env_steps_per_s": {
             "min": min(rates), "median": statistics.median(rates), "max": max(rates),
         },
+        "cpu_ns_per_env_step": 1e9 * min(cpu) / steps,
     }
 
 
@@ -173,19 +176,23 @@ def main(argv=None) -> dict:
     print(f"# {machine_at_start}", flush=True)
     ref = bench_reference(args.scenario, args.num_opponents, ref_steps, ref_repeats)
     ref_rate = ref["env_steps_per_s"]["median"]
-    print(f"reference loop: {ref_rate:,.0f} env-steps/s (median of {ref_repeats})", flush=True)
+    print(f"reference loop: {ref_rate:,.0f} env-steps/s (median of {ref_repeats}); "
+          f"{ref['cpu_ns_per_env_step']:,.0f} CPU ns per env-step", flush=True)
 
     results = []
     for batch in batches:
         res = bench_jax(env, batch, args.steps, repeats)
         res["ratio_vs_reference"] = res["env_steps_per_s"]["median"] / ref_rate
+        # the same in CPU time (the JAX side's threads summed): what a shared machine's load
+        # moves least
+        res["cpu_ratio_vs_reference"] = ref["cpu_ns_per_env_step"] / res["cpu_ns_per_env_step"]
         results.append(res)
         r = res["env_steps_per_s"]
         print(
             f"B={batch:6d}: {r['median']:>13,.0f} env-steps/s "
             f"(min {r['min']:,.0f}, max {r['max']:,.0f}); compile {res['compile_s']:.2f}s; "
             f"x{res['ratio_vs_reference']:,.0f} vs reference; {res['cpu_ns_per_env_step']:,.0f} "
-            "CPU ns per env-step",
+            f"CPU ns per env-step (x{res['cpu_ratio_vs_reference']:,.0f} in CPU time)",
             flush=True,
         )
     # where the time goes, at the largest batch: random numbers vs the game itself
@@ -230,6 +237,7 @@ def main(argv=None) -> dict:
             "largest_batch": largest["batch"],
             "largest_batch_env_steps_per_s": largest["env_steps_per_s"]["median"],
             "ratio_vs_reference": largest["ratio_vs_reference"],
+            "cpu_ratio_vs_reference": largest["cpu_ratio_vs_reference"],
             "best": {"batch": best["batch"],
                      "env_steps_per_s": best["env_steps_per_s"]["median"],
                      "ratio_vs_reference": best["ratio_vs_reference"]},

@@ -122,7 +122,7 @@ def _house_choice(p, own, burning_f, crowd, u_house) -> jnp.ndarray:
 
 
 def _act_one(p, seat, burning_f, crowd, last_action, has_last, u):
-    """int32[2] (house, mode) of one heuristic: params p float32[10], seat int32[],
+    """(house, mode) int32[] of one heuristic: params p float32[10], seat int32[],
     burning_f / crowd lists of 10 float32[], last_action int32[2], u its ActDraws entries.
 
     Works on one house (scalar) at a time, so that under `vmap` over environments every
@@ -154,7 +154,7 @@ def _act_one(p, seat, burning_f, crowd, last_action, has_last, u):
     repeat = has_last & (u.repeat < p[7])
     house = jnp.where(repeat, last_action[0], house)
     mode = jnp.where(repeat, last_action[1], work.astype(jnp.int32))
-    return jnp.stack([house.astype(jnp.int32), mode.astype(jnp.int32)])
+    return house.astype(jnp.int32), mode.astype(jnp.int32)
 
 
 def act(
@@ -183,8 +183,18 @@ def act(
         .astype(jnp.float32)
         for h in range(NUM_HOUSES)
     ]
-    return jnp.stack([
-        _act_one(params[j], seats[j], burning_f, crowd, last_actions[j], has_last,
-                 jax.tree.map(lambda d, j=j: d[j], draws))
+    return _stored(jnp.stack([
+        jnp.stack(_act_one(params[j], seats[j], burning_f, crowd, last_actions[j], has_last,
+                           jax.tree.map(lambda d, j=j: d[j], draws)))
         for j in range(num_opponents)
-    ])
+    ]))
+
+
+def _stored(x: jnp.ndarray) -> jnp.ndarray:
+    """x itself (int32), as the sum of x and 0 over a new axis of two.
+
+    Why: XLA on CPU stores the result of a reduction, where it fuses an elementwise chain (the
+    heuristics) into each consumer of the actions; left that way it evaluated the decisions
+    inside the actions' concatenation, branching on every element (docs/PERFORMANCE.md).
+    Integers, so the values are exact."""
+    return jnp.sum(jnp.stack([x, jnp.zeros_like(x)], axis=-1), axis=-1)

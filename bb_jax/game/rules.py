@@ -8,9 +8,12 @@ the block ready-made; the env (`bb_jax.game.env`) draws it from a key.
 
 from __future__ import annotations
 
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from bb_jax.game.scenarios import Scenario
@@ -58,14 +61,68 @@ class StepDraws:
     ignite: jnp.ndarray
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_THREEFRY_PARITY = 0x1BD11BDA
+
+
+def _rotate_left(x: jnp.ndarray, bits: int) -> jnp.ndarray:
+    return (x << np.uint32(bits)) | (x >> np.uint32(32 - bits))
+
+
+def _threefry2x32(key: jnp.ndarray, x0: jnp.ndarray, x1: jnp.ndarray):
+    """Threefry-2x32 with 20 rounds (Salmon et al. 2011, the hash behind JAX's default PRNG)
+    of counter words x0, x1 uint32[n] under key uint32[2]; returns both output words.
+
+    Unrolled, so XLA fuses it into one elementwise loop: JAX's own lowering on CPU runs the
+    five key injections as a rolled loop, each round a pass over memory."""
+    ks = (key[0], key[1], key[0] ^ key[1] ^ np.uint32(_THREEFRY_PARITY))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for bits in _THREEFRY_ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = _rotate_left(x1, bits) ^ x0
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x0, x1
+
+
+def _threefry_key_data(key: chex.PRNGKey) -> jnp.ndarray | None:
+    """uint32[2] of a single threefry key (typed or raw); None for any other key."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape or "threefry" not in str(jax.random.key_impl(key)):
+            return None
+        return jax.random.key_data(key)
+    if key.shape != (2,) or key.dtype != jnp.uint32:
+        return None
+    if "threefry" not in str(jax.config.jax_default_prng_impl):
+        return None
+    return key
+
+
 def uniforms(key: chex.PRNGKey, shape: tuple[int, ...]) -> jnp.ndarray:
     """float32[*shape] uniforms in [0, 1): every random number of the game comes from here.
 
-    Threefry in its non-partitionable form, set for this call only: on CPU it draws twice as
-    fast as the partitionable form (JAX's default), and half of an env step is drawing. The
-    user's own jax.random streams keep JAX's setting."""
-    with jax.threefry_partitionable(False):
-        return jax.random.uniform(key, shape)
+    Bit for bit `jax.random.uniform(key, shape)` under threefry's non-partitionable form: counter
+    i < n/2 pairs with i + n/2 (n the element count, padded to even with a zero counter), the
+    first output words fill the first half and the second words the rest; each 32-bit word
+    keeps its top 23 bits as the mantissa of a float in [1, 2), minus 1. On CPU that form draws
+    faster than the partitionable one (JAX's default), and this unrolled hash faster again than
+    JAX's rolled loop (docs/PERFORMANCE.md). The user's own jax.random streams keep JAX's
+    setting. Keys of another PRNG implementation, or more than 2^32 - 1 words, go through
+    jax.random itself."""
+    data = _threefry_key_data(key)
+    n = math.prod(shape)
+    if data is None or n >= np.iinfo(np.uint32).max:
+        with jax.threefry_partitionable(False):
+            return jax.random.uniform(key, shape)
+    half = (n + 1) // 2
+    counts = jax.lax.iota(jnp.uint32, half)
+    second = counts + np.uint32(half)
+    if n % 2:
+        second = jnp.where(second < n, second, np.uint32(0))
+    words = jnp.concatenate(_threefry2x32(data, counts, second))[:n]
+    mantissa = (words >> np.uint32(9)) | np.uint32(0x3F800000)
+    return (jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0).reshape(shape)
 
 
 def reset_with_draws(draws: ResetDraws, scenario: Scenario, num_agents: int) -> GameState:
@@ -86,13 +143,78 @@ def ownership(num_agents: int) -> jnp.ndarray:
     return (jnp.arange(NUM_HOUSES) % num_agents)[None, :] == jnp.arange(num_agents)[:, None]
 
 
-def _powers(base: jnp.ndarray, max_exponent: int) -> jnp.ndarray:
-    """float32[max_exponent + 1]: base**k by k sequential float32 products (exactly
-    reproducible by the reference, unlike pow)."""
-    powers = [jnp.float32(1.0)]
-    for _ in range(max_exponent):
-        powers.append(powers[-1] * base)
-    return jnp.stack(powers)
+_ALL_HOUSES = (1 << NUM_HOUSES) - 1
+
+
+def _house_bits() -> np.ndarray:
+    """int32[10]: house h's bit, 1 << h."""
+    return (1 << np.arange(NUM_HOUSES)).astype(np.int32)
+
+
+def _pack(*flags: jnp.ndarray) -> jnp.ndarray:
+    """int32[]: up to three bool[10] house flags as bits 10k + h (flag k, house h).
+
+    One sum over the houses, on purpose: XLA on CPU stores a reduction's result once, where it
+    copies an elementwise chain (the night's town) into each of its consumers (rewards,
+    termination, next state, observation) and computes it there again."""
+    bits = jnp.int32(0)
+    for k, flag in enumerate(flags):
+        bits = bits | (flag.astype(jnp.int32) << (NUM_HOUSES * k + jnp.arange(NUM_HOUSES)))
+    return jnp.sum(bits)
+
+
+def _unpack(word: jnp.ndarray, k: int) -> jnp.ndarray:
+    """int32[]: the 10-bit house mask of flag k in a `_pack` word."""
+    return (word >> (NUM_HOUSES * k)) & _ALL_HOUSES
+
+
+def _from_right(mask: jnp.ndarray) -> jnp.ndarray:
+    """Bit h set iff bit h + 1 (mod 10) is: what houses receive from their right neighbour."""
+    return (mask >> 1) | ((mask & 1) << (NUM_HOUSES - 1))
+
+
+def _from_left(mask: jnp.ndarray) -> jnp.ndarray:
+    """Bit h set iff bit h - 1 (mod 10) is: what houses receive from their left neighbour."""
+    return ((mask << 1) & _ALL_HOUSES) | (mask >> (NUM_HOUSES - 1))
+
+
+def _still_burning(house_of, mode_of, p_ext) -> jnp.ndarray:
+    """float32[10]: (1 - p_ext)^k for the k workers at each house, as k sequential float32
+    products in agent order (the values the reference's power table holds, and no gather)."""
+    keep = 1.0 - p_ext
+    stay = jnp.ones((NUM_HOUSES,), jnp.float32)
+    houses = jnp.arange(NUM_HOUSES)
+    for i in range(house_of.shape[0]):
+        stay = jnp.where((house_of[i] == houses) & (mode_of[i] == WORK), stay * keep, stay)
+    return stay
+
+
+def _night_town(prev: jnp.ndarray, house_of, mode_of, draws: StepDraws, scenario: Scenario):
+    """Phases 2-5 on 10-bit house masks. Returns int32 masks (burning, ruined, safe, saved):
+    the town after phase 5, and the houses that were not SAFE before the night but are now."""
+    was_burning = prev == BURNING
+    p_out = 1.0 - _still_burning(house_of, mode_of, scenario.p_ext)
+    before = _pack(was_burning, prev == RUINED, was_burning & (draws.extinguish < p_out))
+    chances = _pack(
+        draws.spread[:, 0] < scenario.p_spread,
+        draws.spread[:, 1] < scenario.p_spread,
+        draws.ignite < scenario.p_fire,
+    )
+    # 2. Extinguish: k workers on a burning house put it out with prob 1 - (1 - p_ext)^k.
+    burning = _unpack(before, 0) & ~_unpack(before, 2)
+    ruined = _unpack(before, 1)
+    # 3. Burn-out: whatever still burns is ruined.
+    ruined = ruined | burning
+    burning = jnp.zeros_like(burning)
+    # 4. Spread (quirk: nothing burns after burn-out, so this never changes the town).
+    safe = _ALL_HOUSES & ~(burning | ruined)
+    caught = _from_right(burning & _unpack(chances, 0)) | _from_left(burning & _unpack(chances, 1))
+    burning = burning | (safe & caught)
+    # 5. Spontaneous ignition of SAFE houses.
+    safe = _ALL_HOUSES & ~(burning | ruined)
+    burning = burning | (safe & _unpack(chances, 2))
+    safe = _ALL_HOUSES & ~(burning | ruined)
+    return burning, ruined, safe, (_unpack(before, 0) | _unpack(before, 1)) & safe
 
 
 def step_with_draws(
@@ -106,32 +228,17 @@ def step_with_draws(
     chex.assert_shape(actions, (num_agents, 2))
     actions = actions.astype(jnp.int32)
     house_of, mode_of = actions[:, 0], actions[:, 1]
-    prev = state.houses
-
     # 1. Signals are the modes; locations and last actions are this night's action.
-    # 2. Extinguish: k workers on a burning house put it out with prob 1 - (1 - p_ext)^k.
-    at_house = house_of[:, None] == jnp.arange(NUM_HOUSES)[None, :]
-    workers = jnp.sum(at_house & (mode_of == WORK)[:, None], axis=0)
-    p_out = 1.0 - jnp.take(_powers(1.0 - scenario.p_ext, num_agents), workers)
-    houses = jnp.where((prev == BURNING) & (draws.extinguish < p_out), SAFE, prev)
-    # 3. Burn-out: whatever still burns is ruined.
-    houses = jnp.where(houses == BURNING, RUINED, houses)
-    # 4. Spread (quirk: nothing burns after burn-out, so this never changes the town).
-    burning = houses == BURNING
-    to_left = burning & (draws.spread[:, 0] < scenario.p_spread)
-    to_right = burning & (draws.spread[:, 1] < scenario.p_spread)
-    caught = jnp.roll(to_left, -1) | jnp.roll(to_right, 1)
-    houses = jnp.where((houses == SAFE) & caught, BURNING, houses)
-    # 5. Spontaneous ignition of SAFE houses.
-    houses = jnp.where((houses == SAFE) & (draws.ignite < scenario.p_fire), BURNING, houses)
-    houses = houses.astype(jnp.int32)
+    burning, ruined, safe, saved = _night_town(state.houses, house_of, mode_of, draws, scenario)
+    bits = _house_bits()
+    houses = jnp.where(ruined & bits, RUINED, jnp.where(burning & bits, BURNING, SAFE))
 
     # 6. Rewards on the town after phase 5.
-    owned = ownership(num_agents)
-    saved = jnp.sum(owned & ((prev != SAFE) & (houses == SAFE))[None, :], axis=1)
-    ruined_own = jnp.sum(owned & (houses == RUINED)[None, :], axis=1)
-    num_safe = jnp.sum(houses == SAFE).astype(jnp.float32)
-    num_ruined = jnp.sum(houses == RUINED).astype(jnp.float32)
+    owned = jnp.sum(jnp.where(ownership(num_agents), bits, 0), axis=1)
+    saved = jax.lax.population_count(owned & saved)
+    ruined_own = jax.lax.population_count(owned & ruined)
+    num_safe = jax.lax.population_count(safe).astype(jnp.float32)
+    num_ruined = jax.lax.population_count(ruined).astype(jnp.float32)
     rewards = (
         jnp.where(mode_of == WORK, -scenario.c, REST_REWARD)
         + EXTINGUISH_BONUS * saved
@@ -141,9 +248,9 @@ def step_with_draws(
     ).astype(jnp.float32)
 
     # 7. Termination, 8. next night.
-    done = (state.night.astype(jnp.float32) >= scenario.min_nights) & ~jnp.any(houses == BURNING)
+    done = (state.night.astype(jnp.float32) >= scenario.min_nights) & (burning == 0)
     next_state = GameState(
-        houses=houses,
+        houses=houses.astype(jnp.int32),
         night=state.night + 1,
         signals=mode_of,
         locations=house_of,
