@@ -1,13 +1,14 @@
 """Teams of PPO learners on any JaxMARL `MultiAgentEnv`, the whole run one `lax.scan`.
 
     env = make_marl_env("default", num_agents=3, learners="all")
-    train = make_train(env)                                # train(config, key) -> TeamRun
+    train = make_train(env, one_hot_houses(env))           # train(config, key) -> TeamRun
     run = jax.jit(train)(TeamConfig(learner="ippo"), jax.random.key(0))
     runs = jax.jit(jax.vmap(train))(configs, keys)         # configs: traced fields with axis P
 
 The learner sees the env only through JaxMARL's interface: `agents`, `reset(key)`,
 `step(key, state, actions)` with dicts keyed by agent (`"__all__"` ends an episode; the env
-auto-resets), `observation_space(agent)` (a Box: inputs are divided by its `high`),
+auto-resets), `observation_space(agent)` (a Box: by default inputs are divided by its `high`;
+`make_train(env, features)` takes the env's own encoding, e.g. `game_features.one_hot_houses`),
 `action_space(agent)` (`MultiDiscrete` of two dimensions, one categorical head each, as
 `bb_jax.agent.networks`) and, for MAPPO, `world_state(state)`. Where the step's `infos` carry
 `terminated` and `final_observation` (one row per agent, this package's env does), an
@@ -16,7 +17,8 @@ episode end counts as terminal.
 
 Learners (`LEARNERS`), each with a separate actor and critic torso:
 - "ippo": one network shared by every seat; its input is the observation and the one-hot seat.
-- "mappo": the same shared actor; the critic sees the world state (symlog-scaled) and the seat.
+- "mappo": the same shared actor; the critic sees the actor's input and the world state
+  (symlog-scaled).
   Every episode end is terminal for it: the world state must carry the episode's progress (the
   game's does), so that the end at the step limit is part of the state.
 - "independent": one network per seat (stacked on a leading seat axis), observation only.
@@ -29,6 +31,7 @@ loss is `losses.ppo_loss`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -137,27 +140,35 @@ class TeamNetwork(nn.Module):
 
 
 class Team(NamedTuple):
-    """What the learner reads off the env once: agent names, input scaling, network, groups."""
+    """What the learner reads off the env once: agent names, input features, network, groups."""
 
     env: object
     config: TeamConfig
     network: TeamNetwork
-    obs_scale: jnp.ndarray  # float32[D]: 1 / the observation space's high (1 where high <= 0)
+    features: Callable  # observations float32[..., D] -> network inputs float32[..., F]
     groups: int
 
 
-def make_team(env, config: TeamConfig) -> Team:
-    """Check the config against the env's spaces and build the network."""
+def scaled_by_high(env) -> Callable:
+    """The default features: each observation feature divided by the observation space's
+    `high` (features whose high is not above 0 unchanged)."""
+    high = np.asarray(env.observation_space(env.agents[0]).high, np.float32)
+    scale = jnp.asarray(1.0 / np.where(high > 0, high, 1.0))
+    return lambda x: x * scale
+
+
+def make_team(env, config: TeamConfig, features: Callable | None = None) -> Team:
+    """Check the config against the env's spaces and build the network; `features` maps an
+    observation to the network's input (None: `scaled_by_high`)."""
     config.check(env.num_agents)
     first = env.agents[0]
     dims = tuple(np.asarray(getattr(env.action_space(first), "num_categories", ())).tolist())
     if len(dims) != 2:
         raise ValueError("team learners need a MultiDiscrete action space of two dimensions, "
                          f"got {env.action_space(first)!r}")
-    high = np.asarray(env.observation_space(first).high, np.float32)
-    scale = 1.0 / np.where(high > 0, high, 1.0)
     groups = 1 if config.shared else env.num_agents
-    return Team(env, config, TeamNetwork(config.hidden_size, dims), jnp.asarray(scale), groups)
+    return Team(env, config, TeamNetwork(config.hidden_size, dims),
+                scaled_by_high(env) if features is None else features, groups)
 
 
 def symlog(x):
@@ -168,7 +179,7 @@ def symlog(x):
 def team_inputs(team: Team, obs: dict, env_state):
     """(actor input float32[A, E, Da], critic input float32[A, E, Dc]) of observations {agent:
     float32[E, D]} and env states with leading axis E (read for the world state)."""
-    x = jnp.stack([obs[a] for a in team.env.agents]) * team.obs_scale
+    x = team.features(jnp.stack([obs[a] for a in team.env.agents]))
     if team.config.learner == "independent":
         return x, x
     num_agents, num_envs = x.shape[:2]
@@ -178,7 +189,7 @@ def team_inputs(team: Team, obs: dict, env_state):
         return actor, actor
     world = symlog(jax.vmap(team.env.world_state)(env_state))
     world = jnp.broadcast_to(world, (num_agents, *world.shape))
-    return actor, jnp.concatenate([world, seat], -1)
+    return actor, jnp.concatenate([actor, world], -1)
 
 
 def to_groups(team: Team, x):
@@ -195,12 +206,11 @@ def apply_team(team: Team, params, inputs):
     return jax.tree.map(lambda y: y.reshape(num_agents, num_envs, *y.shape[2:]), out)
 
 
-def init_params(team: Team, key):
-    """Network parameters with a leading group axis G (each group from its own key)."""
-    obs, state = team.env.reset(key)
-    actor, critic = team_inputs(team, *jax.tree.map(lambda x: x[None], (obs, state)))
+def init_params(team: Team, key, inputs):
+    """Network parameters with a leading group axis G (each group from its own key); `inputs`
+    (actor, critic) float32[A, E, D] as `team_inputs` gives (only their widths matter)."""
     return jax.vmap(team.network.init, in_axes=(0, None))(
-        jax.random.split(key, team.groups), (actor[0], critic[0]))
+        jax.random.split(key, team.groups), (inputs[0][0], inputs[1][0]))
 
 
 class Transition(NamedTuple):
@@ -310,16 +320,17 @@ def _update(team: Team, carry, key):
     return (params, opt_state, env_carry), metrics
 
 
-def make_train(env):
+def make_train(env, features: Callable | None = None):
     """train(config: TeamConfig, key) -> TeamRun: the whole run, pure and un-jitted (jit and
-    vmap it from outside; vmap over `stack_configs(...)` and keys for a population)."""
+    vmap it from outside; vmap over `stack_configs(...)` and keys for a population).
+    `features`: as `make_team`."""
 
     def train(config: TeamConfig, key) -> TeamRun:
-        team = make_team(env, config)
+        team = make_team(env, config, features)
         k_init, k_env, k_run = jax.random.split(key, 3)
-        params = init_params(team, k_init)
-        opt_state = jax.vmap(optimizer(config).init)(params)
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
+        params = init_params(team, k_init, team_inputs(team, obs, env_state))
+        opt_state = jax.vmap(optimizer(config).init)(params)
         returns = jnp.zeros((env.num_agents, config.num_envs), jnp.float32)
         (params, _, _), metrics = jax.lax.scan(
             lambda c, k: _update(team, c, k), (params, opt_state, (env_state, obs, returns)),
