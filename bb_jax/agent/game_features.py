@@ -2,9 +2,9 @@
 does (`networks.ActorCritic`): the ten house states one-hot (SAFE / BURNING / RUINED) and every
 other feature divided by the observation space's `high`.
 
-Why: "house h is burning" is then one input, so "go to house h and work" is one weight away; on
-the linear house codes (0, 1/2, 1) a team of IPPO learners on `default` did not beat a random
-team in 600k env steps, with the one-hot it did by about 230 per seat (docs/MULTI_AGENT.md).
+Why: "house h is burning" is then one input, so "go to house h and work" is one weight away;
+on the linear house codes (0, 1/2, 1) an IPPO team on `default` learned far slower
+(docs/MULTI_AGENT.md, "Teams").
 
     train = make_train(env, one_hot_houses(env))   # bb_jax.agent.team
 """
