@@ -32,7 +32,8 @@ MAY_IMPORT = {
 # inside each layer, from its leaf up: a module imports only the modules before it
 ORDER = {
     "game": ("scenarios", "rules", "opponents", "env", "wrappers", "marl_env"),
-    "agent": ("config", "networks", "shapes", "losses", "policies", "ppo"),
+    "agent": ("config", "networks", "shapes", "losses", "policies", "ppo", "game_features", "team",
+              "team_eval"),
     "runtime": ("sharding", "schedule", "checkpoints", "members", "programs", "population",
                 "driver", "memory", "cost", "sizing", "baselines", "kept_params", "cohorts",
                 "runs", "saved_runs", "evaluation", "ensemble"),
