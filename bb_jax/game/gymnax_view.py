@@ -1,0 +1,104 @@
+"""The game as a gymnax user should meet it: `make_gymnax_env` and the wrappers it stacks.
+
+    env = make_gymnax_env("default")           # the recommended stack
+    obs, state = env.reset(key)                # obs float32[35] in about [0, 1]
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action)  # 0..19
+
+Why a stack (docs/GYMNAX.md has the figures): the raw view's observation holds the
+scenario's constants (rewards of 100, 50) beside house states of 0..2, so a network with
+the usual orthogonal init starts with its tanh units saturated and cannot see the town; its
+rewards are about 73 a night, so a critic's errors dwarf the actor's gradients under
+global-norm clipping; and nothing in it says which night it is, though an episode's value
+falls with the nights left. Each wrapper fixes one of these and keeps the env's one-block
+draw layout, so a stack replays the same episodes, and info["episode_return"] stays the
+game's own return whatever rewards the learner trains on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import chex
+import jax.numpy as jnp
+from gymnax.environments import spaces
+
+from bb_jax.game.env import make_env
+from bb_jax.game.rules import observation_high
+from bb_jax.game.scenarios import Scenario
+from bb_jax.game.wrappers import FlatActionWrapper, TimeInputWrapper, Wrapper
+
+REWARD_SCALE = 0.01  # a night's reward is about 73 in `default`: about 1 after scaling
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleObservationWrapper(Wrapper):
+    """`env` whose observations (the final observation of an ending step included) are
+    divided by `high` float32[D], positive: the game's features then lie in about [0, 1]."""
+
+    high: jnp.ndarray = None
+    suffix = "scaled"
+
+    def observation_space(self, params: Scenario) -> spaces.Box:
+        inner = self.env.observation_space(params)
+        return spaces.Box(inner.low / self.high, inner.high / self.high, inner.shape,
+                          inner.dtype)
+
+    def reset_env(self, key: chex.PRNGKey, params: Scenario):
+        obs, state = self.env.reset_env(key, params)
+        return obs / self.high, state
+
+    def step_env(self, key: chex.PRNGKey, state, action, params: Scenario):
+        obs, state, reward, terminated, info = self.env.step_env(key, state, action, params)
+        return obs / self.high, state, reward, terminated, info
+
+    def step(self, key: chex.PRNGKey, state, action, params: Scenario | None = None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action,
+                                                                        params)
+        info = {**info, "final_observation": info["final_observation"] / self.high}
+        return obs / self.high, state, reward, terminated, truncated, info
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleRewardWrapper(Wrapper):
+    """`env` whose rewards are multiplied by `scale`; info["episode_return"] stays the
+    env's own (unscaled) return, so the game's figures are read as before."""
+
+    scale: float = REWARD_SCALE
+    suffix = "reward-scaled"
+
+    def step_env(self, key: chex.PRNGKey, state, action, params: Scenario):
+        obs, state, reward, terminated, info = self.env.step_env(key, state, action, params)
+        return obs, state, reward * self.scale, terminated, info
+
+    def step(self, key: chex.PRNGKey, state, action, params: Scenario | None = None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action,
+                                                                        params)
+        return obs, state, reward * self.scale, terminated, truncated, info
+
+
+def make_gymnax_env(
+    scenario: str | Scenario = "default",
+    num_opponents: int = 2,
+    opponents: list[str] | tuple[str, ...] | None = None,
+    max_steps: int = 50,
+    *,
+    time_input: bool = True,
+    scale_observation: bool = True,
+    reward_scale: float | None = REWARD_SCALE,
+    flat_action: bool = True,
+) -> Wrapper:
+    """The game's single-learner view (`make_env`'s arguments) in the stack a stock gymnax
+    learner needs, innermost first: the clock (`TimeInputWrapper`: steps taken / max_steps
+    appended, float32[22 + 4N + 1]), observations divided by the game's typical upper bounds
+    (`observation_high`, 1 for the clock), rewards times `reward_scale` (None: unscaled) and
+    one Discrete(20) action (`FlatActionWrapper`; False keeps the (house, mode) Tuple).
+    Each keyword turns one wrapper off, for ablations."""
+    env = make_env(scenario, num_opponents, opponents, max_steps)
+    high = observation_high(env.num_agents)
+    if time_input:
+        env, high = TimeInputWrapper(env), jnp.append(high, 1.0)
+    if scale_observation:
+        env = ScaleObservationWrapper(env, high)
+    if reward_scale is not None:
+        env = ScaleRewardWrapper(env, float(reward_scale))
+    return FlatActionWrapper(env) if flat_action else env
