@@ -150,7 +150,8 @@ class Transition(NamedTuple):
 
 
 def make_train(env, env_params, s: Settings):
-    """train(key) -> (network params, per-update diagnostics dict of float32[num_updates])."""
+    """train(key, initial network params) -> (network params, per-update diagnostics dict
+    of float32[num_updates])."""
     sizes = action_sizes(env.action_space(env_params))
     network = ActorCritic(sizes, s.hidden)
     reset = jax.vmap(env.reset, in_axes=(0, None))
@@ -186,13 +187,12 @@ def make_train(env, env_params, s: Settings):
         stats["saturation"] = saturation(state.params, traj.obs.reshape(-1, obs.shape[-1]))
         return (state, env_state, obs, key), stats
 
-    def train(key):
-        key, k_net, k_reset = jax.random.split(key, 3)
+    def train(key, net_params):
+        key, k_reset = jax.random.split(key)
         obs, env_state = reset(jax.random.split(k_reset, s.num_envs), env_params)
         tx = optax.chain(optax.clip_by_global_norm(s.max_grad_norm),
                          optax.adam(learning_rate=schedule, eps=1e-5))
-        state = TrainState.create(apply_fn=network.apply, params=network.init(k_net, obs[0]),
-                                  tx=tx)
+        state = TrainState.create(apply_fn=network.apply, params=net_params, tx=tx)
         runner, stats = jax.lax.scan(update, (state, env_state, obs, key), None, s.num_updates)
         return runner[0].params, stats
 
@@ -295,28 +295,42 @@ def evaluate(env, env_params, hidden: int, net_params, uniform, key, num_episode
     return jnp.where(alive, jnp.nan, total)
 
 
+def init_networks(env, s: Settings, seeds: list[int]):
+    """The seeds' initial network params, stacked (leading axis S), each from the first half
+    of its seed's key. One seed at a time, outside the training program: vmapped there, the
+    orthogonal init's batched QR (a LAPACK call that splits its batch over XLA's CPU thread
+    pool) hung a 300k-step program on a 2-core CPU, every thread waiting."""
+    params = env.default_params
+    network = ActorCritic(action_sizes(env.action_space(params)), s.hidden)
+    obs = jnp.zeros(env.observation_space(params).shape)
+    init = jax.jit(network.init)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *(
+        init(jax.random.split(jax.random.key(seed))[0], obs) for seed in seeds))
+
+
 def make_experiment(env, s: Settings, eval_episodes: int):
-    """experiment(seeds int32[S]) -> (trained, uniform float32[S, eval_episodes], stats):
+    """experiment(seeds list[int]) -> (trained, uniform float32[S, eval_episodes], stats):
     every seed trains (one vmap), then its policy and the uniform-random policy play the same
     fresh episodes (`EVAL_KEY` folded with the seed). One program, so one compile."""
     params = env.default_params
     train = make_train(env, params, s)
 
-    def one_seed(seed):
-        net_params, stats = train(jax.random.key(seed))
+    def one_seed(seed, net_params):
+        net_params, stats = train(jax.random.split(jax.random.key(seed))[1], net_params)
         key = jax.random.fold_in(jax.random.key(EVAL_KEY), seed)
         both = jax.vmap(lambda u: evaluate(env, params, s.hidden, net_params, u, key,
                                            eval_episodes))(jnp.array([False, True]))
         return both[0], both[1], stats
 
-    return jax.jit(jax.vmap(one_seed))
+    program = jax.jit(jax.vmap(one_seed))
+    return lambda seeds: program(jnp.asarray(seeds), init_networks(env, s, seeds))
 
 
 def run(env, seeds: list[int], s: Settings, eval_episodes: int) -> dict:
     """Per-seed mean returns (numpy) of the trained and uniform policies, the learner's
     diagnostics float[S, num_updates] and the wall time (compile included)."""
     start = time.perf_counter()
-    trained, uniform, stats = make_experiment(env, s, eval_episodes)(jnp.asarray(seeds))
+    trained, uniform, stats = make_experiment(env, s, eval_episodes)(seeds)
     trained, uniform = np.asarray(trained), np.asarray(uniform)
     return {"trained": np.nanmean(trained, axis=1), "uniform": np.nanmean(uniform, axis=1),
             "unfinished_episodes": int(np.isnan(trained).sum() + np.isnan(uniform).sum()),
@@ -325,39 +339,61 @@ def run(env, seeds: list[int], s: Settings, eval_episodes: int) -> dict:
 
 # --- the ablation -----------------------------------------------------------------------------
 
-OFF = {"time_input": False, "scale_observation": False, "reward_scale": None}
+OFF = {"time_input": False, "one_hot": False, "scale_observation": False, "reward_scale": None}
 VARIANTS = {  # name -> make_gymnax_env keywords; the first is the view as first published
     "flat": OFF,
     "obs_scaled": {**OFF, "scale_observation": True},
     "reward_scaled": {**OFF, "reward_scale": gymnax_view.REWARD_SCALE},
     "clock": {**OFF, "time_input": True},
     "factored": {**OFF, "flat_action": False},
-    "obs+reward_scaled": {**OFF, "scale_observation": True,
-                          "reward_scale": gymnax_view.REWARD_SCALE},
     "recommended": {},
+    "recommended_no_one_hot": {"one_hot": False},
+    "recommended_no_clock": {"time_input": False},
     "recommended_factored": {"flat_action": False},
 }
 FIRST = "flat"  # the reference of every variant's gain
 
 
-def summarise(res: dict, base: dict | None, s: Settings) -> dict:
-    """Means with 95% CIs over seeds, trained minus uniform (paired by seed), the paired
-    difference to `FIRST` (given its results), and the learner's diagnostics early and late."""
+def summarise(res: dict, s: Settings) -> dict:
+    """Means with 95% CIs over seeds, trained minus uniform (paired by seed), the learner's
+    diagnostics early and late, and when and under what load the variant finished."""
     trained, uniform = res["trained"], res["uniform"]
     tenth = max(1, s.num_updates // 10)
     diagnostics = {name: {"first_10pct": float(v[:, :tenth].mean()),
                           "last_10pct": float(v[:, -tenth:].mean())}
                    for name, v in res["stats"].items()}
-    out = {"trained": dict(zip(("mean", "ci95"), mean_ci95(trained))),
-           "uniform": dict(zip(("mean", "ci95"), mean_ci95(uniform))),
-           "trained_minus_uniform": paired_difference(trained, uniform).as_dict(),
-           "per_seed": {"trained": trained.tolist(), "uniform": uniform.tolist()},
-           "unfinished_episodes": res["unfinished_episodes"], "diagnostics": diagnostics,
-           "wall_s": res["wall_s"]}
-    if base is not None:
-        out[f"gain_vs_{FIRST}"] = paired_difference(
-            trained - uniform, base["trained"] - base["uniform"]).as_dict()
-    return out
+    return {"trained": dict(zip(("mean", "ci95"), mean_ci95(trained))),
+            "uniform": dict(zip(("mean", "ci95"), mean_ci95(uniform))),
+            "trained_minus_uniform": paired_difference(trained, uniform).as_dict(),
+            "per_seed": {"trained": trained.tolist(), "uniform": uniform.tolist()},
+            "unfinished_episodes": res["unfinished_episodes"], "diagnostics": diagnostics,
+            "wall_s": res["wall_s"],
+            "finished": {"utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                         "load_average_1_5_15min": list(os.getloadavg())}}
+
+
+def with_gains(variants: dict) -> dict:
+    """Each variant's summary plus its gain over `FIRST` (the paired difference of their
+    trained-minus-uniform figures by seed), where `FIRST` has run."""
+    if FIRST not in variants:
+        return variants
+    def margin(v):
+        return np.subtract(v["per_seed"]["trained"], v["per_seed"]["uniform"])
+    return {name: {**v, f"gain_vs_{FIRST}": paired_difference(
+                margin(v), margin(variants[FIRST])).as_dict()} if name != FIRST else v
+            for name, v in variants.items()}
+
+
+def kept_variants(out: Path, settings: dict) -> dict:
+    """The variants `out` already holds for the same settings (for --resume), else none."""
+    if not out.exists():
+        return {}
+    old = json.loads(out.read_text())
+    if {k: old["settings"].get(k) for k in settings} != settings:
+        return {}
+    when = {"started_utc": old.get("started_utc"), "load_average_before":
+            old.get("load_average_before")}  # what a file without per-variant times holds
+    return {k: {"finished": when, **v} for k, v in old["variants"].items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-steps", type=int, default=Settings().total_steps,
                    help="env steps per seed (default: 300000)")
     p.add_argument("--eval-episodes", type=int, default=512)
+    p.add_argument("--resume", action="store_true",
+                   help="keep the variants --out already holds for the same settings")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (written to /tmp)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -377,23 +415,18 @@ def main(argv: list[str] | None = None) -> int:
         s = Settings(total_steps=4 * 512)
         args.seeds, args.eval_episodes = args.seeds[:2], 8
     out = Path(args.out or (QUICK_OUT if args.quick else DEFAULT_OUT))
-    load_before = list(os.getloadavg())
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    results = {}
-    for name in args.variants:  # the file is rewritten after each variant
+    settings = {"scenario": args.scenario, "seeds": args.seeds,
+                "eval_episodes": args.eval_episodes, "ppo": s._asdict()}
+    summaries = kept_variants(out, settings) if args.resume else {}
+    for name in [v for v in args.variants if v not in summaries]:  # rewritten after each
         env = gymnax_view.make_gymnax_env(args.scenario, **VARIANTS[name])
-        results[name] = run(env, args.seeds, s, args.eval_episodes)
-        summaries = {k: summarise(r, results.get(FIRST) if k != FIRST else None, s)
-                     for k, r in results.items()}
+        summaries[name] = summarise(run(env, args.seeds, s, args.eval_episodes), s)
         diff = summaries[name]["trained_minus_uniform"]
-        print(f"{name}: {results[name]['wall_s']:.0f} s, trained - uniform "
+        print(f"{name}: {summaries[name]['wall_s']:.0f} s, trained - uniform "
               f"{diff['mean']:+.1f} +- {diff['ci95']:.1f}", flush=True)
-        write(out, {"benchmark": "stock_ppo", "started_utc": started, "machine": machine_info(),
-                    "load_average_before": load_before,
-                    "settings": {"scenario": args.scenario, "seeds": args.seeds,
-                                 "eval_episodes": args.eval_episodes, "ppo": s._asdict(),
-                                 "variants": {k: VARIANTS[k] for k in args.variants}},
-                    "variants": summaries})
+        write(out, {"benchmark": "stock_ppo", "machine": machine_info(),
+                    "settings": {**settings, "variants": {k: VARIANTS[k] for k in summaries}},
+                    "variants": with_gains(summaries)})
     print(f"wrote {out}")
     return 0
 

@@ -16,7 +16,7 @@ from benchmark_helpers import load_benchmark
 from gymnax.environments import environment, spaces
 
 from bb_jax.game.env import make_env
-from bb_jax.game.gymnax_view import REWARD_SCALE, make_gymnax_env
+from bb_jax.game.gymnax_view import REWARD_SCALE, make_gymnax_env, one_hot_houses
 from bb_jax.game.rules import observation_high, time_input
 from bb_jax.game.wrappers import FlatActionWrapper
 from bb_jax.stats import paired_difference
@@ -67,7 +67,7 @@ def test_the_stack_is_a_gymnax_env_with_scaled_observations_and_a_clock(stacked)
     assert isinstance(env.action_space(params), spaces.Discrete)
     assert env.action_space(params).n == 20
     space = env.observation_space(params)
-    assert isinstance(space, spaces.Box) and space.shape == (22 + 4 * 3 + 1,)
+    assert isinstance(space, spaces.Box) and space.shape == (22 + 4 * 3 + 20 + 1,)
     obs0, (obs, *_rest, info) = stacked
     assert bool(space.contains(obs0)) and bool(jnp.all(jax.vmap(space.contains)(obs)))
     assert float(obs0[-1]) == 0.0  # the clock starts at 0
@@ -81,7 +81,8 @@ def test_the_stack_is_a_gymnax_env_with_scaled_observations_and_a_clock(stacked)
 def test_the_stack_plays_the_games_episodes_bit_for_bit(raw, stacked):
     """Same keys and actions: the stack's returns, ends and episode figures are the raw
     view's; its rewards are the raw rewards times REWARD_SCALE and its observations (final
-    ones included) the raw ones with the clock appended, divided by the game's bounds."""
+    ones included) the raw ones with the clock appended and the house states one-hot,
+    divided by the game's bounds."""
     raw0, (raw_obs, raw_reward, raw_term, raw_trunc, raw_info) = raw
     obs0, (obs, reward, term, trunc, info) = stacked
     assert bool(jnp.any(term))  # the run crosses episode ends
@@ -90,19 +91,26 @@ def test_the_stack_plays_the_games_episodes_bit_for_bit(raw, stacked):
                  (info["episode_length"], raw_info["episode_length"]),
                  (reward, raw_reward * jnp.float32(REWARD_SCALE))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    high = jnp.append(observation_high(3), 1.0)
+    high = jnp.concatenate([jnp.ones(30), observation_high(3)[10:], jnp.ones(1)])
     count = np.asarray(info["episode_length"])  # nights into the episode after each step
     after = np.where(np.asarray(term | trunc), 0, count)
-    np.testing.assert_array_equal(obs0, time_input(raw0, 0, 50) / high)
-    np.testing.assert_array_equal(obs, time_input(raw_obs, after, 50) / high)
+
+    def expected(raw_obs, nights):
+        return one_hot_houses(time_input(raw_obs, nights, 50)) / high
+
+    np.testing.assert_array_equal(obs0, expected(raw0, 0))
+    np.testing.assert_array_equal(obs, expected(raw_obs, after))
     np.testing.assert_array_equal(info["final_observation"],
-                                  time_input(raw_info["final_observation"], count, 50) / high)
+                                  expected(raw_info["final_observation"], count))
+    burning = np.asarray(raw_obs[:, :10] == 1)  # one indicator per house, at its state
+    np.testing.assert_array_equal(np.asarray(obs[:, 1:30:3]) == 1.0, burning)
+    np.testing.assert_array_equal(np.asarray(obs[:, :30]).reshape(-1, 10, 3).sum(-1), 1.0)
 
 
 def test_every_keyword_off_is_the_raw_view(raw):
-    """time_input, scale_observation and reward_scale off: exactly FlatActionWrapper(make_env)."""
-    bare = play(make_gymnax_env("default", time_input=False, scale_observation=False,
-                                reward_scale=None), 3)
+    """Every wrapper but the flat action off: exactly FlatActionWrapper(make_env)."""
+    bare = play(make_gymnax_env("default", time_input=False, one_hot=False,
+                                scale_observation=False, reward_scale=None), 3)
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
                  bare, raw)
 
@@ -135,7 +143,7 @@ def test_stock_ppo_at_published_defaults_beats_random_on_default(stock):
     """PureJaxRL's CartPole settings, 300k env steps, fresh seeds (the benchmark's are 0..7):
     on the same fresh episodes, trained minus uniform-random is positive with its whole
     95% CI over seeds above zero."""
-    seeds = jnp.arange(100, 108)
+    seeds = list(range(100, 108))
     experiment = stock.make_experiment(make_gymnax_env("default"), stock.Settings(), 256)
     trained, uniform, _ = experiment(seeds)
     assert not np.isnan(np.asarray(trained)).any()
