@@ -144,7 +144,7 @@ def test_stock_ppo_at_published_defaults_beats_random_on_default(stock):
     on the same fresh episodes, trained minus uniform-random is positive with its whole
     95% CI over seeds above zero."""
     seeds = list(range(100, 108))
-    experiment = stock.make_experiment(make_gymnax_env("default"), stock.Settings(), 256)
+    experiment = stock.make_experiment(make_gymnax_env("default"), stock.Settings(), 512)
     trained, uniform, _ = experiment(seeds)
     assert not np.isnan(np.asarray(trained)).any()
     diff = paired_difference(np.asarray(trained).mean(axis=1),

@@ -1,17 +1,16 @@
 """The game as a gymnax user should meet it: `make_gymnax_env` and the wrappers it stacks.
 
     env = make_gymnax_env("default")           # the recommended stack
-    obs, state = env.reset(key)                # obs float32[35] in about [0, 1]
+    obs, state = env.reset(key)                # obs float32[55] in [0, 1]
     obs, state, reward, terminated, truncated, info = env.step(key, state, action)  # 0..19
 
-Why a stack (docs/GYMNAX.md has the figures): the raw view's observation holds the
-scenario's constants (rewards of 100, 50) beside house states of 0..2, so a network with
-the usual orthogonal init starts with its tanh units saturated and cannot see the town; its
-rewards are about 73 a night, so a critic's errors dwarf the actor's gradients under
-global-norm clipping; and nothing in it says which night it is, though an episode's value
-falls with the nights left. Each wrapper fixes one of these and keeps the env's one-block
-draw layout, so a stack replays the same episodes, and info["episode_return"] stays the
-game's own return whatever rewards the learner trains on.
+Why a stack (docs/GYMNAX.md has the figures): on the raw view a stock PPO at its published
+settings learns nothing. Its observation holds the scenario's constants (100, 50) beside
+house states of 0..2, which saturate an orthogonally initialised tanh layer; its rewards
+(about 73 a night) make the critic's gradient dominate global-norm clipping; and it says
+neither which night it is nor, as one input, which house burns. Each wrapper fixes one of
+these and keeps the env's one-block draw layout, so a stack replays the same episodes, and
+info["episode_return"] stays the game's own return whatever rewards the learner trains on.
 """
 
 from __future__ import annotations
