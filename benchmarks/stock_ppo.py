@@ -223,10 +223,10 @@ def epoch(network, sizes, s: Settings, carry, batch):
     def one(state, mb):
         grads, stats = jax.grad(lambda p: loss(network, sizes, s, p, mb), has_aux=True)(
             state.params)
-        stats["grad_norm"] = optax.global_norm(grads)  # before clipping
+        stats["grad_norm"] = optax.tree.norm(grads)  # before clipping
         # what global-norm clipping leaves of every gradient, the actor's included
         stats["grad_scale"] = jnp.minimum(1.0, s.max_grad_norm / stats["grad_norm"])
-        stats["actor_grad_norm"] = optax.global_norm(
+        stats["actor_grad_norm"] = optax.tree.norm(
             {k: v for k, v in grads["params"].items() if k.startswith("actor")})
         return state.apply_gradients(grads=grads), stats
 

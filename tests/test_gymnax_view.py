@@ -8,6 +8,8 @@ PureJaxRL's published settings beats the uniform-random policy on `default` in 3
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,3 +152,18 @@ def test_stock_ppo_at_published_defaults_beats_random_on_default(stock):
     diff = paired_difference(np.asarray(trained).mean(axis=1),
                              np.asarray(uniform).mean(axis=1))
     assert diff.significant, diff
+
+
+@pytest.mark.slow  # one tiny training compile; cheaper siblings: the heads and saturation tests
+def test_stock_ppo_benchmark_writes_its_figures_and_resumes(stock, tmp_path):
+    """--quick writes the variant's paired figures per seed; --resume with the same settings
+    keeps them and trains nothing (the file is unchanged); other settings start afresh."""
+    out = tmp_path / "stock.json"
+    assert stock.main(["--quick", "--variants", "flat", "--out", str(out)]) == 0
+    first = json.loads(out.read_text())
+    flat = first["variants"]["flat"]
+    assert len(flat["per_seed"]["trained"]) == len(first["settings"]["seeds"]) == 2
+    assert flat["unfinished_episodes"] == 0 and "saturation" in flat["diagnostics"]
+    assert stock.main(["--quick", "--variants", "flat", "--resume", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["variants"] == first["variants"]
+    assert stock.kept_variants(out, {**first["settings"], "seeds": [5, 6]}) == {}
