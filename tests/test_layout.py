@@ -31,7 +31,7 @@ MAY_IMPORT = {
 }
 # inside each layer, from its leaf up: a module imports only the modules before it
 ORDER = {
-    "game": ("scenarios", "rules", "opponents", "env", "wrappers", "marl_env"),
+    "game": ("scenarios", "rules", "opponents", "env", "wrappers", "gymnax_view", "marl_env"),
     "agent": ("config", "networks", "shapes", "losses", "policies", "ppo", "game_features", "team",
               "team_eval"),
     "runtime": ("sharding", "schedule", "checkpoints", "members", "programs", "population",
