@@ -217,7 +217,7 @@ class _CohortRun:
                  population: Population, members: Sequence[MemberSpec]):
         self.trainer, self.program, self.config = trainer, program, config
         self.population = population
-        self.driver = Driver(population, record=False)
+        self.driver = Driver(population, record=False, timed=False)
         self.by_id = {m.member_id: m for m in members}
         self.plans = {m.member_id: trainer.plan(m) for m in members}
         self.results: dict[int, MemberResult] = {}

@@ -19,13 +19,14 @@ Seeding, decided here:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 
 import jax
 import numpy as np
 
-from bb_jax import interrupts
+from bb_jax import interrupts, wall_time
 from bb_jax.agent.config import stack_hyperparams
 from bb_jax.runtime.population import Population
 from bb_jax.runtime.schedule import Schedule
@@ -90,16 +91,19 @@ class Driver:
     `done` always agree when a Ctrl-C or SIGTERM is raised, right after the chunk."""
 
     def __init__(self, population: Population, done: int = 0, curves: dict | None = None,
-                 record: bool = True):
+                 record: bool = True, timed: bool = True):
         self.population = population
         self.done = done
         self.record = record
+        self.timed = timed  # False: the caller times its training itself (the tuner's cohorts)
         self.history: list[dict] = [] if curves is None else [curves]
 
     def chunk(self, length: int, until=None) -> dict:
         """Train `length` more updates (a padded population: member i at most up to
         `until[i]` updates done). Returns the metrics [P, length]."""
-        with interrupts.deferred():
+        # training time: on a CPU a dispatch can wait for the chunk before it to finish
+        timing = wall_time.part("training") if self.timed else contextlib.nullcontext()
+        with interrupts.deferred(), timing:
             metrics = self.population.run(length, until)
             self.done += length
             if self.record:

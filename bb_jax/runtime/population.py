@@ -105,7 +105,7 @@ class Population:
 
     def _members_only(self, tree):
         rows = int(jnp.shape(jax.tree.leaves(tree)[0])[0])
-        return tree if rows == self.size else jax.tree.map(lambda x: x[: self.size], tree)
+        return tree if rows == self.size else _first_rows(tree, self.size)
 
     @property
     def batch_sizes(self) -> np.ndarray:
@@ -181,3 +181,11 @@ class Population:
         array leaves the device whole and is indexed on the host (an index on the device
         would compile a gather per parameter shape)."""
         return jax.tree.map(lambda x: np.asarray(x)[position], self.state.params)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _first_rows(tree, rows: int):
+    """Every leaf's first `rows` rows, as one dispatched program: slicing leaf by leaf would
+    run one eager operation per leaf, each waiting for the chunk that computes it, so the
+    host would wait for training inside the call that dispatches it."""
+    return jax.tree.map(lambda x: x[:rows], tree)
