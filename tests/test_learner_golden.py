@@ -1,0 +1,110 @@
+"""The learner's figures are pinned bit for bit across the move to the env's public API.
+
+A few tiny training runs (exact and shape-padded programs, with and without the time input),
+their evaluation (sampled, greedy, one recorded episode) and the baselines' returns are hashed
+leaf by leaf. The hashes in tests/data/learner_golden.json were computed by the learner of
+2026-12-07 that stepped the game through its draw-level functions; the learner that sees only
+`reset` / `step` / the spaces must reproduce them. Regenerate only for a change meant to alter
+the figures (and say why in docs/PPO.md):
+
+    PYTHONPATH=$PWD python tests/test_learner_golden.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import pytest
+
+from bb_jax.agent import config as config_module
+from bb_jax.agent import shapes as shapes_module
+from bb_jax.agent.config import PPOConfig, ShapeChoices, make_hyperparams
+from bb_jax.agent.ppo import PPO
+from bb_jax.runtime.baselines import batch_returns
+from bb_jax.runtime.evaluation import record_episode
+from test_env_golden import fingerprint
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "learner_golden.json"
+UPDATES, EPISODES = 2, 8
+TINY = dict(hidden_size=16, batch_size=64, num_envs=16, num_minibatches=2, total_steps=128)
+# name -> the run's config; "padded": a member of hidden 8, batch 128 in a program of hidden 16,
+# batch 256 whose members have their own environment counts (as on an accelerator)
+CONFIGS = {
+    "easy_time_separate": PPOConfig(scenario="easy", **TINY),
+    "default_plain_shared": PPOConfig(scenario="default", time_input=False, critic="shared",
+                                      adv_norm="minibatch", **TINY),
+}
+SHAPES = ShapeChoices(hidden_sizes=(8, 16), batch_sizes=(128, 256))
+
+
+def _accelerator_envs(batch_size, backend=None):
+    """default_num_envs as on an accelerator: 16-step rollouts, batch / 16 environments."""
+    return max(config_module.CPU_NUM_ENVS, batch_size // config_module.ACCELERATOR_ROLLOUT)
+
+
+def _train_and_evaluate(ppo: PPO, shape=None, until=None):
+    hp = make_hyperparams()
+    state = jax.jit(ppo.init)(jax.random.PRNGKey(3), hp, None, shape)
+    state, metrics = jax.jit(ppo.run_updates, static_argnums=2)(state, hp, UPDATES, None, shape,
+                                                               until)
+    key = jax.random.PRNGKey(5)
+    sampled = jax.jit(ppo.evaluate, static_argnums=(2, 3))(state.params, key, EPISODES, False)
+    greedy = jax.jit(ppo.evaluate, static_argnums=(2, 3))(state.params, key, EPISODES, True)
+    return {"params": state.params, "opt_state": state.opt_state, "obs": state.obs,
+            "metrics": metrics, "sampled": sampled, "greedy": greedy}
+
+
+def _exact(name: str):
+    config = CONFIGS[name]
+    out = _train_and_evaluate(PPO(config))
+    run = SimpleNamespace(config=config, params={(0, config.scenario): out["params"]})
+    episode = record_episode(run, config.scenario, None, EPISODES, jax.random.PRNGKey(9))
+    return {**out, "episode": {k: v for k, v in episode.items() if k != "seed"}}
+
+
+def _padded(monkeypatch):
+    monkeypatch.setattr(config_module, "default_num_envs", _accelerator_envs)
+    monkeypatch.setattr(shapes_module, "default_num_envs", _accelerator_envs)
+    base = PPOConfig(scenario="hard", num_minibatches=2, total_steps=None)
+    ppo = PPO(SHAPES.config(base), static_epochs=True, shapes=SHAPES)
+    return _train_and_evaluate(ppo, SHAPES.member(8, 128), jax.numpy.int32(UPDATES))
+
+
+def _baselines():
+    return batch_returns(["random", "firefighter", "liar"], ["easy", "hard", "default"],
+                         EPISODES, jax.random.PRNGKey(2))
+
+
+def compute(name: str, monkeypatch) -> dict[str, str]:
+    if name == "padded":
+        return fingerprint(_padded(monkeypatch))
+    if name == "baselines":
+        return fingerprint(_baselines())
+    return fingerprint(_exact(name))
+
+
+NAMES = [*CONFIGS, "padded", "baselines"]
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in ("default_plain_shared", "padded") else n
+    for n in NAMES])
+def test_learner_figures_bit_identical_to_golden(name, monkeypatch):
+    golden = json.loads(GOLDEN.read_text())[name]
+    got = compute(name, monkeypatch)
+    assert got.keys() == golden.keys()
+    moved = [leaf for leaf in golden if got[leaf] != golden[leaf]]
+    assert not moved, f"{name}: figures changed in {moved}"
+
+
+if __name__ == "__main__":
+    patch = pytest.MonkeyPatch()
+    result = {}
+    for n in NAMES:
+        result[n] = compute(n, patch)
+        patch.undo()
+    GOLDEN.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {GOLDEN}")
