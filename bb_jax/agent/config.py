@@ -124,6 +124,9 @@ class PPOConfig:
     time_input: bool = True
     critic: str = "separate"
     adv_norm: str = "batch"
+    # the environment (`bb_jax.envs`): the game, "gymnax:NAME" or "module:factory"; the
+    # game's scenario, opponents and episode length above apply to the game only
+    env: str = "bucket_brigade"
 
     def __post_init__(self):
         if self.critic not in CRITICS:
