@@ -20,6 +20,7 @@ def record_run(study, trials, run, config, args, plan, seconds: float) -> None:
     study.set_user_attr("strategy", "pbt")
     study.set_user_attr("scenarios", [config.scenario])
     study.set_user_attr("num_opponents", config.num_opponents)
+    study.set_user_attr("env", config.env)
     study.set_user_attr("num_steps", config.total_steps)
     study.set_user_attr("pbt", {
         "population_size": plan["size"], "interval_env_steps": args.pbt_interval,
@@ -148,7 +149,8 @@ def _train_command(which: str, config, chunk: int, schedule_path: Path, seeds, v
 
     command = [*python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
                "--num-opponents", str(config.num_opponents), "--num-steps",
-               str(config.total_steps)]
+               str(config.total_steps), *(["--env", config.env] if config.env != "bucket_brigade"
+                                          else [])]
     if which == "static":
         command += [item for name, value in versus["params"].items()
                     for item in (TRAIN_FLAGS[name], str(value))]

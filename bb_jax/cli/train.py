@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bb_jax import devices, interrupts, wall_time
+from bb_jax import devices, envs, interrupts, wall_time
 from bb_jax.agent.config import (
     ADV_NORMS,
     CRITICS,
@@ -51,6 +51,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="heuristic opponents beside the learner, 1..9")
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
+    p.add_argument("--env", default="bucket_brigade",
+                   help="bucket_brigade (default), gymnax:NAME (e.g. gymnax:CartPole-v1) or "
+                        "module:factory (a gymnax env of your own); bb_jax.envs")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
     p.add_argument("--time-input", action=argparse.BooleanOptionalAction,
                    default=PPOConfig.time_input,
@@ -312,6 +315,7 @@ def _checked_run(args):
         total_steps=args.num_steps, time_input=args.time_input, critic=args.critic,
         adv_norm=args.adv_norm,
     )
+    config = envs.configure(config, args.env, scenarios)
     check_hyperparams({name: getattr(args, name) for name in HYPERPARAM_NAMES},
                       config.max_epochs)
     if args.eval_episodes < 1:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax
 
+from bb_jax import envs
 from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig
 from bb_jax.cli.common import (
     STORAGE_ENV,
@@ -63,6 +64,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="a scenario, a comma-separated list, or 'all' (objective = mean)")
     p.add_argument("--num-opponents", type=int, default=2,
                    help="heuristic opponents beside the learner, 1..9")
+    p.add_argument("--env", default="bucket_brigade",
+                   help="bucket_brigade (default), gymnax:NAME (e.g. gymnax:CartPole-v1) or "
+                        "module:factory (a gymnax env of your own); bb_jax.envs")
     p.add_argument("--num-steps", type=int, default=None,
                    help=f"env steps per training run (one seed on one scenario; default: "
                         f"{DEFAULT_NUM_STEPS:,} unless a budget is given)")
@@ -275,6 +279,11 @@ def tune_settings(args):
     from bb_jax.tuning.space import LARGEST_BATCH
 
     scenarios = parse_scenarios(args.scenario)
+    try:
+        env = envs.configure(PPOConfig(num_opponents=args.num_opponents), args.env,
+                             scenarios).env
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     objectives = parse_objectives(args.objectives)
     flop_budget, time_budget = check_budget(args, objectives)
     _check_run(args, flop_budget, time_budget)
@@ -304,7 +313,7 @@ def tune_settings(args):
         sha_min_fraction=args.min_fraction, shapes=shapes, flop_budget=flop_budget,
         time_budget=time_budget, objectives=objectives, fixed=fixed, space=space,
         space_rules=rules, incumbent=incumbent, warm_start_from=args.warm_start_from,
-        callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri,
+        callbacks=tuple(args.callback or ()), mlflow_uri=args.mlflow_uri, env=env,
     )
 
 

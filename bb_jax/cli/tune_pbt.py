@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bb_jax import interrupts
+from bb_jax import envs, interrupts
 from bb_jax.agent.config import HYPERPARAM_NAMES, MAX_TOTAL_STEPS, PPOConfig
 from bb_jax.cli.common import (
     UsageError,
@@ -74,6 +74,10 @@ def check_pbt(args) -> dict:
                        hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
                        batch_size=fixed.get("batch_size", PPOConfig.batch_size),
                        total_steps=None)
+    try:
+        config = envs.configure(config, args.env, scenarios)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     num_steps = args.num_steps or 200 * config.batch_size
     if args.pbt_interval < config.batch_size or args.pbt_interval % config.batch_size:
         raise UsageError(f"--pbt-interval must be a multiple of the batch size "

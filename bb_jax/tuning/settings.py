@@ -94,6 +94,7 @@ def default_seeds_per_trial(backend: str) -> int:
 class TuneSettings:
     scenarios: tuple[str, ...] = ("default",)
     num_opponents: int = 2
+    env: str = "bucket_brigade"  # what every trial learns on (`bb_jax.envs`)
     num_steps: int = 50_000
     n_trials: int = 100
     seed: int = 42

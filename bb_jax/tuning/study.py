@@ -97,6 +97,7 @@ class StudyMismatchError(ValueError):
 # study user attribute -> (TuneSettings field, command-line flag)
 _STUDY_SETTINGS = {"scenarios": ("scenarios", "--scenario"),
                    "num_opponents": ("num_opponents", "--num-opponents"),
+                   "env": ("env", "--env"),
                    "num_steps": ("num_steps", "--num-steps"),
                    "time_budget": ("time_budget", "--time-budget"),
                    "objectives": ("objectives", "--objectives"),
@@ -260,7 +261,8 @@ def _await_creator(study: optuna.Study) -> None:
 def _record_settings(study: optuna.Study, settings: TuneSettings) -> None:
     """The settings that define what a trial of `study` means (the tuning seeds apart)."""
     recorded = {"scenario": settings.scenario_arg, "scenarios": list(settings.scenarios),
-                "num_opponents": settings.num_opponents, "num_steps": settings.num_steps,
+                "num_opponents": settings.num_opponents, "env": settings.env,
+                "num_steps": settings.num_steps,
                 "objective": settings.objective, "seeds_per_trial": settings.seeds_per_trial,
                 "seed": settings.seed, "learner": PPOConfig().learner_choices,
                 "objectives": list(settings.objectives), "time_budget": settings.time_budget,
@@ -296,7 +298,8 @@ def _settle_budget(study: optuna.Study, settings: TuneSettings) -> None:
         return
     if settings.time_budget is not None:
         calibration = calibrate(
-            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents),
+            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents,
+                      env=settings.env),
             settings.seeds_per_trial * len(settings.scenarios),
             chunk=max(1, round(settings.eval_interval / PPOConfig.batch_size)))
         calibration["device"] = device_kind()

@@ -239,7 +239,8 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
     candidates = top_candidates(study, top_k)
     trainer = CohortTrainer(
         PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
-                  total_steps=steps, batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
+                  env=attrs.get("env", PPOConfig.env), total_steps=steps,
+                  batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
         num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
         max_population=max_population,
         progress=log,
