@@ -145,3 +145,19 @@ def test_a_study_on_cartpole_runs_tune_validate_recommend(tmp_path, capsys):
     command = shlex.split(results["recommendation"]["train_command"])
     assert command[command.index("--env") + 1] == "gymnax:CartPole-v1"
     assert results["recommendation"]["train_command"] in capsys.readouterr().out
+
+
+def test_a_population_plays_its_configs_own_params_by_default():
+    """Members not given params play the config's (here `hard`), not those of the shared
+    compiled program (whose config says `default`)."""
+    from bb_jax.agent.config import stack_hyperparams
+    from bb_jax.game.scenarios import get_scenario
+    from bb_jax.runtime.driver import training_keys
+    from bb_jax.runtime.population import Population
+
+    config = PPOConfig(scenario="hard", hidden_size=8, batch_size=64, num_envs=8,
+                       num_minibatches=2, total_steps=None)
+    population = Population(config, stack_hyperparams([{}, {}]), training_keys([0, 1]))
+    hard = get_scenario("hard", config.num_opponents + 1)
+    for got, want in zip(jax.tree.leaves(population.scenarios), jax.tree.leaves(hard)):
+        np.testing.assert_array_equal(np.asarray(got)[:2], np.full(2, want))

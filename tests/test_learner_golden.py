@@ -1,10 +1,11 @@
 """The learner's figures are pinned bit for bit across the move to the env's public API.
 
 A few tiny training runs (exact and shape-padded programs, with and without the time input),
-their evaluation (sampled, greedy, one recorded episode) and the baselines' returns are hashed
-leaf by leaf. The hashes in tests/data/learner_golden.json were computed by the learner of
-2026-12-07 that stepped the game through its draw-level functions; the learner that sees only
-`reset` / `step` / the spaces must reproduce them. Regenerate only for a change meant to alter
+their evaluation (sampled, greedy, one recorded episode), the baselines' returns, and the
+trials of a tiny study and a tiny PBT run are hashed leaf by leaf. The hashes in
+tests/data/learner_golden.json were computed by the learner of 2026-12-07 that stepped the game
+through its draw-level functions; the learner that sees only `reset` / `step` / the spaces must
+reproduce them. Regenerate only for a change meant to alter
 the figures (and say why in docs/PPO.md):
 
     PYTHONPATH=$PWD python tests/test_learner_golden.py
@@ -13,6 +14,7 @@ the figures (and say why in docs/PPO.md):
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,7 +81,30 @@ def _baselines():
                          EPISODES, jax.random.PRNGKey(2))
 
 
-def compute(name: str, monkeypatch) -> dict[str, str]:
+# a tiny study and a tiny PBT run on `easy`: their trials' values, intermediate values and
+# parameters are what a study's figures are made of
+STUDY = ["--scenario", "easy", "--n-trials", "2", "--population-size", "2", "--num-steps",
+         "4096", "--eval-interval", "1024", "--seed", "5", "--seeds-per-trial", "2", "--pruner",
+         "none", "--eval-episodes", "4", "--fix", "hidden_size=64,batch_size=512",
+         "--no-validate", "--no-incumbent"]
+PBT = ["--strategy", "pbt", "--scenario", "easy", "--population-size", "4", "--fix",
+       "hidden_size=64,batch_size=512", "--num-steps", "3072", "--pbt-interval", "1024",
+       "--eval-episodes", "8", "--seed", "3", "--no-validate"]
+
+
+def _trials(argv: list[str], folder: Path) -> list:
+    """[value, intermediate values, params] of each trial of a tune_main run in `folder`."""
+    from bb_jax.cli import tune_main
+
+    assert tune_main([*argv, "--study-name", "g", "--output-dir", str(folder / "out"),
+                      "--storage", f"sqlite:///{folder / 'g.db'}"]) == 0
+    results = json.loads((folder / "out" / "g_results.json").read_text())
+    return [[t["value"], t["intermediate_values"], t["params"]] for t in results["trials"]]
+
+
+def compute(name: str, monkeypatch, folder: Path | None = None) -> dict[str, str]:
+    if name in ("study", "pbt"):
+        return fingerprint(json.dumps(_trials(STUDY if name == "study" else PBT, folder)))
     if name == "padded":
         return fingerprint(_padded(monkeypatch))
     if name == "baselines":
@@ -87,15 +112,15 @@ def compute(name: str, monkeypatch) -> dict[str, str]:
     return fingerprint(_exact(name))
 
 
-NAMES = [*CONFIGS, "padded", "baselines"]
+NAMES = [*CONFIGS, "padded", "baselines", "study", "pbt"]
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.slow) if n in ("default_plain_shared", "padded") else n
-    for n in NAMES])
-def test_learner_figures_bit_identical_to_golden(name, monkeypatch):
+    pytest.param(n, marks=pytest.mark.slow)
+    if n in ("default_plain_shared", "padded", "study", "pbt") else n for n in NAMES])
+def test_learner_figures_bit_identical_to_golden(name, monkeypatch, tmp_path):
     golden = json.loads(GOLDEN.read_text())[name]
-    got = compute(name, monkeypatch)
+    got = compute(name, monkeypatch, tmp_path)
     assert got.keys() == golden.keys()
     moved = [leaf for leaf in golden if got[leaf] != golden[leaf]]
     assert not moved, f"{name}: figures changed in {moved}"
@@ -105,7 +130,8 @@ if __name__ == "__main__":
     patch = pytest.MonkeyPatch()
     result = {}
     for n in NAMES:
-        result[n] = compute(n, patch)
+        with tempfile.TemporaryDirectory() as folder:
+            result[n] = compute(n, patch, Path(folder))
         patch.undo()
     GOLDEN.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {GOLDEN}")

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax import wall_time
+from bb_jax import envs, wall_time
 from bb_jax.agent.config import MemberShape, PPOConfig, PPOHyperparams, ShapeChoices
 from bb_jax.game.scenarios import Scenario
 from bb_jax.runtime.programs import compiled
@@ -81,7 +81,8 @@ class Population:
         self.fns = compiled(config, shapes)
         size = int(jnp.shape(keys)[0])
         if scenarios is None:
-            scenarios = broadcast_scenario(self.fns.ppo.default_scenario, size)
+            # the config's own params (the compiled program's PPO is the shared one's)
+            scenarios = broadcast_scenario(envs.make(config)[1], size)
         self.members = np.arange(size) if members is None else np.asarray(members)
         rows = filled_size(size)
         self.hyperparams = _place(_fill(hyperparams, size), rows)
