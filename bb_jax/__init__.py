@@ -6,9 +6,10 @@ networks, losses, policies, PPO: pure functions) <- `bb_jax.runtime` (compiled p
 populations over devices, the one host driver, runs, cohorts, checkpoints, cost, memory) <-
 `bb_jax.tuning` (Optuna ask/tell, pruners, validation) and `bb_jax.results` (the RESULTS
 experiment) <- `bb_jax.cli`. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`,
-`bb_jax.interrupts` and `bb_jax.progress` are small shared helpers. `bb_jax.testing` (the
-plain-Python reference game, the synthetic pruner sweeps) serves tests and benchmarks;
-nothing else in bb_jax imports it.
+`bb_jax.interrupts` and `bb_jax.progress` are small shared helpers; `bb_jax.envs` (the
+registry of envs behind `--env`: the game, gymnax's, a user's) builds what the learner
+steps. `bb_jax.testing` (the plain-Python reference game, the synthetic pruner sweeps) serves
+tests and benchmarks; nothing else in bb_jax imports it.
 """
 
 import importlib

@@ -1,9 +1,10 @@
 """Baseline (b): a per-step PPO trainer in the style users run today.
 
 The plain-Python reference game is stepped one environment at a time, the same actor-critic
-is called once per step (a jitted single-observation forward pass on the plain observation,
+is called once per step (a jitted single-observation forward pass on the game's features,
 without the time input; actions sampled on the host), and the PPO update (the very same
-jitted `PPO.learn` as bb-jax) runs once per batch.
+jitted `PPO.learn` as bb-jax, on the batch's observations encoded at once) runs once per
+batch.
 Only the loop structure differs from bb-jax's end-to-end jitted trainer, so the ratio of the
 two is the price of per-step host round trips. Writes JSON with env-steps/s.
 
@@ -31,21 +32,26 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "baseline_trainer_cp
 
 
 def jitted_parts(ppo: PPO):
-    """(forward: params, obs -> (house probs, mode probs, value), learn: PPO.learn), jitted."""
+    """(forward: params, obs -> (house probs, mode probs, value), learn: PPO.learn,
+    encode: game observations [..., D] -> the network's features [..., I]), jitted."""
+    features = ppo.view(1).features
+
+    def encode(obs):
+        return features(obs, jnp.zeros(obs.shape[:-1], jnp.int32))
 
     def forward(params, obs):
-        house_logits, mode_logits, value = ppo.network.apply(params, obs)
+        house_logits, mode_logits, value = ppo.network.apply(params, encode(obs))
         return jax.nn.softmax(house_logits), jax.nn.softmax(mode_logits), value
 
-    return jax.jit(forward), jax.jit(ppo.learn)
+    return jax.jit(forward), jax.jit(ppo.learn), jax.jit(encode)
 
 
 def run_updates(ppo: PPO, parts, num_updates: int, seed: int = 0) -> float:
     """Train `num_updates` updates, stepping one env per host iteration; wall seconds."""
-    forward, learn = parts
+    forward, learn, encode = parts
     config = ppo.config
     hp = make_hyperparams()
-    params = ppo.network.init(jax.random.PRNGKey(seed), jnp.zeros((ppo.env.observation_size,)))
+    params = ppo.network.init(jax.random.PRNGKey(seed), jnp.zeros((ppo.input_size,)))
     opt_state = init_optimizer(params, hp)
     env = ReferenceEnv(config.scenario, num_opponents=config.num_opponents)
     rng = np.random.default_rng(seed)
@@ -66,6 +72,7 @@ def run_updates(ppo: PPO, parts, num_updates: int, seed: int = 0) -> float:
             obs = next_obs
         columns = [np.asarray(col)[:, None] for col in zip(*rows)]  # time-major [T, 1]
         traj = Transition(*(jnp.asarray(c) for c in columns))
+        traj = traj._replace(obs=encode(traj.obs), final_obs=encode(traj.final_obs))
         key, k_learn = jax.random.split(key)
         params, opt_state, _ = learn(params, opt_state, traj, k_learn, hp)
     jax.block_until_ready(params)

@@ -2,7 +2,7 @@
 
 For each learner (IPPO, MAPPO, independent), `--seeds` teams are trained by one jitted program
 (`jax.vmap` of `bb_jax.agent.team.make_train` over seeds) for `--steps` env steps with the same
-hyperparameters, the game's one-hot house features (`bb_jax.agent.game_features`). Each team
+hyperparameters, the game's one-hot house features (`bb_jax.game.marl_features`). Each team
 then plays `--episodes` fresh episodes (reset keys no training step drew), sampling its
 actions, and a uniformly random team plays the same reset keys. Per seed: the seats' mean
 return over those episodes; reported: its mean over seeds with a 95% CI, and the paired
@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.agent.game_features import one_hot_houses
 from bb_jax.agent.team import LEARNERS, TeamConfig, make_team, make_train
 from bb_jax.agent.team_eval import episode_returns, random_policy, trained_policy
 from bb_jax.game.marl_env import make_marl_env
+from bb_jax.game.marl_features import one_hot_houses
 from bb_jax.machine import machine_info
 from bb_jax.stats import mean_ci95, paired_difference
 

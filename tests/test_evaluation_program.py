@@ -22,11 +22,11 @@ def _static_returns(population: Population, greedy: bool) -> np.ndarray:
     ppo = population.fns.ppo
 
     def act(key, obs, env_state, params):
-        house, mode, _ = ppo.network.apply(params, ppo.inputs(obs, env_state.step_count))
-        return (networks.greedy(house, mode) if greedy
-                else networks.sample(key, house, mode))
+        *logits, _ = ppo.network.apply(params, obs)
+        return networks.greedy(logits) if greedy else networks.sample(key, logits)
 
-    play = jax.jit(jax.vmap(lambda p, k, s: evaluate_policy(ppo.env, act, k, EPISODES, s, p)))
+    view = ppo.view(EPISODES)
+    play = jax.jit(jax.vmap(lambda p, k, s: evaluate_policy(view, act, k, s, p)))
     return np.asarray(play(population.state.params, evaluation_keys(SEEDS),
                            population.scenarios))
 

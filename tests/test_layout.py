@@ -2,6 +2,12 @@
 cli, and inside a layer each module imports only the modules before it (`ORDER`): data flows
 one way, and no import circle can form, lazy imports inside functions included.
 
+`agent` and `runtime` see the game only through its public env API (`PUBLIC_GAME`: the env's
+`reset` / `step` / spaces and its wrappers, the scenarios that are its params, the game's
+baseline policies, the multi-agent env), never `rules` or `opponents` below it nor the env's
+draw-level methods (`BELOW_ENV_API`), so the learner serves any gymnax env; the registry of
+envs (`bb_jax.envs`, outside the layers) may build any of them.
+
 `tuning` (the tuner) and `results` (the RESULTS experiment, docs/RESULTS.md) are applications of
 the library side by side: each may import game, agent and runtime, neither imports the other,
 and only cli imports them. `bb_jax.stats`, `bb_jax.machine`, `bb_jax.devices`,
@@ -31,8 +37,9 @@ MAY_IMPORT = {
 }
 # inside each layer, from its leaf up: a module imports only the modules before it
 ORDER = {
-    "game": ("scenarios", "rules", "opponents", "env", "wrappers", "gymnax_view", "marl_env"),
-    "agent": ("config", "networks", "shapes", "losses", "policies", "ppo", "game_features", "team",
+    "game": ("scenarios", "rules", "opponents", "env", "heuristics", "wrappers", "gymnax_view",
+             "marl_env", "marl_features"),
+    "agent": ("config", "networks", "shapes", "losses", "policies", "ppo", "team",
               "team_eval"),
     "runtime": ("sharding", "schedule", "checkpoints", "members", "programs", "population",
                 "driver", "memory", "cost", "sizing", "baselines", "kept_params", "cohorts",
@@ -45,6 +52,10 @@ ORDER = {
             "pbt_outputs", "tune_pbt", "tune", "train", "evaluate", "results"),
 }
 HELPERS = {"stats", "machine", "devices", "interrupts", "progress"}
+# the game's modules agent/ and runtime/ may import, and the names below its public env API
+PUBLIC_GAME = {"env", "wrappers", "scenarios", "heuristics", "marl_env"}
+BELOW_ENV_API = {"step_with_draws", "reset_with_draws", "sample_draws", "sample_reset_draws",
+                 "draws_from_block", "num_draws", "num_reset_draws", "ViewDraws", "STEP_DRAWS"}
 TESTING = "bb_jax.testing"
 
 
@@ -274,3 +285,57 @@ def test_module_imports_only_earlier_modules_of_its_layer(name, path):
 def test_checker_flags_imports_of_later_modules(module, source, expected):
     """The checker itself: a module reaching a later one of its own layer, even lazily."""
     assert sideways_imports(source, module) == expected
+
+
+def below_env_api(source: str, module: str) -> list[str]:
+    """What a module of agent/ or runtime/ reaches below the game's public env API: a game
+    module outside `PUBLIC_GAME` (imported anywhere, lazily too), or a draw-level name of the
+    env (`BELOW_ENV_API`, imported or read as an attribute, as ".name")."""
+    if layer_of(module) not in ("agent", "runtime"):
+        return []
+    bad = [target for target in imported_modules(source, module)
+           if layer_of(target) == "game" and len(target.split(".")) > 2
+           and target.split(".")[2] not in PUBLIC_GAME]
+    bad += [target for target in imported_modules(source, module)
+            if target.split(".")[-1] in BELOW_ENV_API]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in BELOW_ENV_API:
+            bad.append(f".{node.attr}")
+    return bad
+
+
+@pytest.mark.parametrize("name,path", package_modules(), ids=lambda v: str(v))
+def test_learner_sees_only_the_public_env_api(name, path):
+    assert below_env_api(path.read_text(), name) == []
+
+
+@pytest.mark.parametrize(
+    "module,source,expected",
+    [
+        ("bb_jax.agent.ppo", "from bb_jax.game import rules\n", ["bb_jax.game.rules"]),
+        ("bb_jax.runtime.evaluation", "from bb_jax.game.opponents import default_opponents\n",
+         ["bb_jax.game.opponents", "bb_jax.game.opponents.default_opponents"]),
+        ("bb_jax.runtime.baselines", "def f():\n    import bb_jax.game.rules\n",
+         ["bb_jax.game.rules"]),
+        ("bb_jax.agent.ppo", "from ..game.opponents import act\n",
+         ["bb_jax.game.opponents", "bb_jax.game.opponents.act"]),
+        ("bb_jax.agent.policies", "step = jax.vmap(env.step_with_draws)\n",
+         [".step_with_draws"]),
+        ("bb_jax.runtime.ensemble", "blocks = env.sample_draws(key, (8,))\n",
+         [".sample_draws"]),
+        ("bb_jax.agent.ppo", "from bb_jax.game.env import ViewDraws\n",
+         ["bb_jax.game.env.ViewDraws"]),
+        # the public API, and modules outside agent/ and runtime/, pass
+        ("bb_jax.agent.ppo", "from bb_jax.game.env import make_env\n"
+         "from bb_jax.game.wrappers import learner_view\n"
+         "from bb_jax.game.scenarios import Scenario\nobs, s = env.step(k, s, a, p)\n", []),
+        ("bb_jax.runtime.baselines", "from bb_jax.game.heuristics import mixed_act\n", []),
+        ("bb_jax.game.wrappers", "step = env.step_with_draws\n", []),
+        ("bb_jax.tuning.space", "from bb_jax.game.rules import NUM_HOUSES\n", []),
+        ("bb_jax.envs", "from bb_jax.game.rules import NUM_HOUSES\n", []),
+    ],
+)
+def test_checker_flags_reaching_below_the_env_api(module, source, expected):
+    """The checker itself: agent/ and runtime/ reaching below the env's public API, in each
+    spelling, and nothing else."""
+    assert below_env_api(source, module) == expected

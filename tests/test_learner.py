@@ -51,8 +51,8 @@ def _steps_before(done: np.ndarray) -> np.ndarray:
 def test_time_input_is_the_episode_progress_beside_the_observation():
     ppo, _, traj = _rollout(TIMED)
     plain_ppo, _, plain = _rollout(TINY)
-    size = ppo.env.observation_size
-    assert ppo.input_size == size + 1 and plain_ppo.input_size == size
+    size = plain_ppo.input_size  # the game's features: houses one-hot, the others scaled
+    assert size == 3 * 10 + ppo.env.observation_size - 10 and ppo.input_size == size + 1
     assert traj.obs.shape[-1] == traj.final_obs.shape[-1] == size + 1
     assert plain.obs.shape[-1] == size
     steps = _steps_before(traj.done)
@@ -68,10 +68,11 @@ def test_time_input_is_the_episode_progress_beside_the_observation():
 
 def test_network_sees_the_progress_only_with_the_time_input():
     for config, sees in ((TIMED, True), (TINY, False)):
-        ppo, state, traj = _rollout(config)
-        obs = jnp.asarray(traj.obs[0, :, :ppo.env.observation_size])
-        early = ppo.inputs(obs, jnp.full(obs.shape[:1], 1))
-        late = ppo.inputs(obs, jnp.full(obs.shape[:1], 4))
+        ppo, state, _ = _rollout(config)
+        features = ppo.view(8).features
+        game_obs = jax.vmap(ppo.env.reset)(jax.random.split(jax.random.PRNGKey(0), 8))[0]
+        early = features(game_obs, jnp.full((8,), 1))
+        late = features(game_obs, jnp.full((8,), 4))
         apply = jax.jit(ppo.network.apply)
         for a, b in zip(apply(state.params, early), apply(state.params, late)):
             assert (not np.allclose(a, b)) == sees

@@ -218,8 +218,9 @@ def test_population_with_per_member_scenarios():
                                  for n in names])
     pop = Population(LEARN_CONFIG, stack_hyperparams([{}] * SIZE), keys([5] * SIZE), scenarios)
     assert compiled(LEARN_CONFIG) is pop.fns
-    observation = pop.fns.ppo.env.observation_size  # the time input (if any) comes after it
-    p_ext = np.asarray(pop.state.obs)[:, :, observation - 11]  # scenario_info[1]
+    # the view's features end with the scenario block (p_ext's scale is 1), then the time input
+    features = pop.fns.ppo.input_size - int(LEARN_CONFIG.time_input)
+    p_ext = np.asarray(pop.state.obs)[:, :, features - 11]  # scenario_info[1]
     np.testing.assert_allclose(p_ext[:, 0], [0.8, 0.3, 0.95, 0.8], rtol=1e-6)
     pop.run(CHUNK)
     metrics = pop.run(CHUNK)

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bb_jax.agent.game_features import one_hot_houses
 from bb_jax.agent.team import (
     LEARNERS,
     TeamConfig,
@@ -23,6 +22,7 @@ from bb_jax.agent.team import (
 )
 from bb_jax.agent.team_eval import episode_returns, random_policy, trained_policy
 from bb_jax.game.marl_env import make_marl_env
+from bb_jax.game.marl_features import one_hot_houses
 from bb_jax.stats import paired_difference
 
 TINY = dict(num_envs=2, rollout_length=4, total_steps=8, num_epochs=1, num_minibatches=2,

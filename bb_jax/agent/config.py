@@ -87,6 +87,9 @@ class PPOConfig:
                           "own", choices=CRITICS, traced=False)
     adv_norm: str = setting("batch", "--adv-norm", "normalise advantages per batch or per "
                             "minibatch", choices=ADV_NORMS, traced=False)
+    # the environment (`bb_jax.envs`): the game, "gymnax:NAME" or "module:factory"; the
+    # game's scenario, opponents and episode length above apply to the game only
+    env: str = "bucket_brigade"
 
     def __post_init__(self):
         if self.critic not in CRITICS:

@@ -61,8 +61,8 @@ def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams, weight=None):
     `weight` (0/1, float32[B]) over the entries where it is 1.
 
     Returns (total, metrics dict)."""
-    house_logits, mode_logits, value = apply_fn(params, batch.obs)
-    log_prob = networks.log_prob(house_logits, mode_logits, batch.action)
+    *logits, value = apply_fn(params, batch.obs)
+    log_prob = networks.log_prob(logits, batch.action)
     chex.assert_equal_shape([log_prob, batch.log_prob, batch.advantage, value, batch.target])
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
@@ -71,7 +71,7 @@ def ppo_loss(params, apply_fn, batch: Batch, hp: PPOHyperparams, weight=None):
     policy_loss = -jnp.mean(jnp.minimum(ratio * batch.advantage, clipped * batch.advantage),
                             where=mask)
     value_loss = 0.5 * jnp.mean((value - batch.target) ** 2, where=mask)
-    entropy = jnp.mean(networks.entropy(house_logits, mode_logits), where=mask)
+    entropy = jnp.mean(networks.entropy(logits), where=mask)
     total = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * entropy
     metrics = {
         "policy_loss": policy_loss,

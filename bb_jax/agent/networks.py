@@ -1,8 +1,12 @@
-"""The actor-critic network: two ReLU layers (shared by actor and critic, or one torso each),
-a categorical head per action dimension (house: 10, mode: 2) and a value head."""
+"""The actor-critic network: a plain MLP over a flat observation vector (two ReLU layers,
+shared by actor and critic, or one torso each), a categorical head per action dimension and a
+value head. The game's feature encoding (house states one-hot, the time input) is the env's
+wrapper (`bb_jax.game.wrappers.FeatureWrapper`), not the network's."""
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -18,18 +22,14 @@ def _scaled(gain: float):
 
 
 class ActorCritic(nn.Module):
-    """x float32[..., D (+1)] -> (house logits [..., 10], mode logits [..., 2], value [...]).
+    """x float32[..., I] -> (logits [..., action_dims[0]], ..., logits [..., action_dims[-1]],
+    value [...]): one categorical head per action dimension (the game: house 10, mode 2).
 
-    x is the game observation (D features), followed with `time_input` by the episode's
-    progress in [0, 1] (`bb_jax.agent.ppo.PPO.inputs`). The 10 house states enter one-hot
-    (SAFE/BURNING/RUINED); `obs_high` float32[D] scales the other features to about [0, 1].
     critic "shared": one torso feeds all heads; "separate": the value head has its own torso
     (same sizes), so value gradients do not reach the policy's features."""
 
     hidden_size: int
-    obs_high: Sequence[float]
-    action_dims: tuple[int, int] = (10, 2)
-    time_input: bool = False
+    action_dims: tuple[int, ...] = (10, 2)
     critic: str = "shared"
 
     def _torso(self, x, names):
@@ -41,61 +41,42 @@ class ActorCritic(nn.Module):
     def __call__(self, x: jnp.ndarray):
         if self.critic not in CRITICS:
             raise ValueError(f"unknown critic {self.critic!r}; valid: {', '.join(CRITICS)}")
-        num_houses = self.action_dims[0]
-        num_obs = len(self.obs_high)
-        obs = x[..., :num_obs]
-        houses = jax.nn.one_hot(obs[..., :num_houses].astype(jnp.int32), 3)
-        rest = obs[..., num_houses:] / jnp.asarray(self.obs_high[num_houses:], jnp.float32)
-        features = [houses.reshape(*obs.shape[:-1], 3 * num_houses), rest]
-        if self.time_input:
-            features.append(x[..., num_obs:num_obs + 1])
-        x = jnp.concatenate(features, axis=-1)
-        # the policy's torso keeps flax's automatic names (Dense_0, Dense_1): checkpoints saved
-        # before the critic choice load unchanged with critic="shared"
+        # the policy's torso keeps flax's automatic names (Dense_0, Dense_1), then one Dense per
+        # head and the value's: runs saved before the critic choice load with critic="shared"
         actor = self._torso(x, (None, None))
         critic = actor if self.critic == "shared" else self._torso(x, ("critic_0", "critic_1"))
-        house_logits = nn.Dense(self.action_dims[0], kernel_init=_scaled(0.01))(actor)
-        mode_logits = nn.Dense(self.action_dims[1], kernel_init=_scaled(0.01))(actor)
+        logits = [nn.Dense(n, kernel_init=_scaled(0.01))(actor) for n in self.action_dims]
         value = nn.Dense(1, kernel_init=_scaled(1.0))(critic)[..., 0]
-        return house_logits, mode_logits, value
+        return (*logits, value)
 
 
-def log_prob(house_logits, mode_logits, actions: jnp.ndarray) -> jnp.ndarray:
-    """Sum of the two heads' log-probabilities; actions int32[..., 2] -> float32[...]."""
-    lp_house = jax.nn.log_softmax(house_logits)
-    lp_mode = jax.nn.log_softmax(mode_logits)
-    return (
-        jnp.take_along_axis(lp_house, actions[..., :1], axis=-1)[..., 0]
-        + jnp.take_along_axis(lp_mode, actions[..., 1:], axis=-1)[..., 0]
-    )
+def log_prob(logits: Sequence[jnp.ndarray], actions: jnp.ndarray) -> jnp.ndarray:
+    """Sum of the heads' log-probabilities; actions int32[..., K] -> float32[...]."""
+    return functools.reduce(operator.add, [
+        jnp.take_along_axis(jax.nn.log_softmax(head), actions[..., k:k + 1], axis=-1)[..., 0]
+        for k, head in enumerate(logits)])
 
 
-def entropy(house_logits, mode_logits) -> jnp.ndarray:
-    """Sum of the two heads' entropies, float32[...]."""
+def entropy(logits: Sequence[jnp.ndarray]) -> jnp.ndarray:
+    """Sum of the heads' entropies, float32[...]."""
 
-    def one(logits):
-        lp = jax.nn.log_softmax(logits)
+    def one(head):
+        lp = jax.nn.log_softmax(head)
         return -jnp.sum(jnp.exp(lp) * lp, axis=-1)
 
-    return one(house_logits) + one(mode_logits)
+    return functools.reduce(operator.add, [one(head) for head in logits])
 
 
-def sample(key, house_logits, mode_logits) -> jnp.ndarray:
-    """Sample actions int32[..., 2]."""
-    k_house, k_mode = jax.random.split(key)
-    return jnp.stack(
-        [
-            jax.random.categorical(k_house, house_logits),
-            jax.random.categorical(k_mode, mode_logits),
-        ],
-        axis=-1,
-    ).astype(jnp.int32)
+def sample(key, logits: Sequence[jnp.ndarray]) -> jnp.ndarray:
+    """Sample actions int32[..., K], one key per head (split from `key`)."""
+    keys = jax.random.split(key, len(logits))
+    return jnp.stack([jax.random.categorical(k, head) for k, head in zip(keys, logits)],
+                     axis=-1).astype(jnp.int32)
 
 
-def greedy(house_logits, mode_logits) -> jnp.ndarray:
-    return jnp.stack(
-        [jnp.argmax(house_logits, -1), jnp.argmax(mode_logits, -1)], axis=-1
-    ).astype(jnp.int32)
+def greedy(logits: Sequence[jnp.ndarray]) -> jnp.ndarray:
+    """Each head's most likely action, int32[..., K]."""
+    return jnp.stack([jnp.argmax(head, -1) for head in logits], axis=-1).astype(jnp.int32)
 
 
 def pad_params(params, like):

@@ -11,6 +11,12 @@ and un-jitted; `bb_jax.runtime.programs` jits and vmaps them.
 `PPO.train` is the whole run as one `lax.scan` (PureJaxRL's `train`, vmapped over seeds by
 the caller); `bb_jax.runtime` runs the same updates in host chunks where a tuner must read
 intermediate values and stop members between them.
+
+The learner sees the env only through its public API: a batch of `num_envs` environments
+(`PPO.view`: `reset(key, params)` / `step(key, state, action, params)` on a leading axis E,
+the observation and action spaces, and the info dict's "final_observation",
+"episode_return" and "episode_length"); the scenario is the env's params. The observation it
+gets is already the network's flat input (the game's feature encoding is the view's wrapper).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from bb_jax import envs
 from bb_jax.agent import networks
 from bb_jax.agent.config import MemberShape, PPOConfig, PPOHyperparams, ShapeChoices
 from bb_jax.agent.losses import (
@@ -37,19 +44,17 @@ from bb_jax.agent.losses import (
 )
 from bb_jax.agent.policies import evaluate_policy
 from bb_jax.agent.shapes import ExactShapes, shape_layout
-from bb_jax.game import rules
-from bb_jax.game.rules import time_input
 from bb_jax.game.scenarios import Scenario
 
 if TYPE_CHECKING:  # the env (gymnax) loads on first use: see bb_jax/__init__.py
-    from bb_jax.game.env import BucketBrigadeEnv
+    from bb_jax.game.wrappers import FeatureWrapper
 
 
 class Transition(NamedTuple):
     """One rollout step of E envs (a leading time axis T in a rollout)."""
 
-    obs: jnp.ndarray  # float32[E, I], the network's input (`PPO.inputs`)
-    action: jnp.ndarray  # int32[E, 2]
+    obs: jnp.ndarray  # float32[E, I], the view's observation (the network's input)
+    action: jnp.ndarray  # int32[E, K], one entry per action dimension
     log_prob: jnp.ndarray  # float32[E]
     value: jnp.ndarray  # float32[E]
     reward: jnp.ndarray  # float32[E], unscaled
@@ -66,7 +71,7 @@ class TrainState:
     params: dict
     opt_state: optax.OptState
     env_state: object  # EnvState with leading axis num_envs
-    obs: jnp.ndarray  # float32[num_envs, D], the game observation
+    obs: jnp.ndarray  # float32[num_envs, I], the view's observation
     key: jnp.ndarray
     update: jnp.ndarray  # int32, updates done
     recent_returns: jnp.ndarray  # float32[100], ring buffer of completed episode returns
@@ -104,51 +109,50 @@ class PPO:
     # a shape-padded program (`ShapeChoices.config` gives its config): every method then
     # takes the member's own `MemberShape` and trains exactly that smaller run
     shapes: ShapeChoices | None = None
-    env: BucketBrigadeEnv = field(init=False)
+    env: object = field(init=False)  # the config's gymnax env (`bb_jax.envs.make`)
+    env_params: object = field(init=False)  # its params (the game's: a Scenario)
     network: networks.ActorCritic = field(init=False)
 
     layout: ExactShapes = field(init=False)
 
     def __post_init__(self):
-        from bb_jax.game.env import make_env
-
         c = self.config
-        env = make_env(c.scenario, c.num_opponents, c.opponents, c.max_steps)
+        env, params = envs.make(c)
         object.__setattr__(self, "env", env)
+        object.__setattr__(self, "env_params", params)
         if self.static_epochs is None:
             object.__setattr__(self, "static_epochs", jax.default_backend() != "cpu")
-        high = tuple(float(x) for x in rules.observation_high(env.num_agents))
-        object.__setattr__(self, "network", networks.ActorCritic(
-            c.hidden_size, high, env.action_dims, time_input=c.time_input, critic=c.critic))
+        dims = action_dims(env.action_space(params))
+        object.__setattr__(self, "network",
+                           networks.ActorCritic(c.hidden_size, dims, critic=c.critic))
         object.__setattr__(self, "layout",
                            shape_layout(c, self.network, self.input_size, self.shapes))
 
+    def view(self, num_envs: int, row_counts: tuple[int, ...] = ()) -> FeatureWrapper:
+        """What the learner steps (`bb_jax.envs.learner_view`): `num_envs` environments whose
+        observations are the network's input (with the config's time input); `row_counts`:
+        the environment counts a padded program's members draw as (`ExactShapes.row_counts`)."""
+        c = self.config
+        return envs.learner_view(c.env, self.env, self.env_params, num_envs, c.time_input,
+                                 row_counts)
+
     @property
     def input_size(self) -> int:
-        """Width I of the network's input: the observation, plus 1 with the time input."""
-        return self.env.observation_size + int(self.config.time_input)
-
-    def inputs(self, obs: jnp.ndarray, step_count: jnp.ndarray) -> jnp.ndarray:
-        """The network's input float32[..., I] from game observations float32[..., D] and the
-        env states' step counts int32[...]: the observation itself, or with the time input the
-        observation followed by the episode's progress step_count / max_steps in [0, 1]."""
-        if not self.config.time_input:
-            return obs
-        return time_input(obs, step_count, self.env.max_steps)
+        """Width I of the network's input: the view's flat observation."""
+        return self.view(1).observation_space(self.default_scenario).shape[0]
 
     @property
     def default_scenario(self) -> Scenario:
-        return self.env.default_params
+        """The env's params (the game's: the config's scenario)."""
+        return self.env_params
 
     def init(self, key, hp: PPOHyperparams, scenario: Scenario | None = None,
              shape: MemberShape | None = None) -> TrainState:
         scenario = self.default_scenario if scenario is None else scenario
         k_params, k_env, k_run = jax.random.split(key, 3)
         params = self.layout.init_params(k_params, shape)
-        reset_blocks = self.layout.draws(self.env.sample_reset_draws, k_env, shape)
-        obs, env_state = jax.vmap(self.env.reset_with_draws, in_axes=(0, None))(
-            reset_blocks, scenario
-        )
+        obs, env_state = self._rollout_view.reset(k_env, scenario,
+                                                  rows=self.layout.rows(shape))
         return TrainState(
             params=params,
             opt_state=init_optimizer(params, hp),
@@ -165,28 +169,25 @@ class PPO:
         """Step num_envs envs for rollout_length steps. Returns (env_state, obs, Transition[T]).
         With `shape`, steps past the member's own rollout length leave the envs as they are
         (their transitions are masked by `learn`)."""
-        step_envs = jax.vmap(self.env.step_with_draws, in_axes=(0, 0, 0, None))
+        view, rows = self._rollout_view, self.layout.rows(shape)
 
         def one_step(carry, xs):
             step_key, t = xs
             env_state, obs = carry
             k_act, k_env = jax.random.split(step_key)
-            x = self.inputs(obs, env_state.step_count)
-            house_logits, mode_logits, value = self.network.apply(params, x)
-            action = networks.sample(k_act, house_logits, mode_logits)
-            blocks = self.layout.draws(self.env.sample_draws, k_env, shape)
-            next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                env_state, action, blocks, scenario
-            )
+            *logits, value = self.network.apply(params, obs)
+            action = networks.sample(k_act, logits)
+            next_obs, env_state, reward, terminated, truncated, info = view.step(
+                k_env, env_state, action, scenario, rows=rows)
             transition = Transition(
-                obs=x,
+                obs=obs,
                 action=action,
-                log_prob=networks.log_prob(house_logits, mode_logits, action),
+                log_prob=networks.log_prob(logits, action),
                 value=value,
                 reward=reward,
                 terminated=terminated,
                 done=terminated | truncated,
-                final_obs=self.inputs(info["final_observation"], info["episode_length"]),
+                final_obs=info["final_observation"],
                 episode_return=info["episode_return"],
             )
             return self.layout.keep_step((env_state, next_obs), carry, t, shape), transition
@@ -252,7 +253,7 @@ class PPO:
         input the progress after the step) unless it ended its episode for real: terminated,
         or with the time input also at max_steps (the progress is part of the state, and
         nothing after the end counts)."""
-        next_value = self.network.apply(params, traj.final_obs)[2]
+        next_value = self.network.apply(params, traj.final_obs)[-1]
         ends = traj.done if self.config.time_input else traj.terminated
         return compute_gae(
             traj.reward * self.config.reward_scale, traj.value, next_value,
@@ -335,16 +336,18 @@ class PPO:
         state = self.init(key, hp, scenario)
         return self.run_updates(state, hp, self.config.num_updates, scenario)
 
+    @property
+    def _rollout_view(self) -> FeatureWrapper:
+        return self.view(self.config.num_envs, self.layout.row_counts)
+
     def policy_act(self, greedy: bool = False):
-        """The network as a baselines.ActFn: act(key, obs, env_state, params) -> int32[M, 2],
-        sampled from the policy or (greedy) its most likely house and mode. `greedy` may be
+        """The network as a policies.ActFn: act(key, obs, env_state, params) -> int32[M, K],
+        sampled from the policy or (greedy) each head's most likely action. `greedy` may be
         traced: one compiled evaluation then serves both."""
 
         def act(key, obs, env_state, params):
-            house_logits, mode_logits, _ = self.network.apply(
-                params, self.inputs(obs, env_state.step_count))
-            return jnp.where(greedy, networks.greedy(house_logits, mode_logits),
-                             networks.sample(key, house_logits, mode_logits))
+            *logits, _ = self.network.apply(params, obs)
+            return jnp.where(greedy, networks.greedy(logits), networks.sample(key, logits))
 
         return act
 
@@ -354,6 +357,15 @@ class PPO:
         baselines' evaluation scan, with the network in the learner's seat); with `record`,
         also the episodes' trace (`baselines.evaluate_policy`)."""
         scenario = self.default_scenario if scenario is None else scenario
-        return evaluate_policy(self.env, self.policy_act(greedy), key, num_episodes, scenario,
+        return evaluate_policy(self.view(num_episodes), self.policy_act(greedy), key, scenario,
                                params, record)
+
+
+def action_dims(space) -> tuple[int, ...]:
+    """The sizes of an action space's categorical dimensions: (n,) for a gymnax
+    `Discrete(n)`, one entry per part of a `Tuple` of them (the game: house 10, mode 2)."""
+    parts = getattr(space, "spaces", None)
+    if parts is None:
+        return (int(space.n),)
+    return tuple(int(part.n) for part in (parts.values() if isinstance(parts, dict) else parts))
 

@@ -3,11 +3,11 @@ have the program's shape, and shape-padded ones (`ShapeChoices`), whose members 
 hidden and batch sizes train inside the program of the largest (docs/PERFORMANCE.md, "One
 program per batch").
 
-`PPO` asks its layout (`shape_layout`) seven things (the initial parameters, the game's
-random draws, whether a rollout step is the member's, which steps of a rollout are, its
-shuffled minibatches, its env steps per update, and when it stops) and never looks at the
-member's shape itself. `ExactShapes` answers them for a member of the program's own shape,
-without masks; `PaddedShapes` with masks:
+`PPO` asks its layout (`shape_layout`) seven things (the initial parameters, the environment
+count whose draws the member's environments take, whether a rollout step is the member's,
+which steps of a rollout are, its shuffled minibatches, its env steps per update, and when it
+stops) and never looks at the member's shape itself. `ExactShapes` answers them for a member
+of the program's own shape, without masks; `PaddedShapes` with masks:
 
 - a padded member's network is its own embedded in the largest one: the extra hidden units
   have zero weights in and out (`pad_params`), so it computes the same function and their
@@ -41,10 +41,12 @@ class ExactShapes:
     def init_params(self, key, shape: MemberShape | None):
         return self.network.init(key, jnp.zeros((self.input_size,)))
 
-    def draws(self, sample, key, shape: MemberShape | None):
-        """float32[num_envs, n]: the game's uniforms for every environment from one key
-        (`sample(key, batch_shape)`: the env's sample_draws or sample_reset_draws)."""
-        return sample(key, (self.config.num_envs,))
+    row_counts: tuple[int, ...] = ()  # the environment counts `rows` may answer
+
+    def rows(self, shape: MemberShape | None):
+        """The member's own environment count, whose batch its environments draw as (the
+        view's `rows`), or None: the program's own."""
+        return None
 
     def keep_step(self, new, old, t, shape: MemberShape | None):
         """The rollout's carry after step t: the new one (every step is the member's)."""
@@ -94,18 +96,16 @@ class PaddedShapes(ExactShapes):
             params = jax.tree.map(lambda o, p, c=chosen: jnp.where(c, o, p), own, params)
         return params
 
-    def draws(self, sample, key, shape: MemberShape):
-        """The uniforms the member's exact program draws for its own environments (the game
-        draws with threefry's non-partitionable form, whose first rows depend on the row
-        count), then the program's own rows for the environments outside the member's (masked
-        out): drawn once per environment count the program serves (one on a CPU)."""
-        full = sample(key, (self.config.num_envs,))
-        envs, chosen = self._num_envs(shape), full
-        for count in sorted({default_num_envs(size) for size in self.choices.batch_sizes}):
-            if count < self.config.num_envs:
-                own = jnp.concatenate([sample(key, (count,)), full[count:]])
-                chosen = jnp.where(envs == count, own, chosen)
-        return chosen
+    @property
+    def row_counts(self) -> tuple[int, ...]:
+        """Every environment count the program's members have (one on a CPU)."""
+        return tuple(sorted({default_num_envs(size) for size in self.choices.batch_sizes}))
+
+    def rows(self, shape: MemberShape):
+        """int32: the member's own environments, which draw as its exact program's do (the
+        game draws with threefry's non-partitionable form, whose first rows depend on the row
+        count); the program's other environments are masked out."""
+        return self._num_envs(shape)
 
     def keep_step(self, new, old, t, shape: MemberShape):
         """Steps past the member's own rollout length leave its environments as they are."""

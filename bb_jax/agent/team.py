@@ -8,7 +8,8 @@
 The learner sees the env only through JaxMARL's interface: `agents`, `reset(key)`,
 `step(key, state, actions)` with dicts keyed by agent (`"__all__"` ends an episode; the env
 auto-resets), `observation_space(agent)` (a Box: by default inputs are divided by its `high`;
-`make_train(env, features)` takes the env's own encoding, e.g. `game_features.one_hot_houses`),
+`make_train(env, features)` takes the env's own encoding, e.g. the game's
+`marl_features.one_hot_houses`),
 `action_space(agent)` (`MultiDiscrete` of two dimensions, one categorical head each, as
 `bb_jax.agent.networks`) and, for MAPPO, `world_state(state)`. Where the step's `infos` carry
 `terminated` and `final_observation` (one row per agent, this package's env does), an
@@ -245,7 +246,7 @@ def _env_step(team: Team, params, carry, key):
     k_act, k_env = jax.random.split(key)
     inputs = team_inputs(team, obs, env_state)
     logits0, logits1, value = apply_team(team, params, inputs)
-    action = networks.sample(k_act, logits0, logits1)
+    action = networks.sample(k_act, (logits0, logits1))
     actions = {a: action[i] for i, a in enumerate(team.env.agents)}
     keys = jax.random.split(k_env, value.shape[1])
     obs, env_state, rewards, dones, infos = jax.vmap(team.env.step)(keys, env_state, actions)
@@ -253,7 +254,7 @@ def _env_step(team: Team, params, carry, key):
     done = jnp.broadcast_to(dones["__all__"], reward.shape)
     terminated, next_inputs = _step_result(team, obs, env_state, infos, done)
     returns = returns + reward
-    step = Transition(*inputs, action, networks.log_prob(logits0, logits1, action), value,
+    step = Transition(*inputs, action, networks.log_prob((logits0, logits1), action), value,
                       apply_team(team, params, next_inputs)[2], reward, terminated, done,
                       returns)
     return (env_state, obs, jnp.where(done, 0.0, returns)), step

@@ -23,8 +23,8 @@ def trained_policy(team: Team, params, greedy: bool = False):
 
     def act(key, obs, env_state):
         logits0, logits1, _ = apply_team(team, params, team_inputs(team, obs, env_state))
-        action = (networks.greedy(logits0, logits1) if greedy
-                  else networks.sample(key, logits0, logits1))
+        action = (networks.greedy((logits0, logits1)) if greedy
+                  else networks.sample(key, (logits0, logits1)))
         return {a: action[i] for i, a in enumerate(team.env.agents)}
 
     return act

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bb_jax import devices, interrupts, wall_time
+from bb_jax import devices, envs, interrupts, wall_time
 from bb_jax.agent.config import (
     HYPERPARAM_NAMES,
     MAX_TOTAL_STEPS,
@@ -50,6 +50,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="heuristic opponents beside the learner, 1..9")
     p.add_argument("--opponents", nargs="+", choices=OPPONENT_KINDS, default=None,
                    help="opponent kinds (default: docs/GAME_RULES.md's list)")
+    p.add_argument("--env", default="bucket_brigade",
+                   help="bucket_brigade (default), gymnax:NAME (e.g. gymnax:CartPole-v1) or "
+                        "module:factory (a gymnax env of your own); bb_jax.envs")
     p.add_argument("--num-steps", type=int, default=500_000, help="env steps per seed")
     p.add_argument("--init-params", default=None,
                    help="start every seed from these saved parameters (a params_seed*.msgpack "
@@ -310,6 +313,7 @@ def _checked_run(args):
                         num_opponents=args.num_opponents,
                         opponents=tuple(args.opponents) if args.opponents else None,
                         total_steps=args.num_steps)
+    config = envs.configure(config, args.env, scenarios)
     check_hyperparams({name: getattr(args, name) for name in HYPERPARAM_NAMES},
                       config.max_epochs)
     if args.eval_episodes < 1:

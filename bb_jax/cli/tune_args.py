@@ -100,6 +100,7 @@ def tune_settings(args) -> TuneSettings:
         raise UsageError(str(err)) from None
     check_budget(settings, args.num_steps)
     settings = _check_run(settings)
+    settings = _check_env(settings)
     settings = _resolve_strategy(settings)
     _check_choices(settings)
     _check_resources(settings)
@@ -112,6 +113,20 @@ def tune_settings(args) -> TuneSettings:
     check_writable_dir(settings.output_dir, keep=False)
     _build_choices(settings)
     return settings
+
+
+def _check_env(settings: TuneSettings) -> TuneSettings:
+    """--env resolved (`bb_jax.envs`): the game, gymnax:NAME or module:factory; another env
+    than the game refuses the game's own settings."""
+    from bb_jax import envs
+    from bb_jax.agent.config import PPOConfig
+
+    try:
+        env = envs.configure(PPOConfig(num_opponents=settings.num_opponents), settings.env,
+                             settings.scenarios).env
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return dataclasses.replace(settings, env=env)
 
 
 def _check_choices(settings: TuneSettings) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 
-from bb_jax import interrupts
+from bb_jax import envs, interrupts
 from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig
 from bb_jax.cli.common import UsageError, check_study_name, check_writable_dir, fail
 from bb_jax.cli.pbt_outputs import lineage_plot
@@ -57,6 +57,10 @@ def check_pbt(args) -> dict:
                        hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
                        batch_size=fixed.get("batch_size", PPOConfig.batch_size),
                        total_steps=None)
+    try:
+        config = envs.configure(config, settings.env, settings.scenarios)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     num_steps = settings.num_steps or 200 * config.batch_size
     if pbt.interval < config.batch_size or pbt.interval % config.batch_size:
         raise UsageError(f"--pbt-interval must be a multiple of the batch size "

@@ -1,5 +1,5 @@
 """The non-learning baselines' returns: `random` and each heuristic archetype in the learner's
-seat (`bb_jax.agent.policies`), on fresh episodes, compiled once per view and episode count
+seat (`bb_jax.game.heuristics`), on fresh episodes, compiled once per view and episode count
 and vmapped over (policy, scenario, key) rows.
 
     returns = baseline_returns("firefighter", "easy", num_episodes=2000)
@@ -14,11 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax.agent.policies import evaluate_policy, mixed_act
-from bb_jax.game import opponents
+from bb_jax.agent.policies import evaluate_policy
+from bb_jax.game.heuristics import BASELINES, mixed_act, policy_params
 from bb_jax.game.scenarios import Scenario, get_scenario, stack_scenarios
-
-BASELINES = ("random", *opponents.ARCHETYPES)
 
 
 @functools.cache
@@ -27,21 +25,14 @@ def _compiled(num_opponents: int, opponent_kinds: tuple[str, ...] | None, max_st
     """Jitted evaluation vmapped over (keys, scenarios, policies): one compile per view
     config and episode count, whatever the policies and scenarios."""
     from bb_jax.game.env import make_env
+    from bb_jax.game.wrappers import BatchEnv
 
-    env = make_env("default", num_opponents, opponent_kinds, max_steps)
+    env = BatchEnv(make_env("default", num_opponents, opponent_kinds, max_steps), num_episodes)
 
     def run(key, scenario, is_random, params):
-        return evaluate_policy(env, mixed_act, key, num_episodes, scenario, (is_random, params))
+        return evaluate_policy(env, mixed_act, key, scenario, (is_random, params))
 
     return jax.jit(jax.vmap(run))
-
-
-def _policy_params(policy: str) -> np.ndarray:
-    if policy == "random":
-        return np.zeros(opponents.NUM_PARAMS, np.float32)
-    if policy not in opponents.ARCHETYPES:
-        raise ValueError(f"unknown baseline {policy!r}; valid baselines: {', '.join(BASELINES)}")
-    return np.asarray(opponents.ARCHETYPES[policy], np.float32)
 
 
 def batch_returns(policies: list[str], scenarios: list[str | Scenario], num_episodes: int,
@@ -51,7 +42,7 @@ def batch_returns(policies: list[str], scenarios: list[str | Scenario], num_epis
     seat 0 on `scenarios[i]`, each row with its own key, all rows in one vmapped call."""
     if len(policies) != len(scenarios):
         raise ValueError("policies and scenarios must have the same length")
-    params = np.stack([_policy_params(p) for p in policies])  # validates names
+    params = np.stack([policy_params(p) for p in policies])  # validates names
     kinds = tuple(opponent_kinds) if opponent_kinds is not None else None
     num_agents = num_opponents + 1
     rows = [get_scenario(s, num_agents) if isinstance(s, str) else s for s in scenarios]

@@ -19,9 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax import wall_time
+from bb_jax import envs, wall_time
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, ShapeChoices, stack_hyperparams
-from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.runtime import kept_params
 from bb_jax.runtime.cost import CompileClock, update_flops
 from bb_jax.runtime.driver import Driver, plan_chunks, training_keys
@@ -194,7 +193,7 @@ class CohortTrainer:
             config,
             stack_hyperparams([m.hyperparams for m in rows]),
             training_keys([m.seed for m in rows]),
-            stack_scenarios([get_scenario(m.scenario, config.num_opponents + 1) for m in rows]),
+            envs.stacked_params(config, [m.scenario for m in rows]),
             members=ids, shapes=self.shape_choices, member_shapes=shapes,
         )
 

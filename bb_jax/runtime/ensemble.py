@@ -1,6 +1,6 @@
 """Ensembles: K trained policies combined into one policy in the learner's seat.
 
-Each member's network gives the two heads' logits (house [.., 10], mode [.., 2]); per head the
+Each member's network gives its heads' logits (the game: house [.., 10], mode [.., 2]); per head the
 members' distributions combine into one (`combine`) and the action is drawn from it exactly as
 one network's is (`networks.sample` / `networks.greedy`), through the one evaluation scan
 every policy plays (`bb_jax.agent.policies.evaluate_policy`). Rules:
@@ -11,7 +11,8 @@ every policy plays (`bb_jax.agent.policies.evaluate_policy`). Rules:
   member finds very unlikely stays unlikely).
 
 An ensemble of K copies of one network combines to that network's distribution, so it plays
-its episodes. Members may differ in hidden size (their configs), not in what they observe.
+its episodes. Members may differ in hidden size and in the time input (their configs): each
+reads its own leading features of the view's observation (the time input is the last one).
 Costs K forward passes per action.
 """
 
@@ -23,17 +24,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax import envs
 from bb_jax.agent import networks
 from bb_jax.agent.config import PPOConfig
 from bb_jax.agent.policies import evaluate_policy
 from bb_jax.agent.ppo import PPO
-from bb_jax.game.scenarios import get_scenario
 
 RULES = ("probs", "logits")
 
 
-def combine(heads: Sequence[tuple[jnp.ndarray, jnp.ndarray]], rule: str = "probs"):
-    """K members' (house logits [..., 10], mode logits [..., 2]) -> the ensemble's
+def combine(heads: Sequence[tuple[jnp.ndarray, ...]], rule: str = "probs"):
+    """K members' head logits (the game: house [..., 10], mode [..., 2]) -> the ensemble's
     normalised log-probabilities of each head, same shapes (`RULES`)."""
     if rule not in RULES:
         raise ValueError(f"unknown ensemble rule {rule!r}; valid: {', '.join(RULES)}")
@@ -44,7 +45,7 @@ def combine(heads: Sequence[tuple[jnp.ndarray, jnp.ndarray]], rule: str = "probs
             return jax.nn.logsumexp(logp, axis=0) - jnp.log(len(logits))
         return jax.nn.log_softmax(logp.mean(axis=0), axis=-1)
 
-    return one([h for h, _ in heads]), one([m for _, m in heads])
+    return tuple(one([member[k] for member in heads]) for k in range(len(heads[0])))
 
 
 def ensemble_act(ppos: Sequence[PPO], rule: str = "probs", greedy: bool = False):
@@ -52,10 +53,10 @@ def ensemble_act(ppos: Sequence[PPO], rule: str = "probs", greedy: bool = False)
     one per PPO in `ppos` (a tuple): each member's network on the same inputs, combined."""
 
     def act(key, obs, env_state, params):
-        heads = [ppo.network.apply(p, ppo.inputs(obs, env_state.step_count))[:2]
+        heads = [ppo.network.apply(p, obs[..., :ppo.input_size])[:-1]
                  for ppo, p in zip(ppos, params, strict=True)]
-        house, mode = combine(heads, rule)
-        return networks.greedy(house, mode) if greedy else networks.sample(key, house, mode)
+        logits = combine(heads, rule)
+        return networks.greedy(logits) if greedy else networks.sample(key, logits)
 
     return act
 
@@ -67,10 +68,9 @@ def ensemble_returns(configs: Sequence[PPOConfig], params: Sequence, keys, episo
     episodes validation judged each seed on); params[k] is member k's parameters stacked
     over the S rows (row s: the member trained on seed s)."""
     ppos = [PPO(c) for c in configs]
-    env = ppos[0].env
-    num_agents = env.num_agents
-    game = get_scenario(scenario, num_agents)
+    widest = max(ppos, key=lambda ppo: ppo.input_size)
+    game = envs.make(widest.config.replace(scenario=scenario))[1]
     act = ensemble_act(ppos, rule, greedy)
-    play = jax.jit(jax.vmap(lambda p, key: evaluate_policy(env, act, key, episodes, game,
-                                                           tuple(p))))
+    view = widest.view(episodes)
+    play = jax.jit(jax.vmap(lambda p, key: evaluate_policy(view, act, key, game, tuple(p))))
     return np.asarray(play(tuple(params), jnp.asarray(keys)))

@@ -7,9 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax import wall_time
+from bb_jax import envs, wall_time
 from bb_jax.agent.ppo import PPO
-from bb_jax.game.opponents import default_opponents
 from bb_jax.runtime.baselines import BASELINES, batch_returns
 from bb_jax.runtime.saved_runs import SavedRun
 from bb_jax.stats import mean_ci95
@@ -35,13 +34,13 @@ def record_episode(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
     ppo = _policy(run, scenario, kinds)
     seed, params = next(iter(_member_params(run, scenario).items()))
     total, trace = jax.jit(lambda p: ppo.evaluate(p, key, episodes, greedy, record=True))(params)
-    n = ppo.env.num_agents
     alive = np.asarray(trace["alive"][:, 0])
-    obs = np.asarray(trace["obs"][:, 0][alive])
-    houses = np.concatenate([np.asarray(trace["first_obs"][0, :10])[None], obs[:, :10]])
-    actions = obs[:, 10 + 2 * n:10 + 4 * n].reshape(-1, n, 2)
+    info = {name: np.asarray(trace["info"][name][:, 0])
+            for name in ("houses_before", "houses", "actions")}
+    houses = np.concatenate([info["houses_before"][:1], info["houses"][alive]])
     return {"seed": seed, "return": float(total[0]), "houses": houses.astype(int),
-            "actions": actions.astype(int), "reward": np.asarray(trace["reward"][:, 0])[alive]}
+            "actions": info["actions"][alive].astype(int),
+            "reward": np.asarray(trace["reward"][:, 0])[alive]}
 
 
 def policy_returns(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None,
@@ -64,6 +63,7 @@ def evaluate_run(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None, ep
     """The policy's mean return (95% CI over the run's seeds, over episodes with one seed)
     and each baseline's (95% CI over episodes), all on episodes of the same key, with the
     lines that print them."""
+    envs.check_game(run.config.env, "the heuristic baselines and opponents")
     key = jax.random.PRNGKey(seed)
     per_seed = policy_returns(run, scenario, kinds, episodes, key, greedy)
     means = [float(r.mean()) for r in per_seed.values()]
@@ -73,7 +73,7 @@ def evaluate_run(run: SavedRun, scenario: str, kinds: tuple[str, ...] | None, ep
     else:
         mean, ci = mean_ci95(next(iter(per_seed.values())))
         over = f"{episodes} episodes"
-    opponents = kinds or run.config.opponents or default_opponents(run.config.num_opponents)
+    opponents = _policy(run, scenario, kinds).env.opponent_kinds
     with wall_time.part("evaluation"):
         rows = batch_returns(list(BASELINES), [scenario] * len(BASELINES), episodes, key,
                              run.config.num_opponents, opponents, run.config.max_steps)

@@ -47,9 +47,8 @@ def estimate_bytes(config: PPOConfig, eval_episodes: int = 0) -> int:
     the backward pass; the environment states; and the final evaluation's episodes. Times a
     safety factor. Only screens (`population_limit`)."""
     ppo = PPO(config)
-    observation = ppo.env.observation_size
-    houses = 10
-    net_in = 3 * houses + (ppo.input_size - houses)  # house states enter one-hot
+    observation = int(jnp.prod(jnp.asarray(ppo.env.observation_space(ppo.default_scenario).shape)))
+    net_in = ppo.input_size  # the view's features (house states one-hot)
     h = config.hidden_size
     torsos = 2 if config.critic == "separate" else 1
     shapes = jax.eval_shape(ppo.network.init, jax.random.PRNGKey(0),

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bb_jax import wall_time
+from bb_jax import envs, wall_time
 from bb_jax.agent.config import MemberShape, PPOConfig, PPOHyperparams, ShapeChoices
-from bb_jax.game.scenarios import Scenario, get_scenario
+from bb_jax.game.scenarios import Scenario
 from bb_jax.runtime.programs import compiled
 from bb_jax.runtime.sharding import filled_size, population_sharding
 
@@ -81,8 +81,8 @@ class Population:
         self.fns = compiled(config, shapes)
         size = int(jnp.shape(keys)[0])
         if scenarios is None:
-            scenario = get_scenario(config.scenario, config.num_opponents + 1)
-            scenarios = broadcast_scenario(scenario, size)
+            # the config's own params (the compiled program's PPO is the shared one's)
+            scenarios = broadcast_scenario(envs.make(config)[1], size)
         self.members = np.arange(size) if members is None else np.asarray(members)
         rows = filled_size(size)
         self.hyperparams = _place(_fill(hyperparams, size), rows)

@@ -11,9 +11,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from bb_jax import interrupts, wall_time
+from bb_jax import envs, interrupts, wall_time
 from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
-from bb_jax.game.scenarios import get_scenario, stack_scenarios
 from bb_jax.runtime.checkpoints import Checkpoints
 from bb_jax.runtime.driver import Driver, plan_chunks, training_keys
 from bb_jax.runtime.population import Population
@@ -113,8 +112,7 @@ def train_seeds(
     scenarios = list(scenarios or [config.scenario])
     hp_row = {**DEFAULT_HYPERPARAMS, **hyperparams}
     members = [(seed, name) for seed in seeds for name in scenarios]
-    tables = stack_scenarios([get_scenario(name, config.num_opponents + 1)
-                              for _, name in members])
+    tables = envs.stacked_params(config, [name for _, name in members])
     start = time.perf_counter()
     population = Population(config, stack_hyperparams([hp_row] * len(members)),
                             training_keys([seed for seed, _ in members]), tables)

@@ -41,6 +41,8 @@ def train_command(study: optuna.Study, params: dict, seeds: list[int], num_steps
     args = [*python_command(), "scripts/train_simple.py", "--scenario", ",".join(scenarios),
             "--num-opponents", str(attrs.get("num_opponents", 2)),
             "--num-steps", str(num_steps)]
+    if attrs.get("env", "bucket_brigade") != "bucket_brigade":  # the game: printed as before
+        args += ["--env", attrs["env"]]
     for name, flag in TRAIN_FLAGS.items():
         value = params[name]
         args += [flag, repr(float(value)) if isinstance(value, float) else str(value)]

@@ -176,6 +176,9 @@ class TuneSettings:
                                          label="--scenario")
     num_opponents: int = setting(2, "--num-opponents", "heuristic opponents beside the "
                                  "learner, 1..9", valid=Valid(1, 9, integer=True), study=True)
+    env: str = setting("bucket_brigade", "--env", "bucket_brigade (default), gymnax:NAME (e.g. "
+                       "gymnax:CartPole-v1) or module:factory (a gymnax env of your own); "
+                       "bb_jax.envs", study=True)
     num_steps: int | None = setting(
         DEFAULT_NUM_STEPS, "--num-steps", f"env steps per training run (one seed on one "
         f"scenario; default: {DEFAULT_NUM_STEPS:,} unless a budget is given)",

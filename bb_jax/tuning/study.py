@@ -312,7 +312,8 @@ def _settle_budget(study: optuna.Study, settings: TuneSettings) -> None:
         return
     if settings.time_budget is not None:
         calibration = calibrate(
-            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents),
+            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents,
+                      env=settings.env),
             settings.seeds_per_trial * len(settings.scenarios),
             chunk=max(1, round(settings.eval_interval / PPOConfig.batch_size)))
         calibration["device"] = device_kind()

@@ -51,7 +51,7 @@ class Tuner:
                                            self.study.study_name, metric_names), *callbacks)
         self.trainer = CohortTrainer(
             base_config=PPOConfig(scenario=settings.scenarios[0],
-                                  num_opponents=settings.num_opponents,
+                                  num_opponents=settings.num_opponents, env=settings.env,
                                   total_steps=settings.num_steps, batch_size=LARGEST_BATCH),
             num_steps=settings.num_steps,
             eval_interval=settings.eval_interval,

@@ -243,7 +243,8 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
     candidates = top_candidates(study, top_k)
     trainer = CohortTrainer(
         PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
-                  total_steps=steps, batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
+                  env=attrs.get("env", PPOConfig.env), total_steps=steps,
+                  batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
         num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
         max_population=max_population,
         progress=log,
@@ -392,7 +393,8 @@ def _train_command(which: str, config: PPOConfig, chunk: int, schedule_path: Pat
     the validation seeds."""
     command = [*python_command(), "scripts/train_simple.py", "--scenario", config.scenario,
                "--num-opponents", str(config.num_opponents), "--num-steps",
-               str(config.total_steps)]
+               str(config.total_steps), *(["--env", config.env] if config.env != "bucket_brigade"
+                                          else [])]
     if which == "static":
         command += [item for name, value in versus["params"].items()
                     for item in (TRAIN_FLAGS[name], str(value))]

@@ -1,6 +1,6 @@
-"""The game's observation as a team learner's input, encoded as the single learner's network
-does (`networks.ActorCritic`): the ten house states one-hot (SAFE / BURNING / RUINED) and every
-other feature divided by the observation space's `high`.
+"""The game's multi-agent observation as a team learner's input: the ten house states one-hot
+(SAFE / BURNING / RUINED, the gymnax view's `one_hot_houses`) and every other feature divided
+by the observation space's `high`.
 
 Why: "house h is burning" is then one input, so "go to house h and work" is one weight away;
 on the linear house codes (0, 1/2, 1) an IPPO team on `default` learned far slower
@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bb_jax.game import gymnax_view
 from bb_jax.game.rules import NUM_HOUSES
-
-HOUSE_STATES = 3  # SAFE, BURNING, RUINED
 
 
 def one_hot_houses(env) -> Callable:
@@ -28,9 +26,10 @@ def one_hot_houses(env) -> Callable:
     high = np.asarray(env.observation_space(env.agents[0]).high, np.float32)[NUM_HOUSES:]
     scale = jnp.asarray(1.0 / np.where(high > 0, high, 1.0))
 
+    houses = NUM_HOUSES * gymnax_view.NUM_HOUSE_STATES
+
     def features(obs):
-        houses = jax.nn.one_hot(obs[..., :NUM_HOUSES].astype(jnp.int32), HOUSE_STATES)
-        return jnp.concatenate([houses.reshape(*obs.shape[:-1], HOUSE_STATES * NUM_HOUSES),
-                                obs[..., NUM_HOUSES:] * scale], -1)
+        hot = gymnax_view.one_hot_houses(obs)
+        return jnp.concatenate([hot[..., :houses], obs[..., NUM_HOUSES:] * scale], -1)
 
     return features
