@@ -7,6 +7,11 @@ finalizer runs ("Exception ignored in ..."); JAX registers such a callback, so a
 KeyboardInterrupt is sometimes swallowed and the run goes on. The handlers here also remember
 the signal, and the tuner calls `raise_pending` at its check points (every report) to raise it
 again; the swallowed exception's traceback is not printed.
+
+Python runs signal handlers in the main thread only, between bytecodes: while the main thread
+blocks in a compile or waits for a compiled program, a Ctrl-C waits too. `wait_ready` waits
+for a program in short sleeps; `in_background` runs a whole computation (compiles included)
+in a thread, so that the main thread acts on the signal at once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -126,6 +132,20 @@ def in_background(work: Callable[[], T], poll_s: float = 0.05) -> T:
 
 
 _abandoned: list[tuple[threading.Event, int]] = []  # work left running: set when done; status
+
+
+def wait_ready(tree, poll_s: float = 0.01):
+    """`tree` once every JAX array in it is computed, as `jax.block_until_ready`, but waited
+    for in short sleeps, so that Ctrl-C or SIGTERM raises meanwhile (a blocking wait holds
+    Python's signal handlers back until a long program ends; the program is left to the
+    ending process)."""
+    import jax
+
+    arrays = [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
+    while not all(x.is_ready() for x in arrays):
+        time.sleep(poll_s)
+        raise_pending()
+    return tree
 
 
 def _exit_past_abandoned_work() -> None:
