@@ -192,9 +192,10 @@ def _member_trials(study, storage, numbers: list[int]):
 
 
 def _run(args, plan) -> int:
-    from bb_jax.tuning.storage import make_storage
+    from bb_jax.tuning.storage import check_writable, make_storage
 
     storage = make_storage(args.storage, heartbeat_interval=None)  # one process, no liveness
+    check_writable(storage, args.storage)  # read-only: refused before training
     try:
         versus = None if args.pbt_versus is None else _versus(args.pbt_versus, storage)
         study, trials, folder = _open(args, plan, storage)
