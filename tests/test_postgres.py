@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 from reliability_helpers import (
     PG_PASSWORD,
+    PG_USER,
     SMALL,
     PostgresServer,
     Tuner,
@@ -175,3 +176,59 @@ def test_password_from_the_environment(server, tmp_path, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
     storage = make_storage(url, None)
     assert "shared" in [s.study_name for s in storage.get_all_studies()]
+
+
+READER_PASSWORD = "r3ader-Pa55"
+
+
+@pytest.fixture(scope="module")
+def read_only_urls(server):
+    """A database holding study "s" (one complete trial), and the URLs of two roles that can
+    only read it: one granted SELECT alone, one granted everything whose transactions are
+    read-only (default_transaction_read_only, as on a standby or a read-only database)."""
+    import psycopg
+    from test_guards import validation_study
+
+    url = server.create_database("read_only")
+    validation_study(make_storage(url, None))
+    with psycopg.connect(host="127.0.0.1", port=server.port, user=PG_USER,
+                         password=PG_PASSWORD, dbname="read_only", autocommit=True) as conn:
+        for role in ("selecting", "read_only_tx"):
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{READER_PASSWORD}'")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO selecting")
+        conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO read_only_tx")
+        conn.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO read_only_tx")
+        conn.execute("ALTER ROLE read_only_tx SET default_transaction_read_only = on")
+    return {role: f"postgresql://{role}:{READER_PASSWORD}@127.0.0.1:{server.port}/read_only"
+            for role in ("selecting", "read_only_tx")}
+
+
+@pytest.mark.parametrize("role, cause", [("selecting", "permission denied"),
+                                         ("read_only_tx", "read-only transaction")])
+@pytest.mark.parametrize("command", ["validate", "tune", "pbt"])
+def test_a_read_only_database_is_refused_before_training(read_only_urls, role, cause, command,
+                                                         tmp_path, capsys, monkeypatch):
+    """Every command that stores into the study refuses a role that can only read it, in one
+    line (password redacted) with exit 2, before anything trains or is created."""
+    from bb_jax.cli import validate_main
+    from bb_jax.runtime.cohorts import CohortTrainer
+    from bb_jax.tuning import validation
+
+    url = read_only_urls[role]
+    monkeypatch.setattr(validation, "validate_study", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(CohortTrainer, "run", lambda *a, **k: pytest.fail("trained"))
+    out = tmp_path / "out"
+    argv = {"validate": ["--study-name", "s", "--storage", url],
+            "tune": ["--study-name", "t", "--storage", url, "--n-trials", "1",
+                     "--num-steps", "4096", "--eval-interval", "4096", "--output-dir", str(out)],
+            "pbt": ["--strategy", "pbt", "--scenario", "easy", "--population-size", "4",
+                    "--fix", "hidden_size=64,batch_size=512", "--num-steps", "3072",
+                    "--pbt-interval", "1024", "--study-name", "t", "--storage", url,
+                    "--output-dir", str(out)]}[command]
+    main = validate_main if command == "validate" else tune_main
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write to storage" in err[0] and cause in err[0], err
+    assert READER_PASSWORD not in err[0]
+    studies = optuna.get_all_study_summaries(make_storage(url, None))
+    assert [s.study_name for s in studies] == ["s"] and not out.exists()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from bb_jax import wall_time
+from bb_jax import interrupts, wall_time
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
@@ -45,13 +46,25 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 done, 2 bad input (one line naming the valid choices)."""
+    """Exit codes: 0 done, 2 bad input (one line naming the valid choices), 130 / 143
+    interrupted by Ctrl-C / SIGTERM (one line, nothing written)."""
     wall_time.start()
     args = _evaluate_parser().parse_args(argv)
     try:
-        report = _evaluate(args)
+        with interrupts.raising():
+            run, scenario, kinds = _checked(args)
+            print(f"evaluating {args.run_dir} on {scenario} ({args.episodes} episodes); "
+                  "Ctrl-C stops it", file=sys.stderr, flush=True)
+            # a compile or one long program would hold Ctrl-C back in the main thread
+            report, episode = interrupts.in_background(
+                lambda: _evaluate(args, run, scenario, kinds))
     except (UsageError, ValueError) as err:
         return fail(PROG, str(err))
+    except KeyboardInterrupt as err:
+        print("interrupted: nothing written", file=sys.stderr)
+        return interrupts.exit_code(err)
+    if episode is not None:
+        _write_replay(args, report, episode)
     for line in report["lines"]:
         print(line)
     print(wall_time.current().line())
@@ -62,8 +75,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _evaluate(args) -> dict:
-    from bb_jax.runtime.evaluation import evaluate_run
+def _checked(args) -> tuple:
+    """(the saved run, the scenario, the opponent kinds or None) from checked flags and a
+    finite saved run; UsageError (one line) otherwise. Nothing written."""
     from bb_jax.runtime.saved_runs import check_finite, load_run, params_file, saved_files
 
     if args.episodes < 2:
@@ -89,21 +103,34 @@ def _evaluate(args) -> dict:
         if len(kinds) != run.config.num_opponents:
             raise UsageError(f"--opponents needs {run.config.num_opponents} kinds (the run's "
                              f"network sees that many), got {len(kinds)}")
+    return run, scenario, kinds
+
+
+def _evaluate(args, run, scenario: str, kinds) -> tuple[dict, dict | None]:
+    """(the report of `evaluate_run`, with the ensemble's when asked; the replayed episode or
+    None): computed only, nothing written (it runs in the background, see `evaluate_main`)."""
+    from bb_jax.runtime.evaluation import evaluate_run
+
     report = evaluate_run(run, scenario, kinds, args.episodes, args.seed, args.greedy)
     if args.ensemble_with:
         report = add_ensemble_report(report, run, args, scenario, kinds)
-    if args.replay:
-        import jax
+    if not args.replay:
+        return report, None
+    import jax
 
-        from bb_jax.cli.replay_page import write_replay
-        from bb_jax.runtime.evaluation import record_episode
+    from bb_jax.runtime.evaluation import record_episode
 
-        episode = record_episode(run, scenario, kinds, args.episodes,
-                                 jax.random.PRNGKey(args.seed), args.greedy)
-        write_replay(Path(args.replay), episode, f"{scenario} against "
-                     f"{', '.join(report['opponents'])}")
-        report["replay"] = {"path": args.replay, "seed": episode["seed"],
-                            "return": episode["return"]}
-        report["lines"].append(f"replay of episode 0 of seed {episode['seed']} (return "
-                               f"{episode['return']:.1f}): {args.replay}")
-    return report
+    return report, record_episode(run, scenario, kinds, args.episodes,
+                                  jax.random.PRNGKey(args.seed), args.greedy)
+
+
+def _write_replay(args, report: dict, episode: dict) -> None:
+    """The replay page of `episode` at --replay, named in the report and its lines."""
+    from bb_jax.cli.replay_page import write_replay
+
+    write_replay(Path(args.replay), episode, f"{report['scenario']} against "
+                 f"{', '.join(report['opponents'])}")
+    report["replay"] = {"path": args.replay, "seed": episode["seed"],
+                        "return": episode["return"]}
+    report["lines"].append(f"replay of episode 0 of seed {episode['seed']} (return "
+                           f"{episode['return']:.1f}): {args.replay}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
-from bb_jax import devices
+from bb_jax import devices, interrupts
 from bb_jax.cli.common import enable_compile_cache
 from bb_jax.game.scenarios import list_scenarios
 from bb_jax.results.experiment import ReportSettings, run_report
@@ -72,6 +73,8 @@ def _settings(ap: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def results_main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input, 130 / 143 interrupted by Ctrl-C / SIGTERM (one line;
+    the outputs as they were)."""
     ap = _results_parser()
     args = ap.parse_args(argv)
     if args.from_json is not None:
@@ -83,7 +86,14 @@ def results_main(argv: list[str] | None = None) -> int:
     devices.use_host_devices()  # the population shards over every core
     enable_compile_cache()
     settings = _settings(ap, args, names)
-    results = run_report(settings, progress=lambda line: print(line, flush=True))
+    try:
+        with interrupts.raising():  # a compile or one long program would hold Ctrl-C back
+            results = interrupts.in_background(
+                lambda: run_report(settings, progress=lambda line: print(line, flush=True)))
+    except KeyboardInterrupt as err:
+        print(f"interrupted: nothing written ({args.out}, {args.plot} and {args.json} are "
+              "as they were)", file=sys.stderr)
+        return interrupts.exit_code(err)
     write_outputs(results, args.out, args.plot, args.json)
     print(f"wrote {args.out}, {args.plot}, {args.json} in {results['wall_s']:.0f} s")
     return 0

@@ -147,11 +147,12 @@ def pbt_main(args) -> int:
 def _run(plan: dict) -> int:
     from bb_jax.runtime.checkpoints import Checkpoints
     from bb_jax.tuning.pbt_train import train_study
-    from bb_jax.tuning.storage import make_storage
+    from bb_jax.tuning.storage import check_writable, make_storage
     from bb_jax.tuning.study import study_versus
 
     settings = plan["settings"]
     storage = make_storage(settings.storage, heartbeat_interval=None)  # one process
+    check_writable(storage, settings.storage)  # read-only: refused before training
     versus = None if settings.pbt.versus is None else study_versus(settings.pbt.versus, storage)
     study, trials, folder = _open(plan, storage)
     run = train_study(study, trials, settings, plan["config"], plan["rule"],

@@ -117,7 +117,7 @@ def run_pbt(population: Population, seeds: list[int], rows: list[dict], interval
         if step == intervals - 1:
             break
         done = driver.done
-        jax.block_until_ready(trained)  # the interval's training is done
+        interrupts.wait_ready(trained)  # the interval's training is done; Ctrl-C meanwhile
         began = time.perf_counter()
         returns = driver.evaluate(seeds, eval_episodes, step=step)
         means, _ = pbt.episode_scores(returns)

@@ -230,12 +230,14 @@ def check_writable(storage: optuna.storages.BaseStorage, url: str | None) -> Non
     """Raise StorageError, before any work, when `url`'s database cannot be written: a SQLite
     file or folder that is read-only (a write is tried inside a transaction and rolled back;
     a full disk shows only when a commit grows the file), a journal file that cannot be
-    appended to. Other databases are not probed: their errors surface when storing."""
+    appended to, a PostgreSQL or MySQL database that is read-only or a role that may only
+    read the study tables (`_probe_study_tables`)."""
+    scheme = scheme_of(url or "")
     try:
-        if scheme_of(url or "") == "journal":
+        if scheme == "journal":
             with open(url[len("journal://"):], "ab"):
                 pass
-        elif scheme_of(url or "") == "sqlite":
+        elif scheme == "sqlite":
             connection = storage.engine.raw_connection()
             try:
                 cursor = connection.cursor()
@@ -246,9 +248,29 @@ def check_writable(storage: optuna.storages.BaseStorage, url: str | None) -> Non
                     cursor.execute("ROLLBACK")
             finally:
                 connection.close()
+        elif scheme in _RDB_SCHEMES:
+            _probe_study_tables(storage.engine)
     except Exception as err:
         text = err.strerror if isinstance(err, OSError) and err.strerror else describe_error(err)
         raise StorageError(f"cannot write to storage {redact(url)}: {text}") from None
+
+
+def _probe_study_tables(engine) -> None:
+    """An INSERT and an UPDATE that match no row on each of Optuna's study and trial tables,
+    in a transaction rolled back: the database checks the transaction's read-only state
+    (default_transaction_read_only, a standby server) and the role's privileges before it
+    looks for rows, so this fails as storing a result would, and changes nothing. (Creating a
+    probe table, as for SQLite, would need a privilege storing never uses.)"""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as connection, connection.begin() as transaction:
+        inspector = inspect(connection)
+        for table in inspector.get_table_names():
+            if table.startswith(("stud", "trial")):
+                column = inspector.get_columns(table)[0]["name"]
+                connection.execute(text(f"INSERT INTO {table} SELECT * FROM {table} WHERE 1 = 0"))
+                connection.execute(text(f"UPDATE {table} SET {column} = {column} WHERE 1 = 0"))
+        transaction.rollback()
 
 
 def _journal_storage(path: Path):

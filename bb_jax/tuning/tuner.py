@@ -27,7 +27,7 @@ from bb_jax.tuning.callbacks import tuner_callbacks
 from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings, shape_choices
 from bb_jax.tuning.space import LARGEST_BATCH, member_spec
-from bb_jax.tuning.storage import make_storage
+from bb_jax.tuning.storage import check_writable, make_storage
 from bb_jax.tuning.study import open_study, trial_id
 from bb_jax.tuning.warm_start import copied
 
@@ -44,6 +44,7 @@ class Tuner:
         self.log = log
         # kept: Optuna keeps a study's storage private, and trial ids need it (liveness.py)
         self.storage = make_storage(settings.storage)
+        check_writable(self.storage, settings.storage)  # read-only: refused before training
         self.study = open_study(settings, self.storage)
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
         metric_names = [settings.objective, *(["tflops_per_run"] * settings.multi_objective)]
