@@ -9,7 +9,7 @@ import pytest
 
 from bb_jax.agent.config import PPOConfig
 from bb_jax.tuning.settings import TuneSettings
-from bb_jax.tuning.study import StudyMismatchError, open_study
+from bb_jax.tuning.study import StudyMismatchError, open_study, settled
 
 
 def settings(url: str, **changes) -> TuneSettings:
@@ -23,11 +23,10 @@ def test_resume_with_another_flop_budget_is_refused(tmp_path):
     with pytest.raises(StudyMismatchError, match="created with --flop-budget 1e[+]11"):
         open_study(settings(url, flop_budget=2e11))
     same = settings(url, flop_budget=1e11)
-    open_study(same)
-    assert same.flop_budget == 1e11
+    assert settled(same, open_study(same)).flop_budget == 1e11
     unset = settings(url)  # no --flop-budget: the study's own
-    open_study(unset)
-    assert unset.flop_budget == 1e11
+    assert settled(unset, open_study(unset)).flop_budget == 1e11
+    assert unset.flop_budget is None  # the settings asked for stay as they were
 
 
 def test_resume_with_another_learner_is_refused(tmp_path):

@@ -4,6 +4,7 @@ processes, the validation that follows and the printed recommendation)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -70,15 +71,15 @@ def _tune(settings, args) -> int:
     started = time.perf_counter()
     jobs = _jobs(args.n_jobs, settings.n_trials)
     if settings.worker_index == 0 and jobs > 1 and settings.storage is None:
-        journal = settings.output_dir.resolve() / f"{settings.resolved_study_name()}.journal.log"
-        settings.study_name = settings.resolved_study_name()
-        settings.storage = f"journal://{journal}"
+        settings = settings.named()
+        journal = settings.output_dir.resolve() / f"{settings.study_name}.journal.log"
+        settings = dataclasses.replace(settings, storage=f"journal://{journal}")
         print(f"--n-jobs {jobs} needs a shared storage: using {settings.storage}")
     if settings.worker_index > 0:
         _pin(devices.usable_cores())  # the share the tuner gave this worker
     shares = [settings.n_trials // jobs + (i < settings.n_trials % jobs) for i in range(jobs)]
-    settings.n_trials = shares[0]
-    tuner = Tuner(settings)  # opens (or creates) the study before any worker starts
+    tuner = Tuner(dataclasses.replace(settings, n_trials=shares[0]))  # opens (or creates)
+    settings = tuner.settings  # the study before any worker starts; its name and budget
     workers = [_start_worker(args, settings, i, share, devices.job_cores(i, jobs))
                for i, share in enumerate(shares) if i > 0]
     if settings.worker_index > 0:

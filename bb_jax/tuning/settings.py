@@ -11,8 +11,6 @@ import math
 import os
 from pathlib import Path
 
-import jax
-
 from bb_jax.agent.config import MAX_TOTAL_STEPS, ShapeChoices
 from bb_jax.config import Valid, nested, setting
 from bb_jax.tuning.space import (
@@ -162,12 +160,14 @@ class PBTSettings:
         metavar="STUDY")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TuneSettings:
     """What a tuning run is asked to do: each field declared once (`bb_jax.config.setting`)
     with its flag, default and range; the tuner's command line is generated from them
     (`bb_jax.cli.tune_args`). `study=True` fields are what a study's trials mean: a study
-    stores them (user attr "config") and a resume must match them."""
+    stores them (user attr "config") and a resume must match them. Frozen: what a run
+    settles (its study name, the study's FLOP budget) comes back as a new tree
+    (`named`, `bb_jax.tuning.study.settled`)."""
 
     scenario_arg: str = setting(  # as the user wrote it; `scenarios` is what it names
         "default", "--scenario", "a scenario, a comma-separated list, or 'all' (objective = "
@@ -261,8 +261,8 @@ class TuneSettings:
         "or the mean of --eval-episodes fresh episodes", choices=OBJECTIVES, study=True)
     eval_episodes: int = setting(200, "--eval-episodes", "fresh episodes per seed in "
                                  "evaluations", valid=Valid(1, integer=True))
-    space: str | None = setting(
-        None, "--space", "the search space: full (hidden 64..512), small (hidden 64, 128: the "
+    space: str = setting(  # "small": a CPU's choice (--space auto resolves per backend)
+        "small", "--space", "the search space: full (hidden 64..512), small (hidden 64, 128: the "
         "ones that pay per second on a CPU), auto (small on a CPU, full on a GPU/TPU) or a "
         "YAML/JSON file of ranges, choices, fixed values and conditions "
         "(docs/HYPERPARAMETER_TUNING.md) (default: auto)", flag_default="auto", type=str,
@@ -318,10 +318,9 @@ class TuneSettings:
     space_rules: dict | None = None
 
     def __post_init__(self):
-        if self.space is None:
-            self.space = default_space(jax.default_backend())
         if self.space_rules is None:
-            self.space_rules = load_space(self.space, self.scenarios).fixed(self.fixed).rules
+            object.__setattr__(self, "space_rules", load_space(
+                self.space, self.scenarios).fixed(self.fixed).rules)
 
     @property
     def space_label(self) -> str:
@@ -336,11 +335,10 @@ class TuneSettings:
     def multi_objective(self) -> bool:
         return "cost" in self.objectives
 
-    def resolved_study_name(self) -> str:
-        if self.study_name:
-            return self.study_name
-        self.study_name = self._auto_name()
-        return self.study_name
+    def named(self) -> TuneSettings:
+        """These settings with a study name: --study-name, else bb_SCENARIO_DATE_TIME."""
+        return self if self.study_name else dataclasses.replace(self,
+                                                                study_name=self._auto_name())
 
     def _auto_name(self) -> str:
         stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")

@@ -4,13 +4,14 @@ the run's pruner and sampler attached."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 import jax
 import optuna
 
-from bb_jax.agent.config import PPOConfig
+from bb_jax.agent.config import PPOConfig, resolve
 from bb_jax.config import differences, study_fields, to_json
 from bb_jax.runtime.cost import calibrate
 from bb_jax.tuning.pruners import PRUNERS
@@ -148,11 +149,13 @@ def open_study(settings: TuneSettings,
 
     The study owns its settings (tuning seeds, budget, ...): the worker whose create_study
     succeeds records them (the tuning seeds last), and every other worker and every resume
-    uses the recorded ones whatever its own --seed, so all trials stay paired."""
+    uses the recorded ones whatever its own --seed, so all trials stay paired; `settled`
+    gives the settings the study runs with (its name and FLOP budget)."""
     if storage is None:
         storage = make_storage(settings.storage)
+    settings = settings.named()
     directions = [("minimize" if o == "cost" else "maximize") for o in settings.objectives]
-    study, created = create_or_load(settings.resolved_study_name(), storage, directions)
+    study, created = create_or_load(settings.study_name, storage, directions)
     if not created:
         _await_creator(study)
     check_study_matches(study, settings)
@@ -166,11 +169,18 @@ def open_study(settings: TuneSettings,
                                                          settings.seeds_per_trial))
         if not created:  # another worker may have recorded its own meanwhile: use the last
             time.sleep(SETTLE_S)
-            settings.flop_budget = study.user_attrs.get("flop_budget")
+    settings = settled(settings, study)
     study.pruner = make_pruner(settings)
     study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)),
                                  study.user_attrs.get("incumbent"))
     return study
+
+
+def settled(settings: TuneSettings, study: optuna.Study) -> TuneSettings:
+    """`settings` as the opened `study` runs them: its name and the FLOP budget per training
+    run it recorded (`open_study`; None: runs are measured in env steps)."""
+    return dataclasses.replace(settings, study_name=study.study_name,
+                               flop_budget=study.user_attrs.get("flop_budget"))
 
 
 def create_or_load(name: str, storage, directions: list[str],
@@ -308,15 +318,16 @@ def _settle_budget(study: optuna.Study, settings: TuneSettings) -> None:
                 f"study {study.study_name!r} was created with --flop-budget {stored:g}, this "
                 f"run asks for {settings.flop_budget:g}; resume it with the same settings or "
                 "use another --study-name")
-        settings.flop_budget = stored
         return
+    budget = settings.flop_budget
     if settings.time_budget is not None:
         calibration = calibrate(
-            PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents,
-                      env=settings.env),
+            resolve(PPOConfig(scenario=settings.scenarios[0],
+                              num_opponents=settings.num_opponents, env=settings.env),
+                    jax.default_backend()),
             settings.seeds_per_trial * len(settings.scenarios),
             chunk=max(1, round(settings.eval_interval / PPOConfig.batch_size)))
         calibration["device"] = device_kind()
-        settings.flop_budget = settings.time_budget * calibration["flops_per_second"]
+        budget = settings.time_budget * calibration["flops_per_second"]
         study.set_user_attr("calibration", calibration)
-    study.set_user_attr("flop_budget", settings.flop_budget)
+    study.set_user_attr("flop_budget", budget)

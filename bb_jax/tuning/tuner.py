@@ -13,12 +13,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 
+import jax
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from bb_jax import interrupts
-from bb_jax.agent.config import PPOConfig
+from bb_jax.agent.config import PPOConfig, resolve
 from bb_jax.progress import Progress
 from bb_jax.runtime.cohorts import CohortTrainer
 from bb_jax.runtime.members import MemberResult, Report
@@ -28,7 +29,7 @@ from bb_jax.tuning.liveness import Heartbeat, fail_stale_trials, tag_trial
 from bb_jax.tuning.settings import BUDGET_SCALE, TuneSettings, shape_choices
 from bb_jax.tuning.space import LARGEST_BATCH, member_spec
 from bb_jax.tuning.storage import check_writable, make_storage
-from bb_jax.tuning.study import open_study, trial_id
+from bb_jax.tuning.study import open_study, settled, trial_id
 from bb_jax.tuning.warm_start import copied
 
 
@@ -40,20 +41,22 @@ class Tuner:
         """`callbacks`: called as callback(study, frozen_trial) after each trial is told (the
         signature of study.optimize's callbacks, so optuna-integration's MLflowCallback and
         WeightsAndBiasesCallback attach as they are), after those `settings` names."""
-        self.settings = settings
         self.log = log
         # kept: Optuna keeps a study's storage private, and trial ids need it (liveness.py)
         self.storage = make_storage(settings.storage)
         check_writable(self.storage, settings.storage)  # read-only: refused before training
         self.study = open_study(settings, self.storage)
+        # the settings the study runs with: its name and FLOP budget
+        self.settings = settings = settled(settings, self.study)
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
         metric_names = [settings.objective, *(["tflops_per_run"] * settings.multi_objective)]
         self.callbacks = (*tuner_callbacks(settings.callbacks, settings.mlflow_uri,
                                            self.study.study_name, metric_names), *callbacks)
         self.trainer = CohortTrainer(
-            base_config=PPOConfig(scenario=settings.scenarios[0],
-                                  num_opponents=settings.num_opponents, env=settings.env,
-                                  total_steps=settings.num_steps, batch_size=LARGEST_BATCH),
+            base_config=resolve(PPOConfig(scenario=settings.scenarios[0],
+                                          num_opponents=settings.num_opponents,
+                                          env=settings.env, total_steps=settings.num_steps,
+                                          batch_size=LARGEST_BATCH), jax.default_backend()),
             num_steps=settings.num_steps,
             eval_interval=settings.eval_interval,
             flop_budget=settings.flop_budget,
