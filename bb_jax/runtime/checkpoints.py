@@ -1,4 +1,7 @@
-"""Checkpoints of a training run with orbax: the whole training state of a population
+"""Checkpoints of a training run, and the parameters of a finished run's members, with orbax
+(one format: `save_params` writes a network with the handler that stores a checkpoint's state).
+
+A checkpoint holds the whole training state of a population
 (parameters, optimizer state, environment states, PRNG keys, update counters, the episode
 ring buffers), the curves recorded so far and the run's settings, so that a run stopped by
 Ctrl-C, SIGTERM or kill -9 continues where its last checkpoint was and ends bit-identical to
@@ -105,3 +108,35 @@ class Checkpoints:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def save_params(path: Path, params) -> None:
+    """One network's parameters (a pytree of arrays) into the new folder `path`, written whole
+    before this returns. They are stored as arrays of the host's CPU device, so that reading
+    them back checks every shape against the network (orbax checks the shapes of device
+    arrays only) on any machine."""
+    cpu = jax.devices("cpu")[0]
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(Path(path).resolve(), jax.device_put(params, cpu))
+
+
+def stored_params(path: Path):
+    """The pytree of (shape, dtype) of the parameters `save_params` wrote into `path`, from
+    the folder's metadata (no array is read); ValueError when it has none."""
+    with ocp.StandardCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(Path(path).resolve()).item_metadata
+    if metadata is None:
+        raise ValueError("it holds no parameters saved by orbax")
+    tree = metadata.tree
+    return jax.tree.map(lambda leaf: (tuple(leaf.shape), np.dtype(leaf.dtype)), tree)
+
+
+def restore_params(path: Path, template):
+    """The parameters `save_params` wrote into `path`, restored onto `template` (a pytree of
+    `jax.ShapeDtypeStruct`) and returned as host numpy arrays. orbax raises ValueError when
+    the tree structure or a shape differs from the template's; a dtype is cast to it."""
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=cpu),
+                          template)
+    with ocp.StandardCheckpointer() as checkpointer:
+        return jax.device_get(checkpointer.restore(Path(path).resolve(), target))

@@ -1,6 +1,7 @@
 """A finished run on disk: `save_run` writes its config JSON, metrics JSONL, learning-curve PNG
-and each member's parameters (flax serialization); `load_run` and `load_params` read them back,
-checked against the network of the config.
+and each member's parameters (an orbax folder per member, the format of the checkpoints);
+`load_run` and `load_params` read them back onto the network of the config, and read the
+runs saved before (one flax msgpack file per member) as well.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flax import serialization
 
 from bb_jax.agent.config import CRITICS, PPOConfig
 from bb_jax.agent.ppo import PPO
+from bb_jax.runtime.checkpoints import restore_params, save_params, stored_params
 from bb_jax.runtime.runs import SeedRun
 
 
@@ -26,16 +28,29 @@ def config_json(config: PPOConfig, hyperparams: dict) -> dict:
 SAVED_FILES = ("config.json", "metrics.jsonl", "learning_curve.png")  # besides the parameters
 
 
+LEGACY_SUFFIX = ".msgpack"  # a member's parameters as runs saved them before orbax
+
+
 def params_file(seed: int, scenario: str, scenarios: list[str]) -> str:
-    """The file name of a member's parameters in a run on `scenarios`."""
-    return f"params_seed{seed}" + (f"_{scenario}" if len(scenarios) > 1 else "") + ".msgpack"
+    """The name of a member's parameter folder in a run on `scenarios`."""
+    return f"params_seed{seed}" + (f"_{scenario}" if len(scenarios) > 1 else "")
+
+
+def params_path(folder: Path, seed: int, scenario: str, scenarios: list[str]) -> Path:
+    """Where a member's parameters are in the run `folder`: its orbax folder, or the msgpack
+    file of a run saved before when only that is there."""
+    path = Path(folder) / params_file(seed, scenario, scenarios)
+    legacy = path.with_name(path.name + LEGACY_SUFFIX)
+    return legacy if not path.exists() and legacy.exists() else path
 
 
 def saved_files(folder: Path) -> list[Path]:
-    """The files `save_run` writes that `folder` holds now (every member's parameters)."""
+    """The files and parameter folders `save_run` writes (or wrote, in the older format) that
+    `folder` holds now."""
     folder = Path(folder)
-    return [*(folder / name for name in SAVED_FILES if (folder / name).exists()),
-            *sorted(folder.glob("params_seed*.msgpack"))]
+    params = [path for path in folder.glob("params_seed*")
+              if path.is_dir() or path.suffix == LEGACY_SUFFIX]
+    return [*(folder / name for name in SAVED_FILES if (folder / name).exists()), *sorted(params)]
 
 
 def check_finite(params, where: str) -> None:
@@ -60,8 +75,8 @@ def save_run(run: SeedRun, save_dir: Path, run_name: str) -> dict[str, Path]:
         f.writelines(metric_lines(run.members, run.curves, 1))
     for i, (seed, scenario) in enumerate(run.members):
         path = save_dir / params_file(seed, scenario, run.scenarios)
-        path.write_bytes(serialization.to_bytes(run.population.member_params(i)))
-        paths[path.stem] = path
+        save_params(path, run.population.member_params(i))
+        paths[path.name] = path
     plot_curves(run, paths["curve"], run_name)
     return paths
 
@@ -130,43 +145,94 @@ def plot_curves(run: SeedRun, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _param_shapes(config: PPOConfig):
-    """The network's parameter structure, shapes and dtypes, from `jax.eval_shape` (no
+def _network_template(config: PPOConfig):
+    """The network's parameters as `jax.ShapeDtypeStruct`s, from `jax.eval_shape` (no
     initialisation is run, so this costs no compile)."""
     ppo = PPO(config)
-    template = jax.eval_shape(ppo.network.init, jax.random.PRNGKey(0),
-                              jax.ShapeDtypeStruct((ppo.input_size,), np.float32))
-    return jax.tree.map(lambda s: (tuple(s.shape), np.dtype(s.dtype)), template)
+    return jax.eval_shape(ppo.network.init, jax.random.PRNGKey(0),
+                          jax.ShapeDtypeStruct((ppo.input_size,), np.float32))
 
 
-def _network_fields(config: PPOConfig) -> str:
-    return (f"hidden_size={config.hidden_size}, num_opponents={config.num_opponents}, "
-            f"time_input={config.time_input}, critic={config.critic!r}")
+def _layout(tree) -> dict[str, tuple]:
+    """{parameter path: (shape, dtype)} of a pytree of arrays, `ShapeDtypeStruct`s or
+    (shape, dtype) pairs."""
+    leaves = jax.tree_util.tree_flatten_with_path(
+        tree, is_leaf=lambda x: isinstance(x, tuple) and len(x) == 2
+        and isinstance(x[1], np.dtype))[0]
+    return {jax.tree_util.keystr(key, simple=True, separator="/"):
+            leaf if isinstance(leaf, tuple) else
+            (tuple(np.shape(leaf)), np.dtype(getattr(leaf, "dtype", None) or type(leaf)))
+            for key, leaf in leaves}
+
+
+def _differences(found: dict, expected: dict, shown: int = 3) -> str:
+    """What differs between two `_layout`s, the first `shown` differences named."""
+    lines = [f"{name} is missing" for name in expected if name not in found]
+    lines += [f"{name} is not in the network" for name in found if name not in expected]
+    lines += [f"{name} is {found[name][0]} {found[name][1]}, the network's "
+              f"{expected[name][0]} {expected[name][1]}"
+              for name in expected if name in found and found[name] != expected[name]]
+    more = f" (and {len(lines) - shown} more)" if len(lines) > shown else ""
+    return "; ".join(lines[:shown]) + more
+
+
+def _mismatch(path: Path, config: PPOConfig, found: dict) -> ValueError:
+    """The one-line error for parameters of layout `found` that are not the network of
+    `config`: what differs, and the time input and critic they were saved with when only
+    those differ."""
+    message = f"checkpoint {path} does not match the network of this config " \
+              f"(hidden_size={config.hidden_size}, num_opponents={config.num_opponents}, " \
+              f"time_input={config.time_input}, critic={config.critic!r}): " \
+              + _differences(found, _layout(_network_template(config)))
+    for time_input in (config.time_input, not config.time_input):
+        for critic in CRITICS:
+            other = config.replace(time_input=time_input, critic=critic)
+            if other != config and found == _layout(_network_template(other)):
+                message += f"; it was saved with time_input={time_input}, critic={critic!r}"
+    return ValueError(message)
 
 
 def load_params(path: Path, config: PPOConfig):
-    """Parameters saved by `save_run`, checked against the network of `config`: any difference
-    in structure, shape or dtype raises ValueError (one line; it names the time input and
-    critic the checkpoint was saved with when only those differ)."""
+    """A member's parameters (host numpy pytree) from `path`: an orbax folder `save_run`
+    wrote, restored onto the network of `config`, or a msgpack file of a run saved before.
+    A tree or a shape that is not the network's, or a file that does not read, raises
+    ValueError (one line naming `path` and what differs)."""
+    path = Path(path)
+    if not path.is_dir():
+        return _load_msgpack(path, config)
     try:
-        data = Path(path).read_bytes()
+        found = _layout(stored_params(path))
+    except Exception as err:  # noqa: BLE001  orbax/tensorstore raise many kinds
+        raise ValueError(f"checkpoint {path} is not a saved parameter folder: "
+                         f"{_first_line(err)}") from None
+    template = _network_template(config)
+    try:
+        return restore_params(path, template)
+    except Exception as err:  # noqa: BLE001  a mismatch (ValueError) or a damaged file
+        if found != _layout(template):
+            raise _mismatch(path, config, found) from None
+        raise ValueError(f"checkpoint {path} is damaged: {_first_line(err)}") from None
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def _load_msgpack(path: Path, config: PPOConfig):
+    """Parameters of a run saved before orbax (flax msgpack), checked against the network:
+    that format has no reader that checks shapes against a target."""
+    try:
+        data = path.read_bytes()
     except OSError as err:
         raise ValueError(f"checkpoint {path} cannot be read: {err.strerror or err}") from None
     try:
         params = serialization.msgpack_restore(data)
     except (ValueError, TypeError, msgpack.UnpackException) as err:  # a damaged file
         raise ValueError(f"checkpoint {path} is not a saved parameter file: {err}") from None
-    found = jax.tree.map(lambda x: (np.shape(x), np.asarray(x).dtype), params)
-    if found == _param_shapes(config):
-        return params
-    message = f"checkpoint {path} does not match the network of this config " \
-              f"({_network_fields(config)})"
-    for time_input in (config.time_input, not config.time_input):
-        for critic in CRITICS:
-            other = config.replace(time_input=time_input, critic=critic)
-            if other != config and found == _param_shapes(other):
-                message += f": it was saved with time_input={time_input}, critic={critic!r}"
-    raise ValueError(message)
+    found = _layout(params)
+    if found != _layout(_network_template(config)):
+        raise _mismatch(path, config, found)
+    return params
 
 
 @dataclasses.dataclass
@@ -192,6 +258,6 @@ def load_run(folder: Path) -> SavedRun:
     params = {}
     for seed in saved["seeds"]:
         for scenario in scenarios:
-            path = folder / params_file(seed, scenario, scenarios)
+            path = params_path(folder, seed, scenario, scenarios)
             params[(seed, scenario)] = load_params(path, config)
     return SavedRun(config, saved["hyperparameters"], params)
