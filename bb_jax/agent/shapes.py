@@ -101,7 +101,8 @@ class PaddedShapes(ExactShapes):
         out): drawn once per environment count the program serves (one on a CPU)."""
         full = sample(key, (self.config.num_envs,))
         envs, chosen = self._num_envs(shape), full
-        for count in sorted({default_num_envs(size) for size in self.choices.batch_sizes}):
+        for count in sorted({default_num_envs(size, self.config.backend)
+                                for size in self.choices.batch_sizes}):
             if count < self.config.num_envs:
                 own = jnp.concatenate([sample(key, (count,)), full[count:]])
                 chosen = jnp.where(envs == count, own, chosen)
@@ -152,7 +153,8 @@ class PaddedShapes(ExactShapes):
         """int32: the member's own environments (`default_num_envs` of its batch size)."""
         envs = jnp.int32(self.config.num_envs)
         for size in self.choices.batch_sizes:
-            envs = jnp.where(shape.batch_size == size, default_num_envs(size), envs)
+            envs = jnp.where(shape.batch_size == size,
+                             default_num_envs(size, self.config.backend), envs)
         return envs
 
     def _permutation(self, key, batch_size):

@@ -11,7 +11,6 @@ import math
 import os
 from pathlib import Path
 
-
 from bb_jax.agent.config import MAX_TOTAL_STEPS, ShapeChoices
 from bb_jax.config import Valid, nested, setting
 from bb_jax.tuning.space import (
