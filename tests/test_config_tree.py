@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import pytest
 from flax import struct
 
-from bb_jax.agent.config import PPOConfig, PPOHyperparams, tunable
+from bb_jax.agent.config import PPOConfig, PPOHyperparams, ShapeChoices, resolve, tunable
 from bb_jax.cli.tune_args import tune_parser, tune_settings
 from bb_jax.config import (
     Search,
@@ -30,7 +30,7 @@ from bb_jax.config import (
 from bb_jax.tuning.settings import TuneSettings
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class WiderTune(TuneSettings):
     """The tuner's settings and one new static setting, declared outside the package."""
 
@@ -117,6 +117,41 @@ def test_auto_values_are_resolved_once_and_stored_resolved():
     assert (on_cpu.population_size, on_cpu.shapes, on_cpu.seeds_per_trial, on_cpu.space) == \
         (1, "exact", 2, "small")
     assert to_json(on_gpu)["population_size"] == 16
+
+
+def test_the_tuner_settings_are_frozen_and_settling_returns_a_new_tree():
+    """What a run settles (its study name) comes back as a new tree; the one asked for is
+    left as it was."""
+    asked = TuneSettings(space_rules={}, space="full", scenario_arg="easy,hard")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        asked.study_name = "x"
+    named = asked.named()
+    assert asked.study_name is None and named.study_name.startswith("bb_easy+hard_")
+    assert named.named() is named
+
+
+def test_a_config_built_without_resolve_does_not_read_the_backend(monkeypatch):
+    """Configs and settings make a CPU's choices until `resolve` names the run's backend:
+    building them never asks JAX, so the same config is the same program anywhere."""
+    def no_backend():
+        raise AssertionError("a config read the JAX backend")
+
+    monkeypatch.setattr(jax, "default_backend", no_backend)
+    config = PPOConfig(batch_size=1024)
+    assert (config.backend, config.num_envs, config.static_epochs) == ("cpu", 16, False)
+    assert ShapeChoices((64, 128), (512, 2048)).config(config).num_envs == 16
+    assert TuneSettings(space_rules={}).space == "small"
+
+
+def test_resolve_stores_the_backend_choices_in_the_config():
+    on_gpu = resolve(PPOConfig(batch_size=1024), "gpu")
+    assert (on_gpu.backend, on_gpu.num_envs, on_gpu.static_epochs) == ("gpu", 64, True)
+    assert ShapeChoices((64,), (512, 2048)).config(on_gpu).num_envs == 128
+    assert resolve(PPOConfig(batch_size=1024), "gpu", num_envs=32).num_envs == 32
+    assert resolve(on_gpu, "cpu") == PPOConfig(batch_size=1024)
+    stored = to_json(on_gpu)
+    assert (stored["backend"], stored["num_envs"]) == ("gpu", 64)
+    assert from_json(PPOConfig, stored) == on_gpu
 
 
 def test_a_study_mismatch_is_a_diff_naming_every_field_that_differs():

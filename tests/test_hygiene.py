@@ -66,7 +66,7 @@ def test_num_envs_grows_with_the_batch_on_accelerators_only():
     assert [default_num_envs(b, "gpu") for b in (128, 512, 4096)] == [16, 32, 256]
     assert default_num_envs(1000, "gpu") == 16  # not a multiple of the rollout length
     config = PPOConfig(batch_size=512, total_steps=512)
-    assert config.num_envs == default_num_envs(512)
+    assert config.num_envs == default_num_envs(512, config.backend)
     assert config.batch_size == config.num_envs * config.rollout_length
     assert PPOConfig(batch_size=512, num_envs=4, total_steps=512).num_envs == 4
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 from flax import struct
 
@@ -39,11 +38,11 @@ def tunable(default, flag: str, help: str, search: Search | None = None, traced=
     return setting(default, flag, help, search=search, valid=valid, traced=traced)
 
 
-def default_num_envs(batch_size: int, backend: str | None = None) -> int:
-    """Environments per member when the config does not say: 16 on a CPU; on an accelerator
-    batch_size / 16 (16-step rollouts: the launch-bound step loop gets 16 iterations and each
-    one batch_size / 16 envs wide). batch_size keeps its meaning (env steps per update)."""
-    backend = backend or jax.default_backend()
+def default_num_envs(batch_size: int, backend: str) -> int:
+    """Environments per member when the config does not say, on a JAX backend ("cpu", "gpu",
+    "tpu"): 16 on a CPU; on an accelerator batch_size / 16 (16-step rollouts: the
+    launch-bound step loop gets 16 iterations and each one batch_size / 16 envs wide).
+    batch_size keeps its meaning (env steps per update)."""
     if backend == "cpu" or batch_size % ACCELERATOR_ROLLOUT:
         return CPU_NUM_ENVS
     return max(CPU_NUM_ENVS, batch_size // ACCELERATOR_ROLLOUT)
@@ -54,8 +53,12 @@ class PPOConfig:
     """Static settings: changing any of them compiles a new program.
 
     batch_size: env steps per update (= num_envs x rollout length); num_envs: None derives it
-    from the backend (`default_num_envs`); total_steps: env steps of the whole run, None in the
-    configs that key shared compiled programs (which must not read `num_updates`);
+    for `backend` (`default_num_envs`); backend: the JAX backend its backend-dependent
+    choices are made for (the environments per member, the epoch loop), "cpu" unless
+    `resolve` set the run's: a config never reads the backend itself, so the same config
+    is the same program and the same figures wherever it is built; total_steps: env steps
+    of the whole run, None in the configs that key shared compiled programs (which must not
+    read `num_updates`);
     reward_scale multiplies rewards seen by the learner (returns are reported unscaled);
     time_input: the network also sees the episode's progress (step count / max_steps, in
     [0, 1]; the end of an episode at max_steps is then a real end, not bootstrapped);
@@ -90,6 +93,7 @@ class PPOConfig:
     # the environment (`bb_jax.envs`): the game, "gymnax:NAME" or "module:factory"; the
     # game's scenario, opponents and episode length above apply to the game only
     env: str = "bucket_brigade"
+    backend: str = "cpu"
 
     def __post_init__(self):
         if self.critic not in CRITICS:
@@ -100,7 +104,8 @@ class PPOConfig:
                 f"unknown advantage normalisation {self.adv_norm!r}; valid: {', '.join(ADV_NORMS)}")
         object.__setattr__(self, "time_input", bool(self.time_input))
         if self.num_envs is None:
-            object.__setattr__(self, "num_envs", default_num_envs(self.batch_size))
+            object.__setattr__(self, "num_envs", default_num_envs(self.batch_size,
+                                                                  self.backend))
         for name in ("hidden_size", "batch_size", "num_envs", "num_minibatches", "max_epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -124,6 +129,12 @@ class PPOConfig:
             object.__setattr__(self, "opponents", tuple(self.opponents))
 
     @property
+    def static_epochs(self) -> bool:
+        """The epoch loop `PPO` compiles for `backend`: static with a mask on an accelerator
+        (True), a traced count on a CPU (False)."""
+        return self.backend != "cpu"
+
+    @property
     def rollout_length(self) -> int:
         """Steps each environment takes per update."""
         return self.batch_size // self.num_envs
@@ -144,6 +155,14 @@ class PPOConfig:
     def replace(self, **changes) -> PPOConfig:
         """A copy with `changes` (dataclasses.replace: the checks of __post_init__ run)."""
         return dataclasses.replace(self, **changes)
+
+
+def resolve(config: PPOConfig, backend: str, num_envs: int | None = None) -> PPOConfig:
+    """`config` for a run on the JAX backend `backend` (`jax.default_backend()`, read once by
+    the entry point that starts the run): its backend-dependent choices made for it and
+    stored in it, the environments per member `num_envs` (None: `default_num_envs` of its
+    batch) and the epoch loop (`PPOConfig.static_epochs`)."""
+    return config.replace(backend=backend, num_envs=num_envs)
 
 
 @struct.dataclass
@@ -248,7 +267,7 @@ class ShapeChoices:
         the program masks: on a CPU its rollout is shorter, on an accelerator it has fewer
         environments."""
         return base.replace(hidden_size=max(self.hidden_sizes), batch_size=max(self.batch_sizes),
-                            num_envs=default_num_envs(max(self.batch_sizes)))
+                            num_envs=default_num_envs(max(self.batch_sizes), base.backend))
 
     def member(self, hidden_size: int, batch_size: int) -> MemberShape:
         if hidden_size not in self.hidden_sizes or batch_size not in self.batch_sizes:

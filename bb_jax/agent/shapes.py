@@ -99,7 +99,9 @@ class PaddedShapes(ExactShapes):
     @property
     def row_counts(self) -> tuple[int, ...]:
         """Every environment count the program's members have (one on a CPU)."""
-        return tuple(sorted({default_num_envs(size) for size in self.choices.batch_sizes}))
+        backend = self.config.backend
+        return tuple(sorted({default_num_envs(size, backend)
+                             for size in self.choices.batch_sizes}))
 
     def rows(self, shape: MemberShape):
         """int32: the member's own environments, which draw as its exact program's do (the
@@ -152,7 +154,8 @@ class PaddedShapes(ExactShapes):
         """int32: the member's own environments (`default_num_envs` of its batch size)."""
         envs = jnp.int32(self.config.num_envs)
         for size in self.choices.batch_sizes:
-            envs = jnp.where(shape.batch_size == size, default_num_envs(size), envs)
+            envs = jnp.where(shape.batch_size == size,
+                             default_num_envs(size, self.config.backend), envs)
         return envs
 
     def _permutation(self, key, batch_size):

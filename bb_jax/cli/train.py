@@ -13,6 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
+import jax
+
 from bb_jax import devices, envs, interrupts, wall_time
 from bb_jax.agent.config import (
     HYPERPARAM_NAMES,
@@ -20,6 +22,7 @@ from bb_jax.agent.config import (
     PPOConfig,
     PPOHyperparams,
     check_hyperparams,
+    resolve,
 )
 from bb_jax.cli.common import (
     OneLineParser,
@@ -309,10 +312,11 @@ def _checked_run(args):
     if args.checkpoint_every <= 0:
         raise UsageError(f"--checkpoint-every must be > 0 (env steps per seed), got "
                          f"{args.checkpoint_every}")
-    config = from_flags(PPOConfig, args, scenario=scenarios[0],
-                        num_opponents=args.num_opponents,
-                        opponents=tuple(args.opponents) if args.opponents else None,
-                        total_steps=args.num_steps)
+    config = resolve(from_flags(PPOConfig, args, scenario=scenarios[0],
+                                num_opponents=args.num_opponents,
+                                opponents=tuple(args.opponents) if args.opponents else None,
+                                total_steps=args.num_steps),
+                     jax.default_backend(), args.num_envs)
     config = envs.configure(config, args.env, scenarios)
     check_hyperparams({name: getattr(args, name) for name in HYPERPARAM_NAMES},
                       config.max_epochs)

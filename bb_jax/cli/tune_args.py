@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jax
 
-from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig
+from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig, resolve
 from bb_jax.cli.common import (
     OneLineParser,
     UsageError,
@@ -296,9 +296,9 @@ def check_memory(num_opponents: int, num_steps: int, eval_episodes: int) -> None
     from bb_jax.runtime.memory import PopulationMemoryError, memory_budget, population_limit
     from bb_jax.tuning.space import SEARCH_SPACE
 
-    largest = PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
-                        hidden_size=max(SEARCH_SPACE["hidden_size"].choices),
-                        batch_size=LARGEST_BATCH)
+    largest = resolve(PPOConfig(num_opponents=num_opponents, total_steps=num_steps,
+                                hidden_size=max(SEARCH_SPACE["hidden_size"].choices),
+                                batch_size=LARGEST_BATCH), jax.default_backend())
     try:
         population_limit(largest, memory_budget(), 1, eval_episodes)
     except (PopulationMemoryError, ValueError) as err:

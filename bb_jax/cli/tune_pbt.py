@@ -24,7 +24,7 @@ from pathlib import Path
 import jax
 
 from bb_jax import envs, interrupts
-from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig
+from bb_jax.agent.config import MAX_TOTAL_STEPS, PPOConfig, resolve
 from bb_jax.cli.common import UsageError, check_study_name, check_writable_dir, fail
 from bb_jax.cli.pbt_outputs import lineage_plot
 from bb_jax.config import SettingError, from_flags
@@ -53,10 +53,11 @@ def check_pbt(args) -> dict:
             raise UsageError(f"--strategy pbt trains one population in one process at equal "
                              f"env steps: drop {flag}")
     fixed = settings.fixed
-    config = PPOConfig(scenario=settings.scenarios[0], num_opponents=settings.num_opponents,
-                       hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
-                       batch_size=fixed.get("batch_size", PPOConfig.batch_size),
-                       total_steps=None)
+    config = resolve(PPOConfig(scenario=settings.scenarios[0],
+                               num_opponents=settings.num_opponents,
+                               hidden_size=fixed.get("hidden_size", PPOConfig.hidden_size),
+                               batch_size=fixed.get("batch_size", PPOConfig.batch_size),
+                               total_steps=None), jax.default_backend())
     try:
         config = envs.configure(config, settings.env, settings.scenarios)
     except ValueError as err:

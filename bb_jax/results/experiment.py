@@ -21,7 +21,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, stack_hyperparams
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, PPOConfig, resolve, stack_hyperparams
 from bb_jax.game.opponents import ARCHETYPES
 from bb_jax.game.scenarios import get_scenario, list_scenarios, stack_scenarios
 from bb_jax.machine import machine_info
@@ -47,9 +47,9 @@ class ReportSettings:
     speed_window_steps: int = 20_000  # learning speed: smoothing window, in env steps (at least)
 
     def config(self) -> PPOConfig:
-        return PPOConfig(scenario=self.scenarios[0], num_opponents=self.num_opponents,
-                         hidden_size=self.hidden_size, batch_size=self.batch_size,
-                         total_steps=self.num_steps)
+        return resolve(PPOConfig(scenario=self.scenarios[0], num_opponents=self.num_opponents,
+                                 hidden_size=self.hidden_size, batch_size=self.batch_size,
+                                 total_steps=self.num_steps), jax.default_backend())
 
 
 def _rounded(values) -> list[float]:

@@ -19,12 +19,13 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from bb_jax import compile_cache
-from bb_jax.agent.config import DEFAULT_HYPERPARAMS, HYPERPARAM_NAMES, PPOConfig
+from bb_jax.agent.config import DEFAULT_HYPERPARAMS, HYPERPARAM_NAMES, PPOConfig, resolve
 from bb_jax.progress import Progress
 from bb_jax.runtime import runs
 from bb_jax.runtime.cohorts import CohortTrainer
@@ -242,9 +243,10 @@ def validate_study(study: optuna.Study, top_k: int, n_seeds: int,
                          "this study; choose a --seed that gives fresh ones")
     candidates = top_candidates(study, top_k)
     trainer = CohortTrainer(
-        PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
-                  env=attrs.get("env", PPOConfig.env), total_steps=steps,
-                  batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
+        resolve(PPOConfig(scenario=scenarios[0], num_opponents=attrs.get("num_opponents", 2),
+                          env=attrs.get("env", PPOConfig.env), total_steps=steps,
+                          batch_size=LARGEST_BATCH, **attrs.get("learner", {})),
+                jax.default_backend()),
         num_steps=steps, flop_budget=budget, eval_episodes=eval_episodes,
         max_population=max_population,
         progress=log,
