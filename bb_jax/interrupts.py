@@ -122,16 +122,11 @@ def in_background(work: Callable[[], T], poll_s: float = 0.05) -> T:
         while not done.wait(poll_s):
             raise_pending()
     except KeyboardInterrupt as err:
-        if not _abandoned:
-            atexit.register(_exit_past_abandoned_work)
-        _abandoned.append((done, exit_code(err)))
+        _abandon(lambda: not done.is_set(), err)
         raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
-
-
-_abandoned: list[tuple[threading.Event, int]] = []  # work left running: set when done; status
 
 
 def wait_ready(tree, poll_s: float = 0.01):
@@ -142,17 +137,35 @@ def wait_ready(tree, poll_s: float = 0.01):
     import jax
 
     arrays = [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
-    while not all(x.is_ready() for x in arrays):
-        time.sleep(poll_s)
-        raise_pending()
+
+    def running() -> bool:
+        return not all(x.is_ready() for x in arrays)
+
+    try:
+        while running():
+            time.sleep(poll_s)
+            raise_pending()
+    except KeyboardInterrupt as err:
+        _abandon(running, err)
+        raise
     return tree
+
+
+# work left running by an interrupt: (whether it still runs, the interrupt's exit status)
+_abandoned: list[tuple[Callable[[], bool], int]] = []
+
+
+def _abandon(running: Callable[[], bool], err: KeyboardInterrupt) -> None:
+    if not _abandoned:
+        atexit.register(_exit_past_abandoned_work)
+    _abandoned.append((running, exit_code(err)))
 
 
 def _exit_past_abandoned_work() -> None:
     """At exit, while abandoned work still runs: end the process now with its interrupt's
-    status. Finalizing Python under a thread inside XLA aborts the process ("terminate
-    called ...", status 134), as the thread cannot be unwound there."""
-    running = [status for done, status in _abandoned if not done.is_set()]
+    status. Finalizing Python under a compiled program or a thread inside XLA can crash the
+    process ("terminate called ...", status 134; a segmentation fault, 139)."""
+    running = [status for still_running, status in _abandoned if still_running()]
     if running:
         sys.stdout.flush()
         sys.stderr.flush()

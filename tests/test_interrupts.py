@@ -184,11 +184,12 @@ def test_results_report_stops_on_ctrl_c_mid_training(tmp_path):
 
 @pytest.mark.slow
 def test_pbt_stops_on_ctrl_c_mid_interval_keeping_its_exploit_steps(tmp_path):
-    """PBT sent SIGINT while its second interval trains (100 updates per member): exit 130,
-    one line; the first exploit step's checkpoint and the members' intermediate values are
-    kept, the members still running (the same command continues them)."""
+    """PBT sent SIGINT while its second interval trains (400 updates per member, a minute on
+    a 2-core CPU): exit 130 within STOP_S, one line; the first exploit step's checkpoint and
+    the members' intermediate values are kept, the members still running (the same command
+    continues them)."""
     url = f"sqlite:///{tmp_path / 'pbt.db'}"
-    interval = 512 * 100
+    interval = 512 * 400
     out = tmp_path / "out"
     proc = Tuner(script("tune_hyperparameters.py", "--strategy", "pbt", "--scenario", "easy",
                         "--population-size", "4", "--fix", "hidden_size=64,batch_size=512",
@@ -197,14 +198,15 @@ def test_pbt_stops_on_ctrl_c_mid_interval_keeping_its_exploit_steps(tmp_path):
                         "--study-name", "pbt", "--output-dir", str(out)),
                  tmp_path / "logs", "pbt")
     checkpoints = out / "pbt_checkpoints"
-    # the first exploit step's checkpoint is written before the second interval starts
+    # the first exploit step's progress line, then its checkpoint, then the second interval
+    wait_for(lambda: len(proc.stdout.splitlines()) >= 2, proc, what="its progress line")
     wait_for(lambda: checkpoints.is_dir() and any(p.name.isdigit()
                                                   for p in checkpoints.iterdir()),
              proc, what="the first exploit step's checkpoint")
-    wait_for(lambda: len(proc.stdout.splitlines()) >= 2, proc, what="its progress line")
+    time.sleep(2)  # the second interval dispatched and waited for (it trains far longer)
     assert stop(proc) == 130, proc.output()
     assert_one_line(proc, "interrupted: the same command continues study 'pbt'")
-    assert [p.name for p in checkpoints.iterdir() if p.name.isdigit()] == ["100"]
+    assert [p.name for p in checkpoints.iterdir() if p.name.isdigit()] == ["400"]
     trials = optuna.load_study(study_name="pbt", storage=url).trials
     assert len(trials) == 4
     assert all(t.state.name == "RUNNING" and list(t.intermediate_values) == [interval]
