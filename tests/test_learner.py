@@ -240,6 +240,6 @@ def test_init_params_start_every_seed_from_the_checkpoint(tmp_path):
     assert (saved_config["time_input"], saved_config["critic"], saved_config["adv_norm"]) == (
         True, PPOConfig.critic, PPOConfig.adv_norm)
     for seed in (0, 1):
-        saved = load_params(save / f"params_seed{seed}.msgpack", config)
+        saved = load_params(save / f"params_seed{seed}", config)
         for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(params), strict=True):
             np.testing.assert_array_equal(a, b)

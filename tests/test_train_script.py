@@ -116,7 +116,7 @@ def test_results_json(tiny_run):
 def test_checkpoints_load(tiny_run):
     _, save, _ = tiny_run
     config = _config()
-    loaded = [load_params(save / f"params_seed{seed}.msgpack", config) for seed in SEEDS]
+    loaded = [load_params(save / f"params_seed{seed}", config) for seed in SEEDS]
     for params in loaded:
         assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(params))
     # two seeds, two different networks
@@ -128,10 +128,10 @@ def test_checkpoints_load(tiny_run):
 def test_checkpoint_with_other_hidden_size_is_rejected(tiny_run):
     _, save, _ = tiny_run
     with pytest.raises(ValueError, match="does not match"):
-        load_params(save / f"params_seed{SEEDS[0]}.msgpack",
+        load_params(save / f"params_seed{SEEDS[0]}",
                     _config().replace(hidden_size=2 * HIDDEN))
     with pytest.raises(ValueError, match="does not match"):
-        load_params(save / f"params_seed{SEEDS[0]}.msgpack", _config().replace(num_opponents=3))
+        load_params(save / f"params_seed{SEEDS[0]}", _config().replace(num_opponents=3))
 
 
 def test_list_scenarios(capsys):

@@ -393,7 +393,7 @@ def test_printed_command_reproduces_a_multi_scenario_trial(multi_scenario_eval, 
     assert f"on easy: {easy:.2f}" in printed and f"on hard: {hard:.2f}" in printed
     assert f"mean over 2 scenarios): {replay['final_return']['mean']:.2f}" in printed
     for scenario in TWO:
-        assert (tmp_path / "run" / f"params_seed{trial.user_attrs['seeds'][0]}_{scenario}.msgpack"
+        assert (tmp_path / "run" / f"params_seed{trial.user_attrs['seeds'][0]}_{scenario}"
                 ).exists()
 
 

@@ -50,7 +50,7 @@ def test_the_tutorial_runs_as_written(tmp_path):
     resumed = subprocess.run(_python(resume), cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert (run / "params_seed1.msgpack").exists() and not (run / "checkpoints").exists()
+    assert (run / "params_seed1").exists() and not (run / "checkpoints").exists()
     shown = subprocess.run(_python(evaluate), cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=600)
     assert shown.returncode == 0, shown.stderr
