@@ -128,7 +128,7 @@ def test_same_seed_gives_the_same_study_under_a_flop_budget(tmp_path):
     # stretch); reports are permille of it
     assert trial["user_attrs"]["flops"] == pytest.approx(4e9, rel=1 / 32)
     steps = sorted(int(s) for s in trial["intermediate_values"])
-    assert steps[-1] <= 1000 and len(steps) >= 10
+    assert steps[-1] <= 1000 * (1 + 1 / 32) and len(steps) >= 10  # as the spend above
 
 
 @pytest.mark.slow

@@ -703,7 +703,8 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
     not_set = {"help", "n_jobs", "enqueue", "worker_index", "num_steps", "time_budget",
                "objectives", "no_validate", "validate_top_k", "validate_seeds",
                "validate_steps", "strategy", "pbt_interval", "pbt_quantile", "pbt_margin",
-               "pbt_versus", "incumbent", "no_incumbent", "warm_start_from", "equivalence_margin"}
+               "pbt_versus", "incumbent", "no_incumbent", "warm_start_from", "equivalence_margin",
+               "env"}
     assert {a.dest for a in parser.options if a.option_strings[-1] not in argv} == not_set
     parsed = parser.parse_args(argv)
     parent = tune_settings(parsed)
@@ -831,7 +832,7 @@ def test_cli_refuses_a_sweep_too_large_for_memory(tmp_path, capsys, monkeypatch)
 
 @pytest.mark.parametrize("main_name, argv", [
     ("train_main", ["--num-steps", "abc"]),
-    ("tune_main", ["--pruner", "foo"]),
+    ("tune_main", ["--eta", "foo"]),
     ("tune_main", ["--population-size", "many"]),
     ("validate_main", ["--top-k", "x"]),
 ])

@@ -212,9 +212,10 @@ TUNE = ["--n-trials", "1", "--num-steps", "4096", "--eval-interval", "4096"]
     (["--seeds-per-trial", "0"], "--seeds-per-trial must be in 1..500"),
     (["--seeds-per-trial", "501"], "--seeds-per-trial must be in 1..500"),
     (["--seeds-per-trial", "two"], "positive integer or 'auto'"),
-    (["--pruner", "asha"],
-     "invalid choice: 'asha' (choose from 'median', 'incumbent', 'sha', 'hyperband', 'none')"),
-    (["--sampler", "cma"], "invalid choice: 'cma' (choose from 'tpe', 'gp', 'cmaes', 'random')"),
+    (["--pruner", "asha"], "--pruner 'asha': valid pruners are hyperband, incumbent, median, "
+                           "none, sha, or MODULE:CLASS"),
+    (["--sampler", "cma"], "--sampler 'cma': valid samplers are cmaes, gp, random, tpe, or "
+                           "MODULE:CLASS"),
     (["--eta", "1"], "--eta must be >= 2"),
     (["--min-fraction", "1.5"], "--min-fraction must be in (0, 1)"),
     (["--warmup-fraction", "-0.1"], "--warmup-fraction must be in [0, 1)"),

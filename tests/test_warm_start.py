@@ -119,7 +119,7 @@ def test_a_worker_command_line_never_carries_the_source_storage():
 
     source = "src@postgresql://bb:Secret9@127.0.0.1/db"
     args = tune_parser().parse_args(["--warm-start-from", source])
-    settings = types.SimpleNamespace(study_name="w", storage="sqlite:///w.db")
+    settings = types.SimpleNamespace(study_name="w", storage="sqlite:///w.db", sampler="tpe")
     argv, _ = worker_command(args, settings, 1, 2)
     assert "--warm-start-from" not in argv and not any("Secret9" in a for a in argv)
 
