@@ -711,8 +711,10 @@ def test_a_worker_command_line_parses_back_to_the_same_settings(tmp_path, monkey
     args, env = worker_command(parsed, parent, 1, 2)
     monkeypatch.setenv(STORAGE_ENV, env[STORAGE_ENV])
     worker = tune_settings(tune_parser().parse_args(args[3:]))
-    assert dataclasses.replace(worker, n_trials=5, worker_index=0) == parent
-    assert (worker.n_trials, worker.worker_index) == (2, 1)
+    # a worker trains its share and does not validate (the parent validates once)
+    assert dataclasses.replace(worker, n_trials=5, worker_index=0,
+                               validation=parent.validation) == parent
+    assert (worker.n_trials, worker.worker_index, worker.validation.no_validate) == (2, 1, True)
 
 
 def test_storage_from_the_environment(tmp_path, closed_port, monkeypatch, capsys):
